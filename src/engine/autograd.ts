@@ -1,0 +1,166 @@
+import type { GpuContext } from './context.js';
+import { OpError, shapeStr } from './errors.js';
+import { Tensor } from './tensor.js';
+
+let gradEnabled = true;
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Runs `fn` without recording autograd nodes (inference, tracing, optimizer updates). */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+export type BackwardFn = (gradOut: Tensor, saved: readonly Tensor[]) => (Tensor | null)[];
+
+/** One recorded op: its inputs, the tensors it saved, and how to push a gradient through it. */
+export class GradNode {
+  private savedTensors: Tensor[] | null;
+
+  constructor(
+    readonly op: string,
+    readonly inputs: readonly Tensor[],
+    saved: readonly Tensor[],
+    readonly backwardFn: BackwardFn,
+  ) {
+    // Saved tensors are aliases: they keep the memory alive after the caller disposes its handle.
+    this.savedTensors = saved.map((t) => t.alias().keep());
+  }
+
+  get released(): boolean {
+    return this.savedTensors === null;
+  }
+
+  backward(gradOut: Tensor): (Tensor | null)[] {
+    if (!this.savedTensors) {
+      throw new OpError(this.op, 'backward through a graph that was already freed (call backward({ retainGraph: true }) to run it twice)');
+    }
+    return this.backwardFn(gradOut, this.savedTensors);
+  }
+
+  release(): void {
+    if (!this.savedTensors) return;
+    for (const t of this.savedTensors) t.dispose();
+    this.savedTensors = null;
+  }
+}
+
+/**
+ * Records `out` as produced by `op` from `inputs` when grad mode is on and an input requires a
+ * gradient. `saved` are the tensors backward needs (inputs or outputs or internals).
+ */
+export function record(op: string, out: Tensor, inputs: readonly Tensor[], saved: readonly Tensor[], backward: BackwardFn): Tensor {
+  if (!gradEnabled || !inputs.some((t) => t.requiresGrad)) return out;
+  out.requiresGrad = true;
+  out.node = new GradNode(op, inputs, saved, backward);
+  return out;
+}
+
+function topoOrder(root: Tensor): Tensor[] {
+  const order: Tensor[] = [];
+  const seen = new Set<Tensor>();
+  // Iterative DFS: transformer graphs are deep enough to overflow recursion in the browser.
+  const stack: [Tensor, number][] = [[root, 0]];
+  seen.add(root);
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1];
+    const [t, i] = top;
+    const inputs = t.node?.inputs ?? [];
+    if (i < inputs.length) {
+      top[1]++;
+      const c = inputs[i];
+      if (c.requiresGrad && !seen.has(c)) {
+        seen.add(c);
+        stack.push([c, 0]);
+      }
+    } else {
+      stack.pop();
+      order.push(t);
+    }
+  }
+  return order.reverse();
+}
+
+export interface BackwardOptions {
+  /** Gradient of the root; defaults to ones (the root must then have one element). */
+  grad?: Tensor;
+  /** Keep saved tensors so backward can run again through the same graph. */
+  retainGraph?: boolean;
+}
+
+/**
+ * Accumulates d(root)/d(leaf) into `.grad` of every leaf that requires a gradient. Saved
+ * activations are freed as soon as their node has run.
+ */
+export function backward(root: Tensor, ones: (ctx: GpuContext, shape: readonly number[]) => Tensor, add: (a: Tensor, b: Tensor) => Tensor, opts: BackwardOptions = {}): void {
+  if (!root.requiresGrad) throw new OpError('backward', `${root} does not require grad (no input of it requires grad)`);
+  if (!opts.grad && root.size !== 1) {
+    throw new OpError('backward', `root ${shapeStr(root.shape)} is not a scalar: pass { grad }`);
+  }
+  if (opts.grad && opts.grad.shape.join() !== root.shape.join()) {
+    throw new OpError('backward', `grad ${shapeStr(opts.grad.shape)} does not match root ${shapeStr(root.shape)}`);
+  }
+  const ctx = root.ctx;
+  noGrad(() => {
+    const order = topoOrder(root);
+    const grads = new Map<Tensor, Tensor>();
+    grads.set(root, opts.grad ? opts.grad.alias().keep() : ones(ctx, root.shape).keep());
+    for (const t of order) {
+      const g = grads.get(t);
+      if (!g) continue;
+      grads.delete(t);
+      const node = t.node;
+      if (!node) {
+        // A leaf: accumulate.
+        if (t.grad) {
+          const sum = ctx.withOp('grad-accumulate', () => add(t.grad!, g)).keep();
+          t.grad.dispose();
+          g.dispose();
+          t.grad = sum;
+        } else {
+          t.grad = g;
+        }
+        continue;
+      }
+      const gin = ctx.withOp(`${node.op}.backward`, () => node.backward(g));
+      g.dispose();
+      if (!opts.retainGraph) node.release();
+      node.inputs.forEach((inp, i) => {
+        const gi = gin[i];
+        if (!gi) return;
+        gi.keep();
+        if (!inp.requiresGrad) {
+          gi.dispose();
+          return;
+        }
+        if (gi.shape.join() !== inp.shape.join()) {
+          throw new OpError(`${node.op}.backward`, `gradient ${shapeStr(gi.shape)} for input ${i} ${shapeStr(inp.shape)}`);
+        }
+        const prev = grads.get(inp);
+        if (prev) {
+          grads.set(inp, add(prev, gi).keep());
+          prev.dispose();
+          gi.dispose();
+        } else {
+          grads.set(inp, gi);
+        }
+      });
+      // Backward may have returned fewer entries than inputs; dispose extras it returned.
+      for (let i = node.inputs.length; i < gin.length; i++) gin[i]?.dispose();
+    }
+    for (const g of grads.values()) g.dispose();
+  });
+}
+
+/** Frees the saved tensors of every node reachable from `root` (a graph that will not be run). */
+export function freeGraph(root: Tensor): void {
+  for (const t of topoOrder(root)) t.node?.release();
+}

@@ -1,0 +1,9 @@
+/** The engine's browser-safe entry: nothing here imports Node built-ins or the `webgpu` package. */
+export { GpuContext, type BufferRange } from './context.js';
+export { requestGpuDevice, NO_ADAPTER_HELP, type AdapterSummary } from './adapter.js';
+export { Tensor, Storage, empty, tensor, viewTensor, scope, scopeAsync, sizeOf } from './tensor.js';
+export { noGrad, isGradEnabled, record, freeGraph, GradNode } from './autograd.js';
+export { OpError, GpuError } from './errors.js';
+export type { DType, HostArray } from './dtype.js';
+export * from './ops/index.js';
+export * from './optim/index.js';

@@ -1,0 +1,292 @@
+/**
+ * Reductions: over one axis of a tensor viewed as [outer, R, inner] (one invocation per output
+ * element walks the R elements: no barriers, cheap on CPU adapters, coalesced across `inner`),
+ * full-tensor sums in two stages, and the row-kernel builder shared by softmax, layer norm,
+ * cross-entropy and L2 normalisation.
+ */
+import { makeKernel, WGSL_LINEAR, type Kernel, type StorageAccess, type UniformType } from './kernel.js';
+
+export const REDUCE_WG = 256;
+
+export type ReduceOp = 'sum' | 'mean' | 'max';
+
+export function reduceAxisKernel(op: ReduceOp): Kernel {
+  const init = op === 'max' ? '-3.4028234663852886e38' : '0.0';
+  const step = op === 'max' ? 'acc = max(acc, v);' : 'acc += v;';
+  const fin = op === 'mean' ? 'acc / f32(u.r)' : 'acc';
+  return makeKernel(`reduce.${op}`, [['n', 'u32'], ['r', 'u32'], ['inner', 'u32']], ['read', 'rw'], `
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
+${WGSL_LINEAR}
+@compute @workgroup_size(${REDUCE_WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let o = linearIndex(gid, nwg, ${REDUCE_WG}u);
+  if (o >= u.n) { return; }
+  let outer = o / u.inner;
+  let i = o % u.inner;
+  var base = outer * u.r * u.inner + i;
+  var acc = ${init};
+  for (var j = 0u; j < u.r; j++) {
+    let v = X[base + j * u.inner];
+    ${step}
+  }
+  Y[o] = ${fin};
+}`, { workgroupSize: REDUCE_WG });
+}
+
+/**
+ * Vector variants of reduceAxisKernel, for lavapipe's per-access cost:
+ * - 'columns' (inner % 4 == 0): each invocation reduces 4 neighbouring columns, `inner` counts
+ *   vectors; the column sums of a bias gradient and reductions over a leading axis.
+ * - 'rows' (inner == 1, r % 4 == 0): each invocation reads its row as vectors, `r` counts
+ *   vectors; reductions over the last axis. Elements are folded in a different order than
+ *   the scalar kernel, so sums may differ in the last bits.
+ */
+export function reduceAxisKernelVec4(op: ReduceOp, mode: 'columns' | 'rows'): Kernel {
+  const init = op === 'max' ? 'vec4<f32>(-3.4028234663852886e38)' : 'vec4<f32>(0.0)';
+  const step = op === 'max' ? 'acc = max(acc, v);' : 'acc += v;';
+  const count = mode === 'rows' ? 'f32(u.r * 4u)' : 'f32(u.r)';
+  let fin: string;
+  if (mode === 'columns') fin = op === 'mean' ? `acc / ${count}` : 'acc';
+  else if (op === 'max') fin = 'max(max(acc.x, acc.y), max(acc.z, acc.w))';
+  else fin = `((acc.x + acc.y) + (acc.z + acc.w))${op === 'mean' ? ` / ${count}` : ''}`;
+  return makeKernel(`reduce.${op}.${mode}.vec4`, [['n', 'u32'], ['r', 'u32'], ['inner', 'u32']], ['read', 'rw'], `
+@group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> Y: array<${mode === 'columns' ? 'vec4<f32>' : 'f32'}>;
+${WGSL_LINEAR}
+@compute @workgroup_size(${REDUCE_WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let o = linearIndex(gid, nwg, ${REDUCE_WG}u);
+  if (o >= u.n) { return; }
+  let outer = o / u.inner;
+  let i = o % u.inner;
+  let base = outer * u.r * u.inner + i;
+  var acc = ${init};
+  for (var j = 0u; j < u.r; j++) {
+    let v = X[base + j * u.inner];
+    ${step}
+  }
+  Y[o] = ${fin};
+}`, { workgroupSize: REDUCE_WG });
+}
+
+/**
+ * The kernel, invocation count and uniforms reducing the middle axis of [outer, r, inner]:
+ * a vec4 variant where the layout allows, else the scalar kernel.
+ */
+export function reduceAxisPlan(op: ReduceOp, outer: number, r: number, inner: number): { kernel: Kernel; n: number; uniforms: number[] } {
+  if (inner % 4 === 0 && r > 0) {
+    const n = outer * (inner / 4);
+    return { kernel: reduceAxisKernelVec4(op, 'columns'), n, uniforms: [n, r, inner / 4] };
+  }
+  if (inner === 1 && r % 4 === 0 && r > 0) {
+    return { kernel: reduceAxisKernelVec4(op, 'rows'), n: outer, uniforms: [outer, r / 4, 1] };
+  }
+  return { kernel: reduceAxisKernel(op), n: outer * inner, uniforms: [outer * inner, r, inner] };
+}
+
+/**
+ * Gradient of max over an axis: g goes to the first position holding the maximum (ties
+ * broken by the lowest index, as PyTorch's max(dim) does).
+ */
+export function maxBackwardKernel(): Kernel {
+  return makeKernel('reduce.max.backward', [['n', 'u32'], ['r', 'u32'], ['inner', 'u32']], ['read', 'read', 'read', 'rw'], `
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read> M: array<f32>;
+@group(0) @binding(3) var<storage, read> G: array<f32>;
+@group(0) @binding(4) var<storage, read_write> DX: array<f32>;
+${WGSL_LINEAR}
+@compute @workgroup_size(${REDUCE_WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let o = linearIndex(gid, nwg, ${REDUCE_WG}u);
+  if (o >= u.n) { return; }
+  let outer = o / u.inner;
+  let i = o % u.inner;
+  let base = outer * u.r * u.inner + i;
+  var found = false;
+  for (var j = 0u; j < u.r; j++) {
+    let k = base + j * u.inner;
+    if (!found && X[k] == M[o]) {
+      DX[k] = G[o];
+      found = true;
+    } else {
+      DX[k] = 0.0;
+    }
+  }
+}`, { workgroupSize: REDUCE_WG });
+}
+
+/**
+ * Row kernels: an op over the `len` elements of each of `rows` rows (softmax, layer norm,
+ * cross-entropy, L2 normalisation). Two variants of the same body:
+ * - 'lane': one invocation per row walks the whole row. No barriers and no workgroup memory,
+ *   which is what CPU adapters want: lavapipe vectorises across invocations, a barrier is a
+ *   coroutine switch per invocation, and per-invocation overhead is large (measured: copying
+ *   [19712, 77] with a row loop per invocation took 11 ms, one element per invocation 25 ms;
+ *   softmax there: 15 ms 'lane' vs 346 ms 'workgroup').
+ * - 'workgroup': one workgroup per row, lanes stride along it and combine through a tree in
+ *   workgroup memory (fixed order, so results are deterministic). GPUs need this parallelism:
+ *   256 rows of 49408 would otherwise run on 256 threads.
+ * With `vec4`, rows are read as vec4 (len counts vectors; the row length is a multiple of 4).
+ * With `strided`, element j of row r sits at (r / inner) * len * inner + r % inner + j * inner
+ * (a reduction over a middle axis); strided rows are scalar.
+ */
+export type RowVariant = 'lane' | 'workgroup';
+
+export const ROW_LANE_WG = 64;
+export const ROW_GROUP_WG = 128;
+
+export interface RowSpec {
+  variant: RowVariant;
+  vec4: boolean;
+  strided?: boolean;
+  /** Workgroup size of the 'lane' variant (default ROW_LANE_WG). */
+  laneWg?: number;
+}
+
+/** A reduction across the lanes of a row: `combine` is a WGSL expression in `a` and `b`. */
+export interface RowReducer {
+  name: string;
+  type: string;
+  combine: string;
+}
+
+export const rowWorkgroupSize = (spec: RowSpec) => (spec.variant === 'lane' ? spec.laneWg ?? ROW_LANE_WG : ROW_GROUP_WG);
+
+function reducerWgsl(r: RowReducer, variant: RowVariant): string {
+  if (variant === 'lane') return `fn ${r.name}(lane: u32, v: ${r.type}) -> ${r.type} { return v; }\n`;
+  const wg = ROW_GROUP_WG;
+  return `var<workgroup> red_${r.name}: array<${r.type}, ${wg}>;
+fn ${r.name}(lane: u32, v: ${r.type}) -> ${r.type} {
+  red_${r.name}[lane] = v;
+  workgroupBarrier();
+  for (var s = ${wg / 2}u; s > 0u; s = s >> 1u) {
+    if (lane < s) {
+      let a = red_${r.name}[lane];
+      let b = red_${r.name}[lane + s];
+      red_${r.name}[lane] = ${r.combine};
+    }
+    workgroupBarrier();
+  }
+  let r = red_${r.name}[0];
+  workgroupBarrier();
+  return r;
+}
+`;
+}
+
+/**
+ * Builds a row kernel. The body runs with `row` (< u.rows), `lane`, `base` in scope, and may use
+ * `at(base, j)` for the index of element j, `STEP` as the loop stride of j (start j at `lane`),
+ * `T` for the element type, and hsum / hmax to fold a T into an f32. Uniforms `rows`, `len`
+ * (and `inner` when strided) come first; `fields` follow.
+ */
+export function rowKernel(
+  name: string,
+  spec: RowSpec,
+  fields: readonly [string, UniformType][],
+  storage: readonly StorageAccess[],
+  decls: string,
+  reducers: readonly RowReducer[],
+  body: string,
+): Kernel {
+  if (spec.strided && spec.vec4) throw new Error(`${name}: strided rows are scalar`);
+  const T = spec.vec4 ? 'vec4<f32>' : 'f32';
+  const wg = rowWorkgroupSize(spec);
+  const lead: [string, UniformType][] = [['rows', 'u32'], ['len', 'u32']];
+  if (spec.strided) lead.push(['inner', 'u32']);
+  const helpers = `alias T = ${T};
+const STEP: u32 = ${spec.variant === 'lane' ? 1 : wg}u;
+const LOWEST: f32 = -3.4028234663852886e38;
+fn hsum(v: T) -> f32 { return ${spec.vec4 ? 'v.x + v.y + v.z + v.w' : 'v'}; }
+fn hmax(v: T) -> f32 { return ${spec.vec4 ? 'max(max(v.x, v.y), max(v.z, v.w))' : 'v'}; }
+fn at(base: u32, j: u32) -> u32 { return base + j${spec.strided ? ' * u.inner' : ''}; }
+`;
+  const entry = spec.variant === 'lane'
+    ? `@compute @workgroup_size(${wg}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row = linearIndex(gid, nwg, ${wg}u);
+  if (row >= u.rows) { return; }
+  let lane = 0u;`
+    : `@compute @workgroup_size(${wg}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= u.rows) { return; }`;
+  const base = spec.strided
+    ? '(row / u.inner) * u.len * u.inner + row % u.inner'
+    : 'row * u.len';
+  return makeKernel(
+    `${name}.${spec.variant}${spec.variant === 'lane' ? wg : ''}${spec.vec4 ? '.vec4' : ''}${spec.strided ? '.strided' : ''}`,
+    [...lead, ...fields],
+    storage,
+    `${decls}\n${WGSL_LINEAR}${helpers}${reducers.map((r) => reducerWgsl(r, spec.variant)).join('')}
+${entry}
+  let base = ${base};
+${body}
+}`,
+    { workgroupSize: wg },
+  );
+}
+
+export const SUM_REDUCER = (name = 'rowSum'): RowReducer => ({ name, type: 'f32', combine: 'a + b' });
+
+/**
+ * First stage of a full-tensor sum: invocation p of `parts` sums vectors p, p + parts, ...
+ * (a strided walk: coalesced on GPUs, and on CPUs each invocation still streams one region
+ * per step). The scalar tail (n % 4 elements) goes to invocation 0 through a scalar view of
+ * the same buffer.
+ */
+export function sumPartialsKernel(): Kernel {
+  return makeKernel('reduce.sum.partials', [['n4', 'u32'], ['tail', 'u32'], ['parts', 'u32']], ['read', 'read', 'rw'], `
+@group(0) @binding(1) var<storage, read> X4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> X: array<f32>;
+@group(0) @binding(3) var<storage, read_write> P: array<f32>;
+${WGSL_LINEAR}
+@compute @workgroup_size(${REDUCE_WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let p = linearIndex(gid, nwg, ${REDUCE_WG}u);
+  if (p >= u.parts) { return; }
+  var acc = vec4<f32>(0.0);
+  for (var j = p; j < u.n4; j += u.parts) {
+    acc += X4[j];
+  }
+  var s = (acc.x + acc.y) + (acc.z + acc.w);
+  if (p == 0u) {
+    for (var t = 0u; t < u.tail; t++) {
+      s += X[u.n4 * 4u + t];
+    }
+  }
+  P[p] = s;
+}`, { workgroupSize: REDUCE_WG });
+}
+
+/**
+ * Final stage: one workgroup folds `parts` partials through a fixed-order tree (deterministic)
+ * and writes Y[0] = sum * scale.
+ */
+export function sumFinalKernel(): Kernel {
+  return makeKernel('reduce.sum.final', [['parts', 'u32'], ['scale', 'f32']], ['read', 'rw'], `
+@group(0) @binding(1) var<storage, read> P: array<f32>;
+@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
+var<workgroup> red: array<f32, ${REDUCE_WG}>;
+@compute @workgroup_size(${REDUCE_WG}) fn main(@builtin(local_invocation_index) lane: u32) {
+  var s = 0.0;
+  for (var j = lane; j < u.parts; j += ${REDUCE_WG}u) {
+    s += P[j];
+  }
+  red[lane] = s;
+  workgroupBarrier();
+  for (var k = ${REDUCE_WG / 2}u; k > 0u; k = k >> 1u) {
+    if (lane < k) { red[lane] += red[lane + k]; }
+    workgroupBarrier();
+  }
+  if (lane == 0u) { Y[0] = red[0] * u.scale; }
+}`);
+}
+
+/** Y[i] = G[0] * scale for every i: the gradient of a full sum or mean, read on the GPU. */
+export function broadcastScalarKernel(): Kernel {
+  return makeKernel('reduce.broadcast-scalar', [['n', 'u32'], ['scale', 'f32']], ['read', 'rw'], `
+@group(0) @binding(1) var<storage, read> G: array<f32>;
+@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
+${WGSL_LINEAR}
+@compute @workgroup_size(${REDUCE_WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = linearIndex(gid, nwg, ${REDUCE_WG}u);
+  if (i >= u.n) { return; }
+  Y[i] = G[0] * u.scale;
+}`, { workgroupSize: REDUCE_WG });
+}
