@@ -1,0 +1,264 @@
+import { isGradEnabled, record } from '../autograd.js';
+import type { GpuContext, BufferRange } from '../context.js';
+import { OpError, shapeStr } from '../errors.js';
+import { empty, sizeOf, type Tensor } from '../tensor.js';
+import {
+  ACTIVATIONS, RB_ROWS, matmulKernel, matmulWorkgroups, vec4Ok,
+  type Activation, type MatmulSpec, type MatmulVariant,
+} from '../../kernels/matmul.js';
+import { unaryKernel } from '../../kernels/elementwise.js';
+import { ctxOf, expectDtype, run1d, sameShape } from './util.js';
+import { sumTo } from './elementwise.js';
+import { reshape } from './shape.js';
+
+export type { Activation, MatmulVariant } from '../../kernels/matmul.js';
+
+export interface MatmulOptions {
+  /** Use A^T: `a` is [..., K, M]. */
+  transA?: boolean;
+  /** Use B^T: `b` is [..., N, K] (the Hugging Face Linear weight layout). */
+  transB?: boolean;
+  /** [N], added to every row before the activation. */
+  bias?: Tensor;
+  activation?: Activation;
+}
+
+interface VariantChoice {
+  variant: MatmulVariant;
+  /** regblock: share A through subgroupBroadcast when the adapter allows it. */
+  subgroups: boolean;
+}
+
+const forced = new WeakMap<GpuContext, VariantChoice>();
+
+/**
+ * Forces a matmul variant on a context (tests run every variant on one adapter), or restores
+ * the per-adapter default with `null`.
+ */
+export function setMatmulVariant(ctx: GpuContext, variant: MatmulVariant | null, opts: { subgroups?: boolean } = {}): void {
+  if (variant === null) forced.delete(ctx);
+  else forced.set(ctx, { variant, subgroups: opts.subgroups ?? true });
+}
+
+/** The subgroup size regblock can rely on: fixed, and a divisor of its row block; else 0. */
+function usableSubgroup(ctx: GpuContext): number {
+  const { subgroupMinSize: lo, subgroupMaxSize: hi } = ctx.info;
+  if (!ctx.hasFeature('subgroups') || !lo || lo !== hi) return 0;
+  return RB_ROWS % lo === 0 ? lo : 0;
+}
+
+/** The variant matmul dispatches on `ctx`, e.g. 'regblock.sg8' (benchmarks print it). */
+export function matmulVariantName(ctx: GpuContext): string {
+  const c = choice(ctx);
+  if (c.variant !== 'regblock') return c.variant;
+  const sg = c.subgroups ? usableSubgroup(ctx) : 0;
+  return sg ? `regblock.sg${sg}` : 'regblock';
+}
+
+function choice(ctx: GpuContext): VariantChoice {
+  // CPU adapters lose to barriers and win by register blocking; GPUs want shared-memory tiles.
+  return forced.get(ctx) ?? { variant: ctx.info.cpuBacked ? 'regblock' : 'tiled', subgroups: true };
+}
+
+/** The kernel spec matmul dispatches for a problem on `ctx` (benchmarks time it bare). */
+export function matmulSpecFor(ctx: GpuContext, transA: boolean, transB: boolean, M: number, N: number, K: number): MatmulSpec {
+  const c = choice(ctx);
+  return {
+    variant: c.variant,
+    transA,
+    transB,
+    vec4: K > 0 && vec4Ok(transA, M, N, K),
+    subgroup: c.variant === 'regblock' && c.subgroups ? usableSubgroup(ctx) : 0,
+  };
+}
+
+const dummies = new WeakMap<GpuContext, { read: BufferRange; write: BufferRange }>();
+
+/** Bindings for an absent bias / pre-activation output (kept out of the pool's accounting). */
+function dummyRanges(ctx: GpuContext): { read: BufferRange; write: BufferRange } {
+  let d = dummies.get(ctx);
+  if (!d) {
+    const make = () => ctx.device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
+    d = { read: { buffer: make(), offset: 0, size: 16 }, write: { buffer: make(), offset: 0, size: 16 } };
+    dummies.set(ctx, d);
+  }
+  return d;
+}
+
+interface Problem {
+  transA: boolean;
+  transB: boolean;
+  M: number;
+  N: number;
+  K: number;
+  batch: number;
+  /** Whether each operand advances per batch entry (false: shared across the batch). */
+  aBatched: boolean;
+  bBatched: boolean;
+}
+
+/**
+ * Encodes one batched product into `out` (and `pre`). Shapes are already validated; `a` and `b`
+ * are only read through their storage.
+ */
+function encode(op: string, a: Tensor, b: Tensor, p: Problem, out: Tensor, bias: Tensor | null, act: Activation, pre: Tensor | null): void {
+  const ctx = out.ctx;
+  if (p.M === 0 || p.N === 0 || p.batch === 0) return;
+  const spec = matmulSpecFor(ctx, p.transA, p.transB, p.M, p.N, p.K);
+  const d = dummyRanges(ctx);
+  const uniforms = [
+    p.M, p.N, p.K,
+    p.aBatched ? p.M * p.K : 0, p.bBatched ? p.K * p.N : 0, p.M * p.N,
+    ACTIVATIONS.indexOf(act), bias ? 1 : 0, pre ? 1 : 0,
+  ];
+  const ranges = [a.range(op), b.range(op), bias ? bias.range(op) : d.read, out.range(op), pre ? pre.range(op) : d.write];
+  ctx.dispatch(matmulKernel(spec), uniforms, ranges, matmulWorkgroups(spec, p));
+}
+
+/** Raw product for backward: no bias, no activation, never recorded. */
+function product(a: Tensor, b: Tensor, p: Problem, outShape: readonly number[]): Tensor {
+  const out = empty(a.ctx, outShape);
+  encode('matmul', a, b, p, out, null, 'none', null);
+  return out;
+}
+
+function describe(t: Tensor, trans: boolean): string {
+  return `${shapeStr(t.shape)}${trans ? ' (transposed)' : ''}`;
+}
+
+/**
+ * C = act(op(A) @ op(B) + bias) over batches. `a` is [..., M, K] ([..., K, M] with transA),
+ * `b` is [..., K, N] ([..., N, K] with transB). Batch dims must be equal, or one operand is
+ * 2-D and is shared across the other's batch (weights).
+ */
+export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+  const op = 'matmul';
+  const { transA = false, transB = false, activation = 'none' } = opts;
+  const bias = opts.bias ?? null;
+  const ctx = bias ? ctxOf(op, a, b, bias) : ctxOf(op, a, b);
+  expectDtype(op, a, 'f32');
+  expectDtype(op, b, 'f32');
+  if (a.rank < 2 || b.rank < 2) {
+    throw new OpError(op, `expected tensors of rank >= 2, got a ${shapeStr(a.shape)} and b ${shapeStr(b.shape)}`);
+  }
+  if (!ACTIVATIONS.includes(activation)) {
+    throw new OpError(op, `unknown activation '${activation}' (expected ${ACTIVATIONS.join(', ')})`);
+  }
+  const [ar, ac] = a.shape.slice(-2);
+  const [br, bc] = b.shape.slice(-2);
+  const M = transA ? ac : ar;
+  const Ka = transA ? ar : ac;
+  const Kb = transB ? bc : br;
+  const N = transB ? br : bc;
+  if (Ka !== Kb) {
+    throw new OpError(op, `inner dimensions differ: a ${describe(a, transA)} has K=${Ka}, b ${describe(b, transB)} has K=${Kb}`);
+  }
+  const K = Ka;
+  const batchA = a.shape.slice(0, -2);
+  const batchB = b.shape.slice(0, -2);
+  if (batchA.length > 0 && batchB.length > 0 && !sameShape(batchA, batchB)) {
+    throw new OpError(op, `batch dimensions ${shapeStr(batchA)} of a ${shapeStr(a.shape)} and ${shapeStr(batchB)} of b ${shapeStr(b.shape)} differ (equal batch dims, or a 2-D operand shared across the batch)`);
+  }
+  if (bias) {
+    expectDtype(op, bias, 'f32');
+    if (bias.rank !== 1 || bias.shape[0] !== N) {
+      throw new OpError(op, `bias ${shapeStr(bias.shape)} does not match N=${N} of a ${describe(a, transA)} @ b ${describe(b, transB)}`);
+    }
+  }
+  const batchDims = batchA.length > 0 ? batchA : batchB;
+  const batch = sizeOf(batchDims);
+  const outShape = [...batchDims, M, N];
+
+  const training = isGradEnabled() && (a.requiresGrad || b.requiresGrad || (bias?.requiresGrad ?? false));
+  const out = empty(ctx, outShape);
+  const pre = training && activation !== 'none' ? empty(ctx, outShape) : null;
+  // Shared weights under a batched, untransposed A: one tall product over batch * M rows.
+  const flat = batchA.length > 0 && batchB.length === 0 && !transA;
+  const p: Problem = flat
+    ? { transA, transB, M: batch * M, N, K, batch: 1, aBatched: false, bBatched: false }
+    : { transA, transB, M, N, K, batch, aBatched: batchA.length > 0, bBatched: batchB.length > 0 };
+  ctx.withOp(op, () => encode(op, a, b, p, out, bias, activation, pre));
+
+  const inputs = bias ? [a, b, bias] : [a, b];
+  const saved = pre ? [a, b, pre] : [a, b];
+  const y = record(op, out, inputs, saved, (g, [as, bs, ps]) => {
+    const gz = ps ? activationGrad(activation, ps, g) : g;
+    const grads: (Tensor | null)[] = [
+      a.requiresGrad ? gradA(as, bs, gz, p) : null,
+      b.requiresGrad ? gradB(as, bs, gz, p) : null,
+    ];
+    if (bias) grads.push(bias.requiresGrad ? sumTo(gz, [N]) : null);
+    if (gz !== g) gz.dispose();
+    return grads;
+  });
+  pre?.dispose();
+  return y;
+}
+
+/** dL/dz = act'(z) * g, through the elementwise family's derivative kernels. */
+function activationGrad(act: Activation, z: Tensor, g: Tensor): Tensor {
+  if (act === 'none') throw new Error('unreachable');
+  const ctx = z.ctx;
+  const out = empty(ctx, z.shape);
+  run1d(ctx, unaryKernel(act, true), z.size, [z.size, 0, 0], [z.range('matmul'), g.range('matmul'), out.range('matmul')]);
+  return out;
+}
+
+/**
+ * dA from dZ [batch, M, N]: !transA: dA = dZ @ op(B)^T; transA: dA = op(B) @ dZ^T. A gradient
+ * for an operand shared across a batch is the sum over the batch.
+ */
+function gradA(a: Tensor, b: Tensor, gz: Tensor, p: Problem): Tensor {
+  const { M, N, K, batch, transA, transB } = p;
+  const q: Problem = transA
+    ? { transA: transB, transB: true, M: K, N: M, K: N, batch, aBatched: p.bBatched, bBatched: true }
+    : { transA: false, transB: !transB, M, N: K, K: N, batch, aBatched: true, bBatched: p.bBatched };
+  const t = transA ? product(b, gz, q, [batch, K, M]) : product(gz, b, q, [batch, M, K]);
+  return p.aBatched || batch === 1 ? reshapeOwned(t, a.shape) : sumBatch(t, a.shape);
+}
+
+/** dB from dZ: !transB: dB = op(A)^T @ dZ; transB: dB = dZ^T @ op(A). */
+function gradB(a: Tensor, b: Tensor, gz: Tensor, p: Problem): Tensor {
+  const { M, N, K, batch, transA, transB } = p;
+  // After a flat (tall) forward, the batch sum is part of the K = batch * M contraction.
+  const q: Problem = transB
+    ? { transA: true, transB: transA, M: N, N: K, K: M, batch, aBatched: true, bBatched: p.aBatched }
+    : { transA: !transA, transB: false, M: K, N, K: M, batch, aBatched: p.aBatched, bBatched: true };
+  const outRows = transB ? N : K;
+  const outCols = transB ? K : N;
+  const t = product(transB ? gz : a, transB ? a : gz, q, [batch, outRows, outCols]);
+  return p.bBatched || batch === 1 ? reshapeOwned(t, b.shape) : sumBatch(t, b.shape);
+}
+
+/** A new handle of `shape` on t's storage; t's own handle is released. */
+function reshapeOwned(t: Tensor, shape: readonly number[]): Tensor {
+  const r = t.alias(shape);
+  t.dispose();
+  return r;
+}
+
+function sumBatch(t: Tensor, shape: readonly number[]): Tensor {
+  const s = sumTo(t, shape);
+  t.dispose();
+  return s;
+}
+
+/**
+ * y = act(x @ weight^T + bias) with the Hugging Face Linear layout: weight [out, in],
+ * x [..., in] -> [..., out].
+ */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor, activation: Activation = 'none'): Tensor {
+  if (weight.rank !== 2) {
+    throw new OpError('linear', `weight must be [out, in], got ${shapeStr(weight.shape)} (input ${shapeStr(x.shape)})`);
+  }
+  if (x.rank < 1 || x.shape[x.rank - 1] !== weight.shape[1]) {
+    throw new OpError('linear', `input ${shapeStr(x.shape)} does not end in in_features=${weight.shape[1]} of weight ${shapeStr(weight.shape)}`);
+  }
+  if (x.rank >= 2) return matmul(x, weight, { transB: true, bias, activation });
+  const x2 = reshape(x, [1, x.shape[0]]);
+  const y2 = matmul(x2, weight, { transB: true, bias, activation });
+  const y = reshape(y2, [weight.shape[0]]);
+  x2.dispose();
+  y2.dispose();
+  return y;
+}

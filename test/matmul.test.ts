@@ -1,0 +1,260 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { gpu } from './helpers/gpu.js';
+import { assertClose, gradCheck, toGpu } from './helpers/check.js';
+import { f32, nd, randNd, type Nd } from './helpers/ref.js';
+import * as ops from '../src/engine/ops/index.js';
+import { noGrad } from '../src/engine/autograd.js';
+import { tensor, type Tensor } from '../src/engine/tensor.js';
+import type { GpuContext } from '../src/engine/context.js';
+import { BufferPool } from '../src/engine/pool.js';
+import type { Activation, MatmulVariant } from '../src/engine/ops/index.js';
+
+// ---- float64 reference -------------------------------------------------------------------
+
+/** erf to ~1e-12: Taylor series near 0, asymptotic erfc in the tails. */
+function erf(x: number): number {
+  const ax = Math.abs(x);
+  if (ax < 4) {
+    let term = x;
+    let sum = x;
+    for (let n = 1; n < 200 && Math.abs(term) > 1e-17; n++) {
+      term *= (-x * x) / n;
+      sum += term / (2 * n + 1);
+    }
+    return (2 / Math.sqrt(Math.PI)) * sum;
+  }
+  const x2 = x * x;
+  const erfc = (Math.exp(-x2) / (ax * Math.sqrt(Math.PI))) * (1 - 1 / (2 * x2) + 3 / (4 * x2 * x2) - 15 / (8 * x2 ** 3));
+  return Math.sign(x) * (1 - erfc);
+}
+const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
+const ACT: Record<Activation, (v: number) => number> = {
+  none: (v) => v,
+  gelu_tanh: (v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3))),
+  gelu_erf: (v) => 0.5 * v * (1 + erf(v / Math.SQRT2)),
+  quick_gelu: (v) => v * sigmoid(1.702 * v),
+  relu: (v) => Math.max(v, 0),
+};
+
+interface RefOpts {
+  transA?: boolean;
+  transB?: boolean;
+  activation?: Activation;
+}
+
+/** act(op(A) @ op(B) + bias) with the op's batch rules, in float64. */
+function refMatmul(a: Nd, b: Nd, o: RefOpts = {}, bias?: Nd): Nd {
+  const { transA = false, transB = false, activation = 'none' } = o;
+  const [ar, ac] = a.shape.slice(-2);
+  const [br, bc] = b.shape.slice(-2);
+  const M = transA ? ac : ar;
+  const K = transA ? ar : ac;
+  const N = transB ? br : bc;
+  if ((transB ? bc : br) !== K) throw new Error('ref: inner dims');
+  const ba = a.shape.slice(0, -2);
+  const bb = b.shape.slice(0, -2);
+  const batchDims = ba.length > 0 ? ba : bb;
+  const batch = batchDims.reduce((p, q) => p * q, 1);
+  const out = nd([...batchDims, M, N]);
+  const f = ACT[activation];
+  for (let z = 0; z < batch; z++) {
+    const oa = ba.length > 0 ? z * M * K : 0;
+    const ob = bb.length > 0 ? z * K * N : 0;
+    for (let m = 0; m < M; m++) {
+      for (let n = 0; n < N; n++) {
+        let s = bias ? bias.data[n] : 0;
+        for (let k = 0; k < K; k++) {
+          s += a.data[oa + (transA ? k * M + m : m * K + k)] * b.data[ob + (transB ? n * K + k : k * N + n)];
+        }
+        out.data[z * M * N + m * N + n] = f(s);
+      }
+    }
+  }
+  return out;
+}
+
+/** Operand shapes for op(A) [M, K] and op(B) [K, N] under the transpose flags. */
+function operandShapes(M: number, N: number, K: number, transA: boolean, transB: boolean): [number[], number[]] {
+  return [transA ? [K, M] : [M, K], transB ? [N, K] : [K, N]];
+}
+
+// ---- variants ----------------------------------------------------------------------------
+
+interface VariantCase {
+  label: string;
+  variant: MatmulVariant;
+  subgroups: boolean;
+}
+
+const VARIANTS: VariantCase[] = [
+  { label: 'regblock+subgroups', variant: 'regblock', subgroups: true },
+  { label: 'regblock (no subgroups)', variant: 'regblock', subgroups: false },
+  { label: 'tiled', variant: 'tiled', subgroups: false },
+  { label: 'naive', variant: 'naive', subgroups: false },
+];
+
+async function withVariant(v: VariantCase, fn: (ctx: GpuContext) => Promise<void>): Promise<void> {
+  const ctx = await gpu();
+  ops.setMatmulVariant(ctx, v.variant, { subgroups: v.subgroups });
+  try {
+    await fn(ctx);
+  } finally {
+    ops.setMatmulVariant(ctx, null);
+  }
+}
+
+const TRANS: [boolean, boolean][] = [[false, false], [true, false], [false, true], [true, true]];
+
+// f32 sums of K products of values in [-1, 1]: the error grows with K, so atol scales with it.
+const fwdTol = (K: number) => ({ rtol: 1e-4, atol: 2e-6 * Math.max(1, K) });
+
+// [M, N, K]: 1-wide edges, K = 1 with N not a multiple of 4, tails past the 32-row and
+// 4-column blocks, all-multiples-of-4 (vec4 path) and 129 along each axis.
+const FWD_SHAPES: [number, number, number][] = [
+  [1, 1, 1], [3, 7, 5], [7, 3, 1], [5, 6, 1], [33, 20, 36], [64, 8, 12], [77, 129, 7], [129, 3, 129], [7, 77, 129],
+];
+
+for (const v of VARIANTS) {
+  test(`matmul ${v.label}: forward on odd shapes, every transpose`, async () => {
+    await withVariant(v, async (ctx) => {
+      for (const [transA, transB] of TRANS) {
+        for (const [M, N, K] of FWD_SHAPES) {
+          const [sa, sb] = operandShapes(M, N, K, transA, transB);
+          const a = f32(randNd(sa, M * 31 + K, -1, 1));
+          const b = f32(randNd(sb, N * 17 + K, -1, 1));
+          const ta = toGpu(ctx, a);
+          const tb = toGpu(ctx, b);
+          const y = noGrad(() => ops.matmul(ta, tb, { transA, transB }));
+          const { rtol, atol } = fwdTol(K);
+          assertClose(`${v.label} ${M}x${N}x${K} transA=${transA} transB=${transB}`, await y.toArray(),
+            refMatmul(a, b, { transA, transB }).data, rtol, atol);
+          for (const t of [ta, tb, y]) t.dispose();
+        }
+      }
+    });
+  });
+
+  test(`matmul ${v.label}: gradients with transposes, batching, bias and activation`, async () => {
+    await withVariant(v, async (ctx) => {
+      const cases: { name: string; a: number[]; b: number[]; o: RefOpts; bias?: number }[] = [
+        { name: 'NN', a: [7, 13], b: [13, 5], o: {} },
+        { name: 'TN', a: [13, 7], b: [13, 5], o: { transA: true } },
+        { name: 'NT + bias', a: [7, 13], b: [5, 13], o: { transB: true }, bias: 5 },
+        { name: 'TT', a: [4, 3], b: [9, 4], o: { transA: true, transB: true } },
+        { name: 'batched x batched', a: [2, 3, 5, 4], b: [2, 3, 4, 6], o: {} },
+        { name: 'batched x batched TT', a: [3, 4, 5], b: [3, 6, 4], o: { transA: true, transB: true } },
+        { name: 'batched x 2-D + bias, gelu_tanh', a: [2, 3, 9], b: [9, 7], o: { activation: 'gelu_tanh' }, bias: 7 },
+        { name: 'batched x 2-D^T (linear)', a: [3, 5, 8], b: [6, 8], o: { transB: true }, bias: 6 },
+        { name: 'batched^T x 2-D', a: [2, 9, 5], b: [9, 3], o: { transA: true } },
+        { name: '2-D x batched', a: [5, 4], b: [3, 4, 6], o: { transB: false } },
+        { name: '2-D^T x batched^T', a: [4, 5], b: [3, 6, 4], o: { transA: true, transB: true } },
+        { name: 'K=1, N=6 + bias, relu', a: [5, 1], b: [1, 6], o: { activation: 'relu' }, bias: 6 },
+      ];
+      for (const c of cases) {
+        const inputs = [randNd(c.a, 3, -1, 1), randNd(c.b, 4, -1, 1)];
+        if (c.bias) inputs.push(randNd([c.bias], 5, -1, 1));
+        await gradCheck(ctx, `${v.label} ${c.name}`,
+          (a, b, bias) => ops.matmul(a, b, { ...c.o, bias }),
+          (a, b, bias) => refMatmul(a, b, c.o, bias),
+          inputs, { rtol: 1e-5, atol: 1e-5, gradRtol: 1e-3, gradAtol: 1e-4 });
+      }
+    });
+  });
+}
+
+test('matmul: each fused activation, forward and gradient (bias, odd N, K = 1 and K = 77)', async () => {
+  for (const v of VARIANTS.slice(0, 2)) {
+    await withVariant(v, async (ctx) => {
+      for (const act of ['none', 'gelu_tanh', 'gelu_erf', 'quick_gelu', 'relu'] as Activation[]) {
+        for (const [M, N, K] of [[3, 7, 1], [6, 5, 77]]) {
+          // Scaled so pre-activations spread over the activation's curved range.
+          const s = 2 / Math.sqrt(K);
+          await gradCheck(ctx, `${v.label} ${act} ${M}x${N}x${K}`,
+            (a, b, bias) => ops.matmul(a, b, { bias, activation: act }),
+            (a, b, bias) => refMatmul(a, b, { activation: act }, bias),
+            [randNd([M, K], 8, -s, s), randNd([K, N], 9, -1.5, 1.5), randNd([N], 10, -0.5, 0.5)],
+            { rtol: 1e-5, atol: 2e-5, gradRtol: 2e-3, gradAtol: 2e-4 });
+        }
+      }
+    });
+  }
+});
+
+test('matmul: inference with an activation writes no pre-activation and leaks nothing', async () => {
+  const ctx = await gpu();
+  const live = ctx.pool.liveBytes;
+  const a = tensor(ctx, Float32Array.from({ length: 12 }, (_, i) => i / 10 - 0.5), [3, 4]);
+  const b = tensor(ctx, Float32Array.from({ length: 8 }, (_, i) => 0.3 - i / 10), [4, 2]);
+  a.requiresGrad = true;
+  const y = noGrad(() => ops.matmul(a, b, { activation: 'gelu_erf' }));
+  const buckets = [12, 8, 6].reduce((s, n) => s + BufferPool.bucket(n * 4), 0);
+  assert.is(ctx.pool.liveBytes - live, buckets, 'only a, b and y are live');
+  assert.is(y.node, null);
+  const ref = refMatmul(nd([3, 4], await a.toArray()), nd([4, 2], await b.toArray()), { activation: 'gelu_erf' });
+  assertClose('inference gelu_erf', await y.toArray(), ref.data, 1e-5, 1e-6);
+  for (const t of [a, b, y]) t.dispose();
+  assert.is(ctx.pool.liveBytes, live);
+});
+
+test('linear: HF layout weight [out, in], batched and 1-D input', async () => {
+  const ctx = await gpu();
+  const w = randNd([6, 10], 21, -1, 1);
+  const bias = randNd([6], 22, -1, 1);
+  await gradCheck(ctx, 'linear [2, 3, 10]',
+    (x, wt, bt) => ops.linear(x, wt, bt, 'quick_gelu'),
+    (x, wt, bt) => refMatmul(x, wt, { transB: true, activation: 'quick_gelu' }, bt),
+    [randNd([2, 3, 10], 20, -1, 1), w, bias]);
+  await gradCheck(ctx, 'linear [10]',
+    (x, wt) => ops.linear(x, wt),
+    (x, wt) => { const y = refMatmul(nd([1, 10], x.data), wt, { transB: true }); return nd([6], y.data); },
+    [randNd([10], 23, -1, 1), w]);
+});
+
+test('matmul: larger shapes agree with the reference (f32 accumulation, rtol 1e-4)', async () => {
+  const ctx = await gpu();
+  for (const v of VARIANTS.slice(0, 3)) {
+    await withVariant(v, async () => {
+      const [M, N, K] = [129, 136, 260];
+      const a = f32(randNd([M, K], 31, -1, 1));
+      const b = f32(randNd([N, K], 32, -1, 1));
+      const bias = f32(randNd([N], 33, -1, 1));
+      const ta = toGpu(ctx, a);
+      const tb = toGpu(ctx, b);
+      const tbias = toGpu(ctx, bias);
+      const y = noGrad(() => ops.matmul(ta, tb, { transB: true, bias: tbias }));
+      const { rtol, atol } = fwdTol(K);
+      assertClose(`${v.label} ${M}x${N}x${K}`, await y.toArray(), refMatmul(a, b, { transB: true }, bias).data, rtol, atol);
+      for (const t of [ta, tb, tbias, y]) t.dispose();
+    });
+  }
+});
+
+test('matmul: errors name the op and the shapes', async () => {
+  const ctx = await gpu();
+  const t = (shape: number[], dtype: 'f32' | 'i32' = 'f32'): Tensor =>
+    tensor(ctx, new Array(shape.reduce((p, q) => p * q, 1)).fill(0), shape, dtype);
+  const a = t([2, 3]);
+  const b = t([4, 5]);
+  assert.throws(() => ops.matmul(a, b), /matmul: inner dimensions differ: a \[2, 3\] has K=3, b \[4, 5\] has K=4/);
+  assert.throws(() => ops.matmul(a, b, { transB: true }), /matmul: inner dimensions differ: a \[2, 3\] has K=3, b \[4, 5\] \(transposed\) has K=5/);
+  const v = t([3]);
+  assert.throws(() => ops.matmul(v, b), /matmul: expected tensors of rank >= 2, got a \[3\] and b \[4, 5\]/);
+  const ba = t([2, 2, 3]);
+  const bb = t([3, 3, 4]);
+  assert.throws(() => ops.matmul(ba, bb), /matmul: batch dimensions \[2\] of a \[2, 2, 3\] and \[3\] of b \[3, 3, 4\] differ/);
+  const i = t([3, 4], 'i32');
+  assert.throws(() => ops.matmul(a, i), /matmul: expected f32, got i32 tensor \[3, 4\]/);
+  const c = t([3, 4]);
+  const badBias = t([3]);
+  assert.throws(() => ops.matmul(a, c, { bias: badBias }), /matmul: bias \[3\] does not match N=4/);
+  assert.throws(() => ops.matmul(a, c, { activation: 'swish' as Activation }), /matmul: unknown activation 'swish'/);
+  const x = t([2, 5]);
+  const w = t([4, 3]);
+  const w3 = t([2, 4, 3]);
+  assert.throws(() => ops.linear(x, w), /linear: input \[2, 5\] does not end in in_features=3 of weight \[4, 3\]/);
+  assert.throws(() => ops.linear(a, w3), /linear: weight must be \[out, in\], got \[2, 4, 3\]/);
+  for (const z of [a, b, v, ba, bb, i, c, badBias, x, w, w3]) z.dispose();
+});
+
+test.run();
