@@ -1,0 +1,175 @@
+/**
+ * Layer norm over the last dim (row kernels, see rowKernel in reduce.ts):
+ * - forward: one pass of Welford statistics (count, mean, M2) merged with Chan's rule per
+ *   vector and across lanes, which stays accurate when |mean| >> std (residual streams with
+ *   outlier features) where sum / sum-of-squares would cancel; then a pass writing
+ *   y = (x - mean) * rstd * gamma + beta. Mean and rstd per row are saved for backward.
+ * - backward dx, per row: dx = rstd * (gy - mean(gy) - xhat * mean(gy * xhat)), gy = g * gamma.
+ * - backward dgamma, dbeta: columns summed over chunks of rows into partials [chunks, D]
+ *   (chunks = 1 writes the result directly), then summed over chunks by reduce.sum. No atomics:
+ *   the order is fixed, so results are deterministic.
+ */
+import { makeKernel, WGSL_LINEAR, type Kernel } from './kernel.js';
+import { rowKernel, SUM_REDUCER, type RowReducer, type RowSpec } from './reduce.js';
+
+export const LN_COL_WG = 64;
+
+const WELFORD: RowReducer = { name: 'rowStats', type: 'vec3<f32>', combine: 'chan(a, b)' };
+const SUM2: RowReducer = { name: 'rowSum2', type: 'vec2<f32>', combine: 'a + b' };
+
+const welfordWgsl = (count: number) => `
+fn chan(a: vec3<f32>, b: vec3<f32>) -> vec3<f32> {
+  let n = a.x + b.x;
+  if (n == 0.0) { return a; }
+  let d = b.y - a.y;
+  let wb = b.x / n;
+  return vec3<f32>(n, a.y + d * wb, a.z + b.z + d * d * a.x * wb);
+}
+fn chunkStats(v: T) -> vec3<f32> {
+  let c = ${count}.0;
+  let m = hsum(v) / c;
+  let dv = v - T(m);
+  return vec3<f32>(c, m, hsum(dv * dv));
+}
+`;
+
+export function layerNormKernel(spec: RowSpec): Kernel {
+  return rowKernel('layernorm', spec, [['eps', 'f32']], ['read', 'read', 'read', 'rw', 'rw', 'rw'], `
+@group(0) @binding(1) var<storage, read> X: array<T>;
+@group(0) @binding(2) var<storage, read> GAMMA: array<T>;
+@group(0) @binding(3) var<storage, read> BETA: array<T>;
+@group(0) @binding(4) var<storage, read_write> Y: array<T>;
+@group(0) @binding(5) var<storage, read_write> MEAN: array<f32>;
+@group(0) @binding(6) var<storage, read_write> RSTD: array<f32>;
+${welfordWgsl(spec.vec4 ? 4 : 1)}`, [WELFORD], `
+  var st = vec3<f32>(0.0);
+  for (var j = lane; j < u.len; j += STEP) {
+    st = chan(st, chunkStats(X[at(base, j)]));
+  }
+  st = rowStats(lane, st);
+  let mean = st.y;
+  let rstd = inverseSqrt(st.z / st.x + u.eps);
+  if (lane == 0u) {
+    MEAN[row] = mean;
+    RSTD[row] = rstd;
+  }
+  for (var j = lane; j < u.len; j += STEP) {
+    let k = at(base, j);
+    Y[k] = (X[k] - T(mean)) * T(rstd) * GAMMA[j] + BETA[j];
+  }`);
+}
+
+export function layerNormBackwardKernel(spec: RowSpec): Kernel {
+  const d = spec.vec4 ? 'f32(u.len * 4u)' : 'f32(u.len)';
+  return rowKernel('layernorm.backward', spec, [], ['read', 'read', 'read', 'read', 'read', 'rw'], `
+@group(0) @binding(1) var<storage, read> X: array<T>;
+@group(0) @binding(2) var<storage, read> G: array<T>;
+@group(0) @binding(3) var<storage, read> GAMMA: array<T>;
+@group(0) @binding(4) var<storage, read> MEAN: array<f32>;
+@group(0) @binding(5) var<storage, read> RSTD: array<f32>;
+@group(0) @binding(6) var<storage, read_write> DX: array<T>;
+`, [SUM2], `
+  let mean = MEAN[row];
+  let rstd = RSTD[row];
+  var acc = vec2<f32>(0.0);
+  for (var j = lane; j < u.len; j += STEP) {
+    let k = at(base, j);
+    let gy = G[k] * GAMMA[j];
+    let xh = (X[k] - T(mean)) * T(rstd);
+    acc += vec2<f32>(hsum(gy), hsum(gy * xh));
+  }
+  acc = rowSum2(lane, acc) / ${d};
+  for (var j = lane; j < u.len; j += STEP) {
+    let k = at(base, j);
+    let xh = (X[k] - T(mean)) * T(rstd);
+    DX[k] = T(rstd) * (G[k] * GAMMA[j] - T(acc.x) - xh * T(acc.y));
+  }`);
+}
+
+/**
+ * Partial column sums for dgamma (g * xhat) and dbeta (g): invocation (chunk, c) walks rows
+ * [chunk * chunkRows, min(rows, (chunk + 1) * chunkRows)) of column vector c and writes
+ * PG[chunk * cols + c], PB[chunk * cols + c]. `cols` counts T elements per row.
+ */
+export function layerNormParamGradKernel(vec4: boolean): Kernel {
+  const T = vec4 ? 'vec4<f32>' : 'f32';
+  return makeKernel(`layernorm.param-grad${vec4 ? '.vec4' : ''}`,
+    [['rows', 'u32'], ['cols', 'u32'], ['chunkRows', 'u32'], ['n', 'u32']],
+    ['read', 'read', 'read', 'read', 'rw', 'rw'], `
+alias T = ${T};
+@group(0) @binding(1) var<storage, read> X: array<T>;
+@group(0) @binding(2) var<storage, read> G: array<T>;
+@group(0) @binding(3) var<storage, read> MEAN: array<f32>;
+@group(0) @binding(4) var<storage, read> RSTD: array<f32>;
+@group(0) @binding(5) var<storage, read_write> PG: array<T>;
+@group(0) @binding(6) var<storage, read_write> PB: array<T>;
+${WGSL_LINEAR}
+@compute @workgroup_size(${LN_COL_WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = linearIndex(gid, nwg, ${LN_COL_WG}u);
+  if (i >= u.n) { return; }
+  let c = i % u.cols;
+  let chunk = i / u.cols;
+  let r0 = chunk * u.chunkRows;
+  let r1 = min(u.rows, r0 + u.chunkRows);
+  var dg = T(0.0);
+  var db = T(0.0);
+  for (var r = r0; r < r1; r++) {
+    let k = r * u.cols + c;
+    let g = G[k];
+    dg += g * (X[k] - T(MEAN[r])) * T(RSTD[r]);
+    db += g;
+  }
+  PG[i] = dg;
+  PB[i] = db;
+}`, { workgroupSize: LN_COL_WG });
+}
+
+/**
+ * L2 normalisation of each row (F.normalize): y = x / max(||x||, eps); saves ||x|| per row.
+ * Works on strided rows too, so any axis is one kernel without a transpose.
+ */
+export function l2NormalizeKernel(spec: RowSpec): Kernel {
+  return rowKernel('l2normalize', spec, [['eps', 'f32']], ['read', 'rw', 'rw'], `
+@group(0) @binding(1) var<storage, read> X: array<T>;
+@group(0) @binding(2) var<storage, read_write> Y: array<T>;
+@group(0) @binding(3) var<storage, read_write> NRM: array<f32>;
+`, [SUM_REDUCER()], `
+  var ss = 0.0;
+  for (var j = lane; j < u.len; j += STEP) {
+    let v = X[at(base, j)];
+    ss += hsum(v * v);
+  }
+  let nrm = sqrt(rowSum(lane, ss));
+  if (lane == 0u) { NRM[row] = nrm; }
+  let inv = 1.0 / max(nrm, u.eps);
+  for (var j = lane; j < u.len; j += STEP) {
+    let k = at(base, j);
+    Y[k] = X[k] * T(inv);
+  }`);
+}
+
+/**
+ * Backward from the saved output y and norms: where ||x|| >= eps, dx = (g - y * (y . g)) / ||x||;
+ * below eps the divisor is the constant eps, so dx = g / eps.
+ */
+export function l2NormalizeBackwardKernel(spec: RowSpec): Kernel {
+  return rowKernel('l2normalize.backward', spec, [['eps', 'f32']], ['read', 'read', 'read', 'rw'], `
+@group(0) @binding(1) var<storage, read> Y: array<T>;
+@group(0) @binding(2) var<storage, read> NRM: array<f32>;
+@group(0) @binding(3) var<storage, read> G: array<T>;
+@group(0) @binding(4) var<storage, read_write> DX: array<T>;
+`, [SUM_REDUCER()], `
+  let nrm = NRM[row];
+  let clamped = nrm < u.eps;
+  var s = 0.0;
+  for (var j = lane; j < u.len; j += STEP) {
+    let k = at(base, j);
+    s += hsum(G[k] * Y[k]);
+  }
+  s = select(rowSum(lane, s), 0.0, clamped);
+  let inv = 1.0 / max(nrm, u.eps);
+  for (var j = lane; j < u.len; j += STEP) {
+    let k = at(base, j);
+    DX[k] = (G[k] - Y[k] * T(s)) * T(inv);
+  }`);
+}
