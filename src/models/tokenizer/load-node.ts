@@ -1,0 +1,56 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { ClipTokenizer } from './bpe.js';
+import { TokenizerFileError } from './vocab-files.js';
+
+const OPENAI_FILE = 'bpe_simple_vocab_16e6.txt.gz';
+
+function isFile(p: string): boolean {
+  return existsSync(p) && statSync(p).isFile();
+}
+
+function fromHFPair(vocab: string, merges: string): ClipTokenizer {
+  return ClipTokenizer.fromHF(readFileSync(vocab, 'utf8'), readFileSync(merges, 'utf8'), `${vocab} + ${basename(merges)}`);
+}
+
+function fromFile(path: string): ClipTokenizer {
+  const name = basename(path);
+  if (name.endsWith('.gz')) return ClipTokenizer.fromOpenAIGzip(readFileSync(path), path);
+  if (name === 'tokenizer.json') return ClipTokenizer.fromHFTokenizerJson(readFileSync(path, 'utf8'), path);
+  const dir = dirname(path);
+  if (name.endsWith('.json')) {
+    const merges = join(dir, 'merges.txt');
+    if (!isFile(merges)) throw new TokenizerFileError(path, `a vocab.json needs merges.txt beside it; ${merges} does not exist`);
+    return fromHFPair(path, merges);
+  }
+  if (name.endsWith('.txt')) {
+    const vocab = join(dir, 'vocab.json');
+    if (!isFile(vocab)) throw new TokenizerFileError(path, `a merges.txt needs vocab.json beside it; ${vocab} does not exist`);
+    return fromHFPair(vocab, path);
+  }
+  throw new TokenizerFileError(path, `unrecognised tokenizer file; expected ${OPENAI_FILE} (or any .gz), vocab.json, merges.txt or tokenizer.json`);
+}
+
+/**
+ * Loads CLIP's tokenizer from a model folder or a file. A folder is searched, then its
+ * `tokenizer/` subfolder (diffusers layout), for vocab.json + merges.txt, then tokenizer.json,
+ * then OpenAI's bpe_simple_vocab_16e6.txt.gz.
+ */
+export function loadTokenizer(dirOrFile: string): ClipTokenizer {
+  if (!existsSync(dirOrFile)) throw new TokenizerFileError(dirOrFile, 'no such file or folder');
+  if (statSync(dirOrFile).isFile()) return fromFile(dirOrFile);
+  const looked: string[] = [];
+  for (const dir of [dirOrFile, join(dirOrFile, 'tokenizer')]) {
+    const vocab = join(dir, 'vocab.json');
+    const merges = join(dir, 'merges.txt');
+    looked.push(`${vocab} + merges.txt`);
+    if (isFile(vocab) && isFile(merges)) return fromHFPair(vocab, merges);
+    const tj = join(dir, 'tokenizer.json');
+    looked.push(tj);
+    if (isFile(tj)) return fromFile(tj);
+    const gz = join(dir, OPENAI_FILE);
+    looked.push(gz);
+    if (isFile(gz)) return fromFile(gz);
+  }
+  throw new TokenizerFileError(dirOrFile, `no tokenizer files found; looked for:\n  ${looked.join('\n  ')}`);
+}
