@@ -100,14 +100,14 @@ export function hfWeights(src: WeightSource, cfg: ClipConfig): HfWeights {
   const keys = src.keys().filter((k) => !IGNORED.test(k));
   const expected = expectedHfShapes(cfg);
   const read = async (k: string): Promise<HostTensor> => ({ shape: [...src.shape(k)], data: await src.read(k) });
-  let resolve: Map<string, { keys: string[]; shape: number[]; make: (xs: HostTensor[]) => HostTensor }>;
+  let resolve: Map<string, Mapping>;
   if (isOpenAiLayout(keys)) {
     resolve = openAiMapping(cfg);
   } else {
     // Some exports prefix every key with 'model.' or 'clip.'.
     resolve = new Map();
     const prefix = ['', 'model.', 'clip.'].find((p) => keys.some((k) => k === `${p}logit_scale`)) ?? '';
-    for (const [k, shape] of expected) resolve.set(k, { keys: [`${prefix}${k}`], shape, make: ([x]) => x });
+    for (const [k, shape] of expected) resolve.set(k, { keys: [`${prefix}${k}`], sourceShape: shape, make: ([x]) => x });
   }
   const used = new Set<string>();
   for (const [hf, r] of resolve) {
@@ -121,20 +121,10 @@ export function hfWeights(src: WeightSource, cfg: ClipConfig): HfWeights {
     throw new WeightError(src.source, unexpected[0], `unexpected key${unexpected.length > 1 ? ` (and ${unexpected.length - 1} more: ${unexpected.slice(1, 4).join(', ')}${unexpected.length > 4 ? ', ...' : ''})` : ''}: the checkpoint does not match the config`);
   }
   // Shape checks before any data is read.
-  for (const [hf, r] of resolve) {
-    if (r.keys.length === 1) {
-      const got = src.shape(r.keys[0]);
-      const want = openAiSourceShape(hf, r.shape, r.keys[0]);
-      if (got.join() !== want.join()) {
-        throw new WeightError(src.source, r.keys[0], `shape [${got.join(', ')}] disagrees with the config (expected [${want.join(', ')}])`);
-      }
-    } else {
-      const got = src.shape(r.keys[0]);
-      const d = r.shape[r.shape.length - 1];
-      const want = r.keys[0].endsWith('in_proj_weight') ? [3 * d, d] : [3 * r.shape[0]];
-      if (got.join() !== want.join()) {
-        throw new WeightError(src.source, r.keys[0], `shape [${got.join(', ')}] disagrees with the config (expected [${want.join(', ')}])`);
-      }
+  for (const r of resolve.values()) {
+    const got = src.shape(r.keys[0]);
+    if (got.join() !== r.sourceShape.join()) {
+      throw new WeightError(src.source, r.keys[0], `shape [${got.join(', ')}] disagrees with the config (expected [${r.sourceShape.join(', ')}])`);
     }
   }
   return {
@@ -147,20 +137,22 @@ export function hfWeights(src: WeightSource, cfg: ClipConfig): HfWeights {
   };
 }
 
-/** The on-disk shape of an OpenAI key that maps to an HF tensor of `hfShape`. */
-function openAiSourceShape(hf: string, hfShape: number[], key: string): number[] {
-  if (key === 'text_projection' || key === 'visual.proj') return [hfShape[1], hfShape[0]];
-  if (key === 'logit_scale') return [];
-  void hf;
-  return hfShape;
+/** How one HF tensor is read: the checkpoint key(s), their on-disk shape, and the conversion. */
+interface Mapping {
+  keys: string[];
+  sourceShape: number[];
+  make: (xs: HostTensor[]) => HostTensor;
 }
 
-function openAiMapping(cfg: ClipConfig): Map<string, { keys: string[]; shape: number[]; make: (xs: HostTensor[]) => HostTensor }> {
+function openAiMapping(cfg: ClipConfig): Map<string, Mapping> {
   const expected = expectedHfShapes(cfg);
-  const m = new Map<string, { keys: string[]; shape: number[]; make: (xs: HostTensor[]) => HostTensor }>();
-  const direct = (hf: string, key: string) => m.set(hf, { keys: [key], shape: expected.get(hf)!, make: ([x]) => x });
-  const transposed = (hf: string, key: string) => m.set(hf, { keys: [key], shape: expected.get(hf)!, make: ([x]) => transpose2d(x) });
-  const scalar = (hf: string, key: string) => m.set(hf, { keys: [key], shape: [], make: ([x]) => ({ shape: [], data: x.data }) });
+  const m = new Map<string, Mapping>();
+  const direct = (hf: string, key: string) => m.set(hf, { keys: [key], sourceShape: expected.get(hf)!, make: ([x]) => x });
+  const transposed = (hf: string, key: string) => {
+    const [r, c] = expected.get(hf)!;
+    m.set(hf, { keys: [key], sourceShape: [c, r], make: ([x]) => transpose2d(x) });
+  };
+  const scalar = (hf: string, key: string) => m.set(hf, { keys: [key], sourceShape: [], make: ([x]) => ({ shape: [], data: x.data }) });
   const blocks = (hfPrefix: string, oaPrefix: string, t: TowerConfig) => {
     const d = t.hiddenSize;
     for (let i = 0; i < t.layers; i++) {
@@ -168,11 +160,11 @@ function openAiMapping(cfg: ClipConfig): Map<string, { keys: string[]; shape: nu
       const o = `${oaPrefix}.resblocks.${i}`;
       ['q_proj', 'k_proj', 'v_proj'].forEach((n, j) => {
         m.set(`${h}.self_attn.${n}.weight`, {
-          keys: [`${o}.attn.in_proj_weight`], shape: [d, d],
+          keys: [`${o}.attn.in_proj_weight`], sourceShape: [3 * d, d],
           make: ([x]) => ({ shape: [d, d], data: x.data.slice(j * d * d, (j + 1) * d * d) }),
         });
         m.set(`${h}.self_attn.${n}.bias`, {
-          keys: [`${o}.attn.in_proj_bias`], shape: [d],
+          keys: [`${o}.attn.in_proj_bias`], sourceShape: [3 * d],
           make: ([x]) => ({ shape: [d], data: x.data.slice(j * d, (j + 1) * d) }),
         });
       });

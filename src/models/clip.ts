@@ -1,0 +1,213 @@
+/**
+ * CLIP on the engine: text and vision towers, projections and the learned temperature, with
+ * Hugging Face `CLIPModel` names as the parameter names. Browser-safe: weights come through an
+ * `HfWeights` reader (Node reads files, the browser an ArrayBuffer).
+ */
+import {
+  add, concat, embedding, exp, expand, indexSelect, l2Normalize, linear, matmul, mul, reshape, scope,
+  slice, tensor, type GpuContext, type Tensor,
+} from '../engine/index.js';
+import { ModelInputError } from './errors.js';
+import type { ClipConfig, TowerConfig } from './clip-config.js';
+import { expectedHfShapes, type HfWeights } from './clip-weights.js';
+import { LayerNorm, Linear } from './layers.js';
+import { encoderForward, type EncoderLayer, type ResidualHook } from './transformer.js';
+
+export interface TextOutput {
+  /** Final-layer-normed state at the pooled (EOT) position, [n, width]. */
+  pooled: Tensor;
+  /** Projected, unnormalised embedding, [n, projection_dim]. */
+  embeds: Tensor;
+}
+
+export type ImageOutput = TextOutput;
+
+export interface TextOptions {
+  hook?: ResidualHook;
+}
+
+export interface LoadOptions {
+  /** Called after each tensor is uploaded (done, total) for progress display. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** The position HF CLIP pools at: arg-max id (legacy eos_token_id 2) or the first EOS id. */
+export function poolPositions(ids: Int32Array, n: number, eosTokenId: number | null): Int32Array {
+  const t = ids.length / n;
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    let at = -1;
+    if (eosTokenId === null) {
+      let best = -Infinity;
+      for (let p = 0; p < t; p++) if (ids[i * t + p] > best) { best = ids[i * t + p]; at = p; }
+    } else {
+      for (let p = 0; p < t && at < 0; p++) if (ids[i * t + p] === eosTokenId) at = p;
+      if (at < 0) throw new ModelInputError(`text ${i}: no end-of-text token (id ${eosTokenId}) in its ids`);
+    }
+    out[i] = i * t + at;
+  }
+  return out;
+}
+
+/**
+ * Cuts [n, channels, size, size] pixels into rows of non-overlapping patches, [n, patches,
+ * channels * p * p], in the (channel, y, x) order of the patch-embedding conv weight, so the
+ * conv is one matmul.
+ */
+export function patchify(pixels: Float32Array, n: number, channels: number, size: number, patch: number): Float32Array {
+  const g = size / patch;
+  const row = channels * patch * patch;
+  const out = new Float32Array(n * g * g * row);
+  let o = 0;
+  for (let b = 0; b < n; b++) {
+    for (let gy = 0; gy < g; gy++) {
+      for (let gx = 0; gx < g; gx++) {
+        for (let c = 0; c < channels; c++) {
+          const plane = (b * channels + c) * size * size;
+          for (let y = 0; y < patch; y++) {
+            const src = plane + (gy * patch + y) * size + gx * patch;
+            for (let x = 0; x < patch; x++) out[o++] = pixels[src + x];
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+export class ClipModel {
+  readonly textLayers: EncoderLayer[];
+  readonly visionLayers: EncoderLayer[];
+
+  private constructor(readonly ctx: GpuContext, readonly config: ClipConfig, readonly params: Map<string, Tensor>) {
+    this.textLayers = this.tower('text_model', config.text);
+    this.visionLayers = this.tower('vision_model', config.vision);
+  }
+
+  /** Uploads every weight (validated against the config by `hfWeights`). Frozen by default. */
+  static async load(ctx: GpuContext, config: ClipConfig, weights: HfWeights, opts: LoadOptions = {}): Promise<ClipModel> {
+    const shapes = expectedHfShapes(config);
+    const params = new Map<string, Tensor>();
+    let done = 0;
+    try {
+      for (const [key, shape] of shapes) {
+        const host = await weights.get(key);
+        const t = tensor(ctx, host.data, shape.length === 0 ? [1] : shape);
+        t.name = key;
+        params.set(key, t);
+        opts.onProgress?.(++done, shapes.size);
+      }
+    } catch (e) {
+      for (const t of params.values()) t.dispose();
+      throw e;
+    }
+    return new ClipModel(ctx, config, params);
+  }
+
+  param(key: string): Tensor {
+    const t = this.params.get(key);
+    if (!t) throw new ModelInputError(`no CLIP parameter named ${key}`);
+    return t;
+  }
+
+  private linear(prefix: string, bias = true): Linear {
+    return new Linear(this.param(`${prefix}.weight`), bias ? this.param(`${prefix}.bias`) : null);
+  }
+
+  private norm(prefix: string, eps: number): LayerNorm {
+    return new LayerNorm(this.param(`${prefix}.weight`), this.param(`${prefix}.bias`), eps);
+  }
+
+  private tower(name: string, cfg: TowerConfig): EncoderLayer[] {
+    const layers: EncoderLayer[] = [];
+    for (let i = 0; i < cfg.layers; i++) {
+      const p = `${name}.encoder.layers.${i}`;
+      layers.push({
+        heads: cfg.heads,
+        ln1: this.norm(`${p}.layer_norm1`, cfg.layerNormEps),
+        q: this.linear(`${p}.self_attn.q_proj`),
+        k: this.linear(`${p}.self_attn.k_proj`),
+        v: this.linear(`${p}.self_attn.v_proj`),
+        out: this.linear(`${p}.self_attn.out_proj`),
+        ln2: this.norm(`${p}.layer_norm2`, cfg.layerNormEps),
+        fc1: this.linear(`${p}.mlp.fc1`),
+        fc2: this.linear(`${p}.mlp.fc2`),
+        activation: cfg.activation,
+      });
+    }
+    return layers;
+  }
+
+  /** Checks token ids [n, T] against the vocabulary and position table before any GPU work. */
+  private checkIds(ids: Int32Array, n: number): number {
+    const cfg = this.config.text;
+    if (!Number.isInteger(n) || n <= 0 || ids.length % n !== 0 || ids.length === 0) {
+      throw new ModelInputError(`encodeText: ${ids.length} ids do not form ${n} rows`);
+    }
+    const t = ids.length / n;
+    if (t > cfg.maxPositions) throw new ModelInputError(`encodeText: sequence length ${t} exceeds max_position_embeddings ${cfg.maxPositions}`);
+    for (let i = 0; i < ids.length; i++) {
+      if (ids[i] < 0 || ids[i] >= cfg.vocabSize) {
+        throw new ModelInputError(`encodeText: token id ${ids[i]} (text ${Math.floor(i / t)}, position ${i % t}) is outside the vocabulary of ${cfg.vocabSize}`);
+      }
+    }
+    return t;
+  }
+
+  /** Text tower for token ids [n, T] (row-major): pooled state and projected embedding. */
+  encodeText(ids: Int32Array, n: number, opts: TextOptions = {}): TextOutput {
+    const t = this.checkIds(ids, n);
+    const cfg = this.config.text;
+    return scope(this.ctx, () => {
+      const idsT = tensor(this.ctx, ids, [n, t], 'i32');
+      const tok = embedding(this.param('text_model.embeddings.token_embedding.weight'), idsT);
+      const pos = slice(this.param('text_model.embeddings.position_embedding.weight'), 0, 0, t);
+      const x = add(tok, pos);
+      const h = encoderForward(this.textLayers, x, { causal: true, hook: opts.hook });
+      const at = tensor(this.ctx, poolPositions(ids, n, cfg.eosTokenId), [n], 'i32');
+      const rows = indexSelect(reshape(h, [n * t, cfg.hiddenSize]), 0, at);
+      const pooled = this.norm('text_model.final_layer_norm', cfg.layerNormEps).forward(rows);
+      const embeds = linear(pooled, this.param('text_projection.weight'));
+      return { pooled, embeds };
+    });
+  }
+
+  /** Vision tower for preprocessed pixels [n, 3, size, size] (row-major, normalised). */
+  encodeImage(pixels: Float32Array, n: number): ImageOutput {
+    const cfg = this.config.vision;
+    const per = cfg.channels * cfg.imageSize * cfg.imageSize;
+    if (!Number.isInteger(n) || n <= 0 || pixels.length !== n * per) {
+      throw new ModelInputError(`encodeImage: ${pixels.length} values are not ${n} images of ${cfg.channels}x${cfg.imageSize}x${cfg.imageSize}`);
+    }
+    const p = cfg.patchSize;
+    const grid = cfg.imageSize / p;
+    const d = cfg.hiddenSize;
+    return scope(this.ctx, () => {
+      const rows = tensor(this.ctx, patchify(pixels, n, cfg.channels, cfg.imageSize, p), [n, grid * grid, cfg.channels * p * p]);
+      const w = reshape(this.param('vision_model.embeddings.patch_embedding.weight'), [d, cfg.channels * p * p]);
+      const patches = linear(rows, w);
+      const cls = expand(reshape(this.param('vision_model.embeddings.class_embedding'), [1, 1, d]), [n, 1, d]);
+      const x = add(concat([cls, patches], 1), this.param('vision_model.embeddings.position_embedding.weight'));
+      const x0 = this.norm('vision_model.pre_layrnorm', cfg.layerNormEps).forward(x);
+      const h = encoderForward(this.visionLayers, x0, { causal: false });
+      const first = reshape(slice(h, 1, 0, 1), [n, d]);
+      const pooled = this.norm('vision_model.post_layernorm', cfg.layerNormEps).forward(first);
+      const embeds = linear(pooled, this.param('visual_projection.weight'));
+      return { pooled, embeds };
+    });
+  }
+
+  /** exp(logit_scale) * cos(image, text): [images, texts]. Differentiable. */
+  logitsPerImage(imageEmbeds: Tensor, textEmbeds: Tensor): Tensor {
+    return scope(this.ctx, () => {
+      const sim = matmul(l2Normalize(imageEmbeds, -1), l2Normalize(textEmbeds, -1), { transB: true });
+      return mul(sim, exp(this.param('logit_scale')));
+    });
+  }
+
+  /** Frees every weight. The model is unusable afterwards. */
+  dispose(): void {
+    for (const t of this.params.values()) t.dispose();
+    this.params.clear();
+  }
+}

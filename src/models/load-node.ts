@@ -1,0 +1,66 @@
+/**
+ * Node-side loading of a CLIP checkpoint: a Hugging Face folder (config.json + model.safetensors
+ * or a sharded index), or an OpenAI/open_clip-layout .safetensors file (config inferred from the
+ * shapes unless a config.json sits beside it or is given).
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { GpuContext } from '../engine/index.js';
+import { ClipModel, type LoadOptions } from './clip.js';
+import { ConfigError, inferOpenAiConfig, parseHfConfig, type ClipConfig } from './clip-config.js';
+import { hfWeights, isOpenAiLayout } from './clip-weights.js';
+import { openSafetensors } from './safetensors-node.js';
+import { loadTokenizer } from './tokenizer/load-node.js';
+import type { Tokenizer } from './tokenizer/index.js';
+
+export interface ClipLoadOptions extends LoadOptions {
+  /** A config.json to use instead of the one in the model folder. */
+  configPath?: string;
+}
+
+function readConfig(path: string): ClipConfig {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new ConfigError(path, '(file)', `cannot read or parse: ${(e as Error).message}`);
+  }
+  return parseHfConfig(json, path);
+}
+
+/** The config a checkpoint path implies, without loading weights. */
+export async function clipConfigFor(path: string, configPath?: string): Promise<ClipConfig> {
+  if (configPath) return readConfig(configPath);
+  if (!existsSync(path)) throw new ConfigError(path, '(path)', 'no such model file or folder');
+  const folder = statSync(path).isDirectory() ? path : dirname(path);
+  const beside = join(folder, 'config.json');
+  if (existsSync(beside)) return readConfig(beside);
+  const file = await openSafetensors(path);
+  try {
+    const shapes = new Map(file.keys().map((k) => [k, [...file.shape(k)]]));
+    if (!isOpenAiLayout([...shapes.keys()])) {
+      throw new ConfigError(path, 'config.json', `missing: a Hugging Face checkpoint needs ${beside} (or pass a config path)`);
+    }
+    return inferOpenAiConfig(shapes, path);
+  } finally {
+    await file.close();
+  }
+}
+
+/** Loads the weights of a CLIP checkpoint (folder or file) onto `ctx`. */
+export async function loadClip(ctx: GpuContext, path: string, opts: ClipLoadOptions = {}): Promise<ClipModel> {
+  const config = await clipConfigFor(path, opts.configPath);
+  const file = await openSafetensors(path);
+  try {
+    return await ClipModel.load(ctx, config, hfWeights(file, config), opts);
+  } finally {
+    await file.close();
+  }
+}
+
+/** The tokenizer in the model folder, or at `tokenizerPath`. */
+export function loadClipTokenizer(modelPath: string, tokenizerPath?: string): Tokenizer {
+  if (tokenizerPath) return loadTokenizer(tokenizerPath);
+  const folder = existsSync(modelPath) && statSync(modelPath).isDirectory() ? modelPath : dirname(modelPath);
+  return loadTokenizer(folder);
+}

@@ -1,0 +1,86 @@
+/**
+ * CLIP's pre-LayerNorm transformer encoder, with hooks on the residual stream: index 0 is the
+ * encoder's input (the embeddings output), index l the output of block l — Hugging Face's
+ * `hidden_states` numbering, which causal tracing patches into.
+ */
+import { add, attention, permute, reshape, scope, type Tensor } from '../engine/index.js';
+import type { Activation } from './clip-config.js';
+import type { LayerNorm, Linear } from './layers.js';
+
+/**
+ * Called with each residual-stream index and state [batch, seq, width]. Returning a tensor
+ * replaces the state from there on (the hook owns neither tensor: return a new one, or nothing
+ * to keep the state; a recording hook must `keep()` what it stores beyond the forward pass).
+ */
+export type ResidualHook = (index: number, state: Tensor) => Tensor | void;
+
+export interface EncoderLayer {
+  heads: number;
+  ln1: LayerNorm;
+  q: Linear;
+  k: Linear;
+  v: Linear;
+  out: Linear;
+  ln2: LayerNorm;
+  fc1: Linear;
+  fc2: Linear;
+  activation: Activation;
+}
+
+function splitHeads(x: Tensor, heads: number): Tensor {
+  const [b, t, d] = x.shape;
+  const r = reshape(x, [b, t, heads, d / heads]);
+  const y = permute(r, [0, 2, 1, 3]);
+  r.dispose();
+  return y;
+}
+
+function mergeHeads(x: Tensor): Tensor {
+  const [b, h, t, hd] = x.shape;
+  const p = permute(x, [0, 2, 1, 3]);
+  const y = reshape(p, [b, t, h * hd]);
+  p.dispose();
+  return y;
+}
+
+/** One block: x + attn(ln1(x)), then + mlp(ln2(.)). Intermediates are freed on return. */
+export function encoderLayerForward(layer: EncoderLayer, x: Tensor, causal: boolean): Tensor {
+  return scope(x.ctx, () => {
+    const h = layer.ln1.forward(x);
+    const q = splitHeads(layer.q.forward(h), layer.heads);
+    const k = splitHeads(layer.k.forward(h), layer.heads);
+    const v = splitHeads(layer.v.forward(h), layer.heads);
+    const a = mergeHeads(attention(q, k, v, { causal }));
+    const x1 = add(x, layer.out.forward(a));
+    const m = layer.fc1.forward(layer.ln2.forward(x1), layer.activation);
+    return add(x1, layer.fc2.forward(m));
+  });
+}
+
+export interface EncoderOptions {
+  causal: boolean;
+  hook?: ResidualHook;
+}
+
+/** Runs every block; returns the last block's output (before any final layer norm). */
+export function encoderForward(layers: readonly EncoderLayer[], x: Tensor, opts: EncoderOptions): Tensor {
+  let h = x;
+  let owned = false;
+  const visit = (index: number) => {
+    const r = opts.hook?.(index, h);
+    if (r && r !== h) {
+      if (owned) h.dispose();
+      h = r;
+      owned = true;
+    }
+  };
+  visit(0);
+  for (let i = 0; i < layers.length; i++) {
+    const next = encoderLayerForward(layers[i], h, opts.causal);
+    if (owned) h.dispose();
+    h = next;
+    owned = true;
+    visit(i + 1);
+  }
+  return owned ? h : h.alias();
+}
