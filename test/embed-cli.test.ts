@@ -1,0 +1,55 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const CLI = join(ROOT, 'build', 'src', 'embed.js');
+const MODEL = join(ROOT, 'test', 'fixtures', 'clip', 'tiny-hf');
+const VOCAB = join(ROOT, '..', 'shared', 'clip', 'bpe_simple_vocab_16e6.txt.gz');
+const ref = JSON.parse(readFileSync(join(ROOT, 'test', 'fixtures', 'clip', 'reference.json'), 'utf8')) as { captions: string[]; f32: { text_embeds: number[] } };
+
+test('--json gives the reference ids and text embeddings, and the similarity matrix shape', () => {
+  const args = [CLI, '--model', MODEL, '--tokenizer', VOCAB, '--json', '--image', join(ROOT, 'test', 'fixtures', 'image', 'rgb-37x53.png')];
+  for (const c of ref.captions) args.push('--text', c);
+  const out = JSON.parse(execFileSync('node', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })) as {
+    texts: { text: string; ids: number[]; embedding: number[] }[];
+    images: { path: string; embedding: number[] }[];
+    logits_per_image: number[][];
+  };
+  assert.equal(out.texts.map((t) => t.text), ref.captions);
+  assert.equal(out.texts[0].ids.slice(0, 2), [49406, out.texts[0].ids[1]]);
+  assert.is(out.texts[0].ids[out.texts[0].ids.length - 1], 49407);
+  const got = out.texts.flatMap((t) => t.embedding);
+  const scale = Math.max(...ref.f32.text_embeds.map(Math.abs));
+  got.forEach((g, i) => assert.ok(Math.abs(g - ref.f32.text_embeds[i]) <= 1e-4 * scale, `embedding ${i}: ${g} vs ${ref.f32.text_embeds[i]}`));
+  assert.is(out.images.length, 1);
+  assert.is(out.images[0].embedding.length, 12);
+  assert.is(out.logits_per_image.length, 1);
+  assert.is(out.logits_per_image[0].length, ref.captions.length);
+});
+
+test('bad input: one clear line and a non-zero exit code', () => {
+  const cases: [string[], RegExp, number][] = [
+    [['--model', join(ROOT, 'nope'), '--text', 'x'], /no such model/, 1],
+    [['--model', MODEL], /nothing to embed/, 2],
+    [['--model', MODEL, '--image', join(ROOT, 'test', 'fixtures', 'image', 'not-an-image.png')], /not-an-image\.png: not a PNG or JPEG/, 1],
+    [['--model', MODEL, '--bogus'], /unknown flag --bogus/, 2],
+    [['--text', 'x'], /--model is required/, 2],
+  ];
+  for (const [args, msg, code] of cases) {
+    const r = spawnSync('node', [CLI, ...args], { encoding: 'utf8' });
+    assert.is(r.status, code, `${args.join(' ')}: exit code`);
+    const line = r.stderr.split('\n').find((l) => l.startsWith('embed: ')) ?? '';
+    assert.match(line, msg, `${args.join(' ')}: ${r.stderr}`);
+  }
+});
+
+test('--help describes every flag', () => {
+  const out = execFileSync('node', [CLI, '--help'], { encoding: 'utf8' });
+  for (const f of ['--model', '--text', '--image', '--tokenizer', '--json', '--truncate']) assert.ok(out.includes(f), f);
+});
+
+test.run();
