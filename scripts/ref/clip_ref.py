@@ -241,4 +241,5 @@ def main():
     print("wrote", os.path.normpath(OUT))
 
 
-main()
+if __name__ == "__main__":
+    main()
