@@ -1,0 +1,168 @@
+/**
+ * Small writers for result tables: a Markdown table and a grouped SVG bar chart. They return
+ * strings (browser-safe, no dependencies); callers write the files.
+ */
+
+/** Escapes text for SVG/XML content and attribute values. */
+export function escapeXml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+/** A number for display with fixed digits; never "-0.00", and NaN / inf spelled out. */
+export function formatNumber(v: number, digits: number): string {
+  if (Number.isNaN(v)) return 'NaN';
+  if (!Number.isFinite(v)) return v > 0 ? 'inf' : '-inf';
+  const s = v.toFixed(digits);
+  // "-0.00" reads as a sign where there is none.
+  return /^-0\.?0*$/.test(s) ? s.slice(1) : s;
+}
+
+export type Align = 'left' | 'right' | 'center';
+
+export interface MarkdownTableOptions {
+  /** Per column; numbers default to right, text to left. */
+  align?: readonly Align[];
+  /** Digits after the point for number cells (default: as JavaScript prints them). */
+  digits?: number;
+}
+
+function mdCell(v: string | number | null | undefined, digits: number | undefined): string {
+  if (v === null || v === undefined) return '';
+  const s = typeof v === 'number' ? (digits === undefined ? String(v) : formatNumber(v, digits)) : v;
+  // A pipe would end the cell and a newline the row.
+  return s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+}
+
+/** A GitHub-flavoured Markdown table; every row must have one cell per header. */
+export function markdownTable(
+  headers: readonly string[],
+  rows: readonly (readonly (string | number | null | undefined)[])[],
+  opts: MarkdownTableOptions = {},
+): string {
+  if (headers.length === 0) throw new Error('markdownTable: no headers');
+  rows.forEach((r, i) => {
+    if (r.length !== headers.length) throw new Error(`markdownTable: row ${i} has ${r.length} cells, expected ${headers.length} (${headers.join(', ')})`);
+  });
+  if (opts.align && opts.align.length !== headers.length) {
+    throw new Error(`markdownTable: align has ${opts.align.length} entries, expected ${headers.length}`);
+  }
+  const align = headers.map((_, c) => opts.align?.[c] ?? (rows.length > 0 && rows.every((r) => typeof r[c] === 'number' || r[c] == null) && rows.some((r) => typeof r[c] === 'number') ? 'right' : 'left'));
+  const rule = align.map((a) => (a === 'right' ? '---:' : a === 'center' ? ':---:' : '---'));
+  const line = (cells: readonly string[]) => `| ${cells.join(' | ')} |`;
+  return [
+    line(headers.map((h) => mdCell(h, undefined))),
+    line(rule),
+    ...rows.map((r) => line(r.map((v) => mdCell(v, opts.digits)))),
+  ].join('\n') + '\n';
+}
+
+export interface BarSeries {
+  name: string;
+  values: readonly number[];
+}
+
+export interface BarChartOptions {
+  title?: string;
+  /** One label per group (x axis). */
+  labels: readonly string[];
+  /** Bars per group, one series each (e.g. models), with one value per label. */
+  series: readonly BarSeries[];
+  yLabel?: string;
+  /** Digits of the value printed above each bar (default 1); null prints none. */
+  digits?: number | null;
+  /** Fixed y range; defaults to [min(0, values), max(0, values)]. */
+  yMin?: number;
+  yMax?: number;
+  width?: number;
+  height?: number;
+}
+
+/** Colour-blind-safe qualitative palette (Okabe-Ito). */
+export const PALETTE = ['#0072B2', '#E69F00', '#009E73', '#D55E00', '#CC79A7', '#56B4E9', '#F0E442', '#000000'];
+
+/** A "nice" tick step (1, 2 or 5 times a power of ten) for a range split into about n parts. */
+export function niceStep(range: number, n: number): number {
+  if (!(range > 0)) return 1;
+  const raw = range / n;
+  const p = Math.pow(10, Math.floor(Math.log10(raw)));
+  const m = raw / p;
+  return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p;
+}
+
+/**
+ * A grouped vertical bar chart as a self-contained SVG string: groups along x (labels), one
+ * coloured bar per series in each group, a zero baseline, y ticks and a legend. Each bar is a
+ * `<rect class="bar">` with a `<title>` holding its exact value.
+ */
+export function barChartSvg(opts: BarChartOptions): string {
+  const { labels, series, title, yLabel, digits = 1 } = opts;
+  if (labels.length === 0) throw new Error('barChartSvg: no labels');
+  if (series.length === 0) throw new Error('barChartSvg: no series');
+  series.forEach((s) => {
+    if (s.values.length !== labels.length) {
+      throw new Error(`barChartSvg: series ${JSON.stringify(s.name)} has ${s.values.length} values, expected ${labels.length} (one per label)`);
+    }
+  });
+  const vals = series.flatMap((s) => s.values).filter((v) => Number.isFinite(v));
+  let lo = opts.yMin ?? Math.min(0, ...vals);
+  let hi = opts.yMax ?? Math.max(0, ...vals);
+  if (!(hi > lo)) hi = lo + 1;
+  const step = niceStep(hi - lo, 5);
+  if (opts.yMin === undefined) lo = Math.floor(lo / step + 1e-9) * step;
+  if (opts.yMax === undefined) hi = Math.ceil(hi / step - 1e-9) * step;
+
+  const width = opts.width ?? Math.max(360, 90 + labels.length * (series.length * 22 + 24));
+  const height = opts.height ?? 320;
+  const top = title ? 40 : 16;
+  const legendH = 20 * Math.ceil(series.length / 4);
+  const left = 64;
+  const right = 16;
+  const bottom = 56 + legendH;
+  const plotW = width - left - right;
+  const plotH = height - top - bottom;
+  const y = (v: number) => top + plotH - ((Math.min(hi, Math.max(lo, v)) - lo) / (hi - lo)) * plotH;
+  const groupW = plotW / labels.length;
+  const barW = Math.max(2, Math.min(28, (groupW - 12) / series.length));
+
+  const out: string[] = [];
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`);
+  out.push(`<rect x="0" y="0" width="${width}" height="${height}" fill="#ffffff"/>`);
+  if (title) out.push(`<text x="${width / 2}" y="22" text-anchor="middle" font-size="14" font-weight="bold">${escapeXml(title)}</text>`);
+  for (let t = lo; t <= hi + step * 1e-6; t += step) {
+    const ty = y(t).toFixed(1);
+    out.push(`<line x1="${left}" y1="${ty}" x2="${width - right}" y2="${ty}" stroke="#e0e0e0"/>`);
+    out.push(`<text x="${left - 6}" y="${ty}" text-anchor="end" dominant-baseline="middle">${escapeXml(formatNumber(t, Math.max(0, -Math.floor(Math.log10(step) + 1e-9))))}</text>`);
+  }
+  if (yLabel) {
+    out.push(`<text transform="translate(14 ${top + plotH / 2}) rotate(-90)" text-anchor="middle">${escapeXml(yLabel)}</text>`);
+  }
+  const y0 = y(0);
+  labels.forEach((label, g) => {
+    const gx = left + g * groupW + (groupW - barW * series.length) / 2;
+    series.forEach((s, k) => {
+      const v = s.values[g];
+      const x = gx + k * barW;
+      const colour = PALETTE[k % PALETTE.length];
+      if (!Number.isFinite(v)) return;
+      const yv = y(v);
+      const ry = Math.min(yv, y0);
+      const h = Math.abs(yv - y0);
+      out.push(`<rect class="bar" x="${x.toFixed(1)}" y="${ry.toFixed(1)}" width="${(barW - 1).toFixed(1)}" height="${h.toFixed(1)}" fill="${colour}">` +
+        `<title>${escapeXml(`${s.name}, ${label}: ${v}`)}</title></rect>`);
+      if (digits !== null) {
+        const ty = v >= 0 ? ry - 3 : ry + h + 11;
+        out.push(`<text x="${(x + barW / 2).toFixed(1)}" y="${ty.toFixed(1)}" text-anchor="middle" font-size="9">${escapeXml(formatNumber(v, digits))}</text>`);
+      }
+    });
+    out.push(`<text x="${(left + (g + 0.5) * groupW).toFixed(1)}" y="${top + plotH + 16}" text-anchor="middle">${escapeXml(label)}</text>`);
+  });
+  out.push(`<line x1="${left}" y1="${y0.toFixed(1)}" x2="${width - right}" y2="${y0.toFixed(1)}" stroke="#333333"/>`);
+  series.forEach((s, k) => {
+    const lx = left + (k % 4) * Math.max(90, plotW / 4);
+    const ly = height - legendH - 8 + Math.floor(k / 4) * 20;
+    out.push(`<rect class="legend" x="${lx.toFixed(1)}" y="${ly}" width="12" height="12" fill="${PALETTE[k % PALETTE.length]}"/>`);
+    out.push(`<text x="${(lx + 16).toFixed(1)}" y="${ly + 10}">${escapeXml(s.name)}</text>`);
+  });
+  out.push('</svg>');
+  return out.join('\n') + '\n';
+}
