@@ -1,0 +1,57 @@
+/**
+ * PEFT adapter folders on disk: save (each file written atomically) and load (validated against
+ * the model, then attached).
+ */
+import { existsSync, statSync } from 'node:fs';
+import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import type { ClipModel } from './clip.js';
+import type { LoraSet } from './lora.js';
+import {
+  ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, AdapterError, adapterTensors, buildAdapterConfig, loadLoraFromBytes,
+  serializeAdapterConfig, type SaveAdapterOptions,
+} from './peft.js';
+import { writeSafetensorsFile } from './safetensors-node.js';
+
+/** Temp file beside the target, flushed, then renamed over it. */
+async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
+  const fh = await open(tmp, 'wx');
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+    await fh.close();
+    await rename(tmp, path);
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    await unlink(tmp).catch(() => undefined);
+    throw e;
+  }
+}
+
+/**
+ * Writes `dir/adapter_model.safetensors` and `dir/adapter_config.json` (creating `dir`). The
+ * weights go first, so a config on disk never describes weights that were not written.
+ */
+export async function saveLora(dir: string, set: LoraSet, opts: SaveAdapterOptions = {}): Promise<void> {
+  if (set.disposed) throw new AdapterError(join(dir, ADAPTER_WEIGHTS_NAME), undefined, 'cannot save a disposed (or merged) LoRA set');
+  await mkdir(dir, { recursive: true });
+  await writeSafetensorsFile(join(dir, ADAPTER_WEIGHTS_NAME), await adapterTensors(set), { format: 'pt' });
+  await writeFileAtomic(join(dir, ADAPTER_CONFIG_NAME), serializeAdapterConfig(buildAdapterConfig(set, opts)));
+}
+
+/** Reads a PEFT LoRA adapter folder, checks it against `model`, and attaches it. */
+export async function loadLora(model: ClipModel, dir: string): Promise<LoraSet> {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new AdapterError(dir, undefined, 'no such adapter folder');
+  const configPath = join(dir, ADAPTER_CONFIG_NAME);
+  const weightsPath = join(dir, ADAPTER_WEIGHTS_NAME);
+  if (!existsSync(configPath)) throw new AdapterError(configPath, undefined, 'missing: an adapter folder needs adapter_config.json');
+  if (!existsSync(weightsPath)) {
+    const bin = join(dir, 'adapter_model.bin');
+    throw new AdapterError(weightsPath, undefined, existsSync(bin)
+      ? `missing; found ${bin}, a pickled PyTorch file, which is not read: save the adapter with safe_serialization=True`
+      : 'missing: an adapter folder needs adapter_model.safetensors');
+  }
+  const [configText, weights] = await Promise.all([readFile(configPath, 'utf8'), readFile(weightsPath)]);
+  return loadLoraFromBytes(model, configText, weights, { config: configPath, weights: weightsPath });
+}

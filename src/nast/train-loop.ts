@@ -1,0 +1,180 @@
+/**
+ * NAST / NegBench fine-tuning of LoRA adapters on a frozen CLIP: loss = lambda * L_CLIP +
+ * (1 - lambda) * L_claim, AdamW with warm-up + cosine, and per-text-layer CTE scales.
+ *
+ * Why the CTE scale multiplies each layer's learning rate by default, not its gradient: Adam
+ * normalises the update by the gradient's running RMS, so a constant factor on a layer's gradient
+ * cancels (m and sqrt(v) both scale by it) and only alpha = 0 would have an effect. The paper's
+ * intent, "layer-specific learning rates", is what the per-group rate gives; `scaleMode:
+ * 'gradient'` keeps the literal gradient scaling (inside the fused AdamW kernel) for comparison.
+ */
+import {
+  AdamW, backward, indexSelect, mulScalar, scope, slice, tensor, type GpuContext, type Tensor,
+} from '../engine/index.js';
+import type { ClipModel } from '../models/clip.js';
+import type { LoraSet } from '../models/lora.js';
+import { claimLoss, clipLoss, nastLoss } from './losses.js';
+
+export type ScaleMode = 'update' | 'gradient';
+
+/** One training example: an image (row of the image-embedding table), its caption and claims. */
+export interface TrainItem {
+  image: number;
+  /** Caption token ids, one row of the model's context length. */
+  caption: Int32Array;
+  /** K claim rows (K x context length), the true one at `answer`. */
+  claims: Int32Array;
+  claimCount: number;
+  answer: number;
+}
+
+export interface NastTrainOptions {
+  lambda: number;
+  lr: number;
+  weightDecay: number;
+  betas?: [number, number];
+  warmupSteps: number;
+  totalSteps: number;
+  maxGradNorm?: number;
+  /** One scale per text-encoder layer (alpha_l^beta); null trains uniformly. */
+  layerScales: readonly number[] | null;
+  scaleMode: ScaleMode;
+}
+
+/** Linear warm-up to the full rate, then cosine decay to zero at `total` steps. */
+export function warmupCosine(warmup: number, total: number): (t: number) => number {
+  return (t) => {
+    if (t < warmup) return (t + 1) / warmup;
+    const span = Math.max(1, total - warmup);
+    const x = Math.min(1, (t - warmup) / span);
+    return 0.5 * (1 + Math.cos(Math.PI * x));
+  };
+}
+
+/** The pooled position + 1 of each row, so a batch can be cut where its longest text ends. */
+export function usedLength(ids: Int32Array, rows: number, eosTokenId: number | null): number {
+  const t = ids.length / rows;
+  let longest = 1;
+  for (let r = 0; r < rows; r++) {
+    let at = -1;
+    if (eosTokenId === null) {
+      let best = -Infinity;
+      for (let p = 0; p < t; p++) if (ids[r * t + p] > best) { best = ids[r * t + p]; at = p; }
+    } else {
+      for (let p = 0; p < t && at < 0; p++) if (ids[r * t + p] === eosTokenId) at = p;
+    }
+    longest = Math.max(longest, at + 1);
+  }
+  return longest;
+}
+
+/** Copies the first `len` columns of [rows, t] ids. */
+export function cutIds(ids: Int32Array, rows: number, len: number): Int32Array {
+  const t = ids.length / rows;
+  if (len === t) return ids;
+  const out = new Int32Array(rows * len);
+  for (let r = 0; r < rows; r++) out.set(ids.subarray(r * t, r * t + len), r * len);
+  return out;
+}
+
+export class NastTrainer {
+  readonly optimizer: AdamW;
+  private readonly ctx: GpuContext;
+
+  constructor(readonly model: ClipModel, readonly lora: LoraSet, readonly opts: NastTrainOptions) {
+    this.ctx = model.ctx;
+    const groups = lora.paramGroupsByLayer();
+    const text = model.config.text.layers;
+    if (opts.layerScales && opts.layerScales.length !== text) {
+      throw new Error(`layer scales: got ${opts.layerScales.length} values for ${text} text-encoder layers`);
+    }
+    const specs = groups.map((g) => {
+      const s = g.tower === 'text' && opts.layerScales ? opts.layerScales[g.layer] : 1;
+      return opts.scaleMode === 'update'
+        ? { name: g.name, params: g.params, lr: opts.lr * s }
+        : { name: g.name, params: g.params, gradScale: s };
+    });
+    this.optimizer = new AdamW(this.ctx, specs, {
+      lr: opts.lr, betas: opts.betas, weightDecay: opts.weightDecay,
+      schedule: warmupCosine(opts.warmupSteps, opts.totalSteps),
+    });
+  }
+
+  /**
+   * Forward + backward of one micro-batch, accumulating gradients scaled by `weight` (1 / number
+   * of micro-batches). Returns the unweighted loss (a [] tensor the caller disposes).
+   */
+  accumulate(imageEmbeds: Tensor, items: readonly TrainItem[], weight = 1): Tensor {
+    const m = this.model;
+    const b = items.length;
+    const t = m.config.text.maxPositions;
+    const claimRows = items.reduce((s, it) => s + it.claimCount, 0);
+    const rows = b + claimRows;
+    const ids = new Int32Array(rows * t);
+    items.forEach((it, i) => ids.set(it.caption, i * t));
+    let at = b * t;
+    for (const it of items) {
+      ids.set(it.claims, at);
+      at += it.claimCount * t;
+    }
+    const len = usedLength(ids, rows, m.config.text.eosTokenId);
+    const logitScale = m.param('logit_scale');
+    return scope(this.ctx, () => {
+      const text = m.encodeText(cutIds(ids, rows, len), rows).embeds;
+      const img = indexSelect(imageEmbeds, 0, tensor(this.ctx, Int32Array.from(items, (it) => it.image), [b], 'i32'));
+      const lam = this.opts.lambda;
+      const lClip = lam > 0 ? clipLoss(img, slice(text, 0, 0, b), logitScale) : null;
+      const lClaim = lam < 1 ? claimLoss(img, slice(text, 0, b, rows), items.map((it) => it.claimCount), items.map((it) => it.answer), logitScale) : null;
+      const loss = nastLoss(lam, lClip, lClaim);
+      backward(weight === 1 ? loss : mulScalar(loss, weight));
+      return loss;
+    });
+  }
+
+  /** Applies the accumulated gradients and clears them. */
+  apply(): void {
+    this.optimizer.step({ maxGradNorm: this.opts.maxGradNorm });
+    this.optimizer.zeroGrad();
+  }
+
+  get stepCount(): number {
+    return this.optimizer.stepCount;
+  }
+
+  /** Current learning rate of the base group (schedule applied to the next step). */
+  currentLr(): number {
+    const s = this.optimizer.schedule;
+    return this.opts.lr * (s ? s(this.optimizer.stepCount) : 1);
+  }
+
+  dispose(): void {
+    this.optimizer.dispose();
+  }
+}
+
+/**
+ * Per text layer, the Frobenius norm of the total LoRA update scale * B A summed over the layer's
+ * adapters (sqrt of the sum of squares): the paper's Table 4 quantity.
+ */
+export async function loraUpdateNorms(lora: LoraSet, layers: number): Promise<number[]> {
+  const sq = new Array<number>(layers).fill(0);
+  for (const m of lora.modules) {
+    if (m.tower !== 'text') continue;
+    const [r, inF] = m.branch.a.shape;
+    const outF = m.branch.b.shape[0];
+    const a = await m.branch.a.toArray();
+    const bw = await m.branch.b.toArray();
+    const row = new Float64Array(inF);
+    for (let o = 0; o < outF; o++) {
+      row.fill(0);
+      for (let k = 0; k < r; k++) {
+        const c = bw[o * r + k] * m.branch.scale;
+        if (c === 0) continue;
+        for (let i = 0; i < inF; i++) row[i] += c * a[k * inF + i];
+      }
+      for (let i = 0; i < inF; i++) sq[m.layer] += row[i] * row[i];
+    }
+  }
+  return sq.map(Math.sqrt);
+}
+
