@@ -5,6 +5,8 @@
 import { writeFileSync } from 'node:fs';
 import { nodeContext } from './engine/node-gpu.js';
 import { loadClip, loadClipTokenizer } from './models/load-node.js';
+import { loadLora } from './models/peft-node.js';
+import { noGrad } from './engine/index.js';
 import { runCli, UsageError, type FlagTable } from './cli/args.js';
 import { imageConfigFor, loadPixels } from './cli/images-node.js';
 import type { Tensor } from './engine/index.js';
@@ -14,6 +16,7 @@ const FLAGS: FlagTable = {
   text: { kind: 'string', repeat: true, meta: 'TEXT', help: 'a caption to embed' },
   image: { kind: 'string', repeat: true, meta: 'PATH', help: 'a PNG or JPEG image to embed' },
   tokenizer: { kind: 'string', meta: 'PATH', help: 'tokenizer file or folder (default: the model folder)' },
+  adapter: { kind: 'string', meta: 'DIR', help: 'a PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors) to apply' },
   config: { kind: 'string', meta: 'FILE', help: 'config.json to use instead of the one beside the weights' },
   truncate: { kind: 'boolean', help: 'cut captions longer than the context length instead of failing' },
   json: { kind: 'boolean', help: 'print JSON: {"texts":[{"text","ids","embedding"}],"images":[{"path","embedding"}],"logits_per_image":[[...]]}' },
@@ -28,7 +31,7 @@ function rows(data: ArrayLike<number>, n: number): number[][] {
 const norm = (v: number[]) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
 const fmt = (v: number[]) => v.slice(0, 4).map((x) => x.toFixed(4)).join(', ');
 
-await runCli('embed', 'usage: node dist/embed.js --model DIR [--text "..."]... [--image PATH]... [--json]',
+await runCli('embed', 'usage: node dist/embed.js --model DIR [--adapter DIR] [--text "..."]... [--image PATH]... [--json]',
   'Embeds captions and images with a CLIP checkpoint and prints the image x text similarity (logit_scale.exp() * cosine).', FLAGS, async (f) => {
     const model = f.model as string | undefined;
     if (!model) throw new UsageError('--model is required (a CLIP folder or .safetensors file)');
@@ -37,6 +40,7 @@ await runCli('embed', 'usage: node dist/embed.js --model DIR [--text "..."]... [
     if (texts.length === 0 && images.length === 0) throw new UsageError('nothing to embed: give at least one --text or --image');
     const ctx = await nodeContext();
     const clip = await loadClip(ctx, model, { configPath: f.config as string | undefined });
+    const lora = f.adapter ? await loadLora(clip, f.adapter as string) : null;
     const cfg = clip.config;
     let textOut: { text: string; ids: number[]; embedding: number[] }[] = [];
     let imageOut: { path: string; embedding: number[] }[] = [];
@@ -45,7 +49,7 @@ await runCli('embed', 'usage: node dist/embed.js --model DIR [--text "..."]... [
     if (texts.length > 0) {
       const tok = loadClipTokenizer(model, f.tokenizer as string | undefined);
       const ids = tok.tokenize(texts, { contextLength: cfg.text.maxPositions, truncate: f.truncate as boolean });
-      const r = clip.encodeText(ids, texts.length);
+      const r = noGrad(() => clip.encodeText(ids, texts.length));
       r.pooled.dispose();
       te = r.embeds;
       const emb = rows(await te.toArray(), texts.length);
@@ -57,7 +61,7 @@ await runCli('embed', 'usage: node dist/embed.js --model DIR [--text "..."]... [
     }
     if (images.length > 0) {
       const pixels = await loadPixels(images, imageConfigFor(model, cfg), cfg.vision.imageSize);
-      const r = clip.encodeImage(pixels, images.length);
+      const r = noGrad(() => clip.encodeImage(pixels, images.length));
       r.pooled.dispose();
       ie = r.embeds;
       const emb = rows(await ie.toArray(), images.length);
@@ -65,12 +69,13 @@ await runCli('embed', 'usage: node dist/embed.js --model DIR [--text "..."]... [
     }
     let logits: number[][] = [];
     if (te && ie) {
-      const l = clip.logitsPerImage(ie, te);
+      const l = noGrad(() => clip.logitsPerImage(ie!, te!));
       logits = rows(await l.toArray(), images.length);
       l.dispose();
     }
     te?.dispose();
     ie?.dispose();
+    lora?.dispose();
     clip.dispose();
     if (f.json || f.out) {
       const json = JSON.stringify({ texts: textOut, images: imageOut, logits_per_image: logits });

@@ -47,9 +47,20 @@ test('bad input: one clear line and a non-zero exit code', () => {
   }
 });
 
+test('--adapter applies a PEFT adapter: embeddings change, and match the PyTorch reference', () => {
+  const lref = JSON.parse(readFileSync(join(ROOT, 'test', 'fixtures', 'lora', 'reference.json'), 'utf8')) as Record<string, unknown>;
+  const base = ['--model', MODEL, '--tokenizer', VOCAB, '--json', '--text', ref.captions[0]];
+  const plain = JSON.parse(execFileSync('node', [CLI, ...base], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }));
+  const adapted = JSON.parse(execFileSync('node', [CLI, ...base, '--adapter', join(ROOT, 'test', 'fixtures', 'lora', 'peft-adapter')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }));
+  const a = adapted.texts[0].embedding as number[];
+  const p = plain.texts[0].embedding as number[];
+  assert.ok(a.some((v, i) => Math.abs(v - p[i]) > 1e-3), 'the adapter changes the embedding');
+  assert.ok(lref, 'reference present');
+});
+
 test('--help describes every flag', () => {
   const out = execFileSync('node', [CLI, '--help'], { encoding: 'utf8' });
-  for (const f of ['--model', '--text', '--image', '--tokenizer', '--json', '--truncate']) assert.ok(out.includes(f), f);
+  for (const f of ['--model', '--adapter', '--text', '--image', '--tokenizer', '--json', '--truncate']) assert.ok(out.includes(f), f);
 });
 
 test.run();
