@@ -1,0 +1,128 @@
+/**
+ * `node dist/trace.js --model DIR --pairs FILE.jsonl [--out DIR] [--min-delta X] [--beta B]`:
+ * causal tracing of the CLIP text encoder over (image, caption, foil) pairs; writes cte.json and
+ * an SVG heat map of CTE(l, p) with the per-layer bars beside it.
+ */
+import { readFileSync, mkdirSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { nodeContext } from './engine/node-gpu.js';
+import { noGrad, type Tensor } from './engine/index.js';
+import { loadClip, loadClipTokenizer } from './models/load-node.js';
+import { loadLora } from './models/peft-node.js';
+import { runCli, UsageError, type FlagTable } from './cli/args.js';
+import { imageConfigFor, loadPixels } from './cli/images-node.js';
+import { tracePair, TraceInputError } from './nast/trace.js';
+import { buildCteReport, DEFAULT_BETA, DEFAULT_MIN_DELTA, type CteSkippedJson, type Polarity, type TracedPair } from './nast/cte.js';
+import { heatmapSvg } from './nast/heatmap-svg.js';
+import { hasNegationCue } from './data/templates.js';
+import { writeFileAtomic } from './data/shards-node.js';
+
+const FLAGS: FlagTable = {
+  model: { kind: 'string', meta: 'DIR|FILE', help: 'CLIP checkpoint (Hugging Face folder or OpenAI-layout .safetensors)' },
+  pairs: { kind: 'string', meta: 'FILE.jsonl', help: 'one {"image": PATH, "caption": "...", "foil": "..."} per line; paths absolute or relative to the file' },
+  out: { kind: 'string', meta: 'DIR', default: 'trace-out', help: 'output folder for cte.json and cte_heatmap.svg' },
+  'min-delta': { kind: 'number', default: DEFAULT_MIN_DELTA, help: 'skip pairs with |S_corr - S_foil| below this (never divided by)' },
+  beta: { kind: 'number', default: DEFAULT_BETA, help: 'sharpness of the gradient scale alpha_l^beta recorded in cte.json' },
+  adapter: { kind: 'string', meta: 'DIR', help: 'trace the model with this PEFT LoRA adapter applied' },
+  tokenizer: { kind: 'string', meta: 'PATH', help: 'tokenizer file or folder (default: the model folder)' },
+  config: { kind: 'string', meta: 'FILE', help: 'config.json to use instead of the one beside the weights' },
+  limit: { kind: 'int', help: 'trace only the first N pairs' },
+};
+
+interface PairLine {
+  /** As written in the file (reported); `path` is where it is read from. */
+  image: string;
+  path: string;
+  caption: string;
+  foil: string;
+  polarity?: Polarity;
+}
+
+/** Parses the pairs file, naming the line of anything malformed. */
+export function readPairs(file: string): PairLine[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new Error(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  const out: PairLine[] = [];
+  text.split('\n').forEach((line, i) => {
+    if (line.trim() === '') return;
+    let j: Record<string, unknown>;
+    try {
+      j = JSON.parse(line) as Record<string, unknown>;
+    } catch (e) {
+      throw new Error(`${file}:${i + 1}: invalid JSON (${(e as Error).message})`);
+    }
+    for (const k of ['image', 'caption', 'foil']) {
+      if (typeof j[k] !== 'string' || (j[k] as string).trim() === '') throw new Error(`${file}:${i + 1}: "${k}" must be a non-empty string`);
+    }
+    const image = j.image as string;
+    const pol = j.polarity;
+    if (pol !== undefined && pol !== 'caption' && pol !== 'foil') throw new Error(`${file}:${i + 1}: "polarity" must be "caption" or "foil"`);
+    out.push({ image, path: isAbsolute(image) ? image : resolve(dirname(file), image), caption: j.caption as string, foil: j.foil as string, polarity: pol as Polarity | undefined });
+  });
+  if (out.length === 0) throw new Error(`${file}: no pairs`);
+  return out;
+}
+
+await runCli('trace', 'usage: node dist/trace.js --model DIR --pairs FILE.jsonl [--out DIR] [--min-delta X] [--beta B]',
+  'Causal tracing (NAST 4.2): CTE(l, p) = (S_corr - S_lp) / (S_corr - S_foil) for every residual index l and token position p, batched per pair.', FLAGS, async (f) => {
+    const modelPath = f.model as string | undefined;
+    if (!modelPath) throw new UsageError('--model is required');
+    if (!f.pairs) throw new UsageError('--pairs is required (a JSONL file of {"image","caption","foil"})');
+    if (!((f.beta as number) > 0)) throw new UsageError(`--beta must be > 0, got ${f.beta}`);
+    if (!((f['min-delta'] as number) >= 0)) throw new UsageError(`--min-delta must be >= 0, got ${f['min-delta']}`);
+    let pairs = readPairs(f.pairs as string);
+    if (f.limit !== undefined) pairs = pairs.slice(0, f.limit as number);
+    const ctx = await nodeContext();
+    const model = await loadClip(ctx, modelPath, { configPath: f.config as string | undefined });
+    const lora = f.adapter ? await loadLora(model, f.adapter as string) : null;
+    const tok = loadClipTokenizer(modelPath, f.tokenizer as string | undefined);
+    const imgCfg = imageConfigFor(modelPath, model.config);
+    const ctxLen = model.config.text.maxPositions;
+    const traced: TracedPair[] = [];
+    const skipped: CteSkippedJson[] = [];
+    const embeds = new Map<string, Tensor>();
+    const t0 = Date.now();
+    for (let i = 0; i < pairs.length; i++) {
+      const p = pairs[i];
+      let e = embeds.get(p.path);
+      if (!e) {
+        const px = await loadPixels([p.path], imgCfg, model.config.vision.imageSize);
+        const out = noGrad(() => model.encodeImage(px, 1));
+        out.pooled.dispose();
+        e = out.embeds;
+        embeds.set(p.path, e);
+      }
+      const ids = tok.tokenize([p.caption, p.foil], { contextLength: ctxLen });
+      try {
+        const r = await tracePair(model, e, ids.subarray(0, ctxLen), ids.subarray(ctxLen));
+        const polarity = p.polarity ?? (hasNegationCue(p.caption) ? 'caption' : hasNegationCue(p.foil) ? 'foil' : undefined);
+        traced.push({ image: p.image, caption: p.caption, foil: p.foil, idsCaption: r.ids, idsFoil: Array.from(ids.subarray(ctxLen, ctxLen + r.ids.length)), sCorr: r.sCorr, sFoil: r.sFoil, sLp: r.patched, polarity });
+      } catch (err) {
+        if (!(err instanceof TraceInputError)) throw err;
+        skipped.push({ image: p.image, caption: p.caption, foil: p.foil, reason: err.message });
+      }
+      const rate = (i + 1) / ((Date.now() - t0) / 1000);
+      process.stderr.write(`\rtrace: ${i + 1}/${pairs.length} pairs (${rate.toFixed(1)}/s)`);
+    }
+    process.stderr.write('\n');
+    for (const e of embeds.values()) e.dispose();
+    if (traced.length === 0) throw new Error(`no pair could be traced (${skipped.length} skipped: ${skipped[0]?.reason})`);
+    const report = buildCteReport(traced, { layers: model.config.text.layers + 1, beta: f.beta as number, minDelta: f['min-delta'] as number, eotId: tok.eotId });
+    report.skipped.push(...skipped);
+    lora?.dispose();
+    model.dispose();
+    const out = f.out as string;
+    mkdirSync(out, { recursive: true });
+    const first = report.pairs[0];
+    const sameShape = report.pairs.every((q) => q.ids.length === first.ids.length);
+    const tokens = sameShape ? first.ids.map((id) => tok.decode([id]).trim() || String(id)) : null;
+    await writeFileAtomic(join(out, 'cte.json'), JSON.stringify(report, null, 1) + '\n');
+    await writeFileAtomic(join(out, 'cte_heatmap.svg'), heatmapSvg(report.cte_mean, tokens, report.cte_layer));
+    console.log(`traced ${report.pairs.length} pairs, skipped ${report.skipped.length}; wrote ${join(out, 'cte.json')} and cte_heatmap.svg`);
+    console.log(`CTE_l: ${report.cte_layer.map((x) => x.toFixed(3)).join(' ')}`);
+    console.log(`alpha: ${report.alpha.map((x) => x.toFixed(3)).join(' ')}`);
+  });

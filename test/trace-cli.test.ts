@@ -1,0 +1,59 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { parseCteReport } from '../src/nast/cte.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const CLI = join(ROOT, 'build', 'src', 'trace.js');
+const MODEL = join(ROOT, 'test', 'fixtures', 'clip', 'tiny-hf');
+const VOCAB = join(ROOT, '..', 'shared', 'clip', 'bpe_simple_vocab_16e6.txt.gz');
+
+function workdir(lines: string[]): string {
+  const dir = mkdtempSync(join(tmpdir(), 'trace-cli-'));
+  copyFileSync(join(ROOT, 'test', 'fixtures', 'image', 'rgb-37x53.png'), join(dir, 'a.png'));
+  writeFileSync(join(dir, 'pairs.jsonl'), lines.join('\n') + '\n');
+  return dir;
+}
+
+test('writes cte.json (the issue\'s schema) and the heat map; unequal lengths are skipped with the reason', () => {
+  const dir = workdir([
+    JSON.stringify({ image: 'a.png', caption: 'There is severe edema.', foil: 'There is no edema.' }),
+    JSON.stringify({ image: 'a.png', caption: 'There is no cardiomegaly.', foil: 'There is severe cardiomegaly.' }),
+    JSON.stringify({ image: 'a.png', caption: 'There is no cardiomegaly.', foil: 'There is edema.' }),
+  ]);
+  execFileSync('node', [CLI, '--model', MODEL, '--tokenizer', VOCAB, '--pairs', join(dir, 'pairs.jsonl'), '--out', join(dir, 'out'), '--beta', '2'], { stdio: 'ignore' });
+  const raw = JSON.parse(readFileSync(join(dir, 'out', 'cte.json'), 'utf8'));
+  const rep = parseCteReport(raw, 'cte.json');
+  assert.is(rep.layers, 3);
+  assert.is(rep.beta, 2);
+  assert.is(rep.pairs.length, 2);
+  for (const p of rep.pairs) {
+    for (const k of ['image', 'caption', 'foil', 'ids', 's_corr', 's_foil', 'd', 'cte']) assert.ok(k in p, k);
+    assert.is(p.image, 'a.png');
+    assert.is(p.cte.length, 3);
+    assert.is(p.cte[0].length, p.ids.length);
+    // Patching the embedding output at every differing token turns the caption into the foil.
+    assert.ok(Math.abs(p.d - (p.s_corr - p.s_foil)) < 1e-9);
+  }
+  assert.is(rep.pairs[0].polarity, 'foil');
+  assert.is(rep.pairs[1].polarity, 'caption');
+  assert.is(rep.skipped.length, 1);
+  assert.match(rep.skipped[0].reason, /different lengths/);
+  assert.is(rep.cte_layer.length, 3);
+  assert.is(rep.alpha.length, 3);
+  const svg = readFileSync(join(dir, 'out', 'cte_heatmap.svg'), 'utf8');
+  assert.ok(svg.startsWith('<svg') && svg.trimEnd().endsWith('</svg>'));
+});
+
+test('a malformed pairs line is named with its line number', () => {
+  const dir = workdir([JSON.stringify({ image: 'a.png', caption: 'x', foil: 'y' }), '{"image": "a.png", "caption": 3}']);
+  const r = spawnSync('node', [CLI, '--model', MODEL, '--tokenizer', VOCAB, '--pairs', join(dir, 'pairs.jsonl')], { encoding: 'utf8' });
+  assert.is(r.status, 1);
+  assert.match(r.stderr, /pairs\.jsonl:2: "caption" must be a non-empty string/);
+});
+
+test.run();
