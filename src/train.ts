@@ -1,0 +1,233 @@
+/**
+ * `node dist/train.js --model DIR --data DIR --cte cte.json`: NAST fine-tuning of LoRA adapters
+ * on the text encoder (or `--uniform` for the baseline), with checkpoints, exact resume and the
+ * per-layer update analysis.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { appendFile, mkdir } from 'node:fs/promises';
+import { isAbsolute, join, resolve } from 'node:path';
+import { nodeContext } from './engine/node-gpu.js';
+import { concat, noGrad, type Tensor } from './engine/index.js';
+import { loadClip, loadClipTokenizer } from './models/load-node.js';
+import { attachLora, type LoraTarget } from './models/lora.js';
+import { loadLora, saveLora } from './models/peft-node.js';
+import { runCli, UsageError, type FlagTable } from './cli/args.js';
+import { imageConfigFor, loadPixels } from './cli/images-node.js';
+import { openShards, writeFileAtomic } from './data/shards-node.js';
+import type { ClaimSet } from './data/claims.js';
+import type { NegatedCaption } from './data/captions.js';
+import { layerScales, parseCteReport } from './nast/cte.js';
+import { loraUpdateNorms, NastTrainer, type TrainItem } from './nast/train-loop.js';
+import { updateShares } from './nast/update-shares.js';
+import { hasCheckpoint, loadCheckpointState, saveCheckpoint, type LoopState } from './nast/checkpoint-node.js';
+import { makeRng, shuffle } from './data/rng.js';
+
+const FLAGS: FlagTable = {
+  model: { kind: 'string', meta: 'DIR|FILE', help: 'base CLIP checkpoint (frozen)' },
+  data: { kind: 'string', meta: 'DIR', help: 'dataset folder from dist/data.js (claim sets + negated captions; a train/ subfolder is used when present)' },
+  cte: { kind: 'string', meta: 'FILE', help: 'cte.json from dist/trace.js: per-layer CTE scales (required unless --uniform)' },
+  uniform: { kind: 'boolean', help: 'baseline: every layer scale 1 (no CTE weighting)' },
+  beta: { kind: 'number', help: 'sharpness: layer scale alpha_l^beta (default: the beta in cte.json)' },
+  lambda: { kind: 'number', default: 0.5, help: 'loss = lambda * L_CLIP + (1 - lambda) * L_claim' },
+  rank: { kind: 'int', default: 8, help: 'LoRA rank r' },
+  alpha: { kind: 'number', default: 16, help: 'LoRA alpha (branch scaled by alpha / r)' },
+  targets: { kind: 'string', default: 'q_proj,k_proj,v_proj,out_proj', help: 'comma-separated LoRA targets (q_proj,k_proj,v_proj,out_proj,fc1,fc2)' },
+  lr: { kind: 'number', default: 5e-4, help: 'peak learning rate' },
+  'weight-decay': { kind: 'number', default: 0.01, help: 'AdamW weight decay on the LoRA weights' },
+  warmup: { kind: 'int', default: 10, help: 'linear warm-up steps (then cosine to zero)' },
+  'batch-size': { kind: 'int', default: 32, help: 'images per optimizer step' },
+  accumulate: { kind: 'int', default: 1, help: 'micro-batches per step (batch-size must divide by it)' },
+  steps: { kind: 'int', help: 'optimizer steps (default: one epoch)' },
+  epochs: { kind: 'number', help: 'train this many epochs instead of --steps' },
+  'max-grad-norm': { kind: 'number', help: 'clip the global gradient norm' },
+  'scale-mode': { kind: 'string', default: 'update', help: 'update: CTE scales each layer\'s learning rate; gradient: scales its gradient (Adam mostly cancels it)' },
+  seed: { kind: 'int', default: 0, help: 'seed of LoRA init and data order' },
+  out: { kind: 'string', meta: 'DIR', default: 'train-out', help: 'output folder: adapter/, checkpoint/, metrics.jsonl, report.json' },
+  'log-every': { kind: 'int', default: 10, help: 'read the loss back and log every N steps' },
+  'save-every': { kind: 'int', default: 100, help: 'write a checkpoint every N steps' },
+  'stop-after': { kind: 'int', help: 'stop (with a checkpoint, as on Ctrl-C) once this many steps are done; --resume continues' },
+  resume: { kind: 'boolean', help: 'continue from OUT/checkpoint exactly where it stopped' },
+  tokenizer: { kind: 'string', meta: 'PATH', help: 'tokenizer file or folder (default: the model folder)' },
+  quiet: { kind: 'boolean', help: 'no progress bar' },
+};
+
+interface Example { image: string; caption: string; claims: string[]; answer: number }
+
+/** Claim sets paired with a negated caption of the same image (or the true claim when none). */
+function readExamples(records: unknown[], where: string): Example[] {
+  const captions = new Map<string, string[]>();
+  for (const r of records as NegatedCaption[]) {
+    if (r.kind === 'negated-caption') captions.set(r.image, [...(captions.get(r.image) ?? []), r.caption]);
+  }
+  const out: Example[] = [];
+  const used = new Map<string, number>();
+  for (const r of records as ClaimSet[]) {
+    if (r.kind !== 'claim-set') continue;
+    const caps = captions.get(r.image);
+    const k = used.get(r.image) ?? 0;
+    used.set(r.image, k + 1);
+    out.push({ image: r.image, caption: caps ? caps[k % caps.length] : r.claims[r.answer].text, claims: r.claims.map((c) => c.text), answer: r.answer });
+  }
+  if (out.length === 0) throw new Error(`${where}: no claim-set records to train on (build them with dist/data.js --kind claims)`);
+  return out;
+}
+
+function dataFolder(dir: string): string {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`${dir}: no such data folder`);
+  for (const sub of ['train', '.']) if (existsSync(join(dir, sub, 'index.json'))) return join(dir, sub);
+  throw new Error(`${dir}: no index.json (or train/index.json): build the folder with dist/data.js`);
+}
+
+function bar(done: number, total: number): string {
+  const w = 24;
+  const f = Math.round((done / total) * w);
+  return `[${'#'.repeat(f)}${'.'.repeat(w - f)}] ${done}/${total}`;
+}
+
+await runCli('train', 'usage: node dist/train.js --model DIR --data DIR --cte cte.json [--beta 1] [--lambda 0.5] [--rank 8] [--alpha 16] [--lr] [--batch-size] [--steps|--epochs] [--out DIR] [--resume]',
+  'NAST fine-tuning: LoRA on the CLIP text encoder with per-layer CTE scales, loss lambda * L_CLIP + (1 - lambda) * L_claim, AdamW.', FLAGS, async (f) => {
+    const modelPath = f.model as string | undefined;
+    if (!modelPath) throw new UsageError('--model is required');
+    if (!f.data) throw new UsageError('--data is required');
+    if (!f.cte && !f.uniform) throw new UsageError('--cte is required (or --uniform for the baseline)');
+    const lambda = f.lambda as number;
+    if (!(lambda >= 0 && lambda <= 1)) throw new UsageError(`--lambda must be in [0, 1], got ${lambda}`);
+    const scaleMode = f['scale-mode'] as string;
+    if (scaleMode !== 'update' && scaleMode !== 'gradient') throw new UsageError(`--scale-mode must be update or gradient, got ${scaleMode}`);
+    const batch = f['batch-size'] as number;
+    const acc = f.accumulate as number;
+    if (batch < 2 || batch % acc !== 0) throw new UsageError(`--batch-size ${batch} must be >= 2 and divisible by --accumulate ${acc}`);
+    const out = f.out as string;
+    const ckptDir = join(out, 'checkpoint');
+
+    const folder = dataFolder(f.data as string);
+    const examples = readExamples(await (await openShards(folder)).readAll(), folder);
+    const images = [...new Set(examples.map((e) => e.image))];
+    if (images.length < batch) throw new Error(`${folder}: ${images.length} distinct images, fewer than --batch-size ${batch}`);
+    const byImage = new Map<string, Example[]>();
+    for (const e of examples) byImage.set(e.image, [...(byImage.get(e.image) ?? []), e]);
+    const perEpoch = Math.floor(images.length / batch);
+    const steps = (f.steps as number | undefined) ?? Math.max(1, Math.round(((f.epochs as number | undefined) ?? 1) * perEpoch));
+
+    const ctx = await nodeContext();
+    const model = await loadClip(ctx, modelPath);
+    const tok = loadClipTokenizer(modelPath, f.tokenizer as string | undefined);
+    const layers = model.config.text.layers;
+    let scales: number[] | null = null;
+    if (!f.uniform) {
+      const cte = parseCteReport(readFileSync(f.cte as string, 'utf8'), f.cte as string);
+      if (cte.layers !== layers + 1) throw new Error(`${f.cte}: layers is ${cte.layers}, the model has ${layers} text layers (expected ${layers + 1})`);
+      scales = layerScales(cte.alpha, (f.beta as number | undefined) ?? cte.beta);
+    }
+    const resume = (f.resume as boolean) && hasCheckpoint(ckptDir);
+    const lora = resume
+      ? await loadLora(model, ckptDir)
+      : attachLora(model, { rank: f.rank as number, alpha: f.alpha as number, targets: (f.targets as string).split(',').map((s) => s.trim()) as LoraTarget[], seed: f.seed as number });
+
+    // The vision tower is frozen: embed every training image once.
+    process.stderr.write(`train: embedding ${images.length} images\n`);
+    const imgCfg = imageConfigFor(modelPath, model.config);
+    const chunks: Tensor[] = [];
+    for (let i = 0; i < images.length; i += 32) {
+      const paths = images.slice(i, i + 32).map((p) => (isAbsolute(p) ? p : resolve(folder, p)));
+      const px = await loadPixels(paths, imgCfg, model.config.vision.imageSize);
+      const r = noGrad(() => model.encodeImage(px, paths.length));
+      r.pooled.dispose();
+      chunks.push(r.embeds);
+    }
+    const imageTable = noGrad(() => concat(chunks, 0));
+    for (const c of chunks) c.dispose();
+    const imageIndex = new Map(images.map((p, i) => [p, i]));
+
+    const trainer = new NastTrainer(model, lora, {
+      lambda, lr: f.lr as number, weightDecay: f['weight-decay'] as number, warmupSteps: f.warmup as number, totalSteps: steps,
+      maxGradNorm: f['max-grad-norm'] as number | undefined, layerScales: scales, scaleMode,
+    });
+    let loop: LoopState = { step: 0, epoch: 0, cursor: 0, seed: f.seed as number };
+    if (resume) {
+      const st = await loadCheckpointState(ckptDir);
+      trainer.optimizer.loadState(st.optimizer);
+      loop = st.loop;
+      process.stderr.write(`train: resumed at step ${loop.step} (epoch ${loop.epoch}, position ${loop.cursor})\n`);
+    }
+    const ctxLen = model.config.text.maxPositions;
+    const tokenizeRow = (text: string) => tok.tokenize([text], { contextLength: ctxLen, truncate: true });
+    const order = (epoch: number) => shuffle(makeRng(loop.seed * 1000003 + epoch), images);
+    let perm = order(loop.epoch);
+    const nextBatch = (): TrainItem[] => {
+      if (loop.cursor + batch > perm.length) {
+        loop.epoch++;
+        loop.cursor = 0;
+        perm = order(loop.epoch);
+      }
+      const pick = perm.slice(loop.cursor, loop.cursor + batch);
+      loop.cursor += batch;
+      return pick.map((img) => {
+        const opts = byImage.get(img)!;
+        const ex = opts[(loop.epoch + loop.cursor) % opts.length];
+        const claims = tok.tokenize(ex.claims, { contextLength: ctxLen, truncate: true });
+        return { image: imageIndex.get(img)!, caption: tokenizeRow(ex.caption), claims, claimCount: ex.claims.length, answer: ex.answer };
+      });
+    };
+
+    await mkdir(out, { recursive: true });
+    const metricsFile = join(out, 'metrics.jsonl');
+    let stop = false;
+    const onSigint = () => { stop = true; };
+    process.once('SIGINT', onSigint);
+    const t0 = Date.now();
+    const startStep = loop.step;
+    let lastLoss = NaN;
+    const micro = batch / acc;
+    const stopAfter = f['stop-after'] as number | undefined;
+    while (loop.step < steps && !stop) {
+      if (stopAfter !== undefined && loop.step >= stopAfter) break;
+      const items = nextBatch();
+      const losses: Tensor[] = [];
+      for (let m = 0; m < acc; m++) losses.push(trainer.accumulate(imageTable, items.slice(m * micro, (m + 1) * micro), 1 / acc));
+      trainer.apply();
+      loop.step++;
+      const logNow = loop.step % (f['log-every'] as number) === 0 || loop.step === steps;
+      if (logNow) {
+        let sum = 0;
+        for (const l of losses) sum += await l.item();
+        lastLoss = sum / acc;
+        const sec = (Date.now() - t0) / 1000;
+        const rec = { step: loop.step, epoch: loop.epoch, loss: lastLoss, lr: trainer.currentLr(), samples_per_s: ((loop.step - startStep) * batch) / sec };
+        await appendFile(metricsFile, JSON.stringify(rec) + '\n');
+        if (!f.quiet) process.stderr.write(`\rtrain ${bar(loop.step, steps)} loss ${lastLoss.toFixed(4)} lr ${rec.lr.toExponential(2)} ${rec.samples_per_s.toFixed(1)} samples/s   `);
+      }
+      for (const l of losses) l.dispose();
+      if (loop.step % (f['save-every'] as number) === 0 && loop.step < steps) {
+        await saveCheckpoint(ckptDir, lora, await trainer.optimizer.state(), loop, modelPath);
+      }
+    }
+    process.removeListener('SIGINT', onSigint);
+    if (!f.quiet) process.stderr.write('\n');
+    await saveCheckpoint(ckptDir, lora, await trainer.optimizer.state(), loop, modelPath);
+    if (loop.step < steps) {
+      process.stderr.write(`train: ${stop ? 'interrupted' : 'stopped'} at step ${loop.step} of ${steps}; checkpoint saved in ${ckptDir}, continue with --resume\n`);
+      if (stop) process.exitCode = 130;
+      imageTable.dispose();
+      trainer.dispose();
+      lora.dispose();
+      model.dispose();
+      return;
+    }
+    await saveLora(join(out, 'adapter'), lora, { baseModel: modelPath });
+    const norms = await loraUpdateNorms(lora, layers);
+    const cteLayer = scales ? parseCteReport(readFileSync(f.cte as string, 'utf8'), f.cte as string).cte_layer : null;
+    const shares = cteLayer ? updateShares(norms, cteLayer) : null;
+    const report = {
+      steps: loop.step, epochs: loop.epoch + loop.cursor / images.length, final_loss: lastLoss, lambda, mode: f.uniform ? 'uniform' : 'nast',
+      scale_mode: scaleMode, layer_scales: scales, update_norms: norms, update_shares: shares, seconds: (Date.now() - t0) / 1000,
+    };
+    await writeFileAtomic(join(out, 'report.json'), JSON.stringify(report, null, 1) + '\n');
+    console.log(`trained ${loop.step} steps (${f.uniform ? 'uniform' : 'NAST'}), final loss ${lastLoss.toFixed(4)}; adapter in ${join(out, 'adapter')}`);
+    console.log(`per-layer update norms: ${norms.map((x) => x.toExponential(2)).join(' ')}`);
+    if (shares) console.log(`top-3 share ${(shares.top3 * 100).toFixed(1)}%, top-5 share ${(shares.top5 * 100).toFixed(1)}%`);
+    imageTable.dispose();
+    trainer.dispose();
+    lora.dispose();
+    model.dispose();
+  });

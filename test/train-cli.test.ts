@@ -1,0 +1,89 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { writeShards } from '../src/data/shards-node.js';
+import { parseSafetensors } from '../src/models/safetensors.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const CLI = join(ROOT, 'build', 'src', 'train.js');
+const MODEL = join(ROOT, 'test', 'fixtures', 'clip', 'tiny-hf');
+const VOCAB = join(ROOT, '..', 'shared', 'clip', 'bpe_simple_vocab_16e6.txt.gz');
+const IMAGES = ['rgb-37x53.png', 'rgb-17x13.png', 'gray-53x41.png', 'rgba-45x30.png', 'palette8-33x27.png', 'rgb-300x200.png'];
+const FINDINGS = ['edema', 'effusion', 'pneumothorax', 'cardiomegaly', 'atelectasis', 'consolidation'];
+
+async function dataset(): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'train-cli-'));
+  mkdirSync(join(dir, 'images'));
+  const records: unknown[] = [];
+  IMAGES.forEach((img, i) => {
+    copyFileSync(join(ROOT, 'test', 'fixtures', 'image', img), join(dir, 'images', img));
+    const f = FINDINGS[i];
+    const g = FINDINGS[(i + 1) % FINDINGS.length];
+    records.push({ kind: 'claim-set', image: `images/${img}`, answer: i % 3, claims: [0, 1, 2].map((k) => ({ text: k === i % 3 ? `There is ${f}.` : k === (i + 1) % 3 ? `There is no ${f}.` : `There is ${f} on the right.` })) });
+    records.push({ kind: 'negated-caption', image: `images/${img}`, caption: `There is ${f} but no ${g}.` });
+  });
+  await writeShards(dir, records, { recordsPerShard: 5 });
+  return dir;
+}
+
+function cte(dir: string): string {
+  const file = join(dir, 'cte.json');
+  const report = {
+    layers: 3, beta: 1, pairs: [], skipped: [], cte_mean: [[0.1], [0.5], [0.9]], cte_layer: [0.1, 0.5, 0.9], alpha: [0, 0.5, 1],
+  };
+  execFileSync('node', ['-e', `require('fs').writeFileSync(${JSON.stringify(file)}, ${JSON.stringify(JSON.stringify(report))})`]);
+  return file;
+}
+
+const train = (args: string[]) => execFileSync('node', [CLI, '--model', MODEL, '--tokenizer', VOCAB, '--batch-size', '3', '--quiet', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+
+test('trains, writes a PEFT adapter, metrics, report; stop + --resume equals one straight run', async () => {
+  const data = await dataset();
+  const cteFile = cte(data);
+  const straight = join(data, 'straight');
+  train(['--data', data, '--cte', cteFile, '--steps', '4', '--log-every', '1', '--out', straight, '--lr', '1e-2']);
+  for (const f of ['adapter/adapter_model.safetensors', 'adapter/adapter_config.json', 'metrics.jsonl', 'report.json', 'checkpoint/trainer_state.json']) {
+    assert.ok(existsSync(join(straight, f)), f);
+  }
+  const metrics = readFileSync(join(straight, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.is(metrics.length, 4);
+  for (const m of metrics) assert.ok(Number.isFinite(m.loss) && m.lr > 0 && m.samples_per_s > 0);
+  const report = JSON.parse(readFileSync(join(straight, 'report.json'), 'utf8'));
+  assert.is(report.steps, 4);
+  assert.equal(report.layer_scales, [0.5, 1]);
+  assert.is(report.update_norms.length, 2);
+  assert.ok(report.update_shares.shares[1] > report.update_shares.shares[0], 'update shares follow the CTE order');
+
+  const split = join(data, 'split');
+  train(['--data', data, '--cte', cteFile, '--steps', '4', '--log-every', '1', '--out', split, '--lr', '1e-2', '--stop-after', '2']);
+  assert.not.ok(existsSync(join(split, 'adapter')), 'no final adapter after a stop');
+  train(['--data', data, '--cte', cteFile, '--steps', '4', '--log-every', '1', '--out', split, '--lr', '1e-2', '--resume']);
+  const a = parseSafetensors(readFileSync(join(straight, 'adapter', 'adapter_model.safetensors')));
+  const b = parseSafetensors(readFileSync(join(split, 'adapter', 'adapter_model.safetensors')));
+  for (const k of a.keys()) {
+    const x = a.read(k) as Float32Array;
+    const y = b.read(k) as Float32Array;
+    x.forEach((v, i) => assert.ok(Math.abs(v - y[i]) <= 1e-6 * Math.max(1, Math.abs(v)), `${k}[${i}]: ${v} vs ${y[i]}`));
+  }
+});
+
+test('bad arguments fail with one line naming the flag', () => {
+  for (const [args, msg] of [
+    [['--data', '/nope', '--uniform'], /\/nope: no such data folder/],
+    [['--data', '/tmp', '--uniform', '--lambda', '2'], /--lambda must be in \[0, 1\]/],
+    [['--data', '/tmp'], /--cte is required/],
+  ] as [string[], RegExp][]) {
+    try {
+      train(args);
+      assert.unreachable(args.join(' '));
+    } catch (e) {
+      assert.match(String((e as { stderr?: string }).stderr), msg);
+    }
+  }
+});
+
+test.run();
