@@ -21,5 +21,7 @@ else
   node scripts/probe-webgpu.mjs 2>/dev/null || { say "still no WebGPU adapter after installing lavapipe"; exit 1; }
 fi
 
+bash scripts/setup-chromium.sh || say "Chromium not installed: npm run test:browser unavailable (see scripts/setup-chromium.sh)"
+
 npm run --silent build
 say "built dist/"

@@ -1,18 +1,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { dirname, join } from 'node:path';
 import { gpu } from './helpers/gpu.js';
-import { loadClip, loadClipTokenizer } from '../src/models/load-node.js';
+import { fixtureJson, sharedBytes } from './helpers/fixtures.js';
+import { loadFixtureClip } from './helpers/fixture-models.js';
 import { ClipTokenizer } from '../src/models/tokenizer/index.js';
 import { ModelInputError } from '../src/models/errors.js';
 import { poolPositions, type ClipModel } from '../src/models/clip.js';
 import type { Tensor } from '../src/engine/index.js';
-
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const FIX = join(ROOT, 'test', 'fixtures', 'clip');
-const VOCAB_GZ = join(ROOT, '..', 'shared', 'clip', 'bpe_simple_vocab_16e6.txt.gz');
 
 interface Record_ {
   text_states: number[][];
@@ -30,7 +24,7 @@ interface Reference {
   f32: Record_;
   f16: Record_;
 }
-const ref = JSON.parse(readFileSync(join(FIX, 'reference.json'), 'utf8')) as Reference;
+const ref = await fixtureJson<Reference>('clip/reference.json');
 
 /**
  * |got - want| <= tol * max|want| elementwise: relative to the tensor's scale, so entries near
@@ -73,7 +67,7 @@ async function run(model: ClipModel, rec: Record_, tol: number, label: string): 
 test('tiny HF CLIP (f32) matches the PyTorch reference within 1e-4 relative', async () => {
   const ctx = await gpu();
   const live = ctx.pool.liveBytes;
-  const model = await loadClip(ctx, join(FIX, 'tiny-hf'));
+  const model = await loadFixtureClip(ctx, 'clip/tiny-hf');
   await run(model, ref.f32, 1e-4, 'hf f32');
   model.dispose();
   assert.is(ctx.pool.liveBytes, live, 'every tensor freed');
@@ -82,13 +76,13 @@ test('tiny HF CLIP (f32) matches the PyTorch reference within 1e-4 relative', as
 test('tiny OpenAI-layout CLIP in f16 safetensors matches the f16-weight reference within 1e-4 relative', async () => {
   // The reference used the same f16-rounded weights, so widening them to f32 on load loses nothing.
   const ctx = await gpu();
-  const model = await loadClip(ctx, join(FIX, 'tiny-openai-f16.safetensors'), { configPath: join(FIX, 'tiny-hf', 'config.json') });
+  const model = await loadFixtureClip(ctx, 'clip/tiny-openai-f16.safetensors', { config: 'clip/tiny-hf/config.json' });
   await run(model, ref.f16, 1e-4, 'openai f16');
   model.dispose();
 });
 
-test('the captions tokenise to the reference ids', () => {
-  const tok = ClipTokenizer.fromOpenAIGzip(readFileSync(VOCAB_GZ));
+test('the captions tokenise to the reference ids', async () => {
+  const tok = ClipTokenizer.fromOpenAIGzip(await sharedBytes('clip/bpe_simple_vocab_16e6.txt.gz'));
   const ids = tok.tokenize(ref.captions);
   assert.equal([...ids], ref.ids.flat());
 });
@@ -102,21 +96,17 @@ test('pooling: arg-max id (legacy eos 2) or first EOS id', () => {
 
 test('bad inputs fail before any GPU work, naming the problem', async () => {
   const ctx = await gpu();
-  const model = await loadClip(ctx, join(FIX, 'tiny-hf'));
+  const model = await loadFixtureClip(ctx, 'clip/tiny-hf');
   assert.throws(() => model.encodeText(Int32Array.from([49406, 49408]), 1), (e: Error) => e instanceof ModelInputError && /outside the vocabulary/.test(e.message));
   assert.throws(() => model.encodeText(new Int32Array(78), 1), /exceeds max_position_embeddings 77/);
   assert.throws(() => model.encodeImage(new Float32Array(10), 1), /not 1 images of 3x32x32/);
   model.dispose();
   try {
-    await loadClip(ctx, join(FIX, "nope"));
+    await loadFixtureClip(ctx, 'clip/nope');
     assert.unreachable("loaded a missing folder");
   } catch (e) {
-    assert.match((e as Error).message, /no such model/);
+    assert.match((e as Error).message, /clip\/nope/);
   }
-});
-
-test('a missing tokenizer in the model folder is a clear error', () => {
-  assert.throws(() => loadClipTokenizer(join(FIX, 'tiny-hf')), /no tokenizer files found/);
 });
 
 test.run();

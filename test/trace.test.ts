@@ -1,18 +1,15 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { dirname, join } from 'node:path';
 import { gpu } from './helpers/gpu.js';
-import { loadClip } from '../src/models/load-node.js';
+import { fixtureJson } from './helpers/fixtures.js';
+import { loadFixtureClip } from './helpers/fixture-models.js';
 import { tracePair, TraceInputError } from '../src/nast/trace.js';
 
-const FIX = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'fixtures', 'clip');
 interface TraceRef {
   pairs: { caption: string; foil: string; ids: number[]; foil_ids: number[]; s_corr: number; s_foil: number; patched: number[][] }[];
 }
-const traceRef = JSON.parse(readFileSync(join(FIX, 'trace_reference.json'), 'utf8')) as TraceRef;
-const clipRef = JSON.parse(readFileSync(join(FIX, 'reference.json'), 'utf8')) as { pixels: number[]; pixels_shape: number[] };
+const traceRef = await fixtureJson<TraceRef>('clip/trace_reference.json');
+const clipRef = await fixtureJson<{ pixels: number[]; pixels_shape: number[] }>('clip/reference.json');
 
 function padded(ids: number[]): Int32Array {
   const out = new Int32Array(77);
@@ -23,7 +20,7 @@ function padded(ids: number[]): Int32Array {
 test('batched causal tracing equals one PyTorch forward pass per (layer, position), both polarities', async () => {
   const ctx = await gpu();
   const live = ctx.pool.liveBytes;
-  const model = await loadClip(ctx, join(FIX, 'tiny-hf'));
+  const model = await loadFixtureClip(ctx, 'clip/tiny-hf');
   const per = clipRef.pixels.length / clipRef.pixels_shape[0];
   const img = model.encodeImage(Float32Array.from(clipRef.pixels.slice(0, per)), 1);
   for (const pair of traceRef.pairs) {
@@ -44,7 +41,7 @@ test('batched causal tracing equals one PyTorch forward pass per (layer, positio
 
 test('pairs of different token lengths are refused with the reason', async () => {
   const ctx = await gpu();
-  const model = await loadClip(ctx, join(FIX, 'tiny-hf'));
+  const model = await loadFixtureClip(ctx, 'clip/tiny-hf');
   const img = model.encodeImage(Float32Array.from(clipRef.pixels.slice(0, 3 * 32 * 32)), 1);
   try {
     await tracePair(model, img.embeds, padded([49406, 997, 49407]), padded([49406, 997, 533, 49407]));

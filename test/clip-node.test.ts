@@ -1,0 +1,24 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { gpu } from './helpers/gpu.js';
+import { loadClip, loadClipTokenizer } from '../src/models/load-node.js';
+
+const FIX = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'fixtures', 'clip');
+
+test('a missing model folder is a clear error', async () => {
+  const ctx = await gpu();
+  try {
+    await loadClip(ctx, join(FIX, 'nope'));
+    assert.unreachable('loaded a missing folder');
+  } catch (e) {
+    assert.match((e as Error).message, /nope: \(path\): no such model file or folder/);
+  }
+});
+
+test('a missing tokenizer in the model folder is a clear error', () => {
+  assert.throws(() => loadClipTokenizer(join(FIX, 'tiny-hf')), /no tokenizer files found/);
+});
+
+test.run();

@@ -1,0 +1,19 @@
+/**
+ * The library as one browser ES module (bundled to build/site/lib.js by scripts/build-web.mjs).
+ * Only browser-safe modules: the device comes from `navigator.gpu`
+ * (`GpuContext.create(navigator.gpu)`), files come in as bytes, `Response`s or `File`s.
+ * Node-only modules (*-node.ts, the `webgpu` package, image decoding) stay out; the build fails
+ * if one is reached.
+ */
+export * from '../src/engine/index.js';
+export * from '../src/models/clip-config.js';
+export * from '../src/models/clip-weights.js';
+export * from '../src/models/safetensors.js';
+export * from '../src/models/tokenizer/index.js';
+export * from '../src/models/image/resample.js';
+export * from '../src/models/image/preprocess.js';
+export * from '../src/models/errors.js';
+export * from '../src/models/clip.js';
+// Both the engine (matmul epilogues) and the CLIP config name a type `Activation`.
+export type { Activation } from '../src/engine/index.js';
+export type { Activation as ClipActivation } from '../src/models/clip-config.js';
