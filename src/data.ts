@@ -1,0 +1,507 @@
+/**
+ * `node dist/data.js build --from FILE|world --out DIR [...]`: ingest (CheXpert-style CSV,
+ * CAD-Chest-style JSON, image-caption JSONL) or generate the miniature world, split per patient,
+ * run the chosen builders and write one shard folder per split, with a summary.
+ *
+ * Layout of OUT (see src/data/dataset-node.ts): dataset.json (manifest and summary),
+ * OUT/{train,validation,test}/ (index.json + shards, probe.jsonl), OUT/images/ (world renders).
+ * Image paths in records and in probe.jsonl are relative to their split folder.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname, extname, join, relative, resolve } from 'node:path';
+import { PNG } from 'pngjs';
+import { runCli, UsageError, type FlagTable, type ParsedFlags } from './cli/args.js';
+import {
+  CHEST_NEGATION_VOCAB, CHEXPERT_AFFIRMATIVES, CHEXPERT_DISPLAY_NAMES, GENERIC_TEMPLATES, RADIOLOGY_TEMPLATES,
+  buildClaimSets, buildNegBenchMcq, buildNegatedCaptions, buildPairedMcq, buildProbePairs, buildRetrievalNegCaptions,
+  checkAffirmatives, cleanFact, conceptVocabulary, hasNegationCue, rngFor, sample, choice, shuffle, verbalizeFact,
+  type AffirmativeMap, type NegationVocab, type TemplateFamily,
+} from './data/builders.js';
+import type { Fact, Study } from './data/facts.js';
+import { ingestChexpertCsv } from './data/ingest-chexpert.js';
+import { ingestCadJson } from './data/ingest-cad.js';
+import { ingestJsonl } from './data/ingest-jsonl.js';
+import type { SkippedRow } from './data/ingest-common.js';
+import { SPLIT_NAMES, splitByPatient, type SplitName } from './data/splits.js';
+import { writeFileAtomic, writeShards } from './data/shards-node.js';
+import { DATASET_FILE, DATASET_FORMAT, PROBE_FILE, parseSplitName, portablePath } from './data/dataset-node.js';
+import { DEFAULT_SPEC, generateWorld, renderScene, worldAffirmativeAlternatives, worldConditions, type WorldRecord } from './data/world/index.js';
+import { markdownTable } from './nast/report.js';
+import type { AffirmativeCaption, EvalRecord } from './nast/evaluate.js';
+
+/** What --kind names, and the record kinds each makes. */
+const KIND_RECORDS = {
+  claims: ['claim-set'],
+  captions: ['caption', 'negated-caption', 'retrieval-neg-caption'],
+  mcq: ['negbench-mcq'],
+  'paired-mcq': ['paired-mcq'],
+  probe: ['probe-pair'],
+} as const;
+type Kind = keyof typeof KIND_RECORDS;
+const KINDS = Object.keys(KIND_RECORDS) as Kind[];
+const RECORD_KINDS = KINDS.flatMap((k) => KIND_RECORDS[k]) as string[];
+
+type SourceType = 'chexpert' | 'cad' | 'jsonl' | 'world';
+
+const FLAGS: FlagTable = {
+  from: { kind: 'string', meta: 'FILE|world', help: 'CheXpert-style .csv, CAD-Chest-style .json, image-caption .jsonl, or "world" (the procedural miniature world)' },
+  format: { kind: 'string', meta: 'chexpert|cad|jsonl', help: 'input format (default: from the file extension)' },
+  images: { kind: 'string', meta: 'DIR', help: 'folder the image paths of the input are relative to (default: the input file\'s folder; not used with world)' },
+  out: { kind: 'string', meta: 'DIR', help: 'output data folder (created); holds dataset.json and one folder per split' },
+  kind: { kind: 'string', repeat: true, meta: 'KIND', help: 'claims, captions, mcq, paired-mcq, probe or all; repeat or comma-separate (default all)' },
+  split: { kind: 'string', default: 'all', meta: 'SPLIT', help: 'which split folders to write: train, val, test or all (the patient split itself always uses every study)' },
+  fractions: { kind: 'string', default: '0.8,0.1,0.1', meta: 'T,V,S', help: 'train, validation and test shares of the patients' },
+  seed: { kind: 'int', default: 0, help: 'seed of the split, the builders and the world' },
+  k: { kind: 'int', default: 5, help: 'claims per claim set, the true one included' },
+  captions: { kind: 'int', default: 1, help: 'negated captions and Retrieval-Neg captions per study' },
+  'probe-severity': { kind: 'string', meta: 'WORD|any', help: 'present findings become probe pairs only with this severity (default: severe for CAD-Chest, any otherwise)' },
+  'max-probe-pairs': { kind: 'int', meta: 'N', help: 'at most N probe pairs per split, half of each polarity where possible' },
+  affirmatives: { kind: 'string', meta: 'FILE', help: 'JSON object condition -> affirmative alternative for paired MCQs (default: NAST Table 5; the world\'s own)' },
+  'check-images': { kind: 'boolean', default: true, help: 'skip studies whose image file is missing (with a reason); --check-images=false keeps them' },
+  'records-per-shard': { kind: 'int', default: 1024, help: 'records per shard file' },
+  'world-count': { kind: 'int', default: 500, help: 'images of the miniature world to generate' },
+  'world-size': { kind: 'int', default: 32, help: 'world image width and height in pixels (even, 24-1024)' },
+};
+
+/** Per-source builder settings. */
+interface Domain {
+  templates: TemplateFamily;
+  vocab: NegationVocab;
+  affirmatives: AffirmativeMap | null;
+  names: Readonly<Record<string, string>>;
+  question?: string;
+  article: boolean;
+  probeSeverity?: string;
+  /** The facts the paired-MCQ builder sees (the world's scene properties). */
+  pairedFacts?: (study: Study) => Fact[] | undefined;
+  vocabulary: string[];
+}
+
+const GENERIC_QUESTION = 'Which of the following best describes the image?';
+
+/** Places and sizes of everyday scenes: sides, rows, quadrants; small and large. */
+const GENERIC_NEGATION_VOCAB: NegationVocab = {
+  locations: [['left', 'right'], ['top', 'bottom'], ['top left', 'top right', 'bottom left', 'bottom right']],
+  severities: [['small', 'large']],
+};
+
+interface Problem {
+  study: string;
+  kind: string;
+  reason: string;
+}
+
+function parseKinds(raw: readonly (string | number)[]): Kind[] {
+  const words = raw.flatMap((r) => String(r).split(',')).map((w) => w.trim()).filter(Boolean);
+  if (words.length === 0 || words.includes('all')) return [...KINDS];
+  const out: Kind[] = [];
+  for (const w of words) {
+    if (!(KINDS as string[]).includes(w)) throw new UsageError(`--kind: unknown kind ${JSON.stringify(w)} (expected ${KINDS.join(', ')} or all)`);
+    if (!out.includes(w as Kind)) out.push(w as Kind);
+  }
+  return out;
+}
+
+function parseFractions(raw: string): [number, number, number] {
+  const parts = raw.split(',').map((p) => Number(p.trim()));
+  if (parts.length !== 3 || parts.some((p) => !Number.isFinite(p) || p < 0) || Math.abs(parts[0]! + parts[1]! + parts[2]! - 1) > 1e-9) {
+    throw new UsageError(`--fractions: expected three non-negative numbers summing to 1 (train,validation,test), got ${JSON.stringify(raw)}`);
+  }
+  return parts as [number, number, number];
+}
+
+function sourceType(from: string, format: string | undefined): SourceType {
+  if (from === 'world') {
+    if (format !== undefined) throw new UsageError('--format does not apply to --from world');
+    return 'world';
+  }
+  if (format !== undefined) {
+    if (format !== 'chexpert' && format !== 'cad' && format !== 'jsonl') throw new UsageError(`--format: expected chexpert, cad or jsonl, got ${JSON.stringify(format)}`);
+    return format;
+  }
+  const ext = extname(from).toLowerCase();
+  if (ext === '.csv') return 'chexpert';
+  if (ext === '.json') return 'cad';
+  if (ext === '.jsonl' || ext === '.ndjson') return 'jsonl';
+  throw new UsageError(`--from ${from}: cannot tell the format from the extension "${ext}"; pass --format chexpert|cad|jsonl`);
+}
+
+function positiveInt(flags: ParsedFlags, name: string, min = 1): number {
+  const v = flags[name] as number;
+  if (!Number.isInteger(v) || v < min) throw new UsageError(`--${name}: expected an integer >= ${min}, got ${v}`);
+  return v;
+}
+
+/** PNG bytes of 8-bit RGB pixels. */
+function encodePng(width: number, height: number, rgb: Uint8Array): Uint8Array {
+  const png = new PNG({ width, height });
+  png.data = Buffer.from(rgb.buffer, rgb.byteOffset, rgb.byteLength);
+  const buf = PNG.sync.write(png, { colorType: 2, inputColorType: 2, inputHasAlpha: false });
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+
+/**
+ * Temp file + rename, without the fsync of writeFileAtomic: thousands of small renders would
+ * spend most of their time in fsync, and a lost render after a crash is rebuilt by rerunning.
+ */
+async function writeImageAtomic(path: string, bytes: Uint8Array): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  await writeFile(tmp, bytes);
+  await rename(tmp, path);
+}
+
+async function readAffirmatives(path: string): Promise<AffirmativeMap> {
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(path, 'utf8'));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new Error(`${path}: ${code ? `cannot read (${code})` : `not valid JSON (${(e as Error).message})`}`);
+  }
+  checkAffirmatives(json as AffirmativeMap, path);
+  return json as AffirmativeMap;
+}
+
+/**
+ * One affirmative single caption per study, without negation: a caption of the source when it has
+ * one without a negation cue, else up to three present facts through the templates; null when
+ * neither exists (a study with no present finding).
+ */
+function affirmativeCaption(study: Study, seed: number, templates: TemplateFamily): AffirmativeCaption | null {
+  const rng = rngFor(seed, 'affirmative-caption', study.id);
+  const originals = (study.captions ?? []).filter((c) => c.trim() !== '' && !hasNegationCue(c));
+  if (originals.length > 0) return { kind: 'caption', studyId: study.id, image: study.image, caption: choice(rng, originals), source: 'original' };
+  const present = study.facts.map((f, i) => [f, i] as const).filter(([f]) => f.existence === 'present');
+  if (present.length === 0) return null;
+  const chosen = sample(rng, present, 3).sort((a, b) => a[1] - b[1]).map(([f]) => cleanFact(f));
+  const said = chosen.map((f) => verbalizeFact(f, rng, templates));
+  const caption = said.map((s) => s.text).join(' ');
+  if (hasNegationCue(caption)) return null;
+  return { kind: 'caption', studyId: study.id, image: study.image, caption, source: 'facts', facts: chosen, templates: said.map((s) => s.template) };
+}
+
+interface BuildContext {
+  kinds: Kind[];
+  seed: number;
+  k: number;
+  captions: number;
+  domain: Domain;
+  problems: Problem[];
+  /** Studies for which a kind was asked for but made nothing, per record kind. */
+  none: Record<string, number>;
+}
+
+function attempt<T>(ctx: BuildContext, study: Study, kind: string, fn: () => T): T | undefined {
+  try {
+    return fn();
+  } catch (e) {
+    ctx.problems.push({ study: study.id, kind, reason: (e as Error).message });
+    return undefined;
+  }
+}
+
+function buildStudy(ctx: BuildContext, study: Study): EvalRecord[] {
+  const out: EvalRecord[] = [];
+  const d = ctx.domain;
+  const none = (kind: string) => { ctx.none[kind] = (ctx.none[kind] ?? 0) + 1; };
+  const push = (kind: string, recs: readonly EvalRecord[] | null | undefined) => {
+    if (!recs || recs.length === 0) none(kind);
+    else out.push(...recs);
+  };
+  if (ctx.kinds.includes('captions')) {
+    push('caption', attempt(ctx, study, 'caption', () => { const c = affirmativeCaption(study, ctx.seed, d.templates); return c ? [c] : []; }));
+    push('negated-caption', attempt(ctx, study, 'negated-caption', () => buildNegatedCaptions(study, { seed: ctx.seed, count: ctx.captions, templates: d.templates })));
+    if ((study.captions ?? []).length > 0) {
+      push('retrieval-neg-caption', attempt(ctx, study, 'retrieval-neg-caption', () => buildRetrievalNegCaptions(study, { seed: ctx.seed, count: ctx.captions, vocabulary: d.vocabulary })));
+    }
+  }
+  if (ctx.kinds.includes('claims')) {
+    push('claim-set', attempt(ctx, study, 'claim-set', () => buildClaimSets(study, { seed: ctx.seed, k: ctx.k, vocab: d.vocab, templates: d.templates })));
+  }
+  if (ctx.kinds.includes('mcq')) {
+    push('negbench-mcq', attempt(ctx, study, 'negbench-mcq', () => {
+      const m = buildNegBenchMcq(study, { seed: ctx.seed, vocabulary: d.vocabulary, article: d.article });
+      return m ? [m] : [];
+    }));
+  }
+  if (ctx.kinds.includes('paired-mcq') && d.affirmatives) {
+    const facts = d.pairedFacts?.(study) ?? study.facts;
+    push('paired-mcq', attempt(ctx, study, 'paired-mcq', () => {
+      const m = buildPairedMcq({ ...study, facts }, { seed: ctx.seed, affirmatives: d.affirmatives!, names: d.names, ...(d.question ? { question: d.question } : {}) });
+      return m ? [m] : [];
+    }));
+  }
+  return out;
+}
+
+type Counter = Record<string, number>;
+const bump = (c: Counter, key: string, by = 1) => { c[key] = (c[key] ?? 0) + by; };
+
+interface ConditionRow {
+  present: number;
+  absent: number;
+  claimSets: number;
+  probePairs: number;
+}
+
+interface SplitSummary {
+  dir: string;
+  studies: number;
+  patients: number;
+  records: number;
+  byKind: Counter;
+  probePairs: number;
+}
+
+// One command for now; `build` is required so that others can be added without breaking scripts.
+const command = process.argv[2];
+if (command === 'build') process.argv.splice(2, 1);
+else if (command !== undefined && command !== '--help' && command !== '-h') {
+  process.stderr.write(`data: unknown command ${JSON.stringify(command)} (usage: node dist/data.js build --from FILE|world --out DIR ...; see --help)\n`);
+  process.exit(2);
+}
+
+await runCli('data', 'usage: node dist/data.js build --from FILE|world --out DIR [--images DIR] [--kind KIND]... [--split all] [--seed 0] [--k 5]',
+  'Builds negation data (captions, claim sets, NegBench and paired MCQs, probe pairs) from CheXpert/CAD-Chest/JSONL annotations or the miniature world, split per patient into shard folders.',
+  FLAGS, async (f) => {
+    const from = f.from as string | undefined;
+    const outArg = f.out as string | undefined;
+    if (!from) throw new UsageError('--from is required (a .csv, .json or .jsonl file, or "world")');
+    if (!outArg) throw new UsageError('--out is required (the data folder to write)');
+    const type = sourceType(from, f.format as string | undefined);
+    const kinds = parseKinds(f.kind as string[]);
+    const splitArg = f.split as string;
+    let splits: SplitName[];
+    try {
+      splits = splitArg === 'all' ? [...SPLIT_NAMES] : [parseSplitName(splitArg)];
+    } catch (e) {
+      throw new UsageError(`--split: ${(e as Error).message.replace(/ \(expected train, val or test\)$/, '')} (expected train, val, test or all)`);
+    }
+    const fractions = parseFractions(f.fractions as string);
+    const seed = f.seed as number;
+    const k = positiveInt(f, 'k', 2);
+    const captionCount = positiveInt(f, 'captions');
+    const perShard = positiveInt(f, 'records-per-shard');
+    const maxProbe = f['max-probe-pairs'] === undefined ? undefined : positiveInt(f, 'max-probe-pairs', 0);
+    if (type === 'world' && f.images !== undefined) throw new UsageError('--images does not apply to --from world (images are rendered into OUT/images)');
+    const out = resolve(outArg);
+    const splitDir = (s: SplitName) => join(out, s);
+
+    // ---- studies
+    let studies: Study[];
+    let skipped: SkippedRow[] = [];
+    const missingImages: Problem[] = [];
+    const worldById = new Map<string, WorldRecord>();
+    let domain: Domain;
+    const affirmativesFile = f.affirmatives as string | undefined;
+    const userAffirmatives = affirmativesFile ? await readAffirmatives(affirmativesFile) : null;
+    const source: Record<string, unknown> = { type };
+
+    if (type === 'world') {
+      const count = positiveInt(f, 'world-count');
+      const size = f['world-size'] as number;
+      // Rendered one at a time as the PNGs are written, so no pixels are held.
+      let records: WorldRecord[];
+      try {
+        records = generateWorld({ seed, count, size, render: false });
+      } catch (e) {
+        throw new UsageError(`--from world (--seed ${seed}, --world-size ${size}): ${(e as Error).message}`);
+      }
+      await mkdir(join(out, 'images'), { recursive: true });
+      studies = [];
+      for (const r of records) {
+        const file = `${r.id}.png`;
+        const img = renderScene(r.scene);
+        await writeImageAtomic(join(out, 'images', file), encodePng(img.width, img.height, img.data));
+        worldById.set(r.id, r);
+        // Relative to a split folder: OUT/<split>/../images/<id>.png.
+        studies.push({ id: r.id, patient: r.patient, image: `../images/${file}`, facts: r.facts, captions: r.captions });
+      }
+      Object.assign(source, { count, size, spec: DEFAULT_SPEC });
+      const sideGroups = DEFAULT_SPEC.quadrants ? [['top left', 'top right', 'bottom left', 'bottom right']] : [['left', 'right']];
+      domain = {
+        templates: GENERIC_TEMPLATES,
+        vocab: { locations: sideGroups, severities: [['small', 'large']] },
+        affirmatives: userAffirmatives ?? Object.fromEntries(worldAffirmativeAlternatives(DEFAULT_SPEC)),
+        names: {},
+        question: GENERIC_QUESTION,
+        article: true,
+        pairedFacts: (s) => worldById.get(s.id)?.propertyFacts,
+        vocabulary: worldConditions(DEFAULT_SPEC),
+      };
+    } else {
+      const file = resolve(from);
+      if (!existsSync(file) || !statSync(file).isFile()) throw new Error(`${from}: no such file`);
+      const text = await readFile(file, 'utf8');
+      const result = type === 'chexpert' ? ingestChexpertCsv(text, { file: from })
+        : type === 'cad' ? ingestCadJson(text, { file: from })
+          : ingestJsonl(text);
+      skipped = result.skipped;
+      const imagesDir = resolve((f.images as string | undefined) ?? dirname(file));
+      if (f.images !== undefined && (!existsSync(imagesDir) || !statSync(imagesDir).isDirectory())) throw new Error(`--images ${f.images as string}: no such folder`);
+      Object.assign(source, { file, images: imagesDir });
+      studies = [];
+      for (const s of result.studies) {
+        const abs = resolve(imagesDir, s.image);
+        if (f['check-images'] && !(existsSync(abs) && statSync(abs).isFile())) {
+          missingImages.push({ study: s.id, kind: 'image', reason: `image not found: ${abs}` });
+          continue;
+        }
+        // Every split folder sits at OUT/<split>, so one relative path serves them all.
+        studies.push({ ...s, image: portablePath(relative(splitDir('train'), abs)) });
+      }
+      const radiology = type !== 'jsonl';
+      domain = radiology
+        ? {
+          templates: RADIOLOGY_TEMPLATES, vocab: CHEST_NEGATION_VOCAB, affirmatives: userAffirmatives ?? CHEXPERT_AFFIRMATIVES,
+          names: CHEXPERT_DISPLAY_NAMES, article: false, vocabulary: conceptVocabulary(studies),
+          ...(type === 'cad' ? { probeSeverity: 'severe' } : {}),
+        }
+        : {
+          templates: GENERIC_TEMPLATES, vocab: GENERIC_NEGATION_VOCAB, affirmatives: userAffirmatives, names: {},
+          question: GENERIC_QUESTION, article: true, vocabulary: conceptVocabulary(studies),
+        };
+    }
+    const sev = f['probe-severity'] as string | undefined;
+    if (sev !== undefined) {
+      if (sev === 'any') delete domain.probeSeverity;
+      else domain.probeSeverity = sev;
+    }
+    if (studies.length === 0) {
+      const why = [...skipped.map((s) => `row ${s.row}: ${s.reason}`), ...missingImages.map((m) => `${m.study}: ${m.reason}`)];
+      throw new Error(`${from}: no usable studies${why.length ? ` (${why.length} skipped; first: ${why[0]})` : ''}`);
+    }
+
+    // ---- splits and builders
+    const bySplit = splitByPatient(studies, { seed, fractions });
+    const ctx: BuildContext = { kinds, seed, k, captions: captionCount, domain, problems: [], none: {} };
+    const splitSummaries: Partial<Record<SplitName, SplitSummary>> = {};
+    const conditions = new Map<string, ConditionRow>();
+    const cond = (c: string) => {
+      let row = conditions.get(c);
+      if (!row) conditions.set(c, row = { present: 0, absent: 0, claimSets: 0, probePairs: 0 });
+      return row;
+    };
+    const negationTypes = { claimDistractors: {} as Counter, mcqAnswerTypes: {} as Counter, captions: {} as Counter, probe: {} as Counter, pairedPhrasings: {} as Counter };
+
+    for (const split of splits) {
+      const group = bySplit[split];
+      const probes = kinds.includes('probe')
+        ? attempt(ctx, { id: `(${split} split)`, patient: '', image: '', facts: [] }, 'probe-pair', () => buildProbePairs(group, {
+          ...(domain.probeSeverity ? { presentSeverity: domain.probeSeverity } : {}),
+          ...(maxProbe !== undefined ? { maxPairs: maxProbe } : {}), seed,
+        })) ?? []
+        : [];
+      for (const s of group) {
+        for (const fct of s.facts) {
+          if (fct.existence === 'present') cond(fct.condition).present++;
+          else cond(fct.condition).absent++;
+        }
+      }
+
+      const byKind: Counter = {};
+      let total = 0;
+      const count = (r: EvalRecord) => {
+        total++;
+        bump(byKind, r.kind);
+        switch (r.kind) {
+          case 'claim-set':
+            cond(r.claims[r.answer]!.fact.condition).claimSets++;
+            for (const c of r.claims) if (c.origin !== 'true') bump(negationTypes.claimDistractors, c.origin === 'other-fact' ? 'other-fact' : c.negation!);
+            break;
+          case 'negbench-mcq': bump(negationTypes.mcqAnswerTypes, r.answerType); break;
+          case 'caption': bump(negationTypes.captions, 'affirmative'); break;
+          case 'negated-caption': bump(negationTypes.captions, 'negated'); break;
+          case 'retrieval-neg-caption': bump(negationTypes.captions, `retrieval-neg (${r.position})`); break;
+          case 'paired-mcq': for (const p of r.phrasings) bump(negationTypes.pairedPhrasings, p.split(':')[0]!); break;
+          case 'probe-pair':
+            cond(r.condition).probePairs++;
+            bump(negationTypes.probe, r.polarity);
+            break;
+        }
+      };
+      // Records are made study by study while the shards are written, so memory stays bounded
+      // by a shard. Studies go in a seeded random order: the reader shuffles shards and the
+      // records within each, and study order would keep neighbouring patients together.
+      const order = shuffle(rngFor(seed, 'shard-order', split), group);
+      function* records(): Generator<EvalRecord> {
+        for (const s of order) {
+          for (const r of buildStudy(ctx, s)) {
+            count(r);
+            yield r;
+          }
+        }
+        for (const p of probes) {
+          count(p);
+          yield p;
+        }
+      }
+      await writeShards(splitDir(split), records(), {
+        recordsPerShard: perShard,
+        meta: { dataset: DATASET_FORMAT, split, source: type, seed, kinds, imagePaths: 'relative to this folder' },
+      });
+      if (kinds.includes('probe')) {
+        const lines = probes.map((p) => JSON.stringify({ image: p.image, caption: p.caption, foil: p.foil })).join('\n');
+        await writeFileAtomic(join(splitDir(split), PROBE_FILE), lines ? `${lines}\n` : '');
+      }
+      splitSummaries[split] = {
+        dir: split, studies: group.length, patients: new Set(group.map((s) => s.patient)).size,
+        records: total, byKind, probePairs: probes.length,
+      };
+    }
+
+    // ---- manifest and summary
+    const totalPatients = new Set(studies.map((s) => s.patient)).size;
+    const conditionTable = Object.fromEntries([...conditions.entries()].sort(([a], [b]) => a.localeCompare(b)));
+    const manifest = {
+      format: DATASET_FORMAT,
+      version: 1,
+      source,
+      seed,
+      k,
+      captions: captionCount,
+      fractions: { train: fractions[0], validation: fractions[1], test: fractions[2] },
+      kinds,
+      studies: studies.length,
+      patients: totalPatients,
+      splits: splitSummaries,
+      summary: {
+        negationTypes,
+        conditions: conditionTable,
+        notBuilt: ctx.none,
+        pairedMcq: domain.affirmatives ? 'built' : 'skipped: no affirmative alternatives for this source (pass --affirmatives FILE)',
+      },
+      skipped: {
+        rows: skipped,
+        missingImages: missingImages.map((m) => ({ study: m.study, reason: m.reason })),
+        builderErrors: ctx.problems,
+      },
+    };
+    await writeFileAtomic(join(out, DATASET_FILE), JSON.stringify(manifest, null, 2) + '\n');
+
+    // ---- printed summary
+    const recordKinds = RECORD_KINDS.filter((rk) => splits.some((s) => (splitSummaries[s]!.byKind[rk] ?? 0) > 0));
+    const lines: string[] = [];
+    lines.push(`data: ${type === 'world' ? 'world' : `${from} (${type})`} -> ${out}: ${studies.length} studies of ${totalPatients} patients; kinds ${kinds.join(', ')}; seed ${seed}`);
+    lines.push('');
+    lines.push(markdownTable(['split', 'studies', 'patients', 'records', ...recordKinds],
+      splits.map((s) => { const x = splitSummaries[s]!; return [s, x.studies, x.patients, x.records, ...recordKinds.map((rk) => x.byKind[rk] ?? 0)]; })));
+    const fmt = (c: Counter) => Object.entries(c).map(([a, b]) => `${a} ${b}`).join(', ') || 'none';
+    lines.push('negation types:');
+    if (kinds.includes('claims')) lines.push(`  claim distractors: ${fmt(negationTypes.claimDistractors)}`);
+    if (kinds.includes('captions')) lines.push(`  captions: ${fmt(negationTypes.captions)}`);
+    if (kinds.includes('mcq')) lines.push(`  NegBench MCQ answer types: ${fmt(negationTypes.mcqAnswerTypes)}`);
+    if (kinds.includes('paired-mcq')) lines.push(`  paired MCQ option patterns: ${domain.affirmatives ? fmt(negationTypes.pairedPhrasings) : manifest.summary.pairedMcq}`);
+    if (kinds.includes('probe')) lines.push(`  probe pairs (correct caption polarity): ${fmt(negationTypes.probe)}`);
+    if (Object.keys(ctx.none).length) lines.push(`studies that gave none: ${fmt(ctx.none)}`);
+    lines.push('');
+    lines.push(markdownTable(['condition', 'present', 'absent', 'claim sets', 'probe pairs'],
+      Object.entries(conditionTable).map(([c, r]) => [c, r.present, r.absent, r.claimSets, r.probePairs])));
+    const nSkipped = skipped.length + missingImages.length + ctx.problems.length;
+    lines.push(nSkipped === 0 ? 'skipped: none' : `skipped: ${skipped.length} rows, ${missingImages.length} missing images, ${ctx.problems.length} builder errors`);
+    for (const s of skipped) lines.push(`  row ${s.row}: ${s.reason}`);
+    for (const m of missingImages) lines.push(`  study ${m.study}: ${m.reason}`);
+    for (const p of ctx.problems) lines.push(`  study ${p.study} (${p.kind}): ${p.reason}`);
+    process.stdout.write(lines.join('\n') + '\n');
+  });

@@ -1,0 +1,188 @@
+/**
+ * `node dist/eval.js --model DIR [--adapter DIR] --data DIR [--split test] [--out report.json]
+ *  [--compare DIR2] [--compare-adapter DIR]`: scores a CLIP model (and optionally a second one, or
+ * the same one with another adapter) on a split built by `node dist/data.js build`, prints a
+ * Markdown table and writes report.json + report.md atomically.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { basename, dirname, extname, join, resolve } from 'node:path';
+import { nodeContext } from './engine/node-gpu.js';
+import { loadClip, loadClipTokenizer } from './models/load-node.js';
+import { loadLora } from './models/peft-node.js';
+import type { ClipModel } from './models/clip.js';
+import type { LoraSet } from './models/lora.js';
+import { WordTokenizer, WORD_TOKENIZER_FORMAT, type Tokenizer } from './models/tokenizer/index.js';
+import { runCli, UsageError, type FlagTable } from './cli/args.js';
+import { imageConfigFor, loadPixels } from './cli/images-node.js';
+import { checkImagesExist, openDatasetSplit, parseSplitName } from './data/dataset-node.js';
+import type { SplitName } from './data/splits.js';
+import { writeFileAtomic } from './data/shards-node.js';
+import { evaluateClip, planEvaluation, planIsEmpty, reportMarkdown, type EvalReport } from './nast/evaluate.js';
+
+const FLAGS: FlagTable = {
+  model: { kind: 'string', meta: 'DIR|FILE', help: 'CLIP checkpoint: Hugging Face folder or OpenAI-layout .safetensors' },
+  adapter: { kind: 'string', meta: 'DIR', help: 'PEFT LoRA adapter folder to apply to --model' },
+  data: { kind: 'string', meta: 'DIR', help: 'data folder from node dist/data.js build (or one of its split folders)' },
+  split: { kind: 'string', meta: 'SPLIT', help: 'train, val or test (default test; not needed when --data is a split folder)' },
+  out: { kind: 'string', meta: 'FILE', help: 'write the JSON report here and the Markdown table beside it (FILE with .md)' },
+  compare: { kind: 'string', meta: 'DIR|FILE', help: 'a second model, evaluated side by side (may be the same as --model)' },
+  'compare-adapter': { kind: 'string', meta: 'DIR', help: 'adapter for the second model; without --compare, the second model is --model itself (e.g. base vs base + adapter)' },
+  tokenizer: { kind: 'string', meta: 'PATH', help: 'CLIP BPE file/folder or a word-tokenizer JSON (default: found in the model folder)' },
+  'batch-size': { kind: 'int', default: 64, help: 'texts and images per forward pass' },
+  config: { kind: 'string', meta: 'FILE', help: 'config.json to use instead of the one beside the weights (both models)' },
+  title: { kind: 'string', meta: 'TEXT', help: 'heading of the Markdown report (default: the data folder and split)' },
+};
+
+/** A word-tokenizer JSON file, or undefined when the file is something else. */
+function wordTokenizerAt(path: string): WordTokenizer | undefined {
+  if (!existsSync(path) || !statSync(path).isFile() || extname(path) !== '.json') return undefined;
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch {
+    return undefined;
+  }
+  if ((json as { format?: unknown })?.format !== WORD_TOKENIZER_FORMAT) return undefined;
+  return WordTokenizer.fromJSON(json, path);
+}
+
+/**
+ * The tokenizer of a model: a word-tokenizer JSON (the miniature world's) when --tokenizer names
+ * one or the model folder holds one, otherwise CLIP's BPE (loadClipTokenizer's search).
+ */
+function tokenizerFor(modelPath: string, tokenizerPath: string | undefined): Tokenizer {
+  if (tokenizerPath) return wordTokenizerAt(tokenizerPath) ?? loadClipTokenizer(modelPath, tokenizerPath);
+  const folder = existsSync(modelPath) && statSync(modelPath).isDirectory() ? modelPath : dirname(modelPath);
+  for (const name of ['word-tokenizer.json', 'word_tokenizer.json', 'tokenizer.json']) {
+    const w = wordTokenizerAt(join(folder, name));
+    if (w) return w;
+  }
+  return loadClipTokenizer(modelPath);
+}
+
+const hasVision = (lora: LoraSet | null) => lora !== null && lora.modules.some((m) => m.tower === 'vision');
+
+/** Progress on stderr: a line per phase, rewritten in place on a terminal. */
+function progress(label: string) {
+  const tty = process.stderr.isTTY;
+  let last = 0;
+  return (phase: string, done: number, total: number) => {
+    const now = Date.now();
+    const end = done >= total;
+    if (!end && now - last < 1000) return;
+    last = now;
+    const line = `eval: ${label}: ${phase} ${done}/${total}`;
+    if (tty) process.stderr.write(`\r${line}\x1b[K${end ? '\n' : ''}`);
+    else if (end) process.stderr.write(`${line}\n`);
+  };
+}
+
+interface Entry {
+  model: string;
+  adapter: string | undefined;
+}
+
+await runCli('eval', 'usage: node dist/eval.js --model DIR [--adapter DIR] --data DIR [--split test] [--out report.json] [--compare DIR2 [--compare-adapter DIR]]',
+  'Evaluates CLIP on built negation data: retrieval R@1/R@5, claim accuracy, NegBench MCQ accuracy per template type, paired negated/affirmative accuracy and gap, affirmative-only subsets.',
+  FLAGS, async (f) => {
+    const model = f.model as string | undefined;
+    const data = f.data as string | undefined;
+    if (!model) throw new UsageError('--model is required (a CLIP folder or .safetensors file)');
+    if (!data) throw new UsageError('--data is required (a folder written by node dist/data.js build)');
+    let split: SplitName | undefined;
+    try {
+      split = f.split === undefined ? undefined : parseSplitName(f.split as string);
+    } catch (e) {
+      throw new UsageError(`--split: ${(e as Error).message}`);
+    }
+    const batchSize = f['batch-size'] as number;
+    if (!Number.isInteger(batchSize) || batchSize < 1) throw new UsageError(`--batch-size: expected a positive integer, got ${batchSize}`);
+    const entries: Entry[] = [{ model, adapter: f.adapter as string | undefined }];
+    const compare = f.compare as string | undefined;
+    const compareAdapter = f['compare-adapter'] as string | undefined;
+    if (compare !== undefined || compareAdapter !== undefined) {
+      entries.push({ model: compare ?? model, adapter: compareAdapter });
+      if (resolve(entries[1]!.model) === resolve(model) && (entries[1]!.adapter && resolve(entries[1]!.adapter)) === (entries[0]!.adapter && resolve(entries[0]!.adapter))) {
+        throw new UsageError('--compare names the same model and adapter as --model; give another model or --compare-adapter');
+      }
+    }
+    for (const e of entries) if (!existsSync(e.model)) throw new Error(`${e.model}: no such model file or folder`);
+
+    // Data first: its errors are cheap and need no GPU.
+    const ds = await openDatasetSplit(data, split);
+    const records = await ds.readRecords();
+    const where = ds.dir;
+    if (records.length === 0) throw new Error(`${where}: ${ds.split ? `the ${ds.split} split` : 'the split'} is empty (0 records)`);
+    const plan = planEvaluation(records);
+    if (planIsEmpty(plan)) {
+      throw new Error(`${where}: nothing to evaluate: no captions, claim sets or MCQs (records: ${Object.entries(plan.kinds).map(([k, n]) => `${k} ${n}`).join(', ')})`);
+    }
+    await checkImagesExist(ds, plan.images);
+
+    const ctx = await nodeContext();
+    const rows: { name: string; model: string; adapter: string | null; seconds: number; report: EvalReport }[] = [];
+    let clip: ClipModel | null = null;
+    let clipPath = '';
+    // Image embeddings of the loaded model without vision adapters: the same for every text-only adapter.
+    let cachedImages: Float32Array | undefined;
+    try {
+      for (const e of entries) {
+        const t0 = Date.now();
+        const path = resolve(e.model);
+        if (clip === null || clipPath !== path) {
+          clip?.dispose();
+          clip = null;
+          cachedImages = undefined;
+          clip = await loadClip(ctx, e.model, { configPath: f.config as string | undefined });
+          clipPath = path;
+        }
+        const tokenizer = tokenizerFor(e.model, f.tokenizer as string | undefined);
+        if (tokenizer.vocabSize > clip.config.text.vocabSize) {
+          throw new Error(`tokenizer has ${tokenizer.vocabSize} ids but ${e.model} has a vocabulary of ${clip.config.text.vocabSize}: pass the model's tokenizer with --tokenizer`);
+        }
+        const lora = e.adapter ? await loadLora(clip, e.adapter) : null;
+        try {
+          const name = basename(e.model) + (e.adapter ? ` + ${basename(resolve(e.adapter))}` : '');
+          const reuse = hasVision(lora) ? undefined : cachedImages;
+          const cfg = clip.config;
+          const imageConfig = imageConfigFor(e.model, cfg);
+          const result = await evaluateClip(clip, records, {
+            tokenizer,
+            batchSize,
+            ...(reuse ? { imageEmbeds: reuse } : { loadPixels: (refs: readonly string[]) => loadPixels(refs.map(ds.resolveImage), imageConfig, cfg.vision.imageSize) }),
+            onProgress: progress(name),
+          });
+          if (!hasVision(lora)) cachedImages = result.imageEmbeds;
+          rows.push({ name, model: e.model, adapter: e.adapter ?? null, seconds: (Date.now() - t0) / 1000, report: result.report });
+        } finally {
+          lora?.dispose();
+        }
+      }
+    } finally {
+      (clip as ClipModel | null)?.dispose();
+    }
+    // Two rows with the same label (e.g. two adapters both called "adapter") stay apart.
+    const seen = new Map<string, number>();
+    for (const r of rows) {
+      const n = (seen.get(r.name) ?? 0) + 1;
+      seen.set(r.name, n);
+      if (n > 1) r.name = `${r.name} (${n})`;
+    }
+
+    const title = (f.title as string | undefined) ?? `Evaluation on ${ds.dir}${ds.split ? ` (${ds.split} split)` : ''}`;
+    const md = reportMarkdown(rows, title);
+    process.stdout.write(md);
+    const out = f.out as string | undefined;
+    if (out) {
+      const json = {
+        format: 'negclip-eval',
+        version: 1,
+        data: { dir: ds.dir, split: ds.split ?? null, records: records.length, kinds: plan.kinds },
+        models: rows,
+      };
+      const mdPath = extname(out).toLowerCase() === '.json' ? out.slice(0, -5) + '.md' : `${out}.md`;
+      await writeFileAtomic(out, JSON.stringify(json, null, 2) + '\n');
+      await writeFileAtomic(mdPath, md);
+      process.stderr.write(`eval: wrote ${out} and ${mdPath}\n`);
+    }
+  });
