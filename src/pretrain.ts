@@ -1,0 +1,230 @@
+/**
+ * `node dist/pretrain.js [--out models/tiny-world] [--steps N] ...`: pretrains a tiny CLIP from
+ * scratch on affirmative captions of the miniature world (full-parameter training, symmetric CLIP
+ * loss), writes it as a Hugging Face folder with its word tokenizer, and evaluates it on held-out
+ * world images (retrieval and affirmation bias), recorded in pretrain.json beside the weights.
+ *
+ * Every `--checkpoint-every` steps the folder gets the current weights and
+ * pretrain_state.safetensors (optimizer moments and the step), so `--resume` continues an
+ * interrupted run; the state file is removed when the run completes.
+ */
+import { existsSync, rmSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { nodeContext } from './engine/node-gpu.js';
+import type { OptimizerState } from './engine/index.js';
+import { runCli, UsageError, type FlagTable, type ParsedFlags } from './cli/args.js';
+import { generateWorld, worldVocabulary } from './data/world/index.js';
+import { WordTokenizer } from './models/tokenizer/word.js';
+import { loadClip } from './models/load-node.js';
+import { saveClip, writeJsonAtomic } from './models/save-node.js';
+import { loadSafetensorsFile, openSafetensors, writeSafetensorsFile } from './models/safetensors-node.js';
+import type { TensorToWrite } from './models/safetensors.js';
+import { ClipPretrainer, WorldBatcher, initTinyClip, tinyClipConfig, type PretrainLog } from './nast/pretrain-loop.js';
+import { WORLD_HELD_OUT_START, affirmationBias, worldRetrieval } from './nast/pretrain-eval.js';
+
+const STATE_FILE = 'pretrain_state.safetensors';
+const REPORT_FILE = 'pretrain.json';
+
+const FLAGS: FlagTable = {
+  out: { kind: 'string', meta: 'DIR', default: 'models/tiny-world', help: 'checkpoint folder to write (Hugging Face layout + word_tokenizer.json + pretrain.json)' },
+  steps: { kind: 'int', default: 1000, help: 'training steps' },
+  'batch-size': { kind: 'int', default: 64, help: 'image-caption pairs per step (distinct scenes)' },
+  lr: { kind: 'number', default: 0.002, help: 'peak learning rate (AdamW, linear warm-up then cosine decay to 0)' },
+  warmup: { kind: 'int', default: 50, help: 'warm-up steps' },
+  'weight-decay': { kind: 'number', default: 0.1, help: 'AdamW weight decay on weight matrices (none on biases, norms, embeddings, logit_scale)' },
+  seed: { kind: 'int', default: 0, help: 'seed of the world, the initial weights and the batches' },
+  images: { kind: 'int', default: 20000, help: 'training images (world records 0..N-1 of the seed)' },
+  size: { kind: 'int', default: 32, help: 'image size in pixels' },
+  patch: { kind: 'int', default: 8, help: 'vision patch size' },
+  layers: { kind: 'int', default: 2, help: 'transformer layers per tower' },
+  width: { kind: 'int', default: 64, help: 'width of both towers and of the projection' },
+  heads: { kind: 'int', default: 2, help: 'attention heads per layer' },
+  'log-every': { kind: 'int', default: 25, help: 'read the loss back and log every N steps' },
+  'checkpoint-every': { kind: 'int', default: 250, help: 'save weights and optimizer state every N steps (0: only at the end)' },
+  resume: { kind: 'boolean', help: `continue from ${STATE_FILE} in --out (same flags as the interrupted run)` },
+  'eval-images': { kind: 'int', default: 500, help: `held-out images for the final evaluation (world records from ${WORLD_HELD_OUT_START}); 0 skips it` },
+};
+
+/** The flags that define the training run; a resumed run must repeat them exactly. */
+const RUN_FLAGS = ['steps', 'batch-size', 'lr', 'warmup', 'weight-decay', 'seed', 'images', 'size', 'patch', 'layers', 'width', 'heads'] as const;
+
+function positive(f: ParsedFlags, name: string, min = 1): number {
+  const v = f[name] as number;
+  if (v < min) throw new UsageError(`--${name}: must be at least ${min}, got ${v}`);
+  return v;
+}
+
+function fmtTime(s: number): string {
+  if (!Number.isFinite(s)) return '?';
+  const m = Math.floor(s / 60);
+  return m > 0 ? `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${s.toFixed(0)}s`;
+}
+
+async function saveState(path: string, s: OptimizerState, runArgs: Record<string, unknown>): Promise<void> {
+  const tensors: Record<string, TensorToWrite> = {};
+  s.groups.forEach((g, gi) => {
+    g.m.forEach((m, k) => (tensors[`group${gi}.m.${k}`] = { dtype: 'F32', shape: [m.length], data: m }));
+    g.v.forEach((v, k) => (tensors[`group${gi}.v.${k}`] = { dtype: 'F32', shape: [v.length], data: v }));
+  });
+  const groups = s.groups.map((g) => ({ name: g.name, lr: g.lr, weightDecay: g.weightDecay, gradScale: g.gradScale, params: g.m.length }));
+  await writeSafetensorsFile(path, tensors, { step: String(s.step), groups: JSON.stringify(groups), args: JSON.stringify(runArgs) });
+}
+
+async function loadState(path: string, runArgs: Record<string, unknown>): Promise<OptimizerState> {
+  const f = await openSafetensors(path);
+  let meta: Readonly<Record<string, string>>;
+  try {
+    meta = f.metadata;
+  } finally {
+    await f.close();
+  }
+  const saved = JSON.parse(meta.args ?? '{}') as Record<string, unknown>;
+  for (const k of RUN_FLAGS) {
+    if (saved[k] !== runArgs[k]) {
+      throw new UsageError(`--resume: ${path} was written with --${k} ${JSON.stringify(saved[k])}, this run has ${JSON.stringify(runArgs[k])}`);
+    }
+  }
+  const tensors = await loadSafetensorsFile(path);
+  const groups = (JSON.parse(meta.groups ?? '[]') as { name: string; lr: number; weightDecay: number; gradScale: number; params: number }[]).map((g, gi) => {
+    const arr = (kind: 'm' | 'v') => Array.from({ length: g.params }, (_, k) => {
+      const t = tensors.get(`group${gi}.${kind}.${k}`);
+      if (!t) throw new Error(`${path}: tensor group${gi}.${kind}.${k} missing`);
+      return t.data as Float32Array;
+    });
+    return { name: g.name, lr: g.lr, weightDecay: g.weightDecay, gradScale: g.gradScale, m: arr('m'), v: arr('v') };
+  });
+  const step = Number(meta.step);
+  if (!Number.isInteger(step) || step < 0) throw new Error(`${path}: metadata step ${JSON.stringify(meta.step)} is not a step count`);
+  return { step, groups };
+}
+
+await runCli('pretrain', 'usage: node dist/pretrain.js [--out DIR] [--steps N] [--batch-size N] [--lr X] [--seed N] [--images N] [--size N] [--layers N] [--width N]',
+  'Pretrains a tiny CLIP from scratch on affirmative-only captions of the miniature world (symmetric CLIP loss, all parameters, AdamW) and writes a Hugging Face checkpoint folder with its word tokenizer. Progress goes to stderr; a summary to stdout.',
+  FLAGS, async (f) => {
+    const out = f.out as string;
+    const runArgs: Record<string, unknown> = {};
+    for (const k of RUN_FLAGS) runArgs[k] = f[k];
+    const steps = positive(f, 'steps');
+    const batchSize = positive(f, 'batch-size', 2);
+    const images = positive(f, 'images', 2);
+    if (images >= WORLD_HELD_OUT_START) throw new UsageError(`--images: must be below ${WORLD_HELD_OUT_START} (where the held-out records start), got ${images}`);
+    const lr = f.lr as number;
+    if (!(lr > 0)) throw new UsageError(`--lr: must be positive, got ${lr}`);
+    const weightDecay = f['weight-decay'] as number;
+    if (!(weightDecay >= 0)) throw new UsageError(`--weight-decay: must be non-negative, got ${weightDecay}`);
+    const warmup = positive(f, 'warmup', 0);
+    const seed = positive(f, 'seed', 0);
+    const logEvery = positive(f, 'log-every');
+    const checkpointEvery = positive(f, 'checkpoint-every', 0);
+    const evalImages = positive(f, 'eval-images', 0);
+    const size = f.size as number;
+
+    const tok = new WordTokenizer(worldVocabulary());
+    let cfg;
+    try {
+      cfg = tinyClipConfig(tok, { width: f.width as number, layers: f.layers as number, heads: f.heads as number, imageSize: size, patchSize: f.patch as number });
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    const statePath = join(out, STATE_FILE);
+    if (f.resume && !existsSync(statePath)) throw new UsageError(`--resume: no ${statePath} (nothing to resume)`);
+    const resumeState = f.resume ? await loadState(statePath, runArgs) : null;
+
+    const t0 = performance.now();
+    process.stderr.write(`pretrain: generating ${images} world images (seed ${seed}, ${size}x${size})\n`);
+    let records;
+    try {
+      records = generateWorld({ seed, count: images, size });
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    const ctx = await nodeContext();
+    const model = f.resume ? await loadClip(ctx, out) : await initTinyClip(ctx, cfg, seed);
+    if (f.resume && JSON.stringify(model.config) !== JSON.stringify(cfg)) {
+      throw new UsageError(`--resume: ${out}/config.json does not match the flags' model config`);
+    }
+    const batcher = new WorldBatcher(records, tok, { seed, batchSize, imageSize: size });
+    const trainer = new ClipPretrainer(model, batcher, { steps, lr, warmupSteps: warmup, weightDecay, maxGradNorm: 1 });
+    let from = 0;
+    if (resumeState) {
+      const state = resumeState;
+      const weights = await openSafetensors(join(out, 'model.safetensors'));
+      const weightStep = weights.metadata.pretrain_step;
+      await weights.close();
+      if (weightStep !== String(state.step)) {
+        throw new Error(`--resume: ${out}/model.safetensors is from step ${weightStep ?? '(unknown)'} but ${statePath} from step ${state.step} (a checkpoint was interrupted; start again without --resume)`);
+      }
+      trainer.loadState(state);
+      from = trainer.opt.stepCount;
+      process.stderr.write(`pretrain: resuming ${out} at step ${from}\n`);
+    }
+    const nParams = [...model.params.values()].reduce((s, t) => s + t.size, 0);
+    process.stderr.write(`pretrain: ${nParams} parameters; text ${cfg.text.layers}x${cfg.text.hiddenSize} (vocab ${cfg.text.vocabSize}, context ${cfg.text.maxPositions}), vision ${cfg.vision.layers}x${cfg.vision.hiddenSize} (${size}px / ${cfg.vision.patchSize}px patches); ${steps} steps of ${batchSize} on ${ctx.info.description}\n`);
+
+    const save = (step: number) => saveClip(model, out, { tokenizer: tok, metadata: { pretrain_step: String(step) } });
+    const tTrain = performance.now();
+    let lastLog: PretrainLog | null = null;
+    const finalLoss = await trainer.run({
+      from,
+      logEvery,
+      checkpointEvery,
+      onLog: (l) => {
+        lastLog = l;
+        const elapsed = (performance.now() - tTrain) / 1000;
+        const eta = ((steps - l.step) / Math.max(1e-9, (l.step - from) / elapsed));
+        process.stderr.write(`step ${String(l.step).padStart(String(steps).length)}/${steps}  loss ${l.loss.toFixed(4)}  lr ${l.lr.toExponential(2)}  ${l.samplesPerSec.toFixed(0)} samples/s  scale ${l.logitScale.toFixed(1)}  eta ${fmtTime(eta)}\n`);
+      },
+      onCheckpoint: async (step) => {
+        await save(step);
+        await saveState(statePath, await trainer.state(), runArgs);
+        process.stderr.write(`pretrain: checkpoint at step ${step} in ${out}\n`);
+      },
+    });
+    const trainSeconds = (performance.now() - tTrain) / 1000;
+    trainer.finish();
+    await save(steps);
+    rmSync(statePath, { force: true });
+    const logitScale = Math.exp(await model.param('logit_scale').item());
+
+    const report: Record<string, unknown> = {
+      args: runArgs,
+      config: { text: cfg.text, vision: cfg.vision, projectionDim: cfg.projectionDim, parameters: nParams },
+      trainImages: images,
+      stepsRun: steps - from,
+      resumedFrom: from > 0 ? from : undefined,
+      trainSeconds,
+      stepsPerSecond: (steps - from) / trainSeconds,
+      samplesPerSecond: ((steps - from) * batchSize) / trainSeconds,
+      finalLoss,
+      logitScale,
+      adapter: ctx.info.description,
+      cpus: cpus().length,
+    };
+    if (evalImages > 0) {
+      process.stderr.write(`pretrain: evaluating on ${evalImages} held-out images (world records ${WORLD_HELD_OUT_START}..)\n`);
+      const held = generateWorld({ seed, count: evalImages, size, start: WORLD_HELD_OUT_START });
+      report.heldOut = { start: WORLD_HELD_OUT_START, retrieval: await worldRetrieval(model, tok, held), affirmationBias: await affirmationBias(model, tok, held, { seed }) };
+    }
+    report.totalSeconds = (performance.now() - t0) / 1000;
+    await writeJsonAtomic(join(out, REPORT_FILE), report);
+    model.dispose();
+
+    const log = lastLog as PretrainLog | null;
+    const lines = [
+      `wrote ${out} (${nParams} parameters, ${steps} steps, final loss ${finalLoss.toFixed(4)}, logit scale ${logitScale.toFixed(1)})`,
+      `training ${fmtTime(trainSeconds)} (${((steps - from) / trainSeconds).toFixed(2)} steps/s${log ? `, last ${log.samplesPerSec.toFixed(0)} samples/s` : ''}), total ${fmtTime(report.totalSeconds as number)}`,
+    ];
+    const held = report.heldOut as { retrieval: Awaited<ReturnType<typeof worldRetrieval>>; affirmationBias: Awaited<ReturnType<typeof affirmationBias>> } | undefined;
+    if (held) {
+      const r = held.retrieval;
+      const b = held.affirmationBias;
+      const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+      lines.push(
+        `held-out ${r.images} images (${r.distinctScenes} distinct scenes): text->image R@1 ${pct(r.textToImage.r1)} R@5 ${pct(r.textToImage.r5)}; image->text R@1 ${pct(r.imageToText.r1)} R@5 ${pct(r.imageToText.r5)}`,
+        `affirmation bias: "a X" over "no X" when X is present ${pct(b.presentAffirmedOverNegated.accuracy)}; "no X" over "a X" when X is absent ${pct(b.absentNegatedOverAffirmed.accuracy)}; ` +
+          `true "no X" over false "no Y" ${pct(b.negatedChoice.accuracy)} (control, true "a Y" over false "a X" ${pct(b.affirmedChoice.accuracy)}); cos("a X", "no X") ${b.affirmedNegatedTextCosine.toFixed(3)}`,
+      );
+    }
+    process.stdout.write(lines.join('\n') + '\n');
+  });
