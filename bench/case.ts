@@ -12,8 +12,15 @@ export interface BenchCase {
   bytes?: number;
   run(): void;
   dispose(): void;
-  /** A reference figure printed beside the result (e.g. the naive kernel's GFLOP/s). */
+  /** A remark printed beside the result (e.g. which kernel variant ran). */
   note?: string;
+  /**
+   * The kernel of an earlier row with the same shape to compare with: the row then shows how
+   * many times faster it is (e.g. 'matmul.naive').
+   */
+  baseline?: string;
+  /** Measure exactly this many iterations after the warm-up, whatever the time budget (slow kernels). */
+  iterations?: number;
 }
 
 export type CaseFactory = (ctx: GpuContext) => BenchCase[] | Promise<BenchCase[]>;

@@ -1,12 +1,19 @@
 /**
  * Kernel microbenchmarks. `npm run bench` prints a table and writes bench/results/<time>.json;
  * `--only WORD` keeps kernels whose name contains WORD; `--json` prints only the JSON rows.
+ *
+ * Times are medians over iterations that each encode the case once. `wallMs` is the time
+ * from encoding to the host seeing the work done, one iteration at a time. Where the adapter
+ * has timestamp queries, `ms` (and the rate) is the GPU time of an iteration (`gpuMs`, from
+ * iterations queued back to back while the host sleeps; `gpuBestMs` is the shortest), else
+ * the wall time.
  */
 import { Bench } from 'tinybench';
 import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nodeContext } from '../src/engine/node-gpu.js';
+import type { GpuContext } from '../src/engine/context.js';
 import type { BenchCase, CaseFactory } from './case.js';
 import { FACTORIES } from './cases/index.js';
 
@@ -16,10 +23,27 @@ interface Row {
   ms: number;
   gflops?: number;
   gbps?: number;
+  wallMs: number;
+  gpuMs?: number;
+  gpuBestMs?: number;
+  /** The kernel this row is compared with, and how many times faster this row is. */
+  baseline?: string;
+  speedup?: number;
   note?: string;
 }
 
-function parseArgs(argv: string[]): { only: string | null; json: boolean; time: number } {
+interface Args {
+  only: string | null;
+  json: boolean;
+  time: number;
+}
+
+const USAGE = `usage: npm run bench -- [--only WORD] [--json] [--time MS]
+  --only WORD  only kernels whose name contains WORD
+  --json       print only a JSON array of {kernel, shape, ms, gflops|gbps, wallMs, gpuMs, ...}
+  --time MS    minimum measuring time per case (default 400)`;
+
+function parseArgs(argv: string[]): Args {
   let only: string | null = null;
   let json = false;
   let time = 400;
@@ -31,7 +55,7 @@ function parseArgs(argv: string[]): { only: string | null; json: boolean; time: 
     } else if (a === '--json') json = true;
     else if (a === '--time') time = Number(argv[++i]);
     else if (a === '--help' || a === '-h') {
-      console.log('usage: npm run bench -- [--only WORD] [--json] [--time MS]\n  --only WORD  only kernels whose name contains WORD\n  --json       print only a JSON array of {kernel, shape, ms, gflops|gbps}\n  --time MS    minimum measuring time per case (default 400)');
+      console.log(USAGE);
       process.exit(0);
     } else throw new Error(`unknown argument '${a}' (try --help)`);
   }
@@ -39,25 +63,183 @@ function parseArgs(argv: string[]): { only: string | null; json: boolean; time: 
   return { only, json, time };
 }
 
-async function measure(c: BenchCase, ctx: Awaited<ReturnType<typeof nodeContext>>, time: number): Promise<number> {
+/** GPU-timed iterations per case at most (a tiny kernel would otherwise queue thousands). */
+const GPU_ITERATIONS_MAX = 200;
+
+/**
+ * GPU time per iteration from timestamp queries: an empty compute pass submitted just before
+ * the iteration's work writes one timestamp, another submitted just after writes the second
+ * (a queue runs its submissions in order). On lavapipe they read the CPU clock as the queue
+ * reaches them, so the span is the work plus the queue's handling of its submission.
+ */
+class GpuTimer {
+  private static readonly QUERIES = 2 * GPU_ITERATIONS_MAX;
+  private readonly querySet: GPUQuerySet;
+  private readonly resolved: GPUBuffer;
+  private used = 0;
+  private open = false;
+
+  constructor(private readonly ctx: GpuContext) {
+    this.querySet = ctx.device.createQuerySet({ type: 'timestamp', count: GpuTimer.QUERIES });
+    this.resolved = ctx.device.createBuffer({
+      size: GpuTimer.QUERIES * 8,
+      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+    });
+  }
+
+  /** Starts timing an iteration; iterations past the query set's capacity go untimed. */
+  begin(): void {
+    if (this.used + 2 > GpuTimer.QUERIES) return;
+    this.mark(this.used);
+    this.open = true;
+  }
+
+  end(): void {
+    if (!this.open) return;
+    this.mark(this.used + 1);
+    this.used += 2;
+    this.open = false;
+  }
+
+  private mark(index: number): void {
+    this.ctx.flush(); // what the context has encoded goes before the timestamp
+    const enc = this.ctx.device.createCommandEncoder();
+    enc.beginComputePass({ timestampWrites: { querySet: this.querySet, beginningOfPassWriteIndex: index } }).end();
+    this.ctx.device.queue.submit([enc.finish()]);
+  }
+
+  /** Milliseconds of each iteration timed since the last call (non-positive spans dropped). */
+  async take(): Promise<number[]> {
+    const n = this.used;
+    this.used = 0;
+    if (n === 0) return [];
+    const enc = this.ctx.device.createCommandEncoder();
+    enc.resolveQuerySet(this.querySet, 0, n, this.resolved, 0);
+    this.ctx.flush();
+    this.ctx.device.queue.submit([enc.finish()]);
+    const t = new BigUint64Array(await this.ctx.read({ buffer: this.resolved, offset: 0, size: n * 8 }, n * 8));
+    const ms: number[] = [];
+    for (let i = 0; i < n; i += 2) {
+      const ns = Number(t[i + 1] - t[i]);
+      if (ns > 0) ms.push(ns / 1e6);
+    }
+    return ms;
+  }
+
+  destroy(): void {
+    this.querySet.destroy();
+    this.resolved.destroy();
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+interface Timing {
+  /** Median wall time of an iteration. */
+  wallMs: number;
+  /** Median and shortest GPU time of an iteration; null without timestamp queries. */
+  gpu: { median: number; best: number } | null;
+}
+
+/**
+ * Wall time: each iteration encodes the case, submits it and waits for it (tinybench).
+ * GPU time: iterations queued back to back, each between two timestamps, then one wait, so
+ * that the host sleeps while the adapter works (on a CPU adapter it shares the cores).
+ */
+async function measure(c: BenchCase, ctx: GpuContext, timer: GpuTimer | null, time: number): Promise<Timing> {
   // Warm-up: the first dispatch JIT-compiles the shader.
   c.run();
   await ctx.sync();
-  const bench = new Bench({ time, iterations: 3, warmupIterations: 1 });
+  const bench = new Bench({
+    time: c.iterations ? 0 : time,
+    iterations: c.iterations ?? 3,
+    warmup: false,
+    throws: true,
+  });
   bench.add(c.kernel, async () => {
     c.run();
     await ctx.sync();
   });
   await bench.run();
-  const r = bench.tasks[0].result as unknown as { latency?: { p50?: number; mean: number }; mean?: number };
-  return r.latency?.p50 ?? r.latency?.mean ?? r.mean ?? NaN;
+  const r = bench.tasks[0].result as unknown as { latency?: { p50?: number; mean: number } };
+  const wallMs = r.latency?.p50 ?? r.latency?.mean ?? NaN;
+  if (!timer) return { wallMs, gpu: null };
+  const n = c.iterations ?? Math.min(GPU_ITERATIONS_MAX, Math.max(3, Math.round(time / wallMs)));
+  const queued = performance.now();
+  for (let i = 0; i < n; i++) {
+    timer.begin();
+    c.run();
+    timer.end();
+  }
+  // Sleep through most of the queued work: the wait that follows polls, which costs cycles.
+  await sleep(n * wallMs * 0.85 - (performance.now() - queued));
+  const spans = await timer.take();
+  return { wallMs, gpu: spans.length > 0 ? { median: median(spans), best: Math.min(...spans) } : null };
+}
+
+/** GFLOP/s or GB/s of the case at `ms` per iteration. */
+function rateOf(c: BenchCase, ms: number): number | undefined {
+  const units = c.flops ?? c.bytes;
+  return units ? units / (ms * 1e6) : undefined;
+}
+
+function rowFor(c: BenchCase, t: Timing, rows: Row[]): Row {
+  const ms = t.gpu?.median ?? t.wallMs;
+  const row: Row = {
+    kernel: c.kernel,
+    shape: c.shape,
+    ms: round(ms, 4),
+    ...(c.flops ? { gflops: round(c.flops / (ms * 1e6), 2) } : c.bytes ? { gbps: round(c.bytes / (ms * 1e6), 2) } : {}),
+    wallMs: round(t.wallMs, 4),
+    ...(t.gpu ? { gpuMs: round(t.gpu.median, 4), gpuBestMs: round(t.gpu.best, 4) } : {}),
+  };
+  if (c.baseline) {
+    const base = rows.find((b) => b.kernel === c.baseline && b.shape === c.shape);
+    if (base) {
+      row.baseline = base.kernel;
+      row.speedup = round(base.ms / ms, 1);
+    }
+  }
+  if (c.note) row.note = c.note;
+  return row;
+}
+
+/** One table line: GPU figures first where there are some, then wall, then remarks. */
+function describe(c: BenchCase, t: Timing, row: Row, rows: Row[]): string {
+  const unit = c.flops ? 'GFLOP/s' : 'GB/s';
+  const fmt = (ms: number) => {
+    const r = rateOf(c, ms);
+    return r === undefined ? '' : `${r.toFixed(2)} ${unit}`;
+  };
+  const parts = [`${c.kernel.padEnd(26)} ${c.shape.padEnd(26)} ${row.ms.toFixed(3).padStart(10)} ms ${fmt(row.ms).padStart(16)}`];
+  if (t.gpu) parts.push(`best ${fmt(t.gpu.best)}`, `wall ${t.wallMs.toFixed(3)} ms ${fmt(t.wallMs)}`);
+  const remarks: string[] = [];
+  if (row.speedup !== undefined) {
+    const base = rows.find((b) => b.kernel === row.baseline && b.shape === row.shape)!;
+    remarks.push(`x${row.speedup} vs ${base.kernel} at ${fmt(base.ms)}`);
+  } else if (c.baseline) remarks.push(`${c.baseline} not run`);
+  if (c.note) remarks.push(c.note);
+  if (remarks.length > 0) parts.push(`(${remarks.join('; ')})`);
+  return parts.join('  ');
 }
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const ctx = await nodeContext();
-  const log = (s: string) => { if (!args.json) console.log(s); };
+  const log = (s: string) => {
+    if (!args.json) console.log(s);
+  };
+  const timer = ctx.hasFeature('timestamp-query') ? new GpuTimer(ctx) : null;
   log(`adapter: ${ctx.adapterInfo()}`);
+  log(timer
+    ? 'ms and rate: median GPU time (timestamp queries); best: shortest GPU time; wall: median from encode to the host seeing it done'
+    : 'ms and rate: median wall time from encode to the host seeing it done (no timestamp-query feature)');
   const rows: Row[] = [];
   for (const factory of FACTORIES as CaseFactory[]) {
     const cases = await factory(ctx);
@@ -66,23 +248,22 @@ async function main(): Promise<void> {
         c.dispose();
         continue;
       }
-      const ms = await measure(c, ctx, args.time);
-      const row: Row = { kernel: c.kernel, shape: c.shape, ms: round(ms, 4) };
-      if (c.flops) row.gflops = round(c.flops / (ms * 1e6), 2);
-      if (c.bytes) row.gbps = round(c.bytes / (ms * 1e6), 2);
-      if (c.note) row.note = c.note;
+      const t = await measure(c, ctx, timer, args.time);
+      const row = rowFor(c, t, rows);
       rows.push(row);
-      log(`${c.kernel.padEnd(28)} ${c.shape.padEnd(26)} ${ms.toFixed(3).padStart(10)} ms  ${row.gflops !== undefined ? `${row.gflops} GFLOP/s` : `${row.gbps} GB/s`}${c.note ? `  (${c.note})` : ''}`);
+      log(describe(c, t, row, rows));
       c.dispose();
     }
   }
+  timer?.destroy();
   if (args.json) {
     console.log(JSON.stringify(rows));
   } else {
     const dir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'results');
     mkdirSync(dir, { recursive: true });
     const file = join(dir, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-    writeFileSync(`${file}.tmp`, JSON.stringify({ adapter: ctx.adapterInfo(), date: new Date().toISOString(), rows }, null, 2));
+    const timing = timer ? 'gpu-timestamps' : 'wall';
+    writeFileSync(`${file}.tmp`, JSON.stringify({ adapter: ctx.adapterInfo(), date: new Date().toISOString(), timing, rows }, null, 2));
     renameSync(`${file}.tmp`, file);
     log(`wrote ${file}`);
   }
