@@ -21,4 +21,10 @@ test('a missing tokenizer in the model folder is a clear error', () => {
   assert.throws(() => loadClipTokenizer(join(FIX, 'tiny-hf')), /no tokenizer files found/);
 });
 
+test('a model folder with word_tokenizer.json gets the word tokenizer (models/tiny-world)', () => {
+  const tok = loadClipTokenizer(join(FIX, '..', '..', '..', 'models', 'tiny-world'));
+  assert.is(tok.constructor.name, 'WordTokenizer');
+  assert.is(tok.eotId, tok.vocabSize - 1);
+});
+
 test.run();

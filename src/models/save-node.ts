@@ -16,8 +16,9 @@ import { CLIP_MEAN, CLIP_STD } from './image/preprocess.js';
 import type { TensorToWrite } from './safetensors.js';
 import { writeSafetensorsFile } from './safetensors-node.js';
 import { WordTokenizer } from './tokenizer/word.js';
+import { WORD_TOKENIZER_FILE } from './tokenizer/load-node.js';
 
-export const WORD_TOKENIZER_FILE = 'word_tokenizer.json';
+export { WORD_TOKENIZER_FILE };
 
 const HF_ACTIVATION: Record<Activation, string> = {
   quick_gelu: 'quick_gelu',

@@ -1,9 +1,12 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { ClipTokenizer } from './bpe.js';
+import { ClipTokenizer, type Tokenizer } from './bpe.js';
 import { TokenizerFileError } from './vocab-files.js';
+import { WordTokenizer } from './word.js';
 
 const OPENAI_FILE = 'bpe_simple_vocab_16e6.txt.gz';
+/** A word-level tokenizer's JSON (WordTokenizer.toJSON), as src/models/save-node.ts writes it. */
+export const WORD_TOKENIZER_FILE = 'word_tokenizer.json';
 
 function isFile(p: string): boolean {
   return existsSync(p) && statSync(p).isFile();
@@ -13,8 +16,9 @@ function fromHFPair(vocab: string, merges: string): ClipTokenizer {
   return ClipTokenizer.fromHF(readFileSync(vocab, 'utf8'), readFileSync(merges, 'utf8'), `${vocab} + ${basename(merges)}`);
 }
 
-function fromFile(path: string): ClipTokenizer {
+function fromFile(path: string): Tokenizer {
   const name = basename(path);
+  if (name === WORD_TOKENIZER_FILE) return WordTokenizer.fromJSON(readFileSync(path, 'utf8'), path);
   if (name.endsWith('.gz')) return ClipTokenizer.fromOpenAIGzip(readFileSync(path), path);
   if (name === 'tokenizer.json') return ClipTokenizer.fromHFTokenizerJson(readFileSync(path, 'utf8'), path);
   const dir = dirname(path);
@@ -28,19 +32,23 @@ function fromFile(path: string): ClipTokenizer {
     if (!isFile(vocab)) throw new TokenizerFileError(path, `a merges.txt needs vocab.json beside it; ${vocab} does not exist`);
     return fromHFPair(vocab, path);
   }
-  throw new TokenizerFileError(path, `unrecognised tokenizer file; expected ${OPENAI_FILE} (or any .gz), vocab.json, merges.txt or tokenizer.json`);
+  throw new TokenizerFileError(path, `unrecognised tokenizer file; expected ${OPENAI_FILE} (or any .gz), vocab.json, merges.txt, tokenizer.json or ${WORD_TOKENIZER_FILE}`);
 }
 
 /**
- * Loads CLIP's tokenizer from a model folder or a file. A folder is searched, then its
- * `tokenizer/` subfolder (diffusers layout), for vocab.json + merges.txt, then tokenizer.json,
- * then OpenAI's bpe_simple_vocab_16e6.txt.gz.
+ * Loads a model's tokenizer from a model folder or a file. A folder is searched, then its
+ * `tokenizer/` subfolder (diffusers layout), for word_tokenizer.json (a word-level model such as
+ * models/tiny-world), vocab.json + merges.txt, then tokenizer.json, then OpenAI's
+ * bpe_simple_vocab_16e6.txt.gz.
  */
-export function loadTokenizer(dirOrFile: string): ClipTokenizer {
+export function loadTokenizer(dirOrFile: string): Tokenizer {
   if (!existsSync(dirOrFile)) throw new TokenizerFileError(dirOrFile, 'no such file or folder');
   if (statSync(dirOrFile).isFile()) return fromFile(dirOrFile);
   const looked: string[] = [];
   for (const dir of [dirOrFile, join(dirOrFile, 'tokenizer')]) {
+    const word = join(dir, WORD_TOKENIZER_FILE);
+    looked.push(word);
+    if (isFile(word)) return fromFile(word);
     const vocab = join(dir, 'vocab.json');
     const merges = join(dir, 'merges.txt');
     looked.push(`${vocab} + merges.txt`);
