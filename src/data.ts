@@ -383,7 +383,7 @@ await runCli('data', 'usage: node dist/data.js build --from FILE|world --out DIR
       if (!row) conditions.set(c, row = { present: 0, absent: 0, claimSets: 0, probePairs: 0 });
       return row;
     };
-    const negationTypes = { claimDistractors: {} as Counter, mcqAnswerTypes: {} as Counter, captions: {} as Counter, probe: {} as Counter, pairedPhrasings: {} as Counter };
+    const negationTypes = { claimSets: { affirmative: 0, negated: 0 } as Counter, claimDistractors: {} as Counter, mcqAnswerTypes: {} as Counter, captions: {} as Counter, probe: {} as Counter, pairedPhrasings: {} as Counter };
 
     for (const split of splits) {
       const group = bySplit[split];
@@ -408,7 +408,12 @@ await runCli('data', 'usage: node dist/data.js build --from FILE|world --out DIR
         switch (r.kind) {
           case 'claim-set':
             cond(r.claims[r.answer]!.fact.condition).claimSets++;
-            for (const c of r.claims) if (c.origin !== 'true') bump(negationTypes.claimDistractors, c.origin === 'other-fact' ? 'other-fact' : c.negation!);
+            // Polarity as the evaluation splits claim accuracy: by a negation cue in the true claim.
+            bump(negationTypes.claimSets, hasNegationCue(r.claims[r.answer]!.text) ? 'negated' : 'affirmative');
+            for (const c of r.claims) {
+              if (c.origin === 'true') continue;
+              bump(negationTypes.claimDistractors, c.origin === 'other-fact' ? 'other-fact' : c.added ? `${c.negation!}+${c.added}` : c.negation!);
+            }
             break;
           case 'negbench-mcq': bump(negationTypes.mcqAnswerTypes, r.answerType); break;
           case 'caption': bump(negationTypes.captions, 'affirmative'); break;
@@ -489,6 +494,7 @@ await runCli('data', 'usage: node dist/data.js build --from FILE|world --out DIR
       splits.map((s) => { const x = splitSummaries[s]!; return [s, x.studies, x.patients, x.records, ...recordKinds.map((rk) => x.byKind[rk] ?? 0)]; })));
     const fmt = (c: Counter) => Object.entries(c).map(([a, b]) => `${a} ${b}`).join(', ') || 'none';
     lines.push('negation types:');
+    if (kinds.includes('claims')) lines.push(`  claim sets (true claim): ${fmt(negationTypes.claimSets)}`);
     if (kinds.includes('claims')) lines.push(`  claim distractors: ${fmt(negationTypes.claimDistractors)}`);
     if (kinds.includes('captions')) lines.push(`  captions: ${fmt(negationTypes.captions)}`);
     if (kinds.includes('mcq')) lines.push(`  NegBench MCQ answer types: ${fmt(negationTypes.mcqAnswerTypes)}`);

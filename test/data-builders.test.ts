@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { Fact, Study } from '../src/data/facts.js';
 import {
   CHEST_NEGATION_VOCAB, CHEXPERT_AFFIRMATIVES, GENERIC_TEMPLATES, NEGATION_CUES, RADIOLOGY_TEMPLATES,
-  buildClaimSet, buildClaimSets, buildNegBenchMcq, buildNegatedCaptions, buildPairedMcq, buildProbePairs,
+  absenceCounterparts, buildClaimSet, buildClaimSets, buildNegBenchMcq, buildNegatedCaptions, buildPairedMcq, buildProbePairs,
   buildRetrievalNegCaptions, checkAffirmatives, contextualNegations, differingAttributes, hasNegationCue,
   makeRng, negationCueSpans, pairedMcqEligible, renderFact, rngFor, sample, shuffle, verbalizeFact,
   type DataRecord, type NegationVocab, type NegBenchTemplate,
@@ -198,6 +198,7 @@ test('contextual negations change exactly one attribute, of the kind they name',
 
 test('claim sets: k claims, exactly one true, the answer points at it, negatives are false', () => {
   let sets = 0;
+  let negatedSets = 0;
   const kinds = new Set<string>();
   for (const k of [4, 5, 6, 7]) {
     for (const [study, vocab, family] of [
@@ -206,6 +207,7 @@ test('claim sets: k claims, exactly one true, the answer points at it, negatives
     ]) {
       for (const cs of buildClaimSets(study, { seed: 11, k, vocab, templates: family })) {
         sets++;
+        if (hasNegationCue(cs.claims[cs.answer].text)) negatedSets++;
         assert.is(cs.kind, 'claim-set');
         assert.is(cs.claims.length, k);
         assert.is(cs.claims.filter((c) => c.negation === null).length, 1);
@@ -216,9 +218,12 @@ test('claim sets: k claims, exactly one true, the answer points at it, negatives
         assert.is(new Set(cs.claims.map((c) => c.text)).size, k, 'distinct texts');
         for (const c of cs.claims) {
           if (c.origin === 'contextual') {
-            assert.equal(differingAttributes(truth.fact, c.fact), [c.negation!]);
+            // Around an absent truth a negative may also state one attribute the truth leaves open.
+            assert.equal(differingAttributes(truth.fact, c.fact), c.added === undefined ? [c.negation!] : [c.negation!, c.added]);
+            if (c.added !== undefined) assert.is(truth.fact[c.added], undefined, c.text);
             kinds.add(c.negation!);
           }
+          if (c.origin !== 'true' && truth.fact.existence === 'absent') assert.is(c.negation, 'existence', c.text);
           if (c.origin !== 'true') assert.not.ok(study.facts.some((f) => sameFact(f, c.fact)), `negative ${c.text} is a study fact`);
           assert.is(hasNegationCue(c.text), c.fact.existence === 'absent', c.text);
         }
@@ -227,6 +232,7 @@ test('claim sets: k claims, exactly one true, the answer points at it, negatives
   }
   assert.ok(sets >= 20, `${sets} sets`);
   assert.equal([...kinds].sort(), ['existence', 'location', 'severity']);
+  assert.ok(negatedSets >= 20 && negatedSets < sets, `${negatedSets} of ${sets} sets have a negated true claim`);
   // Answers land in every position.
   const answers = new Set(chestStudies.flatMap((s) => [1, 2, 3, 4, 5, 6].flatMap((seed) => buildClaimSets(s, { seed, k: 5 }).map((c) => c.answer))));
   assert.is(answers.size, 5);
@@ -246,10 +252,123 @@ test('claim sets: contextual negatives come first, other facts only fill, too fe
     assert.ok(cs !== null);
     assert.not.ok(cs!.claims.some((c) => c.origin !== 'true' && c.fact.existence === 'present' && c.fact.location === 'right' && c.fact.severity === 'small'));
   }
-  assert.throws(() => buildClaimSet(chest1, 3, { seed: 1 }), /absent/);
+  assert.throws(() => buildClaimSet(chest1, 3, { seed: 1, polarity: 'present' }), /is absent; with polarity "present"/);
+  assert.throws(() => buildClaimSet(chest1, 0, { seed: 1, polarity: 'absent' }), /is present; with polarity "absent"/);
+  assert.throws(() => buildClaimSets(chest1, { seed: 1, polarity: 'negated' as 'absent' }), /polarity must be "present", "absent", "both", got "negated"/);
   assert.throws(() => buildClaimSet(chest1, 99, { seed: 1 }), /no fact 99/);
   assert.throws(() => buildClaimSets(chest1, { seed: 1, k: 1 }), /k must be/);
   assert.throws(() => buildClaimSets({ ...chest1, facts: [{ condition: 'x', existence: 'maybe' as 'present' }] }, { seed: 1 }), /cxr-1 fact 0.*existence/);
+});
+
+/**
+ * Whether the study's annotations make the fact false. A presence is refuted by an absence of
+ * the condition that covers its location (an unlocalised absence covers every location); an
+ * absence by a presence of the condition inside its scope.
+ */
+function refuted(f: Fact, study: Study): boolean {
+  return study.facts.some((g) => g.condition === f.condition && g.existence !== f.existence && (f.existence === 'present'
+    ? g.location === undefined || g.location === f.location
+    : f.location === undefined || g.location === f.location));
+}
+
+test('claim sets around absent facts: one negated true claim, every negative refuted by the study', () => {
+  let sets = 0;
+  const added = new Set<string>();
+  for (const k of [4, 5, 7]) {
+    for (const [study, vocab, family] of [
+      ...chestStudies.map((s) => [s, CHEST_NEGATION_VOCAB, RADIOLOGY_TEMPLATES] as const),
+      ...world.map((s) => [s, worldVocab, GENERIC_TEMPLATES] as const),
+    ]) {
+      const built = buildClaimSets(study, { seed: 3, k, vocab, templates: family, polarity: 'absent' });
+      assert.is(built.length, study.facts.filter((f) => f.existence === 'absent').length, `${study.id}: a set for every absent fact`);
+      for (const cs of built) {
+        sets++;
+        assert.is(cs.claims.length, k);
+        assert.is(cs.claims.filter((c) => c.origin === 'true').length, 1);
+        const truth = cs.claims[cs.answer];
+        assert.is(truth.origin, 'true');
+        assert.is(truth.fact.existence, 'absent');
+        assert.ok(sameFact(truth.fact, study.facts[cs.factIndex]));
+        assert.ok(hasNegationCue(truth.text), `true claim carries a negation cue: ${truth.text}`);
+        assert.not.ok(refuted(truth.fact, study), truth.text);
+        // The plain existence flip is always there ("There is no X." against "There is X.").
+        assert.ok(cs.claims.some((c) => c.origin === 'contextual' && c.added === undefined && differingAttributes(truth.fact, c.fact).join() === 'existence'));
+        for (const c of cs.claims) {
+          if (c.origin === 'true') continue;
+          assert.ok(refuted(c.fact, study), `${study.id}: negative "${c.text}" is false for the study (truth "${truth.text}")`);
+          assert.not.ok(study.facts.some((f) => sameFact(f, c.fact)), c.text);
+          if (c.origin === 'contextual') {
+            assert.is(c.fact.existence, 'present', c.text);
+            assert.is(c.fact.condition, truth.fact.condition);
+            if (c.added) added.add(c.added);
+          }
+        }
+      }
+    }
+  }
+  assert.ok(sets >= 40, `${sets} sets`);
+  assert.equal([...added].sort(), ['location', 'severity']);
+  // Same seed, same sets; the default polarity is both, and each set is the same either way.
+  const a = buildClaimSets(chest1, { seed: 9, polarity: 'absent' });
+  assert.equal(buildClaimSets(chest1, { seed: 9, polarity: 'absent' }), a);
+  assert.ok([10, 11, 12].some((seed) => JSON.stringify(buildClaimSets(chest1, { seed, polarity: 'absent' })) !== JSON.stringify(a)));
+  const both = buildClaimSets(chest1, { seed: 9 });
+  const present = buildClaimSets(chest1, { seed: 9, polarity: 'present' });
+  assert.equal(both, [...present, ...a].sort((x, y) => x.factIndex - y.factIndex));
+  assert.ok(present.every((cs) => !hasNegationCue(cs.claims[cs.answer].text)));
+});
+
+test('absence counterparts: existence flipped, at most one attribute added, none changed', () => {
+  const vocab: NegationVocab = { locations: [['left', 'right'], ['left', 'top']], severities: [['small', 'large']] };
+  const bare = absenceCounterparts({ condition: 'edema', existence: 'absent' }, vocab);
+  assert.equal(bare.map((g) => [g.added ?? '-', g.fact.location ?? g.fact.severity ?? '-']),
+    [['-', '-'], ['location', 'left'], ['location', 'right'], ['location', 'top'], ['severity', 'small'], ['severity', 'large']]);
+  for (const g of bare) {
+    assert.is(g.kind, 'existence');
+    assert.equal(differingAttributes({ condition: 'edema', existence: 'absent' }, g.fact), g.added ? ['existence', g.added] : ['existence']);
+  }
+  // "no effusion on the right" says nothing about the left: the location stays.
+  const right = absenceCounterparts({ condition: 'pleural effusion', existence: 'absent', location: 'right' }, vocab);
+  assert.ok(right.every((g) => g.fact.location === 'right' && g.fact.existence === 'present'));
+  assert.equal(right.map((g) => g.fact.severity ?? '-'), ['-', 'small', 'large']);
+  const sized = absenceCounterparts({ condition: 'edema', existence: 'absent', severity: 'mild' }, vocab);
+  assert.ok(sized.every((g) => g.fact.severity === 'mild' && g.added !== 'severity'));
+  assert.throws(() => absenceCounterparts(chest1.facts[0]), /must be absent/);
+});
+
+test('claim sets around absent facts: narrower negatives, contradicted absences and filling', () => {
+  // chest4: effusion present on the left, absent on the right. "Effusion on the left" would be
+  // true, so every negative of the right-sided absence stays on the right.
+  const idx = chest4.facts.findIndex((f) => f.existence === 'absent' && f.location === 'right');
+  for (let seed = 0; seed < 8; seed++) {
+    const cs = buildClaimSet(chest4, idx, { seed, k: 4 })!;
+    assert.ok(cs !== null);
+    assert.match(cs.claims[cs.answer].text, /right/);
+    for (const c of cs.claims) {
+      if (c.origin === 'contextual') assert.is(c.fact.location, 'right', c.text);
+      if (c.origin !== 'true') assert.not.ok(c.fact.condition === 'pleural effusion' && c.fact.existence === 'present' && c.fact.location === 'left', c.text);
+    }
+  }
+  // A presence of the condition inside the absence's scope: the annotations disagree, no set.
+  const clash: Study = { id: 'clash', patient: 'c', image: 'c.jpg', facts: [
+    { condition: 'edema', existence: 'absent' },
+    { condition: 'edema', existence: 'present', location: 'left' },
+    { condition: 'pneumothorax', existence: 'absent', location: 'right' },
+    { condition: 'pneumothorax', existence: 'present' },
+    { condition: 'fracture', existence: 'absent' },
+  ] };
+  assert.is(buildClaimSet(clash, 0, { seed: 1 }), null);
+  assert.is(buildClaimSet(clash, 2, { seed: 1 }), null);
+  assert.equal(buildClaimSets(clash, { seed: 1, polarity: 'absent' }).map((cs) => cs.factIndex), [4]);
+  // Without vocabulary the flip is the only contextual negative; other facts fill, never padding.
+  const none: NegationVocab = { locations: [], severities: [] };
+  const filled = buildClaimSet(chest1, 3, { seed: 2, k: 4, vocab: none })!;
+  assert.equal(filled.claims.map((c) => c.origin).sort(), ['contextual', 'other-fact', 'other-fact', 'true']);
+  for (const c of filled.claims) if (c.origin === 'other-fact') assert.ok(refuted(c.fact, chest1), c.text);
+  assert.is(buildClaimSet(chest1, 3, { seed: 2, k: 4, vocab: none, fillFromOtherFacts: false }), null);
+  const lone: Study = { id: 'lone', patient: 'l', image: 'l.jpg', facts: [{ condition: 'edema', existence: 'absent' }] };
+  assert.is(buildClaimSet(lone, 0, { seed: 2, k: 3, vocab: none }), null);
+  assert.is(buildClaimSet(lone, 0, { seed: 2, k: 2, vocab: none })!.claims.length, 2);
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -64,6 +64,18 @@ async function readSplits(out: string, manifest: DatasetManifest): Promise<Map<S
   return got;
 }
 
+/**
+ * Claim sets around present and absent facts: the summary's affirmative/negated counts are
+ * those of the records, split as the evaluation splits them (a negation cue in the true claim).
+ */
+function assertClaimPolarity(manifest: Record<string, any>, records: EvalRecord[]): void {
+  const sets = records.filter((r) => r.kind === 'claim-set');
+  const negated = sets.filter((r) => hasNegationCue(r.claims[r.answer]!.text));
+  for (const r of sets) assert.is(hasNegationCue(r.claims[r.answer]!.text), r.claims[r.answer]!.fact.existence === 'absent', r.claims[r.answer]!.text);
+  assert.ok(negated.length > 0 && negated.length < sets.length, `${negated.length} of ${sets.length} claim sets negated`);
+  assert.equal(manifest.summary.negationTypes.claimSets, { affirmative: sets.length - negated.length, negated: negated.length });
+}
+
 test('CheXpert CSV: splits per patient, records read back, summary counts and skipped rows with their row numbers', async () => {
   const { out, stdout, manifest } = await build('chexpert', ['--from', join(FIX, 'chexpert.csv'), '--images', IMAGES, '--seed', '3']);
   // Rows 6 (bad label), 8 (no path) and 14 (short row) are skipped; patient00010's image does not exist.
@@ -103,6 +115,7 @@ test('CheXpert CSV: splits per patient, records read back, summary counts and sk
   const all = [...splits.values()].flat();
   assert.is(Object.values(conditions).reduce((a, v) => a + v.claimSets, 0), all.filter((r) => r.kind === 'claim-set').length);
   assert.is(Object.values(conditions).reduce((a, v) => a + v.probePairs, 0), all.filter((r) => r.kind === 'probe-pair').length);
+  assertClaimPolarity(manifest, all);
   for (const r of all) {
     if (r.kind !== 'claim-set') continue;
     assert.is(r.claims.length, 5);
@@ -170,6 +183,7 @@ test('world: rendered PNGs match the world, every builder runs, same seed = same
     assert.is(r.negated.answer, r.affirmative.answer);
     for (const o of r.affirmative.options) assert.not.ok(hasNegationCue(o), o);
   }
+  assertClaimPolarity(a.manifest, records);
   const conditions = a.manifest.summary.conditions as Record<string, { present: number; absent: number }>;
   const present = world.flatMap((r) => r.facts.filter((f) => f.existence === 'present'));
   assert.is(Object.values(conditions).reduce((s, v) => s + v.present, 0), present.length, 'present facts of all 24 images');

@@ -15,9 +15,8 @@
  * the records (the split's images); options are scored against their question's image only.
  *
  * Polarity: a retrieval query is negated when its caption has an explicit negation cue; a claim
- * set when its true claim has one (the builders make claim sets around present findings, so today
- * every set is affirmative by this rule and the negated claim subset is empty, n = 0). The paired
- * benchmark's polarity is its twin.
+ * set when its true claim has one (sets built around absent facts, whose true claim states the
+ * absence). The paired benchmark's polarity is its twin.
  */
 import { l2Normalize, matmul, noGrad, scope, tensor, type Tensor } from '../engine/index.js';
 import type { ClipModel } from '../models/clip.js';
