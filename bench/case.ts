@@ -23,4 +23,7 @@ export interface BenchCase {
   iterations?: number;
 }
 
-export type CaseFactory = (ctx: GpuContext) => BenchCase[] | Promise<BenchCase[]>;
+export type CaseFactory = ((ctx: GpuContext) => BenchCase[] | Promise<BenchCase[]>) & {
+  /** The kernel names the factory makes, when building its cases is costly (lets --only skip it). */
+  kernels?: readonly string[];
+};

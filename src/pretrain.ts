@@ -37,7 +37,8 @@ const FLAGS: FlagTable = {
   images: { kind: 'int', default: 20000, help: 'training images (world records 0..N-1 of the seed)' },
   size: { kind: 'int', default: 32, help: 'image size in pixels' },
   patch: { kind: 'int', default: 8, help: 'vision patch size' },
-  layers: { kind: 'int', default: 2, help: 'transformer layers per tower' },
+  layers: { kind: 'int', default: 4, help: 'transformer layers per tower' },
+  context: { kind: 'int', default: 40, help: 'text context length (the world\'s longest built text is 38 tokens)' },
   width: { kind: 'int', default: 64, help: 'width of both towers and of the projection' },
   heads: { kind: 'int', default: 2, help: 'attention heads per layer' },
   'log-every': { kind: 'int', default: 25, help: 'read the loss back and log every N steps' },
@@ -47,7 +48,7 @@ const FLAGS: FlagTable = {
 };
 
 /** The flags that define the training run; a resumed run must repeat them exactly. */
-const RUN_FLAGS = ['steps', 'batch-size', 'lr', 'warmup', 'weight-decay', 'seed', 'images', 'size', 'patch', 'layers', 'width', 'heads'] as const;
+const RUN_FLAGS = ['steps', 'batch-size', 'lr', 'warmup', 'weight-decay', 'seed', 'images', 'size', 'patch', 'layers', 'width', 'heads', 'context'] as const;
 
 function positive(f: ParsedFlags, name: string, min = 1): number {
   const v = f[name] as number;
@@ -120,7 +121,7 @@ await runCli('pretrain', 'usage: node dist/pretrain.js [--out DIR] [--steps N] [
     const evalImages = positive(f, 'eval-images', 0);
     const size = f.size as number;
 
-    const tok = new WordTokenizer(worldVocabulary());
+    const tok = new WordTokenizer(worldVocabulary(), { contextLength: f.context as number });
     let cfg;
     try {
       cfg = tinyClipConfig(tok, { width: f.width as number, layers: f.layers as number, heads: f.heads as number, imageSize: size, patchSize: f.patch as number });

@@ -11,7 +11,8 @@ import { concat, noGrad, type Tensor } from './engine/index.js';
 import { loadClip, loadClipTokenizer } from './models/load-node.js';
 import { attachLora, type LoraTarget } from './models/lora.js';
 import { loadLora, saveLora } from './models/peft-node.js';
-import { runCli, UsageError, type FlagTable } from './cli/args.js';
+import { runCli, UsageError, type FlagTable, type ParsedFlags } from './cli/args.js';
+import { defaultRun } from './nast/default-run-node.js';
 import { imageConfigFor, loadPixels } from './cli/images-node.js';
 import { openShards, writeFileAtomic } from './data/shards-node.js';
 import type { ClaimSet } from './data/claims.js';
@@ -21,6 +22,7 @@ import { loraUpdateNorms, NastTrainer, type TrainItem } from './nast/train-loop.
 import { updateShares } from './nast/update-shares.js';
 import { hasCheckpoint, loadCheckpointState, saveCheckpoint, type LoopState } from './nast/checkpoint-node.js';
 import { makeRng, shuffle } from './data/rng.js';
+import { evaluateClip, type EvalRecord } from './nast/evaluate.js';
 
 const FLAGS: FlagTable = {
   model: { kind: 'string', meta: 'DIR|FILE', help: 'base CLIP checkpoint (frozen)' },
@@ -43,13 +45,51 @@ const FLAGS: FlagTable = {
   'scale-mode': { kind: 'string', default: 'update', help: 'update: CTE scales each layer\'s learning rate; gradient: scales its gradient (Adam mostly cancels it)' },
   seed: { kind: 'int', default: 0, help: 'seed of LoRA init and data order' },
   out: { kind: 'string', meta: 'DIR', default: 'train-out', help: 'output folder: adapter/, checkpoint/, metrics.jsonl, report.json' },
+  'val-every': { kind: 'int', default: 50, help: 'claim accuracy on the data folder\'s validation split every N steps (0: never)' },
   'log-every': { kind: 'int', default: 10, help: 'read the loss back and log every N steps' },
   'save-every': { kind: 'int', default: 100, help: 'write a checkpoint every N steps' },
   'stop-after': { kind: 'int', help: 'stop (with a checkpoint, as on Ctrl-C) once this many steps are done; --resume continues' },
   resume: { kind: 'boolean', help: 'continue from OUT/checkpoint exactly where it stopped' },
   tokenizer: { kind: 'string', meta: 'PATH', help: 'tokenizer file or folder (default: the model folder)' },
   quiet: { kind: 'boolean', help: 'no progress bar' },
+  seeds: { kind: 'string', default: '0,1,2', help: 'default run only: comma-separated seeds, one uniform and one NAST run each' },
+  'world-count': { kind: 'int', default: 1500, help: 'default run only: miniature-world images to build' },
+  'trace-pairs': { kind: 'int', default: 200, help: 'default run only: probe pairs to trace' },
+  short: { kind: 'boolean', help: 'default run only: a quick check (1 seed, few images and steps) for CI' },
 };
+
+/** Flags of the fine-tuning runs that the default run passes through when the user gives them. */
+const PASS_THROUGH = ['beta', 'lambda', 'rank', 'alpha', 'targets', 'lr', 'weight-decay', 'warmup', 'batch-size', 'accumulate', 'max-grad-norm', 'scale-mode', 'log-every', 'quiet'];
+
+function given(name: string): boolean {
+  return process.argv.slice(2).some((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+}
+
+async function embeddedDefault(f: ParsedFlags): Promise<void> {
+  const short = f.short as boolean;
+  const seeds = (short && !given('seeds') ? '0' : (f.seeds as string)).split(',').map((x) => {
+    const n = Number(x.trim());
+    if (!Number.isInteger(n)) throw new UsageError(`--seeds: ${JSON.stringify(x)} is not an integer`);
+    return n;
+  });
+  const trainFlags: string[] = [];
+  for (const k of PASS_THROUGH) {
+    if (!given(k)) continue;
+    trainFlags.push(`--${k}`);
+    if (FLAGS[k].kind !== 'boolean') trainFlags.push(String(f[k]));
+  }
+  if (!given('batch-size')) trainFlags.push('--batch-size', '32');
+  if (!given('lr')) trainFlags.push('--lr', '2e-3');
+  if (!given('log-every')) trainFlags.push('--log-every', '5');
+  await defaultRun({
+    out: given('out') ? (f.out as string) : 'default-run',
+    seeds,
+    steps: given('steps') ? (f.steps as number) : short ? 6 : 150,
+    worldCount: given('world-count') ? (f['world-count'] as number) : short ? 200 : (f['world-count'] as number),
+    tracePairs: given('trace-pairs') ? (f['trace-pairs'] as number) : short ? 16 : (f['trace-pairs'] as number),
+    trainFlags,
+  });
+}
 
 interface Example { image: string; caption: string; claims: string[]; answer: number }
 
@@ -85,8 +125,9 @@ function bar(done: number, total: number): string {
 }
 
 await runCli('train', 'usage: node dist/train.js --model DIR --data DIR --cte cte.json [--beta 1] [--lambda 0.5] [--rank 8] [--alpha 16] [--lr] [--batch-size] [--steps|--epochs] [--out DIR] [--resume]',
-  'NAST fine-tuning: LoRA on the CLIP text encoder with per-layer CTE scales, loss lambda * L_CLIP + (1 - lambda) * L_claim, AdamW.', FLAGS, async (f) => {
+  'NAST fine-tuning: LoRA on the CLIP text encoder with per-layer CTE scales, loss lambda * L_CLIP + (1 - lambda) * L_claim, AdamW.\nWith neither --model nor --data: the embedded default run (miniature world, tiny CLIP in models/tiny-world, trace, NAST vs uniform over --seeds, evaluation table in default-run/).', FLAGS, async (f) => {
     const modelPath = f.model as string | undefined;
+    if (!modelPath && !f.data) return embeddedDefault(f);
     if (!modelPath) throw new UsageError('--model is required');
     if (!f.data) throw new UsageError('--data is required');
     if (!f.cte && !f.uniform) throw new UsageError('--cte is required (or --uniform for the baseline)');
@@ -139,6 +180,24 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR --cte ct
     for (const c of chunks) c.dispose();
     const imageIndex = new Map(images.map((p, i) => [p, i]));
 
+    // Validation: claim accuracy on the validation split's claim sets, image embeddings reused.
+    const valDir = join(f.data as string, 'validation');
+    const valEvery = f['val-every'] as number;
+    let valRecords: EvalRecord[] = [];
+    let valEmbeds: Float32Array | undefined;
+    if (valEvery > 0 && existsSync(join(valDir, 'index.json'))) {
+      valRecords = ((await (await openShards(valDir)).readAll()) as EvalRecord[]).filter((r) => r.kind === 'claim-set');
+    }
+    const validate = async (): Promise<number | null> => {
+      if (valRecords.length === 0) return null;
+      const r = await evaluateClip(model, valRecords, {
+        tokenizer: tok, imageEmbeds: valEmbeds,
+        loadPixels: (paths) => loadPixels(paths.map((p) => (isAbsolute(p) ? p : resolve(valDir, p))), imgCfg, model.config.vision.imageSize),
+      });
+      valEmbeds = r.imageEmbeds;
+      return r.report.claims.accuracy;
+    };
+
     const trainer = new NastTrainer(model, lora, {
       lambda, lr: f.lr as number, weightDecay: f['weight-decay'] as number, warmupSteps: f.warmup as number, totalSteps: steps,
       maxGradNorm: f['max-grad-norm'] as number | undefined, layerScales: scales, scaleMode,
@@ -178,6 +237,7 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR --cte ct
     const t0 = Date.now();
     const startStep = loop.step;
     let lastLoss = NaN;
+    let lastVal: number | null = null;
     const micro = batch / acc;
     const stopAfter = f['stop-after'] as number | undefined;
     while (loop.step < steps && !stop) {
@@ -198,6 +258,12 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR --cte ct
         if (!f.quiet) process.stderr.write(`\rtrain ${bar(loop.step, steps)} loss ${lastLoss.toFixed(4)} lr ${rec.lr.toExponential(2)} ${rec.samples_per_s.toFixed(1)} samples/s   `);
       }
       for (const l of losses) l.dispose();
+      if (valEvery > 0 && valRecords.length > 0 && (loop.step % valEvery === 0 || loop.step === steps)) {
+        const acc = await validate();
+        await appendFile(metricsFile, JSON.stringify({ step: loop.step, val_claim_accuracy: acc }) + '\n');
+        if (!f.quiet) process.stderr.write(`\ntrain: step ${loop.step}: validation claim accuracy ${(100 * (acc ?? NaN)).toFixed(1)}% (${valRecords.length} sets)\n`);
+        lastVal = acc;
+      }
       if (loop.step % (f['save-every'] as number) === 0 && loop.step < steps) {
         await saveCheckpoint(ckptDir, lora, await trainer.optimizer.state(), loop, modelPath);
       }
@@ -219,7 +285,7 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR --cte ct
     const cteLayer = scales ? parseCteReport(readFileSync(f.cte as string, 'utf8'), f.cte as string).cte_layer : null;
     const shares = cteLayer ? updateShares(norms, cteLayer) : null;
     const report = {
-      steps: loop.step, epochs: loop.epoch + loop.cursor / images.length, final_loss: lastLoss, lambda, mode: f.uniform ? 'uniform' : 'nast',
+      steps: loop.step, epochs: loop.epoch + loop.cursor / images.length, final_loss: lastLoss, val_claim_accuracy: lastVal, lambda, mode: f.uniform ? 'uniform' : 'nast',
       scale_mode: scaleMode, layer_scales: scales, update_norms: norms, update_shares: shares, seconds: (Date.now() - t0) / 1000,
     };
     await writeFileAtomic(join(out, 'report.json'), JSON.stringify(report, null, 1) + '\n');

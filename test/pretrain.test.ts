@@ -122,6 +122,8 @@ test('a few pretraining steps lower the loss on a fixed batch; save and reload g
 
 test('the committed models/tiny-world fits the word tokenizer and is trained', async () => {
   const ctx = await gpu();
+  // Committed with context 40: the longest text the world's builders write is 38 tokens.
+  const tok = new WordTokenizer(worldVocabulary(), { contextLength: 40 });
   const model = await loadClip(ctx, COMMITTED);
   try {
     const cfg = model.config;

@@ -5,6 +5,7 @@ import { optimCases } from './optim.js';
 import { normCases } from './norm.js';
 import { attentionCases } from './attention.js';
 import { matmulCases } from './matmul.js';
+import { clipCases } from './clip.js';
 
 /** Every benchmark family, in print order. */
-export const FACTORIES: CaseFactory[] = [elementwiseCases, layoutCases, optimCases, normCases, attentionCases, matmulCases];
+export const FACTORIES: CaseFactory[] = [elementwiseCases, layoutCases, optimCases, normCases, attentionCases, matmulCases, clipCases];

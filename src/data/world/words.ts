@@ -23,7 +23,7 @@ export const BUILDER_WORDS: readonly string[] = [
   'no', 'not', 'none', 'nothing', 'never', 'absent', 'absence', 'lacking', 'lacks', 'lack', 'free', 'missing',
   "isn't", "aren't", "doesn't", "don't", "can't", 'cannot', 'negative', 'excluded', 'ruled', 'out',
   // Presence cues.
-  'present', 'presence', 'seen', 'noted', 'visible', 'evident', 'evidence', 'identified', 'observed', 'detected',
+  'present', 'presence', 'see', 'seen', 'noted', 'visible', 'evident', 'evidence', 'identified', 'observed', 'detected',
   'shown', 'appears', 'appear', 'sign', 'signs', 'finding', 'findings', 'positive', 'there', 'demonstrated',
   'features', 'feature', 'featuring', 'include', 'includes', 'including', 'included', 'contain', 'contains',
   'containing', 'show', 'shows', 'showing', 'depict', 'depicts', 'depicting', 'has', 'having', 'with',
