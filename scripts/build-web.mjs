@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Browser bundles (esbuild):
 //   build/site/          the demo page: index.html, styles.css, main.js, and lib.js, the library as
-//                        one ES module (entry web/lib-entry.ts) that main.js imports at run time
+//                        one ES module (entry web/lib-entry.ts) that main.js imports at run time;
+//                        models/tiny-world/ (the embedded tiny CLIP the page fetches), so the folder
+//                        is the whole site and can be served by any static server
 //   build/browser-test/  the in-browser test page and the uvu test files it loads (with --tests)
 // Two rules hold for every bundle:
 //   - No Node built-in (fs, path, node:*, ...) and no `webgpu` package: the build fails and names
@@ -84,6 +86,9 @@ function libAsExternalPlugin() {
   };
 }
 
+/** The embedded model's files (web/model-panel.ts fetches the same list). */
+const EMBEDDED_MODEL_FILES = ['config.json', 'model.safetensors', 'preprocessor_config.json', 'word_tokenizer.json'];
+
 const COMMON = {
   bundle: true,
   format: 'esm',
@@ -138,6 +143,7 @@ export async function buildSite({ minify = false, typeCheck = true } = {}) {
     outdir: SITE_DIR,
   });
   await copyInto(SITE_DIR, ['web/index.html', 'web/styles.css']);
+  await copyInto(join(SITE_DIR, 'models', 'tiny-world'), EMBEDDED_MODEL_FILES.map((f) => `models/tiny-world/${f}`));
   return `${sizes(lib.metafile)}, ${sizes(main.metafile)}`;
 }
 

@@ -14,6 +14,24 @@ export * from '../src/models/image/resample.js';
 export * from '../src/models/image/preprocess.js';
 export * from '../src/models/errors.js';
 export * from '../src/models/clip.js';
+export * from '../src/models/load-bytes.js';
+export * from '../src/models/lora.js';
+export * from '../src/models/peft.js';
+export * from '../src/nast/trace.js';
+export * from '../src/nast/cte.js';
+export * from '../src/nast/heatmap-svg.js';
+export * from '../src/nast/losses.js';
+export * from '../src/nast/train-loop.js';
+export { escapeXml, formatNumber } from '../src/nast/report.js';
+// The data builders and the miniature world share a few helper names (locationPhrase): only
+// what a page needs to make world images, captions and claim sets is re-exported.
+export {
+  DEFAULT_SPEC, generateWorld, renderScene, worldConditions, type WorldImage, type WorldRecord, type WorldOptions,
+} from '../src/data/world/index.js';
+export {
+  GENERIC_TEMPLATES, buildClaimSets, buildNegatedCaptions, makeRng, shuffle,
+  type ClaimSet, type NegatedCaption, type NegationVocab,
+} from '../src/data/builders.js';
 // Both the engine (matmul epilogues) and the CLIP config name a type `Activation`.
 export type { Activation } from '../src/engine/index.js';
 export type { Activation as ClipActivation } from '../src/models/clip-config.js';

@@ -11,12 +11,23 @@ export function setStatus(el: HTMLElement, text: string, busy = false): void {
   el.classList.toggle('busy', busy);
 }
 
-/** Shows an error in the page (not only in the console); repeated messages are shown once. */
+/**
+ * Shows an error in the page (not only in the console); repeated messages are shown once. The
+ * box has a button that clears it.
+ */
 export function showError(where: string, err: unknown): void {
   const box = $('#errors');
   const msg = err instanceof Error ? err.message : String(err);
   const text = `${where}: ${msg}`;
-  if ([...box.children].some((p) => p.textContent === text)) return;
+  if ([...box.querySelectorAll('p')].some((p) => p.textContent === text)) return;
+  if (!box.querySelector('button.dismiss')) {
+    const clear = Object.assign(document.createElement('button'), { type: 'button', className: 'dismiss secondary', textContent: 'Clear' });
+    clear.addEventListener('click', () => {
+      box.replaceChildren();
+      box.hidden = true;
+    });
+    box.append(clear);
+  }
   const p = document.createElement('p');
   p.textContent = text;
   box.append(p);
@@ -32,4 +43,66 @@ export function catchUncaught(): void {
 
 export function ms(t: number): string {
   return t >= 1000 ? `${(t / 1000).toFixed(2)} s` : `${t.toFixed(1)} ms`;
+}
+
+/** Shows a <progress> at done / total (indeterminate when total is 0), or hides it with null. */
+export function setProgress(el: HTMLProgressElement, done: number | null, total = 0): void {
+  if (done === null) {
+    el.hidden = true;
+    return;
+  }
+  el.hidden = false;
+  if (total > 0) {
+    el.max = total;
+    el.value = Math.min(done, total);
+  } else el.removeAttribute('value');
+}
+
+/** Rows of a <dl class="facts">. */
+export function setFacts(dl: HTMLElement, rows: readonly (readonly [string, string])[]): void {
+  dl.replaceChildren(...rows.flatMap(([k, v]) => {
+    const dt = document.createElement('dt');
+    dt.textContent = k;
+    const dd = document.createElement('dd');
+    dd.textContent = v;
+    return [dt, dd];
+  }));
+  dl.hidden = rows.length === 0;
+}
+
+/** A section's job state for tests and styling: idle, running, done or error. */
+export function setState(section: HTMLElement, state: 'idle' | 'running' | 'done' | 'error'): void {
+  section.dataset.state = state;
+}
+
+/**
+ * Lets the browser paint (progress, partial results) between chunks of long work. A timer, not
+ * requestAnimationFrame, so a job keeps going while its tab is in the background.
+ */
+export function yieldToPage(): Promise<void> {
+  return new Promise((r) => setTimeout(r, 0));
+}
+
+/**
+ * Marks a panel's results stale once the model or its adapter changes after they were made
+ * (the `.result` elements dim and the status says why), so nothing shown passes for what the
+ * current model computes.
+ */
+export class StaleMark {
+  private madeAt: number | null = null;
+
+  constructor(private readonly app: { version: number }, private readonly section: HTMLElement, private readonly status: HTMLElement, private readonly what: string) {}
+
+  /** The results now shown belong to the current model state. */
+  fresh(): void {
+    this.madeAt = this.app.version;
+    this.section.classList.remove('stale');
+  }
+
+  /** Call on every app change. */
+  check(): void {
+    if (this.madeAt === null || this.madeAt === this.app.version || this.section.classList.contains('stale')) return;
+    this.section.classList.add('stale');
+    setStatus(this.status, `The ${this.what} below came from the model as it was before a model or adapter change: run it again for the current one.`);
+  }
 }

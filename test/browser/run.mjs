@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm run test:browser`: builds the browser bundles, serves them on 127.0.0.1, runs the in-browser
 // test suites (test/browser/suites.ts) and an end-to-end check of the demo page in headless
-// Chromium, prints a summary, and saves a screenshot of the demo page into test-output/browser/.
+// Chromium (its numbers checked against the library's in Node, see demo-expected-node.ts), prints
+// a summary, and saves a screenshot of the demo page into test-output/browser/.
 // Exits 1 on any failure, 2 when Chromium is missing or the set-up fails.
 // Options: --grep REGEX (keep matching `file > test` names), --full (every test of each selected
 //          file), --timeout SECONDS (whole run; default 900), --no-build, --verbose (page console),
@@ -10,7 +11,8 @@
 import { existsSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import * as esbuild from 'esbuild';
 import { chromium } from 'playwright-core';
 import { buildBrowserTests, buildSite } from '../../scripts/build-web.mjs';
 import { startServer } from '../../scripts/serve.mjs';
@@ -101,27 +103,178 @@ async function runSuites(browser, base, opts, problems, state) {
   return summary;
 }
 
-/** The demo page in a user's shoes: device ready, a small matmul run, no error shown. */
-async function runDemo(browser, base, opts, problems) {
+/** The demo's inputs: scene 72:0 is "a small red square on the left", so the caption is true of it. */
+const DEMO = {
+  modelDir: join(ROOT, 'models', 'tiny-world'),
+  captions: ['there is a red square.', 'there is no red square.'],
+  worldSeed: 72,
+  worldIndex: 0,
+  caption: 'there is a red square.',
+  foil: 'there is no red square.',
+  /** A foil one token longer, for the length message. */
+  longFoil: 'there is no red square at all.',
+  /** Smaller than the page's defaults (64, 8, 20): SwiftShader runs under one step of 8 a second. */
+  train: { images: 32, batch: 8, steps: 10 },
+};
+/** |page - Node| allowed for logits and trace scores (Dawn on lavapipe vs SwiftShader, f32). */
+const DEMO_TOL = 1e-3;
+
+/** The values the page must show, computed by the library in Node (Dawn) from the files on disk. */
+async function demoExpected() {
+  const out = join(ROOT, 'build', 'browser-node', 'demo-expected.mjs');
+  await esbuild.build({
+    entryPoints: [join(ROOT, 'test', 'browser', 'demo-expected-node.ts')],
+    bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', outfile: out, logLevel: 'warning',
+  });
+  const { demoExpected: compute } = await import(pathToFileURL(out).href);
+  return compute(DEMO);
+}
+
+/** Waits until a panel's job ends; returns its state ('done' or 'error'). */
+async function panelDone(page, id, timeout) {
+  await page.waitForSelector(`#${id}[data-state="done"], #${id}[data-state="error"]`, { timeout });
+  return page.getAttribute(`#${id}`, 'data-state');
+}
+
+/**
+ * The demo page in a user's shoes: device ready, a small matmul; the embedded tiny model; two
+ * captions against a sampled world scene and the same scene as a PNG file, with the matrix
+ * checked against Node's values; the model's files picked from disk: the same matrix; a trace
+ * (first a foil of another length: the message, then the pair: heat map, scores against Node);
+ * NAST fine-tuning steps with the CTE scales: a loss curve of finite points; then similarity and
+ * trace with the adapter (the matrix moved); no error shown.
+ */
+async function runDemo(browser, base, opts, problems, expected) {
   const t0 = performance.now();
   const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
   watchPage(page, 'demo', opts.verbose, problems);
   const fail = [];
+  const lap = (() => { let t = performance.now(); return () => { const d = performance.now() - t; t = performance.now(); return secs(d); }; })();
+  const errorBox = async () => (await page.isVisible('#errors')) ? (await page.textContent('#errors')).trim() : '';
+  const step = async (what, fn) => {
+    if (fail.length) return;
+    try {
+      await fn();
+    } catch (e) {
+      fail.push(`${what}: ${e.message.split('\n')[0]}`);
+    }
+    const err = await errorBox().catch(() => '');
+    if (err && !fail.some((f) => f.includes('the page shows errors'))) fail.push(`${what}: the page shows errors: ${err}`);
+  };
   try {
     await page.goto(`${base}/`);
     await page.waitForFunction(() => document.body.dataset.gpu !== 'pending', null, { timeout: 60_000 });
     const state = await page.evaluate(() => document.body.dataset.gpu);
     if (state !== 'ready') fail.push(`device state "${state}": ${await page.textContent('#errors')}`);
-    else {
+    lap();
+    await step('matmul', async () => {
       await page.selectOption('[data-testid="matmul-form"] select', '128');
       await page.click('[data-testid="matmul-form"] button');
       const row = await page.waitForSelector('[data-testid="matmul-results"] tbody tr[data-size="128"]', { timeout: 120_000 });
       const err = Number(await row.getAttribute('data-max-rel-error'));
-      if (!(err <= 1e-5)) fail.push(`matmul 128: max relative error ${err} above 1e-5`);
+      if (!(err <= 1e-5)) throw new Error(`matmul 128: max relative error ${err} above 1e-5`);
       const cells = await row.$$eval('td', (tds) => tds.map((td) => td.textContent));
-      console.log(`  matmul 128: ${cells[1]}, first run ${cells[2]}, ${cells[3]} per run, ${cells[4]} GFLOP/s, max rel. error ${cells[5]}`);
-    }
-    if (await page.isVisible('#errors')) fail.push(`the page shows errors: ${(await page.textContent('#errors')).trim()}`);
+      console.log(`  matmul 128: ${cells[1]}, first run ${cells[2]}, ${cells[3]} per run (wall), GPU ${cells[4]}, ${cells[5]} GFLOP/s, max rel. error ${cells[6]} (${lap()})`);
+    });
+    await step('embedded model', async () => {
+      await page.click('[data-testid="model-embedded"]');
+      if (await panelDone(page, 'model', 60_000) !== 'done') throw new Error(`not loaded: ${await page.textContent('[data-testid="model-status"]')}`);
+      console.log(`  model: ${await page.textContent('[data-testid="model-status"]')} (${lap()})`);
+    });
+    /** The matrix on the page: caption columns, and per image row its cells' values and texts. */
+    const readMatrix = () => page.$eval('[data-testid="similarity"]', (t) => ({
+      cols: t.querySelectorAll('thead th[data-col]').length,
+      rows: [...t.querySelectorAll('tbody tr')].map((tr) => [...tr.querySelectorAll('td')].map((td) => ({ value: Number(td.dataset.value), text: td.textContent }))),
+    }));
+    /** Runs the similarity and checks every row against Node's logits of the world scene. */
+    const similarityEqualsNode = async (rows) => {
+      await page.click('[data-testid="similarity-run"]');
+      if (await panelDone(page, 'clip', 60_000) !== 'done') throw new Error(await page.textContent('[data-testid="clip-status"]'));
+      const table = await readMatrix();
+      if (table.cols !== 2 || table.rows.length !== rows || table.rows.some((r) => r.length !== 2)) {
+        throw new Error(`matrix is ${table.rows.length}x${table.rows[0]?.length} with ${table.cols} caption columns, expected ${rows}x2`);
+      }
+      let maxDiff = 0;
+      table.rows.forEach((row) => row.forEach((c, j) => {
+        if (!Number.isFinite(c.value)) throw new Error(`cell ${j} shows ${JSON.stringify(c.text)} (value ${c.value}), not a finite number`);
+        if (!c.text.startsWith(c.value.toFixed(2))) throw new Error(`cell ${j} shows ${JSON.stringify(c.text)} but holds ${c.value}`);
+        maxDiff = Math.max(maxDiff, Math.abs(c.value - expected.logits[0][j]));
+      }));
+      const got = table.rows.map((r) => `[${r.map((c) => c.value.toFixed(4)).join(', ')}]`).join(' ');
+      if (!(maxDiff <= DEMO_TOL)) throw new Error(`logits ${got} differ from Node's [${expected.logits[0].map((v) => v.toFixed(4)).join(', ')}] by ${maxDiff.toExponential(2)} > ${DEMO_TOL}`);
+      return `${got} = Node's within ${maxDiff.toExponential(1)}`;
+    };
+    await step('similarity', async () => {
+      await page.fill('[data-testid="captions"]', DEMO.captions.join('\n'));
+      await page.fill('[data-testid="world-seed"]', String(DEMO.worldSeed));
+      await page.selectOption('[data-testid="world-count"]', '1');
+      await page.click('[data-testid="sample-world"]');
+      // The same scene as a PNG file: decoded by the browser (createImageBitmap + canvas).
+      await page.setInputFiles('[data-testid="image-files"]', { name: 'world-72-0.png', mimeType: 'image/png', buffer: Buffer.from(expected.png) });
+      await page.waitForFunction(() => document.querySelectorAll('[data-testid="images"] figure').length === 2);
+      const shown = await page.$$eval('[data-testid="images"] figure', (f) => f.map((x) => x.textContent));
+      if (!shown[0].includes(expected.truth)) throw new Error(`sampled image ${JSON.stringify(shown[0])}, expected one showing "${expected.truth}"`);
+      console.log(`  similarity (world scene and its PNG): ${await similarityEqualsNode(2)} (${lap()})`);
+    });
+    await step('picked model files', async () => {
+      // The same model picked as files from disk (the <input type=file> path): the same matrix.
+      const files = ['config.json', 'model.safetensors', 'preprocessor_config.json', 'word_tokenizer.json'].map((f) => join(DEMO.modelDir, f));
+      await page.setInputFiles('[data-testid="model-files"]', files);
+      if (await panelDone(page, 'model', 60_000) !== 'done') throw new Error(`not loaded: ${await page.textContent('[data-testid="model-status"]')}`);
+      const info = await page.textContent('[data-testid="model-info"]');
+      if (!info.includes('picked files') || !info.includes('none (base model)')) throw new Error(`after loading picked files the model info says: ${info}`);
+      console.log(`  picked files: ${(await page.textContent('[data-testid="model-status"]')).trim().replace(/\.$/, '')}; similarity ${await similarityEqualsNode(2)} (${lap()})`);
+    });
+    await step('trace', async () => {
+      await page.fill('[data-testid="trace-form"] input[name="caption"]', DEMO.caption);
+      await page.fill('[data-testid="trace-form"] input[name="foil"]', DEMO.longFoil);
+      await page.click('[data-testid="trace-form"] button[type="submit"]');
+      await panelDone(page, 'trace', 30_000);
+      const note = await page.textContent('[data-testid="trace-message"]');
+      if (await page.getAttribute('#trace', 'data-result') !== 'notice' || !/same token length/.test(note)) throw new Error(`a foil of another length gave no length message (${JSON.stringify(note)})`);
+      await page.fill('[data-testid="trace-form"] input[name="foil"]', DEMO.foil);
+      await page.click('[data-testid="trace-form"] button[type="submit"]');
+      if (await panelDone(page, 'trace', 60_000) !== 'done') throw new Error(await page.textContent('[data-testid="trace-status"]'));
+      const result = await page.getAttribute('#trace', 'data-result');
+      if (result !== 'heatmap') throw new Error(`no heat map: ${await page.textContent('[data-testid="trace-message"]')}`);
+      const cells = await page.$$eval('[data-testid="trace-heatmap"] rect.cell', (r) => r.length);
+      if (cells !== expected.heatmapCells) throw new Error(`heat map has ${cells} cells, expected ${expected.heatmapCells}`);
+      const s = await page.$eval('[data-testid="trace-scores"]', (dl) => [Number(dl.dataset.sCorr), Number(dl.dataset.sFoil)]);
+      const diff = Math.max(Math.abs(s[0] - expected.sCorr), Math.abs(s[1] - expected.sFoil));
+      if (!(diff <= DEMO_TOL)) throw new Error(`S_corr, S_foil = ${s} differ from Node's ${expected.sCorr}, ${expected.sFoil} by ${diff}`);
+      const layers = await page.$$eval('[data-testid="trace-layers"] tbody tr', (rows) => rows.map((r) => Number(r.dataset.cte)));
+      if (!layers.every(Number.isFinite)) throw new Error(`CTE_l not finite: ${layers}`);
+      console.log(`  trace: ${cells} cells, S_corr ${s[0].toFixed(3)}, S_foil ${s[1].toFixed(3)} = Node's within ${diff.toExponential(1)}, CTE_l [${layers.map((v) => v.toFixed(3)).join(', ')}] (${lap()})`);
+    });
+    await step('fine-tuning', async () => {
+      const t = DEMO.train;
+      for (const [name, v] of Object.entries({ images: t.images, batch: t.batch, steps: t.steps })) {
+        await page.fill(`[data-testid="train-form"] input[name="${name}"]`, String(v));
+      }
+      await page.selectOption('[data-testid="train-form"] select[name="scales"]', 'cte');
+      await page.click('[data-testid="train-form"] button[type="submit"]');
+      if (await panelDone(page, 'train', 240_000) !== 'done') throw new Error(await page.textContent('[data-testid="train-status"]'));
+      const losses = await page.$$eval('[data-testid="loss-chart"] circle.pt', (c) => c.map((x) => Number(x.dataset.loss)));
+      if (losses.length !== t.steps || !losses.every(Number.isFinite)) throw new Error(`loss curve has ${losses.length} points (${losses.slice(0, 4)}...), expected ${t.steps} finite ones`);
+      const facts = await page.$$eval('[data-testid="train-summary"] dd', (dd) => dd.map((d) => d.textContent));
+      console.log(`  fine-tuning: ${t.steps} steps of ${t.batch} (CTE scales), loss ${losses[0].toFixed(3)} -> ${losses.at(-1).toFixed(3)}; claim accuracy ${facts[2]?.split(' (')[0]}; ${facts.at(-1)} (${lap()})`);
+    });
+    await step('after fine-tuning', async () => {
+      // The adapter stays on the model: the matrix moves away from the base model's, the trace runs on it.
+      await page.click('[data-testid="similarity-run"]');
+      if (await panelDone(page, 'clip', 60_000) !== 'done') throw new Error(await page.textContent('[data-testid="clip-status"]'));
+      const table = await readMatrix();
+      const vals = table.rows.flat().map((c) => c.value);
+      if (vals.length !== 4 || !vals.every(Number.isFinite)) throw new Error(`matrix after fine-tuning: ${JSON.stringify(table.rows)}`);
+      const moved = Math.max(...table.rows[0].map((c, j) => Math.abs(c.value - expected.logits[0][j])));
+      if (!(moved > DEMO_TOL)) throw new Error(`the matrix after fine-tuning equals the base model's (moved ${moved}): is the adapter used?`);
+      await page.click('[data-testid="trace-form"] button[type="submit"]');
+      if (await panelDone(page, 'trace', 60_000) !== 'done') throw new Error(await page.textContent('[data-testid="trace-status"]'));
+      const result = await page.getAttribute('#trace', 'data-result');
+      console.log(`  after fine-tuning: similarity [${table.rows[0].map((c) => c.value.toFixed(4)).join(', ')}] (moved ${moved.toFixed(3)} from the base model), trace: ${result} (${lap()})`);
+    });
+    const err = await errorBox();
+    if (err && !fail.some((f) => f.includes('the page shows errors'))) fail.push(`the page shows errors: ${err}`);
   } catch (e) {
     fail.push(e.message.split('\n')[0]);
   }
@@ -129,7 +282,7 @@ async function runDemo(browser, base, opts, problems) {
   await page.screenshot({ path: shot, fullPage: true }).catch((e) => fail.push(`screenshot: ${e.message}`));
   await page.close().catch(() => {});
   const ok = fail.length === 0;
-  console.log(`  ${ok ? 'ok  ' : 'FAIL'} demo page: device ready, matmul checked, no errors shown (${secs(performance.now() - t0)}); screenshot ${relative(ROOT, shot)}`);
+  console.log(`  ${ok ? 'ok  ' : 'FAIL'} demo page: matmul, tiny model, similarity = Node's, trace, fine-tuning, picked files, no errors shown (${secs(performance.now() - t0)}); screenshot ${relative(ROOT, shot)}`);
   for (const f of fail) console.log(`       ${f}`);
   return { file: 'web/index.html', name: 'demo page', ok, ms: performance.now() - t0, error: fail.join('\n') || undefined };
 }
@@ -157,6 +310,9 @@ async function main() {
     console.log(`[test:browser] tests: ${await buildBrowserTests()}`);
   }
   await mkdir(OUT, { recursive: true });
+  const tExpected = performance.now();
+  const expected = await demoExpected();
+  console.log(`[test:browser] demo page's expected values from Node (Dawn) in ${secs(performance.now() - tExpected)}`);
   const server = await startServer({ port: 0 });
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
   console.log(`[test:browser] Chromium ${browser.version()}, pages from ${server.url}`);
@@ -170,7 +326,7 @@ async function main() {
   let code = 0;
   try {
     console.log('demo page');
-    const demo = await runDemo(browser, server.url, opts, problems);
+    const demo = await runDemo(browser, server.url, opts, problems, expected);
     const summary = await runSuites(browser, server.url, opts, problems, state);
     // Uncaught errors in a page fail the run even when no test noticed them.
     const pageErrors = problems.map((p) => ({ file: '(page)', name: p, ok: false, ms: 0 }));

@@ -1,13 +1,12 @@
 /**
  * Browser variant of ./fixture-models.ts (swapped in by scripts/build-web.mjs): fetches the
- * checkpoint's files from /fixtures/ and loads them from bytes, as a page would.
+ * checkpoint's files from /fixtures/ and loads them from bytes with the product's byte loader,
+ * as a page would.
  */
 import type { GpuContext } from '../../src/engine/index.js';
-import { ClipModel, type LoadOptions } from '../../src/models/clip.js';
-import { inferOpenAiConfig, parseHfConfig, type ClipConfig } from '../../src/models/clip-config.js';
-import { hfWeights } from '../../src/models/clip-weights.js';
-import { parseSafetensors } from '../../src/models/safetensors.js';
-import { fixtureBytes, fixtureJson } from './fixtures.js';
+import type { ClipModel, LoadOptions } from '../../src/models/clip.js';
+import { loadClipFromBytes } from '../../src/models/load-bytes.js';
+import { fixtureBytes, fixtureText } from './fixtures.js';
 
 export interface FixtureClipOptions extends LoadOptions {
   /** A config.json (relative to test/fixtures) to use instead of the one beside the weights. */
@@ -17,14 +16,10 @@ export interface FixtureClipOptions extends LoadOptions {
 export async function loadFixtureClip(ctx: GpuContext, rel: string, opts: FixtureClipOptions = {}): Promise<ClipModel> {
   const { config: configRel, ...load } = opts;
   const file = rel.endsWith('.safetensors');
-  const weightsRel = file ? rel : `${rel}/model.safetensors`;
-  const weights = parseSafetensors(await fixtureBytes(weightsRel), weightsRel);
-  let config: ClipConfig;
-  if (configRel !== undefined || !file) {
-    const c = configRel ?? `${rel}/config.json`;
-    config = parseHfConfig(await fixtureJson(c), c);
-  } else {
-    config = inferOpenAiConfig(new Map(weights.keys().map((k) => [k, weights.shape(k)])), weightsRel);
-  }
-  return ClipModel.load(ctx, config, hfWeights(weights, config), load);
+  const weightsName = file ? rel : `${rel}/model.safetensors`;
+  const weights = await fixtureBytes(weightsName);
+  // A folder always has its config.json; a lone OpenAI-layout file has its config inferred.
+  const configName = configRel ?? (file ? undefined : `${rel}/config.json`);
+  const config = configName === undefined ? undefined : await fixtureText(configName);
+  return loadClipFromBytes(ctx, { config, configName, weights, weightsName }, load);
 }

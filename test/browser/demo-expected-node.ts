@@ -1,0 +1,69 @@
+/**
+ * Node side of the demo-page check in test/browser/run.mjs (bundled there with esbuild): what
+ * the page must show for the same inputs, computed by the library on Dawn from the model's
+ * folder on disk with the Node loaders, full-length token rows and worldPixels: paths
+ * independent of the page's byte loader, cut token rows and browser preprocessing.
+ */
+import { PNG } from 'pngjs';
+import { nodeContext } from '../../src/engine/node-gpu.js';
+import { loadClip, loadClipTokenizer } from '../../src/models/load-node.js';
+import { generateWorld } from '../../src/data/world/index.js';
+import { worldPixels } from '../../src/nast/pretrain-loop.js';
+import { tracePair } from '../../src/nast/trace.js';
+
+export interface DemoInputs {
+  modelDir: string;
+  captions: string[];
+  worldSeed: number;
+  worldIndex: number;
+  /** The trace panel's pair. */
+  caption: string;
+  foil: string;
+}
+
+export interface DemoExpected {
+  /** [images = 1][captions]: exp(logit_scale) * cos. */
+  logits: number[][];
+  sCorr: number;
+  sFoil: number;
+  /** Rows x columns of the CTE heat map: (text layers + 1) x tokens through EOT. */
+  heatmapCells: number;
+  /** What the world image shows. */
+  truth: string;
+  /** The world image as a PNG file, for the page's file input (the browser's decoder path). */
+  png: Uint8Array;
+}
+
+function encodePng(width: number, height: number, rgb: Uint8Array): Uint8Array {
+  const png = new PNG({ width, height });
+  png.data = Buffer.from(rgb.buffer, rgb.byteOffset, rgb.byteLength);
+  return new Uint8Array(PNG.sync.write(png, { colorType: 2, inputColorType: 2, inputHasAlpha: false }));
+}
+
+export async function demoExpected(inp: DemoInputs): Promise<DemoExpected> {
+  const ctx = await nodeContext();
+  const model = await loadClip(ctx, inp.modelDir);
+  try {
+    const tok = loadClipTokenizer(inp.modelDir);
+    const size = model.config.vision.imageSize;
+    const len = model.config.text.maxPositions;
+    const [record] = generateWorld({ seed: inp.worldSeed, start: inp.worldIndex, count: 1, size });
+    const img = model.encodeImage(worldPixels([record], size), 1);
+    const text = model.encodeText(tok.tokenize(inp.captions, { contextLength: len }), inp.captions.length);
+    const logits = model.logitsPerImage(img.embeds, text.embeds);
+    const values = Array.from(await logits.toArray());
+    const [cap, foil] = [tok.tokenize([inp.caption], { contextLength: len }), tok.tokenize([inp.foil], { contextLength: len })];
+    const trace = await tracePair(model, img.embeds, cap, foil);
+    for (const t of [img.pooled, img.embeds, text.pooled, text.embeds, logits]) t.dispose();
+    return {
+      logits: [values],
+      sCorr: trace.sCorr,
+      sFoil: trace.sFoil,
+      heatmapCells: trace.patched.length * trace.ids.length,
+      truth: record.captions[0],
+      png: encodePng(size, size, record.pixels!.data),
+    };
+  } finally {
+    model.dispose();
+  }
+}

@@ -1,0 +1,168 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync, readdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gpu } from './helpers/gpu.js';
+import type { ClipModel } from '../src/models/clip.js';
+import { loadClip, loadClipTokenizer } from '../src/models/load-node.js';
+import {
+  clipConfigFromBytes, imageConfigFromFiles, isModelFileName, loadClipFromBytes, loadClipFromFiles, modelFileMap, tokenizerFromFiles, weightsFileOf,
+} from '../src/models/load-bytes.js';
+import { clipImageConfig } from '../src/models/image/preprocess.js';
+import { imageConfigFor } from '../src/cli/images-node.js';
+
+// Compiled to build/test/, so the repository root is two levels up.
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const FIX = join(ROOT, 'test', 'fixtures', 'clip');
+const TINY_WORLD = join(ROOT, 'models', 'tiny-world');
+const bytes = (p: string) => new Uint8Array(readFileSync(p));
+const enc = new TextEncoder();
+
+function folderFiles(dir: string, prefix = ''): Map<string, Uint8Array> {
+  return new Map(readdirSync(dir).map((f) => [`${prefix}${f}`, bytes(join(dir, f))]));
+}
+
+/** Every parameter of `a` equals the same-named one of `b`, bit for bit. */
+async function sameParams(a: ClipModel, b: ClipModel): Promise<void> {
+  assert.equal([...a.params.keys()], [...b.params.keys()]);
+  for (const [k, t] of a.params) {
+    const u = b.param(k);
+    assert.equal([...t.shape], [...u.shape], k);
+    const [x, y] = [await t.toArray(), await u.toArray()];
+    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) assert.unreachable(`${k}[${i}]: ${x[i]} vs ${y[i]}`);
+  }
+}
+
+test('HF folder from bytes equals the Node loader, parameter for parameter', async () => {
+  const ctx = await gpu();
+  const live = ctx.pool.liveBytes;
+  const dir = join(FIX, 'tiny-hf');
+  const fromDisk = await loadClip(ctx, dir);
+  const fromBytes = await loadClipFromBytes(ctx, { config: readFileSync(join(dir, 'config.json'), 'utf8'), weights: bytes(join(dir, 'model.safetensors')) });
+  assert.equal(fromBytes.config, fromDisk.config);
+  await sameParams(fromBytes, fromDisk);
+  fromDisk.dispose();
+  fromBytes.dispose();
+  assert.is(ctx.pool.liveBytes, live);
+});
+
+test('OpenAI-layout f16 file: config inferred from the shapes, or given, as the Node loader does', async () => {
+  const ctx = await gpu();
+  const file = join(FIX, 'tiny-openai-f16.safetensors');
+  const weights = bytes(file);
+  const inferred = clipConfigFromBytes({ weights, weightsName: 'tiny-openai-f16.safetensors' });
+  const hfConfig = readFileSync(join(FIX, 'tiny-hf', 'config.json'), 'utf8');
+  assert.is(inferred.text.layers, JSON.parse(hfConfig).text_config.num_hidden_layers);
+  const fromDisk = await loadClip(ctx, file, { configPath: join(FIX, 'tiny-hf', 'config.json') });
+  const fromBytes = await loadClipFromBytes(ctx, { config: JSON.parse(hfConfig) as object, weights });
+  await sameParams(fromBytes, fromDisk);
+  fromDisk.dispose();
+  fromBytes.dispose();
+});
+
+test('models/tiny-world as picked files: same model, tokenizer, preprocessing and logits as load-node', async () => {
+  const ctx = await gpu();
+  const live = ctx.pool.liveBytes;
+  // As a browser's folder pick names them: the folder's own name first.
+  const files = modelFileMap([...folderFiles(TINY_WORLD)].map(([k, v]) => [`tiny-world/${k}`, v] as const));
+  assert.ok(files.has('config.json') && files.has('word_tokenizer.json'));
+  const got = await loadClipFromFiles(ctx, files, { source: 'tiny-world' });
+  assert.equal(got.used, { config: 'config.json', weights: 'model.safetensors', preprocessor: 'preprocessor_config.json' });
+  const model = await loadClip(ctx, TINY_WORLD);
+  const tok = loadClipTokenizer(TINY_WORLD);
+  await sameParams(got.model, model);
+  assert.equal(got.imageConfig, imageConfigFor(TINY_WORLD, model.config));
+  const captions = ['there is a red square.', 'there is no red square.', 'a blue circle on the left.'];
+  const len = model.config.text.maxPositions;
+  const ids = tok.tokenize(captions, { contextLength: len });
+  assert.equal([...got.tokenizer.tokenize(captions, { contextLength: len })], [...ids]);
+  const a = got.model.encodeText(ids, captions.length);
+  const b = model.encodeText(ids, captions.length);
+  assert.equal([...await a.embeds.toArray()], [...await b.embeds.toArray()]);
+  for (const t of [a.pooled, a.embeds, b.pooled, b.embeds]) t.dispose();
+  got.model.dispose();
+  model.dispose();
+  assert.is(ctx.pool.liveBytes, live);
+});
+
+test('modelFileMap: cuts the picked folder name, keeps tokenizer/, refuses repeats', () => {
+  const b = new Uint8Array(1);
+  assert.equal([...modelFileMap([['clip\\config.json', b], ['clip/tokenizer/vocab.json', b]]).keys()], ['config.json', 'tokenizer/vocab.json']);
+  assert.equal([...modelFileMap([['config.json', b], ['tokenizer/vocab.json', b]]).keys()], ['config.json', 'tokenizer/vocab.json']);
+  assert.equal([...modelFileMap([['tokenizer/vocab.json', b], ['tokenizer/merges.txt', b]]).keys()], ['tokenizer/vocab.json', 'tokenizer/merges.txt']);
+  assert.throws(() => modelFileMap([['m/config.json', b], ['m\\config.json', b]]), /"config.json" is given twice/);
+});
+
+test('isModelFileName: what a page reads from a picked folder', () => {
+  for (const p of ['config.json', 'model.safetensors', 'open_clip.safetensors', 'preprocessor_config.json', 'vocab.json', 'merges.txt',
+    'tokenizer.json', 'bpe_simple_vocab_16e6.txt.gz', 'word_tokenizer.json', 'tokenizer/vocab.json', 'tokenizer/merges.txt', 'model.safetensors.index.json']) {
+    assert.ok(isModelFileName(p), p);
+  }
+  for (const p of ['pytorch_model.bin', 'flax_model.msgpack', 'README.md', 'tokenizer/config.json', 'sub/model.safetensors', 'special_tokens_map.json']) {
+    assert.not.ok(isModelFileName(p), p);
+  }
+});
+
+test('tokenizer search order and messages', () => {
+  const world = bytes(join(TINY_WORLD, 'word_tokenizer.json'));
+  // Ids: padding, unknown, the words, start and end.
+  const ids = (JSON.parse(new TextDecoder().decode(world)) as { words: string[] }).words.length + 4;
+  const vocab = enc.encode(JSON.stringify({ '<|startoftext|>': 0 }));
+  // word_tokenizer.json wins over a vocab pair, as in load-node.
+  const tok = tokenizerFromFiles(new Map([['word_tokenizer.json', world], ['tokenizer/vocab.json', vocab]]));
+  assert.is(tok.vocabSize, ids);
+  assert.is(tokenizerFromFiles(new Map([['tokenizer/word_tokenizer.json', world]])).vocabSize, ids);
+  assert.throws(() => tokenizerFromFiles(new Map([['vocab.json', vocab]]), 'my-clip'), /my-clip\/vocab.json: a vocab.json needs merges.txt beside it/);
+  assert.throws(() => tokenizerFromFiles(new Map([['tokenizer/merges.txt', vocab]]), 'my-clip'), /tokenizer\/merges.txt: a merges.txt needs vocab.json/);
+  assert.throws(() => tokenizerFromFiles(new Map([['config.json', vocab]]), 'my-clip'),
+    /my-clip: no tokenizer files among config.json; looked for word_tokenizer.json, vocab.json \+ merges.txt, tokenizer.json, bpe_simple_vocab_16e6.txt.gz, tokenizer\/word_tokenizer.json/);
+  assert.throws(() => tokenizerFromFiles(new Map([['word_tokenizer.json', enc.encode('{"format":"x"}')]]), 'w'), /w\/word_tokenizer.json: format/);
+});
+
+test('bad folders fail naming the file and the problem, before any upload', async () => {
+  const ctx = await gpu();
+  const live = ctx.pool.liveBytes;
+  const hf = folderFiles(join(FIX, 'tiny-hf'));
+  // Weights without their config.
+  assert.throws(() => clipConfigFromBytes({ weights: hf.get('model.safetensors')!, weightsName: 'x/model.safetensors' }),
+    /x\/model.safetensors: config.json: missing: a Hugging Face checkpoint needs its config.json/);
+  assert.throws(() => clipConfigFromBytes({ config: '{"text_config": ', configName: 'x/config.json', weights: hf.get('model.safetensors')! }),
+    /x\/config.json: \(file\): not valid JSON/);
+  assert.throws(() => weightsFileOf(new Map([['config.json', new Uint8Array(1)]]), 'x'), /x: no model.safetensors \(or other .safetensors file\) among config.json/);
+  assert.throws(() => weightsFileOf(new Map([['a.safetensors', new Uint8Array(1)], ['b.safetensors', new Uint8Array(1)]]), 'x'), /several .safetensors files \(a.safetensors, b.safetensors\)/);
+  assert.throws(() => weightsFileOf(new Map([['model.safetensors.index.json', new Uint8Array(1)]]), 'x'), /sharded checkpoint/);
+  assert.is(weightsFileOf(new Map([['open_clip.safetensors', new Uint8Array(1)]])), 'open_clip.safetensors');
+  // A folder with weights and config but no tokenizer: refused before the weights go up.
+  try {
+    await loadClipFromFiles(ctx, hf, { source: 'tiny-hf' });
+    assert.unreachable('loaded without a tokenizer');
+  } catch (e) {
+    assert.match((e as Error).message, /tiny-hf: no tokenizer files among config.json, model.safetensors/);
+  }
+  // A truncated weights file names itself.
+  const cut = hf.get('model.safetensors')!.subarray(0, 1000);
+  try {
+    await loadClipFromBytes(ctx, { config: new TextDecoder().decode(hf.get('config.json')), weights: cut, weightsName: 'x/model.safetensors' });
+    assert.unreachable('loaded a truncated file');
+  } catch (e) {
+    assert.match((e as Error).message, /x\/model.safetensors/);
+  }
+  assert.is(ctx.pool.liveBytes, live, 'nothing uploaded');
+});
+
+test('preprocessor config: optional, parsed when present, checked against the model size', () => {
+  const cfgText = readFileSync(join(TINY_WORLD, 'config.json'), 'utf8');
+  const config = clipConfigFromBytes({ config: cfgText, weights: bytes(join(TINY_WORLD, 'model.safetensors')) });
+  const size = config.vision.imageSize;
+  assert.equal(imageConfigFromFiles(new Map(), config), clipImageConfig(size));
+  const pre = (o: object) => new Map([['preprocessor_config.json', enc.encode(JSON.stringify(o))]]);
+  assert.is(imageConfigFromFiles(pre({ size: { shortest_edge: size }, crop_size: size, image_mean: 0.5, image_std: 0.5 }), config).mean?.[0], 0.5);
+  const other = size + 2;
+  assert.throws(() => imageConfigFromFiles(pre({ size: other, crop_size: other }), config, 'm'),
+    new RegExp(`m/preprocessor_config.json: preprocessing gives ${other}x${other}, the model takes ${size}x${size}`));
+  assert.throws(() => imageConfigFromFiles(pre({ resample: 2 }), config, 'm'), /m\/preprocessor_config.json: resample = 2 is not supported/);
+  assert.throws(() => imageConfigFromFiles(new Map([['preprocessor_config.json', enc.encode('{')]]), config, 'm'), /m\/preprocessor_config.json: \(file\): not valid JSON/);
+});
+
+test.run();

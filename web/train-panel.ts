@@ -1,0 +1,240 @@
+/**
+ * A few NAST fine-tuning steps in the page: LoRA on the text encoder's q/k/v/out projections,
+ * loss lambda * L_CLIP + (1 - lambda) * L_claim on miniature-world images with claim sets and
+ * negated captions from the project's data builders (as `dist/data.js --from world` makes them),
+ * per-block learning-rate scales from the trace panel's CTE or uniform, and a live loss curve.
+ * The trained adapter stays attached, so the other panels then show the fine-tuned model.
+ */
+import {
+  DEFAULT_SPEC, GENERIC_TEMPLATES, NastTrainer, attachLora, buildClaimSets, buildNegatedCaptions, cutIds, formatNumber,
+  l2Normalize, loraUpdateNorms, makeRng, matmul, noGrad, scope, shuffle, usedLength, type LoraSet, type NegationVocab,
+  type Tensor, type TrainItem, type WorldRecord,
+} from './lib-entry.js';
+import type { App, ModelState } from './app.js';
+import { embedImages } from './clip-panel.js';
+import { worldPageImage, worldRecords, worldRenderSize } from './images.js';
+import { lossChartSvg } from './loss-chart.js';
+import { $, StaleMark, ms, setFacts, setProgress, setState, setStatus, showError, yieldToPage } from './ui.js';
+
+/** One training example: an image (row of the embedding table), a caption and a claim set. */
+interface Example {
+  image: number;
+  caption: string;
+  claims: string[];
+  answer: number;
+}
+
+/** The world's negation vocabulary, as dist/data.js builds world data. */
+function worldVocab(): NegationVocab {
+  const sides = DEFAULT_SPEC.quadrants ? [['top left', 'top right', 'bottom left', 'bottom right']] : [['left', 'right']];
+  return { locations: sides, severities: [['small', 'large']] };
+}
+
+/**
+ * Per image: every claim set of its present facts, each paired with a negated caption of the
+ * image (or its true claim when the image has no absent fact), as src/train.ts pairs them.
+ */
+export function worldExamples(records: readonly WorldRecord[], seed: number, k: number): Example[][] {
+  const vocab = worldVocab();
+  return records.map((r, image) => {
+    const sets = buildClaimSets(r, { seed, k, vocab, templates: GENERIC_TEMPLATES });
+    const caps = buildNegatedCaptions(r, { seed, count: Math.max(1, sets.length), templates: GENERIC_TEMPLATES }).map((c) => c.caption);
+    return sets.map((s, j) => ({ image, caption: caps.length ? caps[j % caps.length] : s.claims[s.answer].text, claims: s.claims.map((c) => c.text), answer: s.answer }));
+  });
+}
+
+/** Share of examples whose true claim has the highest similarity to the image. */
+async function claimAccuracy(m: ModelState, imageTable: Tensor, examples: readonly Example[]): Promise<number> {
+  const ctxLen = m.model.config.text.maxPositions;
+  let right = 0;
+  // Large chunks: on a CPU adapter the cost is per dispatch more than per row.
+  for (let i = 0; i < examples.length; i += 64) {
+    const part = examples.slice(i, i + 64);
+    const texts = part.flatMap((e) => e.claims);
+    const ids = m.tokenizer.tokenize(texts, { contextLength: ctxLen, truncate: true });
+    const len = usedLength(ids, texts.length, m.model.config.text.eosTokenId);
+    const cos = noGrad(() => scope(m.model.ctx, () => {
+      const text = l2Normalize(m.model.encodeText(cutIds(ids, texts.length, len), texts.length).embeds, -1);
+      return matmul(l2Normalize(imageTable, -1), text, { transB: true });
+    }));
+    const v = await cos.toArray();
+    cos.dispose();
+    let at = 0;
+    for (const e of part) {
+      let best = 0;
+      for (let j = 1; j < e.claims.length; j++) if (v[e.image * texts.length + at + j] > v[e.image * texts.length + at + best]) best = j;
+      if (best === e.answer) right++;
+      at += e.claims.length;
+    }
+  }
+  return right / examples.length;
+}
+
+function intField(form: HTMLFormElement, name: string, min: number, max: number): number {
+  const raw = (form.elements.namedItem(name) as HTMLInputElement).value;
+  const v = Number(raw);
+  if (!Number.isInteger(v) || v < min || v > max) throw new Error(`${name}: expected an integer in [${min}, ${max}], got ${JSON.stringify(raw)}`);
+  return v;
+}
+
+function numField(form: HTMLFormElement, name: string, min: number, max: number): number {
+  const raw = (form.elements.namedItem(name) as HTMLInputElement).value;
+  const v = Number(raw);
+  if (!Number.isFinite(v) || v < min || v > max) throw new Error(`${name}: expected a number in [${min}, ${max}], got ${JSON.stringify(raw)}`);
+  return v;
+}
+
+export function setUpTrainPanel(app: App): void {
+  const section = $('#train');
+  const form = $('[data-testid="train-form"]', section) as HTMLFormElement;
+  const button = form.querySelector('button[type="submit"]') as HTMLButtonElement;
+  const stopBtn = $('[data-testid="train-stop"]', section) as HTMLButtonElement;
+  const scalesSel = form.elements.namedItem('scales') as HTMLSelectElement;
+  const cteOption = scalesSel.querySelector('option[value="cte"]') as HTMLOptionElement;
+  const status = $('[data-testid="train-status"]', section);
+  const progress = $('progress', section) as HTMLProgressElement;
+  const chart = $('[data-testid="loss-chart"]', section);
+  const summary = $('[data-testid="train-summary"]', section);
+  let stop = false;
+  const stale = new StaleMark(app, section, status, 'training run');
+
+  const refresh = () => {
+    stale.check();
+    button.disabled = app.busy !== null || !app.model;
+    button.title = app.model ? '' : 'load a model first';
+    const cte = app.cte && app.model && app.cte.model === app.model.model ? app.cte : null;
+    cteOption.disabled = !cte;
+    cteOption.textContent = cte ? `CTE scales from the trace ("${cte.caption}" vs "${cte.foil}": ${cte.scales.map((s) => s.toFixed(2)).join(', ')})` : 'CTE scales (run the trace panel first)';
+    if (!cte && scalesSel.value === 'cte') scalesSel.value = 'uniform';
+  };
+  app.onChange(refresh);
+  refresh();
+  stopBtn.addEventListener('click', () => { stop = true; });
+
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const m = app.model;
+    if (!m) return;
+    setState(section, 'running');
+    summary.hidden = true;
+    chart.replaceChildren();
+    let lora: LoraSet | null = null;
+    let trainer: NastTrainer | null = null;
+    let imageTable: Tensor | null = null;
+    try {
+      const count = intField(form, 'images', 2, 4096);
+      const batch = intField(form, 'batch', 2, 256);
+      const steps = intField(form, 'steps', 1, 10000);
+      const rank = intField(form, 'rank', 1, 256);
+      const k = intField(form, 'k', 2, 8);
+      const seed = intField(form, 'seed', 0, 2 ** 31 - 1);
+      const lr = numField(form, 'lr', 0, 1);
+      const lambda = numField(form, 'lambda', 0, 1);
+      if (batch > count) throw new Error(`batch ${batch} is larger than the ${count} images`);
+      const useCte = scalesSel.value === 'cte' && app.cte?.model === m.model;
+      const scales = useCte ? app.cte!.scales : null;
+      await app.exclusive('fine-tuning', async () => {
+        const t0 = performance.now();
+        stop = false;
+        stopBtn.hidden = false;
+        // Replacing an adapter trained before: the run starts from the base model.
+        if (m.lora) {
+          m.lora.set.dispose();
+          m.lora = null;
+          app.adapterChanged();
+        }
+        setStatus(status, `making ${count} world scenes with claim sets…`, true);
+        setProgress(progress, 0, steps);
+        await yieldToPage();
+        // Seeds far from the similarity panel's default, so training scenes are not the ones shown there.
+        const dataSeed = 1000 + seed;
+        const size = worldRenderSize(m.model.config.vision.imageSize);
+        const records = worldRecords(dataSeed, 0, count, size);
+        const perImage = worldExamples(records, seed, k);
+        const usable = perImage.map((e, i) => (e.length ? i : -1)).filter((i) => i >= 0);
+        if (usable.length < batch) throw new Error(`only ${usable.length} of ${count} scenes have a claim set of ${k} claims; lower k or the batch, or add images`);
+        const allExamples = perImage.flat();
+        setStatus(status, `embedding ${count} images (the vision tower is frozen: once)…`, true);
+        await yieldToPage();
+        imageTable = embedImages(m, records.map((r, i) => ({ id: 0, ...worldPageImage(r, dataSeed, i) })));
+        setStatus(status, `claim accuracy of the base model on ${allExamples.length} claim sets…`, true);
+        await yieldToPage();
+        const accBefore = await claimAccuracy(m, imageTable, allExamples);
+
+        lora = attachLora(m.model, { rank, alpha: 2 * rank, seed });
+        trainer = new NastTrainer(m.model, lora, {
+          lambda, lr, weightDecay: 0.01, warmupSteps: Math.max(1, Math.round(steps / 10)), totalSteps: steps, maxGradNorm: 1,
+          layerScales: scales, scaleMode: 'update',
+        });
+        const ctxLen = m.model.config.text.maxPositions;
+        const tok = (texts: readonly string[]) => m.tokenizer.tokenize(texts, { contextLength: ctxLen, truncate: true });
+        let epoch = 0;
+        let cursor = 0;
+        let perm = shuffle(makeRng(seed * 1000003), usable);
+        // Which of an image's claim sets a batch uses is drawn at random: taking them in turn
+        // would make whole epochs systematically easier or harder than others.
+        const pickRng = makeRng(seed * 1000003 + 1);
+        const nextBatch = (): TrainItem[] => {
+          if (cursor + batch > perm.length) {
+            epoch++;
+            cursor = 0;
+            perm = shuffle(makeRng(seed * 1000003 + epoch), usable);
+          }
+          const pick = perm.slice(cursor, cursor + batch);
+          cursor += batch;
+          return pick.map((img) => {
+            const opts = perImage[img];
+            const e = opts[Math.floor(pickRng() * opts.length)];
+            return { image: e.image, caption: tok([e.caption]), claims: tok(e.claims), claimCount: e.claims.length, answer: e.answer };
+          });
+        };
+
+        const losses: number[] = [];
+        const tTrain = performance.now();
+        for (let step = 1; step <= steps && !stop; step++) {
+          const loss = trainer.accumulate(imageTable, nextBatch());
+          trainer.apply();
+          const v = await loss.item();
+          loss.dispose();
+          if (!Number.isFinite(v)) throw new Error(`the loss became ${v} at step ${step}: lower the learning rate`);
+          losses.push(v);
+          chart.innerHTML = lossChartSvg(losses, steps);
+          setProgress(progress, step, steps);
+          const rate = step / ((performance.now() - tTrain) / 1000);
+          setStatus(status, `step ${step} of ${steps}: loss ${formatNumber(v, 4)}, ${rate.toFixed(2)} steps/s (${(rate * batch).toFixed(1)} images/s)`, true);
+        }
+        const done = losses.length;
+        const trainMs = performance.now() - tTrain;
+        setStatus(status, `claim accuracy after ${done} steps…`, true);
+        await yieldToPage();
+        const accAfter = await claimAccuracy(m, imageTable, allExamples);
+        const norms = await loraUpdateNorms(lora, m.model.config.text.layers);
+        m.lora = { set: lora, steps: done, scales: scales ? 'cte' : 'uniform' };
+        lora = null;
+        chart.dataset.steps = String(done);
+        setFacts(summary, [
+          ['steps', `${done}${done < steps ? ` of ${steps} (stopped)` : ''}, batch ${batch}, epoch ${epoch + 1} of ${count} scenes (${usable.length} with claim sets of ${k})`],
+          ['loss', `${formatNumber(losses[0], 4)} → ${formatNumber(losses[done - 1], 4)} (lambda ${lambda}: ${lambda} L_CLIP + ${formatNumber(1 - lambda, 2)} L_claim)`],
+          ['claim accuracy on these scenes', `${(100 * accBefore).toFixed(1)}% → ${(100 * accAfter).toFixed(1)}% of ${allExamples.length} claim sets (true claim ranked first among ${k}; training scenes, so not a held-out score)`],
+          ['learning-rate scales', scales ? `CTE alpha^beta per block: ${scales.map((s) => s.toFixed(3)).join(', ')}` : 'uniform'],
+          ['update norm ‖scale·BA‖ per block', norms.map((x) => x.toExponential(2)).join(', ')],
+          ['time', `${ms(trainMs)} training (${(done / (trainMs / 1000)).toFixed(2)} steps/s), ${ms(performance.now() - t0)} in all`],
+        ]);
+        app.adapterChanged();
+        stale.fresh();
+        setStatus(status, `Trained ${done} step${done === 1 ? '' : 's'}; the adapter stays on the model, so the similarity and trace panels now use it (remove it in the model panel).`);
+      });
+      setState(section, 'done');
+    } catch (e) {
+      setState(section, 'error');
+      setStatus(status, 'Fine-tuning failed (see the error above); no adapter was kept.');
+      showError('NAST fine-tuning', e);
+    } finally {
+      (lora as LoraSet | null)?.dispose();
+      (trainer as NastTrainer | null)?.dispose();
+      (imageTable as Tensor | null)?.dispose();
+      stopBtn.hidden = true;
+      setProgress(progress, null);
+    }
+  });
+}
