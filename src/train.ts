@@ -210,7 +210,19 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR --cte ct
       process.stderr.write(`train: resumed at step ${loop.step} (epoch ${loop.epoch}, position ${loop.cursor})\n`);
     }
     const ctxLen = model.config.text.maxPositions;
-    const tokenizeRow = (text: string) => tok.tokenize([text], { contextLength: ctxLen, truncate: true });
+    // Each example is tokenised once, the first time a batch uses it.
+    const tokenized = new Map<Example, { caption: Int32Array; claims: Int32Array }>();
+    const idsOf = (ex: Example) => {
+      let t = tokenized.get(ex);
+      if (!t) {
+        t = {
+          caption: tok.tokenize([ex.caption], { contextLength: ctxLen, truncate: true }),
+          claims: tok.tokenize(ex.claims, { contextLength: ctxLen, truncate: true }),
+        };
+        tokenized.set(ex, t);
+      }
+      return t;
+    };
     const order = (epoch: number) => shuffle(makeRng(loop.seed * 1000003 + epoch), images);
     let perm = order(loop.epoch);
     const nextBatch = (): TrainItem[] => {
@@ -223,9 +235,11 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR --cte ct
       loop.cursor += batch;
       return pick.map((img) => {
         const opts = byImage.get(img)!;
-        const ex = opts[(loop.epoch + loop.cursor) % opts.length];
-        const claims = tok.tokenize(ex.claims, { contextLength: ctxLen, truncate: true });
-        return { image: imageIndex.get(img)!, caption: tokenizeRow(ex.caption), claims, claimCount: ex.claims.length, answer: ex.answer };
+        const at = imageIndex.get(img)!;
+        // Each epoch moves every image on to its next claim set (images have one per fact).
+        const ex = opts[(loop.epoch + at) % opts.length];
+        const ids = idsOf(ex);
+        return { image: at, caption: ids.caption, claims: ids.claims, claimCount: ex.claims.length, answer: ex.answer };
       });
     };
 
