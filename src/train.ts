@@ -3,14 +3,15 @@
  * on the text encoder (or `--uniform` for the baseline), with checkpoints, exact resume and the
  * per-layer update analysis.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { appendFile, mkdir } from 'node:fs/promises';
-import { isAbsolute, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { nodeContext } from './engine/node-gpu.js';
 import { concat, noGrad, type Tensor } from './engine/index.js';
 import { loadClip, loadClipTokenizer } from './models/load-node.js';
 import { attachLora, type LoraTarget } from './models/lora.js';
 import { loadLora, saveLora } from './models/peft-node.js';
+import { saveClip } from './models/save-node.js';
 import { runCli, UsageError, type FlagTable, type ParsedFlags } from './cli/args.js';
 import { defaultRun } from './nast/default-run-node.js';
 import { imageConfigFor, loadPixels } from './cli/images-node.js';
@@ -49,6 +50,7 @@ const FLAGS: FlagTable = {
   'log-every': { kind: 'int', default: 10, help: 'read the loss back and log every N steps' },
   'save-every': { kind: 'int', default: 100, help: 'write a checkpoint every N steps' },
   'stop-after': { kind: 'int', help: 'stop (with a checkpoint, as on Ctrl-C) once this many steps are done; --resume continues' },
+  'export-merged': { kind: 'string', meta: 'DIR', help: 'also write the base model with the adapter merged in (W + scale * B A) as a Hugging Face folder' },
   resume: { kind: 'boolean', help: 'continue from OUT/checkpoint exactly where it stopped' },
   tokenizer: { kind: 'string', meta: 'PATH', help: 'tokenizer file or folder (default: the model folder)' },
   quiet: { kind: 'boolean', help: 'no progress bar' },
@@ -110,6 +112,14 @@ function readExamples(records: unknown[], where: string): Example[] {
   }
   if (out.length === 0) throw new Error(`${where}: no claim-set records to train on (build them with dist/data.js --kind claims)`);
   return out;
+}
+
+/** Tokenizer and preprocessing files travel with a merged export (the weights are written anew). */
+function copyModelFiles(modelPath: string, dir: string): void {
+  const from = statSync(modelPath).isDirectory() ? modelPath : dirname(modelPath);
+  for (const name of ['vocab.json', 'merges.txt', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'bpe_simple_vocab_16e6.txt.gz', 'word_tokenizer.json', 'preprocessor_config.json']) {
+    if (existsSync(join(from, name))) copyFileSync(join(from, name), join(dir, name));
+  }
 }
 
 function dataFolder(dir: string): string {
@@ -308,6 +318,13 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR --cte ct
     if (shares) console.log(`top-3 share ${(shares.top3 * 100).toFixed(1)}%, top-5 share ${(shares.top5 * 100).toFixed(1)}%`);
     imageTable.dispose();
     trainer.dispose();
+    if (f['export-merged']) {
+      const dir = f['export-merged'] as string;
+      lora.merge();
+      await saveClip(model, dir, { metadata: { merged_adapter: join(out, 'adapter') } });
+      copyModelFiles(modelPath, dir);
+      console.log(`merged the adapter into the base weights: ${dir}`);
+    }
     lora.dispose();
     model.dispose();
   });

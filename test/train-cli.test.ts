@@ -71,6 +71,19 @@ test('trains, writes a PEFT adapter, metrics, report; stop + --resume equals one
   }
 });
 
+test('--export-merged writes a model whose embeddings equal base + adapter', async () => {
+  const data = await dataset();
+  const run = join(data, 'run');
+  train(['--data', data, '--uniform', '--steps', '2', '--out', run, '--lr', '1e-2', '--export-merged', join(data, 'merged')]);
+  const EMBED = join(ROOT, 'build', 'src', 'embed.js');
+  const embed = (args: string[]) => JSON.parse(execFileSync('node', [EMBED, '--tokenizer', VOCAB, '--json', '--text', 'There is no edema.', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })).texts[0].embedding as number[];
+  const adapted = embed(['--model', MODEL, '--adapter', join(run, 'adapter')]);
+  const merged = embed(['--model', join(data, 'merged')]);
+  const base = embed(['--model', MODEL]);
+  assert.ok(adapted.some((v, i) => Math.abs(v - base[i]) > 1e-4), 'the adapter moved the embedding');
+  merged.forEach((v, i) => assert.ok(Math.abs(v - adapted[i]) <= 1e-4 * Math.max(1, Math.abs(v)), `embedding ${i}: merged ${v} vs adapter ${adapted[i]}`));
+});
+
 test('bad arguments fail with one line naming the flag', () => {
   for (const [args, msg] of [
     [['--data', '/nope', '--uniform'], /\/nope: no such data folder/],
