@@ -14,6 +14,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nodeContext } from '../src/engine/node-gpu.js';
 import type { GpuContext } from '../src/engine/context.js';
+import { GpuTimer } from '../src/engine/gpu-timer.js';
 import type { BenchCase, CaseFactory } from './case.js';
 import { FACTORIES } from './cases/index.js';
 
@@ -66,72 +67,6 @@ function parseArgs(argv: string[]): Args {
 /** GPU-timed iterations per case at most (a tiny kernel would otherwise queue thousands). */
 const GPU_ITERATIONS_MAX = 200;
 
-/**
- * GPU time per iteration from timestamp queries: an empty compute pass submitted just before
- * the iteration's work writes one timestamp, another submitted just after writes the second
- * (a queue runs its submissions in order). On lavapipe they read the CPU clock as the queue
- * reaches them, so the span is the work plus the queue's handling of its submission.
- */
-class GpuTimer {
-  private static readonly QUERIES = 2 * GPU_ITERATIONS_MAX;
-  private readonly querySet: GPUQuerySet;
-  private readonly resolved: GPUBuffer;
-  private used = 0;
-  private open = false;
-
-  constructor(private readonly ctx: GpuContext) {
-    this.querySet = ctx.device.createQuerySet({ type: 'timestamp', count: GpuTimer.QUERIES });
-    this.resolved = ctx.device.createBuffer({
-      size: GpuTimer.QUERIES * 8,
-      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
-    });
-  }
-
-  /** Starts timing an iteration; iterations past the query set's capacity go untimed. */
-  begin(): void {
-    if (this.used + 2 > GpuTimer.QUERIES) return;
-    this.mark(this.used);
-    this.open = true;
-  }
-
-  end(): void {
-    if (!this.open) return;
-    this.mark(this.used + 1);
-    this.used += 2;
-    this.open = false;
-  }
-
-  private mark(index: number): void {
-    this.ctx.flush(); // what the context has encoded goes before the timestamp
-    const enc = this.ctx.device.createCommandEncoder();
-    enc.beginComputePass({ timestampWrites: { querySet: this.querySet, beginningOfPassWriteIndex: index } }).end();
-    this.ctx.device.queue.submit([enc.finish()]);
-  }
-
-  /** Milliseconds of each iteration timed since the last call (non-positive spans dropped). */
-  async take(): Promise<number[]> {
-    const n = this.used;
-    this.used = 0;
-    if (n === 0) return [];
-    const enc = this.ctx.device.createCommandEncoder();
-    enc.resolveQuerySet(this.querySet, 0, n, this.resolved, 0);
-    this.ctx.flush();
-    this.ctx.device.queue.submit([enc.finish()]);
-    const t = new BigUint64Array(await this.ctx.read({ buffer: this.resolved, offset: 0, size: n * 8 }, n * 8));
-    const ms: number[] = [];
-    for (let i = 0; i < n; i += 2) {
-      const ns = Number(t[i + 1] - t[i]);
-      if (ns > 0) ms.push(ns / 1e6);
-    }
-    return ms;
-  }
-
-  destroy(): void {
-    this.querySet.destroy();
-    this.resolved.destroy();
-  }
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
 function median(xs: number[]): number {
@@ -179,7 +114,8 @@ async function measure(c: BenchCase, ctx: GpuContext, timer: GpuTimer | null, ti
   }
   // Sleep through most of the queued work: the wait that follows polls, which costs cycles.
   await sleep(n * wallMs * 0.85 - (performance.now() - queued));
-  const spans = await timer.take();
+  // A span that reads zero or less was rounded away: no time to report.
+  const spans = (await timer.take()).filter((ms) => ms > 0);
   return { wallMs, gpu: spans.length > 0 ? { median: median(spans), best: Math.min(...spans) } : null };
 }
 
@@ -235,7 +171,7 @@ async function main(): Promise<void> {
   const log = (s: string) => {
     if (!args.json) console.log(s);
   };
-  const timer = ctx.hasFeature('timestamp-query') ? new GpuTimer(ctx) : null;
+  const timer = GpuTimer.create(ctx, GPU_ITERATIONS_MAX);
   log(`adapter: ${ctx.adapterInfo()}`);
   log(timer
     ? 'ms and rate: median GPU time (timestamp queries); best: shortest GPU time; wall: median from encode to the host seeing it done'

@@ -16,7 +16,7 @@ import { runCli, UsageError, type FlagTable } from './cli/args.js';
 import { imageConfigFor, loadPixels } from './cli/images-node.js';
 import { checkImagesExist, openDatasetSplit, parseSplitName } from './data/dataset-node.js';
 import type { SplitName } from './data/splits.js';
-import { writeFileAtomic } from './data/shards-node.js';
+import { writeFileAtomic } from './io/atomic-write-node.js';
 import { evaluateClip, planEvaluation, planIsEmpty, reportMarkdown, type EvalReport } from './nast/evaluate.js';
 
 const FLAGS: FlagTable = {

@@ -17,7 +17,8 @@ import { runCli, UsageError, type FlagTable, type ParsedFlags } from './cli/args
 import { generateWorld, worldVocabulary } from './data/world/index.js';
 import { WordTokenizer } from './models/tokenizer/word.js';
 import { loadClip } from './models/load-node.js';
-import { saveClip, writeJsonAtomic } from './models/save-node.js';
+import { saveClip } from './models/save-node.js';
+import { writeJsonAtomic } from './io/atomic-write-node.js';
 import { loadSafetensorsFile, openSafetensors, writeSafetensorsFile } from './models/safetensors-node.js';
 import type { TensorToWrite } from './models/safetensors.js';
 import { ClipPretrainer, WorldBatcher, initTinyClip, tinyClipConfig, type PretrainLog } from './nast/pretrain-loop.js';

@@ -15,7 +15,7 @@ import { tracePair, TraceInputError } from './nast/trace.js';
 import { buildCteReport, DEFAULT_BETA, DEFAULT_MIN_DELTA, type CteSkippedJson, type Polarity, type TracedPair } from './nast/cte.js';
 import { heatmapSvg } from './nast/heatmap-svg.js';
 import { hasNegationCue } from './data/templates.js';
-import { writeFileAtomic } from './data/shards-node.js';
+import { writeFileAtomic } from './io/atomic-write-node.js';
 
 const FLAGS: FlagTable = {
   model: { kind: 'string', meta: 'DIR|FILE', help: 'CLIP checkpoint (Hugging Face folder or OpenAI-layout .safetensors)' },

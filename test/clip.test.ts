@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu } from './helpers/gpu.js';
+import { assertRel } from './helpers/check.js';
 import { fixtureJson, sharedBytes } from './helpers/fixtures.js';
 import { loadFixtureClip } from './helpers/fixture-models.js';
 import { ClipTokenizer } from '../src/models/tokenizer/index.js';
@@ -25,23 +26,6 @@ interface Reference {
   f16: Record_;
 }
 const ref = await fixtureJson<Reference>('clip/reference.json');
-
-/**
- * |got - want| <= tol * max|want| elementwise: relative to the tensor's scale, so entries near
- * zero do not demand more than float32 round-off can give.
- */
-function assertRel(what: string, got: ArrayLike<number>, want: ArrayLike<number>, tol: number): void {
-  assert.is(got.length, want.length, `${what}: length`);
-  let scale = 0;
-  for (let i = 0; i < want.length; i++) scale = Math.max(scale, Math.abs(want[i]));
-  let worst = 0;
-  let at = 0;
-  for (let i = 0; i < want.length; i++) {
-    const e = Math.abs(got[i] - want[i]);
-    if (!(e <= worst)) { worst = e; at = i; }
-  }
-  assert.ok(worst <= tol * scale, `${what}: max error ${worst.toExponential(2)} at ${at} (got ${got[at]}, want ${want[at]}) exceeds ${tol} x scale ${scale.toExponential(2)}`);
-}
 
 async function run(model: ClipModel, rec: Record_, tol: number, label: string): Promise<void> {
   const n = ref.ids.length;

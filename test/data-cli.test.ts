@@ -1,11 +1,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PNG } from 'pngjs';
+import { runNode } from './helpers/cli-node.js';
 import { openDatasetSplit, type DatasetManifest } from '../src/data/dataset-node.js';
 import { ingestChexpertCsv, patientFromPath } from '../src/data/ingest-chexpert.js';
 import { hasNegationCue } from '../src/data/templates.js';
@@ -19,18 +19,7 @@ const FIX = join(ROOT, 'test', 'fixtures', 'data-cli');
 const IMAGES = join(FIX, 'images');
 const TMP = mkdtempSync(join(tmpdir(), 'data-cli-'));
 
-/** Runs the CLI without blocking, so that independent runs overlap. */
-function run(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn('node', [CLI, ...args]);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    child.on('error', fail);
-    child.on('close', (status) => done({ status, stdout, stderr }));
-  });
-}
+const run = (args: string[]) => runNode(CLI, args);
 
 async function build(name: string, args: string[]): Promise<{ out: string; stdout: string; manifest: DatasetManifest & Record<string, any> }> {
   const out = join(TMP, name);

@@ -1,11 +1,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gpu } from './helpers/gpu.js';
+import { runNode as run } from './helpers/cli-node.js';
 import { WordTokenizer } from '../src/models/tokenizer/index.js';
 import { worldVocabulary } from '../src/data/world/index.js';
 import { loadClip, loadClipTokenizer } from '../src/models/load-node.js';
@@ -24,18 +24,6 @@ const MODEL = join(ROOT, 'test', 'fixtures', 'clip', 'tiny-hf');
 const ADAPTER = join(ROOT, 'test', 'fixtures', 'lora', 'peft-adapter');
 const VOCAB = join(ROOT, '..', 'shared', 'clip', 'bpe_simple_vocab_16e6.txt.gz');
 const TMP = mkdtempSync(join(tmpdir(), 'evaluate-'));
-
-function run(cli: string, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn('node', [cli, ...args]);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    child.on('error', fail);
-    child.on('close', (status) => done({ status, stdout, stderr }));
-  });
-}
 
 // ---------------------------------------------------------------------------------------------
 // Hand-made records and embeddings with answers worked out by hand

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu } from './helpers/gpu.js';
-import { assertClose } from './helpers/check.js';
+import { assertClose, assertRel } from './helpers/check.js';
 import { fixtureBytes, fixtureJson, fixtureText } from './helpers/fixtures.js';
 import { loadFixtureClip } from './helpers/fixture-models.js';
 import { AdamW, backward, scope } from '../src/engine/index.js';
@@ -14,14 +14,6 @@ const clipRef = await fixtureJson<{ pixels: number[]; pixels_shape: number[] }>(
 const IDS = Int32Array.from(ref.ids.flat());
 const PIXELS = Float32Array.from([...clipRef.pixels, ...ref.extra_pixels]);
 const N_IMG = clipRef.pixels_shape[0] + 1;
-
-function assertRel(what: string, got: ArrayLike<number>, want: ArrayLike<number>, tol: number): void {
-  let scale = 0;
-  let worst = 0;
-  for (let i = 0; i < want.length; i++) scale = Math.max(scale, Math.abs(want[i]));
-  for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
-  assert.ok(worst <= tol * scale, `${what}: max error ${worst} vs ${tol} x ${scale}`);
-}
 
 test('LoRA training step: PEFT adapter, CLIP loss, gradients vs PyTorch, AdamW vs float64, loss goes down', async () => {
   const ctx = await gpu();

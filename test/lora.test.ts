@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { gpu } from './helpers/gpu.js';
-import { assertClose, gradCheck } from './helpers/check.js';
+import { assertClose, assertRel, gradCheck } from './helpers/check.js';
 import { nd, randNd, type Nd } from './helpers/ref.js';
 import { AdamW, backward, noGrad, scope, type GpuContext, type Tensor } from '../src/engine/index.js';
 import { Linear } from '../src/models/layers.js';
@@ -44,20 +44,6 @@ const IDS = Int32Array.from(ref.ids.flat());
 const N_TEXT = ref.ids.length;
 const PIXELS = Float32Array.from([...clipRef.pixels, ...ref.extra_pixels]);
 const N_IMG = clipRef.pixels_shape[0] + 1;
-
-/** |got - want| <= tol * max|want|: relative to the tensor's scale. */
-function assertRel(what: string, got: ArrayLike<number>, want: ArrayLike<number>, tol: number): void {
-  assert.is(got.length, want.length, `${what}: length`);
-  let scale = 0;
-  for (let i = 0; i < want.length; i++) scale = Math.max(scale, Math.abs(want[i]));
-  let worst = 0;
-  let at = 0;
-  for (let i = 0; i < want.length; i++) {
-    const e = Math.abs(got[i] - want[i]);
-    if (!(e <= worst)) { worst = e; at = i; }
-  }
-  assert.ok(worst <= tol * scale, `${what}: max error ${worst.toExponential(2)} at ${at} (got ${got[at]}, want ${want[at]}) exceeds ${tol} x scale ${scale.toExponential(2)}`);
-}
 
 function assertSame(what: string, got: ArrayLike<number>, want: ArrayLike<number>): void {
   assert.is(got.length, want.length, `${what}: length`);

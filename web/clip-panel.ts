@@ -4,10 +4,9 @@
  * each image's softmax over the captions as colour.
  */
 import {
-  WordTokenizer, concat, cutIds, noGrad, scope, usedLength, type Tensor,
+  GpuTimer, WordTokenizer, concat, cutIds, noGrad, scope, usedLength, type Tensor,
 } from './lib-entry.js';
 import type { App, ModelState, PageImage } from './app.js';
-import { GpuTimer } from './gpu-timer.js';
 import { decodeImageFile, pixelsFor, thumbnail, worldPageImage, worldRecords, worldRenderSize } from './images.js';
 import { $, StaleMark, ms, setProgress, setState, setStatus, showError, yieldToPage } from './ui.js';
 

@@ -1,6 +1,6 @@
 /** Creates the engine's GpuContext from navigator.gpu and shows what the adapter offers. */
 import { GpuContext } from './lib-entry.js';
-import { $, setStatus, showError } from './ui.js';
+import { $, setFacts, setStatus, showError } from './ui.js';
 
 const SHOWN_LIMITS = ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxStorageBuffersPerShaderStage'];
 
@@ -25,15 +25,7 @@ export async function createDevice(): Promise<GpuContext> {
   ];
   if (i.subgroupMinSize !== undefined) rows.push(['subgroup size', `${i.subgroupMinSize}–${i.subgroupMaxSize}`]);
   for (const name of SHOWN_LIMITS) if (i.limits[name] !== undefined) rows.push([name, i.limits[name].toLocaleString('en')]);
-  const dl = $('[data-testid="device-info"]', section);
-  dl.replaceChildren(...rows.flatMap(([k, v]) => {
-    const dt = document.createElement('dt');
-    dt.textContent = k;
-    const dd = document.createElement('dd');
-    dd.textContent = v;
-    return [dt, dd];
-  }));
-  dl.hidden = false;
+  setFacts($('[data-testid="device-info"]', section), rows);
   setStatus(status, 'Device ready.');
   return ctx;
 }

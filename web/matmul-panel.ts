@@ -2,8 +2,7 @@
  * Times the engine's matmul on random square matrices and checks sampled entries against a
  * float64 product computed on the host.
  */
-import { matmul, matmulVariantName, tensor, type GpuContext, type Tensor } from './lib-entry.js';
-import { GpuTimer } from './gpu-timer.js';
+import { GpuTimer, matmul, matmulVariantName, tensor, type GpuContext, type Tensor } from './lib-entry.js';
 import { $, ms, setStatus, showError } from './ui.js';
 
 const SAMPLES = 64;

@@ -74,25 +74,6 @@ def read_safetensors(path):
     return out
 
 
-def write_safetensors(path, tensors):
-    """F32 tensors, sorted by name, header padded to 8 bytes (as the safetensors library writes)."""
-    header, blobs, off = {}, [], 0
-    for k in sorted(tensors):
-        data = tensors[k].detach().float().contiguous().numpy().astype("<f4").tobytes()
-        header[k] = {"dtype": "F32", "shape": list(tensors[k].shape), "data_offsets": [off, off + len(data)]}
-        blobs.append(data)
-        off += len(data)
-    header["__metadata__"] = {"format": "pt"}
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path + ".tmp", "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-    os.replace(path + ".tmp", path)
-
-
 def write_json(path, obj, **kw):
     with open(path + ".tmp", "w") as f:
         json.dump(obj, f, **kw)
@@ -190,7 +171,9 @@ def main():
         tensors[f"{PREFIX}{base}.lora_B.weight"] = b
         grads[f"{PREFIX}{base}.lora_A.weight"] = flat(a.grad)
         grads[f"{PREFIX}{base}.lora_B.weight"] = flat(b.grad)
-    write_safetensors(os.path.join(OUT, "peft-adapter", "adapter_model.safetensors"), tensors)
+    # F32, sorted by name, header padded to 8 bytes (as the safetensors library writes).
+    clip.save_safetensors(os.path.join(OUT, "peft-adapter", "adapter_model.safetensors"),
+                          {k: t.detach().float() for k, t in tensors.items()}, {"format": "pt"})
     # The fields PEFT's LoraConfig.save_pretrained writes (json, indent 2, sorted keys).
     config = {
         "alpha_pattern": {}, "auto_mapping": None, "base_model_name_or_path": "tiny-hf", "bias": "none",

@@ -6,9 +6,9 @@
  * of mixed generations; shard files of the older index that the new one does not name are
  * removed after the new index is in place.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../io/atomic-write-node.js';
 import {
   INDEX_FILE, ShardError, ShardReader, encodeShard, makeShardIndex, parseShardIndex,
   type ShardEntry, type ShardIndex,
@@ -23,26 +23,8 @@ export interface WriteShardsOptions {
   level?: number;
 }
 
-/** Writes bytes to path atomically: temp file in the same folder, fsync, rename. */
-export async function writeFileAtomic(path: string, bytes: Uint8Array | string): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const fh = await open(tmp, 'w');
-  try {
-    await fh.writeFile(bytes);
-    await fh.sync();
-  } catch (e) {
-    await fh.close().catch(() => {});
-    await rm(tmp, { force: true });
-    throw e;
-  }
-  await fh.close();
-  try {
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
-}
+// Re-exported: the CLIs import it from here.
+export { writeFileAtomic };
 
 const shardName = (k: number) => `shard-${String(k).padStart(5, '0')}.nsh`;
 

@@ -4,6 +4,7 @@ export { requestGpuDevice, NO_ADAPTER_HELP, type AdapterSummary } from './adapte
 export { Tensor, Storage, empty, tensor, viewTensor, scope, scopeAsync, sizeOf } from './tensor.js';
 export { noGrad, isGradEnabled, record, freeGraph, GradNode } from './autograd.js';
 export { OpError, GpuError } from './errors.js';
+export { GpuTimer } from './gpu-timer.js';
 export type { DType, HostArray } from './dtype.js';
 export * from './ops/index.js';
 export * from './optim/index.js';

@@ -3,8 +3,9 @@
  * the model, then attached).
  */
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../io/atomic-write-node.js';
 import type { ClipModel } from './clip.js';
 import type { LoraSet } from './lora.js';
 import {
@@ -12,22 +13,6 @@ import {
   serializeAdapterConfig, type SaveAdapterOptions,
 } from './peft.js';
 import { writeSafetensorsFile } from './safetensors-node.js';
-
-/** Temp file beside the target, flushed, then renamed over it. */
-async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
-  const fh = await open(tmp, 'wx');
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-    await fh.close();
-    await rename(tmp, path);
-  } catch (e) {
-    await fh.close().catch(() => undefined);
-    await unlink(tmp).catch(() => undefined);
-    throw e;
-  }
-}
 
 /**
  * Writes `dir/adapter_model.safetensors` and `dir/adapter_config.json` (creating `dir`). The

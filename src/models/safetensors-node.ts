@@ -5,10 +5,11 @@
  * (`model.safetensors.index.json`) open every shard's header up front, so a bad shard fails early.
  */
 import { existsSync, statSync } from 'node:fs';
-import { open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, normalize, sep } from 'node:path';
+import { writeAtomicWith } from '../io/atomic-write-node.js';
 import {
-  SafetensorsError, asFloat32, decodeTensor, missingKey, parseHeader, planSafetensors, readHeaderLength,
+  SafetensorsError, SafetensorsHeaderView, asFloat32, decodeTensor, missingKey, parseHeader, planSafetensors, readHeaderLength,
   type DecodedTensor, type SafetensorsHeader, type SafetensorsSource, type TensorInfo, type TensorToWrite,
 } from './safetensors.js';
 
@@ -26,8 +27,10 @@ async function readExactly(fh: FileHandle, length: number, position: number, sou
 }
 
 /** One .safetensors file on disk. Call close() when done (or use loadSafetensorsFile). */
-export class SafetensorsFile implements SafetensorsSource {
-  private constructor(private fh: FileHandle | undefined, readonly header: SafetensorsHeader, readonly source: string) {}
+export class SafetensorsFile extends SafetensorsHeaderView implements SafetensorsSource {
+  private constructor(private fh: FileHandle | undefined, header: SafetensorsHeader, source: string) {
+    super(header, source);
+  }
 
   static async open(path: string): Promise<SafetensorsFile> {
     let fh: FileHandle;
@@ -48,23 +51,6 @@ export class SafetensorsFile implements SafetensorsSource {
     }
   }
 
-  get metadata(): Readonly<Record<string, string>> {
-    return this.header.metadata;
-  }
-  keys(): string[] {
-    return [...this.header.tensors.keys()];
-  }
-  has(key: string): boolean {
-    return this.header.tensors.has(key);
-  }
-  info(key: string): TensorInfo {
-    const info = this.header.tensors.get(key);
-    if (!info) throw missingKey(this.source, key, this.header.tensors.size);
-    return info;
-  }
-  shape(key: string): readonly number[] {
-    return this.info(key).shape;
-  }
   /** The tensor's raw little-endian bytes, in a buffer of their own. */
   async readBytes(key: string): Promise<Uint8Array> {
     const info = this.info(key);
@@ -209,20 +195,11 @@ export async function writeSafetensorsFile(
   metadata?: Readonly<Record<string, string>>,
 ): Promise<void> {
   const plan = planSafetensors(tensors, metadata);
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
-  const fh = await open(tmp, 'wx');
-  const writeAll = async (buf: Uint8Array) => {
-    for (let off = 0; off < buf.byteLength; ) off += (await fh.write(buf, off, buf.byteLength - off)).bytesWritten;
-  };
-  try {
+  await writeAtomicWith(path, async (fh) => {
+    const writeAll = async (buf: Uint8Array) => {
+      for (let off = 0; off < buf.byteLength; ) off += (await fh.write(buf, off, buf.byteLength - off)).bytesWritten;
+    };
     await writeAll(plan.head);
     for (const e of plan.entries) await writeAll(e.bytes());
-    await fh.sync();
-    await fh.close();
-    await rename(tmp, path);
-  } catch (e) {
-    await fh.close().catch(() => undefined);
-    await unlink(tmp).catch(() => undefined);
-    throw e;
-  }
+  });
 }

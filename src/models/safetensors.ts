@@ -264,15 +264,9 @@ export function missingKey(source: string, key: string, available: number): Safe
   return new SafetensorsError(source, key, `is not in the file (it has ${available} tensors)`);
 }
 
-/** A safetensors file held in memory (the browser's ArrayBuffer, or a small file). */
-export class SafetensorsBuffer implements SafetensorsSource {
-  readonly header: SafetensorsHeader;
-  private readonly bytes: Uint8Array;
-
-  constructor(buf: ArrayBuffer | Uint8Array, readonly source = 'safetensors buffer') {
-    this.bytes = buf instanceof Uint8Array ? buf : new Uint8Array(buf);
-    this.header = parseHeaderFromBuffer(this.bytes, source);
-  }
+/** Names, shapes and metadata of one file's tensors, from its parsed header. */
+export class SafetensorsHeaderView {
+  constructor(readonly header: SafetensorsHeader, readonly source: string) {}
 
   get metadata(): Readonly<Record<string, string>> {
     return this.header.metadata;
@@ -291,6 +285,18 @@ export class SafetensorsBuffer implements SafetensorsSource {
   shape(key: string): readonly number[] {
     return this.info(key).shape;
   }
+}
+
+/** A safetensors file held in memory (the browser's ArrayBuffer, or a small file). */
+export class SafetensorsBuffer extends SafetensorsHeaderView implements SafetensorsSource {
+  private readonly bytes: Uint8Array;
+
+  constructor(buf: ArrayBuffer | Uint8Array, source = 'safetensors buffer') {
+    const bytes = buf instanceof Uint8Array ? buf : new Uint8Array(buf);
+    super(parseHeaderFromBuffer(bytes, source), source);
+    this.bytes = bytes;
+  }
+
   readTensor(key: string): DecodedTensor {
     const info = this.info(key);
     const start = this.header.dataStart;

@@ -7,8 +7,8 @@
  * folder with a config.json always has the weights it describes.
  */
 import { mkdirSync, readFileSync, existsSync } from 'node:fs';
-import { open, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { writeJsonAtomic } from '../io/atomic-write-node.js';
 import type { ClipModel } from './clip.js';
 import type { Activation, ClipConfig } from './clip-config.js';
 import { expectedHfShapes, type HostTensor } from './clip-weights.js';
@@ -99,26 +99,6 @@ export async function readClipWeights(model: ClipModel): Promise<Map<string, Hos
     out.set(key, { shape, data });
   }
   return out;
-}
-
-/** Writes bytes to a temporary file beside `path`, syncs, and renames it over `path`. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
-  const fh = await open(tmp, 'wx');
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-    await fh.close();
-    await rename(tmp, path);
-  } catch (e) {
-    await fh.close().catch(() => undefined);
-    await unlink(tmp).catch(() => undefined);
-    throw e;
-  }
-}
-
-export function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  return writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n');
 }
 
 export interface SaveClipOptions {

@@ -10,7 +10,7 @@ import type { LoraSet } from '../models/lora.js';
 import { saveLora } from '../models/peft-node.js';
 import { loadSafetensorsFile, writeSafetensorsFile } from '../models/safetensors-node.js';
 import { asFloat32, type TensorToWrite } from '../models/safetensors.js';
-import { writeFileAtomic } from '../data/shards-node.js';
+import { writeFileAtomic } from '../io/atomic-write-node.js';
 
 export interface LoopState {
   step: number;

@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeFileAtomic } from '../data/shards-node.js';
+import { writeFileAtomic } from '../io/atomic-write-node.js';
 import { barChartSvg, markdownTable } from './report.js';
 import { updateShares } from './update-shares.js';
 import type { EvalReport } from './evaluate.js';

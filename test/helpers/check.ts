@@ -15,6 +15,23 @@ export function assertClose(what: string, actual: ArrayLike<number>, expected: A
   }
 }
 
+/**
+ * |got - want| <= tol * max|want| elementwise: relative to the tensor's scale, so entries near
+ * zero do not demand more than float32 round-off can give. NaN anywhere fails.
+ */
+export function assertRel(what: string, got: ArrayLike<number>, want: ArrayLike<number>, tol: number): void {
+  assert.is(got.length, want.length, `${what}: length`);
+  let scale = 0;
+  for (let i = 0; i < want.length; i++) scale = Math.max(scale, Math.abs(want[i]));
+  let worst = 0;
+  let at = 0;
+  for (let i = 0; i < want.length; i++) {
+    const e = Math.abs(got[i] - want[i]);
+    if (!(e <= worst)) { worst = e; at = i; }
+  }
+  assert.ok(worst <= tol * scale, `${what}: max error ${worst.toExponential(2)} at ${at} (got ${got[at]}, want ${want[at]}) exceeds ${tol} x scale ${scale.toExponential(2)}`);
+}
+
 export function toGpu(ctx: GpuContext, x: Nd, requiresGrad = false): Tensor {
   const t = tensor(ctx, x.data, x.shape);
   t.requiresGrad = requiresGrad;

@@ -8,45 +8,18 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { fixtureReaders } from './fixture-readers.js';
 
 // Compiled to build/test/helpers/, so the repository root is three levels up.
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const FIXTURES = join(ROOT, 'test', 'fixtures');
-const SHARED = resolve(ROOT, '..', 'shared');
+const BASE = { fixtures: join(ROOT, 'test', 'fixtures'), shared: resolve(ROOT, '..', 'shared') };
 
-function checkRel(rel: string): void {
-  if (rel.startsWith('/') || rel.split('/').includes('..')) throw new Error(`fixture path must be relative and stay inside its folder: ${rel}`);
-}
-
-async function read(base: string, rel: string, what: string): Promise<Uint8Array> {
-  checkRel(rel);
-  const path = join(base, rel);
+export const { fixtureBytes, fixtureText, fixtureJson, sharedBytes } = fixtureReaders(async (root, rel, what) => {
+  const path = join(BASE[root], rel);
   try {
     return new Uint8Array(await readFile(path));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new Error(`${what} ${rel} could not be read from ${path}${code ? ` (${code})` : ''}`);
   }
-}
-
-export function fixtureBytes(rel: string): Promise<Uint8Array> {
-  return read(FIXTURES, rel, 'test fixture');
-}
-
-export async function fixtureText(rel: string): Promise<string> {
-  return new TextDecoder().decode(await fixtureBytes(rel));
-}
-
-export async function fixtureJson<T = unknown>(rel: string): Promise<T> {
-  const text = await fixtureText(rel);
-  try {
-    return JSON.parse(text) as T;
-  } catch (e) {
-    throw new Error(`test fixture ${rel} is not valid JSON: ${(e as Error).message}`);
-  }
-}
-
-/** A file from ../shared (not committed; CI keeps it beside the clone). */
-export function sharedBytes(rel: string): Promise<Uint8Array> {
-  return read(SHARED, rel, 'shared file (expected in ../shared beside the repository)');
-}
+});

@@ -1,4 +1,5 @@
 import { byteTables } from './byte-encoder.js';
+import { packRows } from './rows.js';
 import { cleanText, splitTokens } from './text-clean.js';
 import {
   EOT_TOKEN, SOT_TOKEN, TokenizerFileError, parseHFTokenizerJson, parseHFVocab, parseOpenAIVocab, type BpeVocab,
@@ -26,11 +27,6 @@ export interface Tokenizer {
 
 // Python's cache is unbounded; a long-running process tokenizing a corpus should not be.
 const CACHE_LIMIT = 100_000;
-
-function firstChars(text: string, n: number): string {
-  const cps = Array.from(text);
-  return cps.length > n ? cps.slice(0, n).join('') + '…' : text;
-}
 
 /** OpenAI CLIP's byte-level BPE (`simple_tokenizer.py`) without the ftfy step. */
 export class ClipTokenizer implements Tokenizer {
@@ -103,23 +99,7 @@ export class ClipTokenizer implements Tokenizer {
     if (!Number.isInteger(contextLength) || contextLength < 2) {
       throw new RangeError(`tokenize: contextLength must be an integer >= 2, got ${contextLength}`);
     }
-    const out = new Int32Array(texts.length * contextLength);
-    texts.forEach((text, i) => {
-      const ids = this.encode(text);
-      const total = ids.length + 2;
-      if (total > contextLength && !options.truncate) {
-        throw new Error(
-          `tokenize: text ${JSON.stringify(firstChars(text, 60))} is ${total} tokens with <|startoftext|> and ` +
-            `<|endoftext|>, longer than the context length ${contextLength} (pass { truncate: true } to cut it)`,
-        );
-      }
-      const row = i * contextLength;
-      out[row] = this.sotId;
-      const n = Math.min(ids.length, contextLength - 2);
-      for (let j = 0; j < n; j++) out[row + 1 + j] = ids[j];
-      out[row + 1 + n] = this.eotId;
-    });
-    return out;
+    return packRows(this, texts, contextLength, options.truncate ?? false, { sot: SOT_TOKEN, eot: EOT_TOKEN });
   }
 
   decode(ids: ArrayLike<number>): string {

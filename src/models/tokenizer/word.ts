@@ -6,6 +6,7 @@
  * the legacy eos_token_id 2, and OpenAI CLIP) and pooling at the first end id pick the same place.
  */
 import type { Tokenizer, TokenizeOptions } from './bpe.js';
+import { packRows } from './rows.js';
 
 export const WORD_PAD = '[pad]';
 export const WORD_UNK = '[unk]';
@@ -56,11 +57,6 @@ function checkContextLength(n: unknown, what: string): number {
     throw new RangeError(`${what}: contextLength must be an integer >= 2, got ${JSON.stringify(n)}`);
   }
   return n;
-}
-
-function firstChars(text: string, n: number): string {
-  const cps = Array.from(text);
-  return cps.length > n ? cps.slice(0, n).join('') + '…' : text;
 }
 
 // Punctuation that decode writes against the word before it.
@@ -145,23 +141,7 @@ export class WordTokenizer implements Tokenizer {
 
   tokenize(texts: readonly string[], options: TokenizeOptions = {}): Int32Array {
     const contextLength = checkContextLength(options.contextLength ?? this.contextLength, 'tokenize');
-    const out = new Int32Array(texts.length * contextLength);
-    texts.forEach((text, i) => {
-      const ids = this.encode(text);
-      const total = ids.length + 2;
-      if (total > contextLength && !options.truncate) {
-        throw new Error(
-          `tokenize: text ${JSON.stringify(firstChars(text, 60))} is ${total} tokens with ${WORD_SOT} and ${WORD_EOT}, ` +
-            `longer than the context length ${contextLength} (pass { truncate: true } to cut it)`,
-        );
-      }
-      const row = i * contextLength;
-      out[row] = this.sotId;
-      const n = Math.min(ids.length, contextLength - 2);
-      for (let j = 0; j < n; j++) out[row + 1 + j] = ids[j];
-      out[row + 1 + n] = this.eotId;
-    });
-    return out;
+    return packRows(this, texts, contextLength, options.truncate ?? false, { sot: WORD_SOT, eot: WORD_EOT });
   }
 
   /** Words joined by spaces, closing punctuation against the word before; `skipSpecial` drops pad / start / end. */
