@@ -8,40 +8,25 @@
  * Image paths in records and in probe.jsonl are relative to their split folder.
  */
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, extname, join, relative, resolve } from 'node:path';
-import { PNG } from 'pngjs';
 import { runCli, UsageError, type FlagTable, type ParsedFlags } from './cli/args.js';
-import {
-  CHEST_NEGATION_VOCAB, CHEXPERT_AFFIRMATIVES, CHEXPERT_DISPLAY_NAMES, GENERIC_TEMPLATES, RADIOLOGY_TEMPLATES,
-  buildClaimSets, buildNegBenchMcq, buildNegatedCaptions, buildPairedMcq, buildProbePairs, buildRetrievalNegCaptions,
-  checkAffirmatives, cleanFact, conceptVocabulary, hasNegationCue, rngFor, sample, choice, shuffle, verbalizeFact,
-  type AffirmativeMap, type NegationVocab, type TemplateFamily,
-} from './data/builders.js';
-import type { Fact, Study } from './data/facts.js';
+import { buildProbePairs, checkAffirmatives, rngFor, shuffle, type AffirmativeMap } from './data/builders.js';
+import { KINDS, attempt, buildStudy, type BuildContext, type Domain, type Kind, type Problem } from './data/build-records.js';
+import { fileDomain, worldDomain } from './data/build-domains.js';
+import { BuildTally, bump, pairedMcqStatus, renderBuildSummary, type Counter, type SplitSummary } from './data/build-summary.js';
+import type { Study } from './data/facts.js';
 import { ingestChexpertCsv } from './data/ingest-chexpert.js';
 import { ingestCadJson } from './data/ingest-cad.js';
 import { ingestJsonl } from './data/ingest-jsonl.js';
 import type { SkippedRow } from './data/ingest-common.js';
 import { SPLIT_NAMES, splitByPatient, type SplitName } from './data/splits.js';
 import { writeShards } from './data/shards-node.js';
+import { writePngAtomic } from './data/png-write-node.js';
 import { writeFileAtomic } from './io/atomic-write-node.js';
 import { DATASET_FILE, DATASET_FORMAT, PROBE_FILE, parseSplitName, portablePath } from './data/dataset-node.js';
-import { DEFAULT_SPEC, generateWorld, renderScene, worldAffirmativeAlternatives, worldConditions, type WorldRecord } from './data/world/index.js';
-import { markdownTable } from './nast/report.js';
-import type { AffirmativeCaption, EvalRecord } from './nast/evaluate.js';
-
-/** What --kind names, and the record kinds each makes. */
-const KIND_RECORDS = {
-  claims: ['claim-set'],
-  captions: ['caption', 'negated-caption', 'retrieval-neg-caption'],
-  mcq: ['negbench-mcq'],
-  'paired-mcq': ['paired-mcq'],
-  probe: ['probe-pair'],
-} as const;
-type Kind = keyof typeof KIND_RECORDS;
-const KINDS = Object.keys(KIND_RECORDS) as Kind[];
-const RECORD_KINDS = KINDS.flatMap((k) => KIND_RECORDS[k]) as string[];
+import { DEFAULT_SPEC, generateWorld, renderScene, type WorldRecord } from './data/world/index.js';
+import type { EvalRecord } from './nast/evaluate.js';
 
 type SourceType = 'chexpert' | 'cad' | 'jsonl' | 'world';
 
@@ -64,34 +49,6 @@ const FLAGS: FlagTable = {
   'world-count': { kind: 'int', default: 500, help: 'images of the miniature world to generate' },
   'world-size': { kind: 'int', default: 32, help: 'world image width and height in pixels (even, 24-1024)' },
 };
-
-/** Per-source builder settings. */
-interface Domain {
-  templates: TemplateFamily;
-  vocab: NegationVocab;
-  affirmatives: AffirmativeMap | null;
-  names: Readonly<Record<string, string>>;
-  question?: string;
-  article: boolean;
-  probeSeverity?: string;
-  /** The facts the paired-MCQ builder sees (the world's scene properties). */
-  pairedFacts?: (study: Study) => Fact[] | undefined;
-  vocabulary: string[];
-}
-
-const GENERIC_QUESTION = 'Which of the following best describes the image?';
-
-/** Places and sizes of everyday scenes: sides, rows, quadrants; small and large. */
-const GENERIC_NEGATION_VOCAB: NegationVocab = {
-  locations: [['left', 'right'], ['top', 'bottom'], ['top left', 'top right', 'bottom left', 'bottom right']],
-  severities: [['small', 'large']],
-};
-
-interface Problem {
-  study: string;
-  kind: string;
-  reason: string;
-}
 
 function parseKinds(raw: readonly (string | number)[]): Kind[] {
   const words = raw.flatMap((r) => String(r).split(',')).map((w) => w.trim()).filter(Boolean);
@@ -134,24 +91,6 @@ function positiveInt(flags: ParsedFlags, name: string, min = 1): number {
   return v;
 }
 
-/** PNG bytes of 8-bit RGB pixels. */
-function encodePng(width: number, height: number, rgb: Uint8Array): Uint8Array {
-  const png = new PNG({ width, height });
-  png.data = Buffer.from(rgb.buffer, rgb.byteOffset, rgb.byteLength);
-  const buf = PNG.sync.write(png, { colorType: 2, inputColorType: 2, inputHasAlpha: false });
-  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
-}
-
-/**
- * Temp file + rename, without the fsync of writeFileAtomic: thousands of small renders would
- * spend most of their time in fsync, and a lost render after a crash is rebuilt by rerunning.
- */
-async function writeImageAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, bytes);
-  await rename(tmp, path);
-}
-
 async function readAffirmatives(path: string): Promise<AffirmativeMap> {
   let json: unknown;
   try {
@@ -162,97 +101,6 @@ async function readAffirmatives(path: string): Promise<AffirmativeMap> {
   }
   checkAffirmatives(json as AffirmativeMap, path);
   return json as AffirmativeMap;
-}
-
-/**
- * One affirmative single caption per study, without negation: a caption of the source when it has
- * one without a negation cue, else up to three present facts through the templates; null when
- * neither exists (a study with no present finding).
- */
-function affirmativeCaption(study: Study, seed: number, templates: TemplateFamily): AffirmativeCaption | null {
-  const rng = rngFor(seed, 'affirmative-caption', study.id);
-  const originals = (study.captions ?? []).filter((c) => c.trim() !== '' && !hasNegationCue(c));
-  if (originals.length > 0) return { kind: 'caption', studyId: study.id, image: study.image, caption: choice(rng, originals), source: 'original' };
-  const present = study.facts.map((f, i) => [f, i] as const).filter(([f]) => f.existence === 'present');
-  if (present.length === 0) return null;
-  const chosen = sample(rng, present, 3).sort((a, b) => a[1] - b[1]).map(([f]) => cleanFact(f));
-  const said = chosen.map((f) => verbalizeFact(f, rng, templates));
-  const caption = said.map((s) => s.text).join(' ');
-  if (hasNegationCue(caption)) return null;
-  return { kind: 'caption', studyId: study.id, image: study.image, caption, source: 'facts', facts: chosen, templates: said.map((s) => s.template) };
-}
-
-interface BuildContext {
-  kinds: Kind[];
-  seed: number;
-  k: number;
-  captions: number;
-  domain: Domain;
-  problems: Problem[];
-  /** Studies for which a kind was asked for but made nothing, per record kind. */
-  none: Record<string, number>;
-}
-
-function attempt<T>(ctx: BuildContext, study: Study, kind: string, fn: () => T): T | undefined {
-  try {
-    return fn();
-  } catch (e) {
-    ctx.problems.push({ study: study.id, kind, reason: (e as Error).message });
-    return undefined;
-  }
-}
-
-function buildStudy(ctx: BuildContext, study: Study): EvalRecord[] {
-  const out: EvalRecord[] = [];
-  const d = ctx.domain;
-  const none = (kind: string) => { ctx.none[kind] = (ctx.none[kind] ?? 0) + 1; };
-  const push = (kind: string, recs: readonly EvalRecord[] | null | undefined) => {
-    if (!recs || recs.length === 0) none(kind);
-    else out.push(...recs);
-  };
-  if (ctx.kinds.includes('captions')) {
-    push('caption', attempt(ctx, study, 'caption', () => { const c = affirmativeCaption(study, ctx.seed, d.templates); return c ? [c] : []; }));
-    push('negated-caption', attempt(ctx, study, 'negated-caption', () => buildNegatedCaptions(study, { seed: ctx.seed, count: ctx.captions, templates: d.templates })));
-    if ((study.captions ?? []).length > 0) {
-      push('retrieval-neg-caption', attempt(ctx, study, 'retrieval-neg-caption', () => buildRetrievalNegCaptions(study, { seed: ctx.seed, count: ctx.captions, vocabulary: d.vocabulary })));
-    }
-  }
-  if (ctx.kinds.includes('claims')) {
-    push('claim-set', attempt(ctx, study, 'claim-set', () => buildClaimSets(study, { seed: ctx.seed, k: ctx.k, vocab: d.vocab, templates: d.templates })));
-  }
-  if (ctx.kinds.includes('mcq')) {
-    push('negbench-mcq', attempt(ctx, study, 'negbench-mcq', () => {
-      const m = buildNegBenchMcq(study, { seed: ctx.seed, vocabulary: d.vocabulary, article: d.article });
-      return m ? [m] : [];
-    }));
-  }
-  if (ctx.kinds.includes('paired-mcq') && d.affirmatives) {
-    const facts = d.pairedFacts?.(study) ?? study.facts;
-    push('paired-mcq', attempt(ctx, study, 'paired-mcq', () => {
-      const m = buildPairedMcq({ ...study, facts }, { seed: ctx.seed, affirmatives: d.affirmatives!, names: d.names, ...(d.question ? { question: d.question } : {}) });
-      return m ? [m] : [];
-    }));
-  }
-  return out;
-}
-
-type Counter = Record<string, number>;
-const bump = (c: Counter, key: string, by = 1) => { c[key] = (c[key] ?? 0) + by; };
-
-interface ConditionRow {
-  present: number;
-  absent: number;
-  claimSets: number;
-  probePairs: number;
-}
-
-interface SplitSummary {
-  dir: string;
-  studies: number;
-  patients: number;
-  records: number;
-  byKind: Counter;
-  probePairs: number;
 }
 
 // One command for now; `build` is required so that others can be added without breaking scripts.
@@ -313,24 +161,13 @@ await runCli('data', 'usage: node dist/data.js build --from FILE|world --out DIR
       studies = [];
       for (const r of records) {
         const file = `${r.id}.png`;
-        const img = renderScene(r.scene);
-        await writeImageAtomic(join(out, 'images', file), encodePng(img.width, img.height, img.data));
+        await writePngAtomic(join(out, 'images', file), renderScene(r.scene));
         worldById.set(r.id, r);
         // Relative to a split folder: OUT/<split>/../images/<id>.png.
         studies.push({ id: r.id, patient: r.patient, image: `../images/${file}`, facts: r.facts, captions: r.captions });
       }
       Object.assign(source, { count, size, spec: DEFAULT_SPEC });
-      const sideGroups = DEFAULT_SPEC.quadrants ? [['top left', 'top right', 'bottom left', 'bottom right']] : [['left', 'right']];
-      domain = {
-        templates: GENERIC_TEMPLATES,
-        vocab: { locations: sideGroups, severities: [['small', 'large']] },
-        affirmatives: userAffirmatives ?? Object.fromEntries(worldAffirmativeAlternatives(DEFAULT_SPEC)),
-        names: {},
-        question: GENERIC_QUESTION,
-        article: true,
-        pairedFacts: (s) => worldById.get(s.id)?.propertyFacts,
-        vocabulary: worldConditions(DEFAULT_SPEC),
-      };
+      domain = worldDomain(userAffirmatives, (s) => worldById.get(s.id)?.propertyFacts);
     } else {
       const file = resolve(from);
       if (!existsSync(file) || !statSync(file).isFile()) throw new Error(`${from}: no such file`);
@@ -352,17 +189,7 @@ await runCli('data', 'usage: node dist/data.js build --from FILE|world --out DIR
         // Every split folder sits at OUT/<split>, so one relative path serves them all.
         studies.push({ ...s, image: portablePath(relative(splitDir('train'), abs)) });
       }
-      const radiology = type !== 'jsonl';
-      domain = radiology
-        ? {
-          templates: RADIOLOGY_TEMPLATES, vocab: CHEST_NEGATION_VOCAB, affirmatives: userAffirmatives ?? CHEXPERT_AFFIRMATIVES,
-          names: CHEXPERT_DISPLAY_NAMES, article: false, vocabulary: conceptVocabulary(studies),
-          ...(type === 'cad' ? { probeSeverity: 'severe' } : {}),
-        }
-        : {
-          templates: GENERIC_TEMPLATES, vocab: GENERIC_NEGATION_VOCAB, affirmatives: userAffirmatives, names: {},
-          question: GENERIC_QUESTION, article: true, vocabulary: conceptVocabulary(studies),
-        };
+      domain = fileDomain(type, studies, userAffirmatives);
     }
     const sev = f['probe-severity'] as string | undefined;
     if (sev !== undefined) {
@@ -378,13 +205,7 @@ await runCli('data', 'usage: node dist/data.js build --from FILE|world --out DIR
     const bySplit = splitByPatient(studies, { seed, fractions });
     const ctx: BuildContext = { kinds, seed, k, captions: captionCount, domain, problems: [], none: {} };
     const splitSummaries: Partial<Record<SplitName, SplitSummary>> = {};
-    const conditions = new Map<string, ConditionRow>();
-    const cond = (c: string) => {
-      let row = conditions.get(c);
-      if (!row) conditions.set(c, row = { present: 0, absent: 0, claimSets: 0, probePairs: 0 });
-      return row;
-    };
-    const negationTypes = { claimSets: { affirmative: 0, negated: 0 } as Counter, claimDistractors: {} as Counter, mcqAnswerTypes: {} as Counter, captions: {} as Counter, probe: {} as Counter, pairedPhrasings: {} as Counter };
+    const tally = new BuildTally();
 
     for (const split of splits) {
       const group = bySplit[split];
@@ -394,38 +215,14 @@ await runCli('data', 'usage: node dist/data.js build --from FILE|world --out DIR
           ...(maxProbe !== undefined ? { maxPairs: maxProbe } : {}), seed,
         })) ?? []
         : [];
-      for (const s of group) {
-        for (const fct of s.facts) {
-          if (fct.existence === 'present') cond(fct.condition).present++;
-          else cond(fct.condition).absent++;
-        }
-      }
+      tally.countFacts(group);
 
       const byKind: Counter = {};
       let total = 0;
       const count = (r: EvalRecord) => {
         total++;
         bump(byKind, r.kind);
-        switch (r.kind) {
-          case 'claim-set':
-            cond(r.claims[r.answer]!.fact.condition).claimSets++;
-            // Polarity as the evaluation splits claim accuracy: by a negation cue in the true claim.
-            bump(negationTypes.claimSets, hasNegationCue(r.claims[r.answer]!.text) ? 'negated' : 'affirmative');
-            for (const c of r.claims) {
-              if (c.origin === 'true') continue;
-              bump(negationTypes.claimDistractors, c.origin === 'other-fact' ? 'other-fact' : c.added ? `${c.negation!}+${c.added}` : c.negation!);
-            }
-            break;
-          case 'negbench-mcq': bump(negationTypes.mcqAnswerTypes, r.answerType); break;
-          case 'caption': bump(negationTypes.captions, 'affirmative'); break;
-          case 'negated-caption': bump(negationTypes.captions, 'negated'); break;
-          case 'retrieval-neg-caption': bump(negationTypes.captions, `retrieval-neg (${r.position})`); break;
-          case 'paired-mcq': for (const p of r.phrasings) bump(negationTypes.pairedPhrasings, p.split(':')[0]!); break;
-          case 'probe-pair':
-            cond(r.condition).probePairs++;
-            bump(negationTypes.probe, r.polarity);
-            break;
-        }
+        tally.countRecord(r);
       };
       // Records are made study by study while the shards are written, so memory stays bounded
       // by a shard. Studies go in a seeded random order: the reader shuffles shards and the
@@ -459,7 +256,6 @@ await runCli('data', 'usage: node dist/data.js build --from FILE|world --out DIR
 
     // ---- manifest and summary
     const totalPatients = new Set(studies.map((s) => s.patient)).size;
-    const conditionTable = Object.fromEntries([...conditions.entries()].sort(([a], [b]) => a.localeCompare(b)));
     const manifest = {
       format: DATASET_FORMAT,
       version: 1,
@@ -473,10 +269,10 @@ await runCli('data', 'usage: node dist/data.js build --from FILE|world --out DIR
       patients: totalPatients,
       splits: splitSummaries,
       summary: {
-        negationTypes,
-        conditions: conditionTable,
+        negationTypes: tally.negationTypes,
+        conditions: tally.conditionTable(),
         notBuilt: ctx.none,
-        pairedMcq: domain.affirmatives ? 'built' : 'skipped: no affirmative alternatives for this source (pass --affirmatives FILE)',
+        pairedMcq: pairedMcqStatus(Boolean(domain.affirmatives)),
       },
       skipped: {
         rows: skipped,
@@ -486,29 +282,5 @@ await runCli('data', 'usage: node dist/data.js build --from FILE|world --out DIR
     };
     await writeFileAtomic(join(out, DATASET_FILE), JSON.stringify(manifest, null, 2) + '\n');
 
-    // ---- printed summary
-    const recordKinds = RECORD_KINDS.filter((rk) => splits.some((s) => (splitSummaries[s]!.byKind[rk] ?? 0) > 0));
-    const lines: string[] = [];
-    lines.push(`data: ${type === 'world' ? 'world' : `${from} (${type})`} -> ${out}: ${studies.length} studies of ${totalPatients} patients; kinds ${kinds.join(', ')}; seed ${seed}`);
-    lines.push('');
-    lines.push(markdownTable(['split', 'studies', 'patients', 'records', ...recordKinds],
-      splits.map((s) => { const x = splitSummaries[s]!; return [s, x.studies, x.patients, x.records, ...recordKinds.map((rk) => x.byKind[rk] ?? 0)]; })));
-    const fmt = (c: Counter) => Object.entries(c).map(([a, b]) => `${a} ${b}`).join(', ') || 'none';
-    lines.push('negation types:');
-    if (kinds.includes('claims')) lines.push(`  claim sets (true claim): ${fmt(negationTypes.claimSets)}`);
-    if (kinds.includes('claims')) lines.push(`  claim distractors: ${fmt(negationTypes.claimDistractors)}`);
-    if (kinds.includes('captions')) lines.push(`  captions: ${fmt(negationTypes.captions)}`);
-    if (kinds.includes('mcq')) lines.push(`  NegBench MCQ answer types: ${fmt(negationTypes.mcqAnswerTypes)}`);
-    if (kinds.includes('paired-mcq')) lines.push(`  paired MCQ option patterns: ${domain.affirmatives ? fmt(negationTypes.pairedPhrasings) : manifest.summary.pairedMcq}`);
-    if (kinds.includes('probe')) lines.push(`  probe pairs (correct caption polarity): ${fmt(negationTypes.probe)}`);
-    if (Object.keys(ctx.none).length) lines.push(`studies that gave none: ${fmt(ctx.none)}`);
-    lines.push('');
-    lines.push(markdownTable(['condition', 'present', 'absent', 'claim sets', 'probe pairs'],
-      Object.entries(conditionTable).map(([c, r]) => [c, r.present, r.absent, r.claimSets, r.probePairs])));
-    const nSkipped = skipped.length + missingImages.length + ctx.problems.length;
-    lines.push(nSkipped === 0 ? 'skipped: none' : `skipped: ${skipped.length} rows, ${missingImages.length} missing images, ${ctx.problems.length} builder errors`);
-    for (const s of skipped) lines.push(`  row ${s.row}: ${s.reason}`);
-    for (const m of missingImages) lines.push(`  study ${m.study}: ${m.reason}`);
-    for (const p of ctx.problems) lines.push(`  study ${p.study} (${p.kind}): ${p.reason}`);
-    process.stdout.write(lines.join('\n') + '\n');
+    process.stdout.write(renderBuildSummary(manifest, type === 'world' ? 'world' : `${from} (${type})`, out));
   });
