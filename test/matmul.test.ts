@@ -8,7 +8,8 @@ import { noGrad } from '../src/engine/autograd.js';
 import { tensor, type Tensor } from '../src/engine/tensor.js';
 import type { GpuContext } from '../src/engine/context.js';
 import { BufferPool } from '../src/engine/pool.js';
-import type { Activation, MatmulVariant } from '../src/engine/ops/index.js';
+import type { Activation, MatmulTuning, MatmulVariant } from '../src/engine/ops/index.js';
+import { ACTIVATIONS } from '../src/kernels/matmul.js';
 
 // ---- float64 reference -------------------------------------------------------------------
 
@@ -85,6 +86,8 @@ interface VariantCase {
   label: string;
   variant: MatmulVariant;
   subgroups: boolean;
+  /** Forced regblock tuning; fields left out are chosen by shape. */
+  tuning?: MatmulTuning;
 }
 
 const VARIANTS: VariantCase[] = [
@@ -96,7 +99,7 @@ const VARIANTS: VariantCase[] = [
 
 async function withVariant(v: VariantCase, fn: (ctx: GpuContext) => Promise<void>): Promise<void> {
   const ctx = await gpu();
-  ops.setMatmulVariant(ctx, v.variant, { subgroups: v.subgroups });
+  ops.setMatmulVariant(ctx, v.variant, { subgroups: v.subgroups, ...v.tuning });
   try {
     await fn(ctx);
   } finally {
@@ -162,6 +165,115 @@ for (const v of VARIANTS) {
     });
   });
 }
+
+// ---- regblock tunings (chosen by shape on CPU adapters) -----------------------------------
+
+// Each forced on every product, backward ones included, with the rest chosen by shape.
+const TUNED: VariantCase[] = [
+  { label: 'regblock swap (C^T, transposed store), 8 rows', variant: 'regblock', subgroups: true, tuning: { swap: true, rows: 8, splits: 1 } },
+  { label: 'regblock 24 rows', variant: 'regblock', subgroups: true, tuning: { swap: false, rows: 24, splits: 1 } },
+  { label: 'regblock split-K x3', variant: 'regblock', subgroups: true, tuning: { swap: false, splits: 3 } },
+  { label: 'regblock swap + split-K x2, 8 rows, no subgroups', variant: 'regblock', subgroups: false, tuning: { swap: true, rows: 8, splits: 2 } },
+];
+
+// [M, N, K] with 1, 3, 7, 77 and 129 along each axis (tails of every block and of the 4-wide
+// vectors, K slices of unequal use), and all-multiples-of-4 shapes for the vec4 paths.
+const TUNED_SHAPES: [number, number, number][] = [
+  [1, 77, 129], [129, 7, 77], [77, 3, 129], [3, 129, 7], [7, 1, 77], [129, 77, 3], [77, 129, 1],
+  [64, 8, 132], [8, 64, 260], [36, 12, 16],
+];
+
+for (const v of TUNED) {
+  test(`matmul ${v.label}: forward on odd shapes, every transpose, bias with and without an activation`, async () => {
+    await withVariant(v, async (ctx) => {
+      let shape = 0;
+      for (const [transA, transB] of TRANS) {
+        for (const [M, N, K] of TUNED_SHAPES) {
+          const [sa, sb] = operandShapes(M, N, K, transA, transB);
+          const a = f32(randNd(sa, M * 31 + K, -1, 1));
+          const b = f32(randNd(sb, N * 17 + K, -1, 1));
+          const bias = f32(randNd([N], N + 5, -1, 1));
+          const ta = toGpu(ctx, a);
+          const tb = toGpu(ctx, b);
+          const tbias = toGpu(ctx, bias);
+          // 'none' takes the unrolled bias-only epilogue, an activation the looped one.
+          const act = ACTIVATIONS[1 + (shape++ % (ACTIVATIONS.length - 1))];
+          for (const activation of ['none', act] as Activation[]) {
+            const y = noGrad(() => ops.matmul(ta, tb, { transA, transB, bias: tbias, activation }));
+            const { rtol, atol } = fwdTol(K);
+            assertClose(`${v.label} ${M}x${N}x${K} transA=${transA} transB=${transB} ${activation}`, await y.toArray(),
+              refMatmul(a, b, { transA, transB, activation }, bias).data, rtol, atol);
+            y.dispose();
+          }
+          for (const t of [ta, tb, tbias]) t.dispose();
+        }
+      }
+    });
+  });
+
+  test(`matmul ${v.label}: gradients on odd shapes with transposes, batching, bias and activation`, async () => {
+    await withVariant(v, async (ctx) => {
+      const cases: { name: string; a: number[]; b: number[]; o: RefOpts; bias?: number }[] = [
+        { name: 'NN 7x3x77 + bias, quick_gelu', a: [7, 77], b: [77, 3], o: { activation: 'quick_gelu' }, bias: 3 },
+        { name: 'TN 7x9x129', a: [129, 7], b: [129, 9], o: { transA: true } },
+        { name: 'NT 77x3x5 + bias, relu', a: [77, 5], b: [3, 5], o: { transB: true, activation: 'relu' }, bias: 3 },
+        { name: 'TT 13x7x1 + bias', a: [1, 13], b: [7, 1], o: { transA: true, transB: true }, bias: 7 },
+        { name: 'NN 1x129x7', a: [1, 7], b: [7, 129], o: {} },
+        { name: 'batched x 2-D^T + bias, gelu_erf', a: [2, 9, 12], b: [8, 12], o: { transB: true, activation: 'gelu_erf' }, bias: 8 },
+        { name: 'batched^T x batched TN', a: [2, 33, 4], b: [2, 33, 8], o: { transA: true } },
+        { name: '2-D x batched, N = 129', a: [5, 7], b: [3, 7, 129], o: {} },
+        { name: '2-D^T x batched^T + bias, gelu_tanh', a: [4, 5], b: [3, 6, 4], o: { transA: true, transB: true, activation: 'gelu_tanh' }, bias: 6 },
+      ];
+      for (const c of cases) {
+        const inputs = [randNd(c.a, 3, -1, 1), randNd(c.b, 4, -1, 1)];
+        if (c.bias) inputs.push(randNd([c.bias], 5, -1, 1));
+        await gradCheck(ctx, `${v.label} ${c.name}`,
+          (a, b, bias) => ops.matmul(a, b, { ...c.o, bias }),
+          (a, b, bias) => refMatmul(a, b, c.o, bias),
+          inputs, { rtol: 1e-5, atol: 2e-5, gradRtol: 1e-3, gradAtol: 2e-4 });
+      }
+    });
+  });
+}
+
+test('matmul: regblock tuning by shape (swap narrow N, short row blocks, split-K for one long workgroup)', async () => {
+  const ctx = await gpu();
+  ops.setMatmulVariant(ctx, 'regblock');
+  try {
+    // LoRA rank-8 forward [6336, 64] x [8, 64]^T: N = 8 would idle most lanes, so C^T is computed.
+    const lora = ops.matmulPlanFor(ctx, false, true, 6336, 8, 64);
+    assert.ok(lora.swap && lora.spec.transC, 'N = 8 swaps to a transposed store');
+    assert.is(lora.spec.transA, false, 'the kernel reads op(B)^T = B as its A');
+    assert.is(lora.spec.transB, true, 'and op(A)^T = A^T as its B');
+    assert.ok((lora.spec.rows ?? 32) <= 16, `rows ${lora.spec.rows} fit N = 8`);
+    // LoRA weight gradient [8, 6336] x [6336, 64]: 8 rows, two workgroups, no split.
+    const dA = ops.matmulPlanFor(ctx, true, false, 8, 64, 6336);
+    assert.is(dA.swap, false);
+    assert.ok((dA.spec.rows ?? 32) <= 16, `rows ${dA.spec.rows} fit M = 8`);
+    assert.is(dA.splits, 1);
+    // One workgroup over a long K: split in 4 slices of a multiple of 4.
+    const one = ops.matmulPlanFor(ctx, true, false, 8, 8, 65536);
+    assert.is(one.splits, 4);
+    assert.is(one.kChunk % 4, 0);
+    assert.ok(one.kChunk * one.splits >= 65536 && one.kChunk * (one.splits - 1) < 65536, 'the slices cover K once');
+    // Big shapes keep the default block.
+    const big = ops.matmulPlanFor(ctx, false, false, 1024, 1024, 1024);
+    assert.equal([big.swap, big.spec.rows, big.splits], [false, undefined, 1]);
+    // Forced tuning wins over the shape's choice.
+    ops.setMatmulVariant(ctx, 'regblock', { swap: false, splits: 5 });
+    const forcedPlan = ops.matmulPlanFor(ctx, false, true, 6336, 8, 6400);
+    assert.equal([forcedPlan.swap, forcedPlan.splits], [false, 5]);
+    // The GPU path has no tuning.
+    ops.setMatmulVariant(ctx, 'tiled');
+    const tiled = ops.matmulPlanFor(ctx, false, true, 6336, 8, 64);
+    assert.equal([tiled.spec.variant, tiled.swap, tiled.splits], ['tiled', false, 1]);
+  } finally {
+    ops.setMatmulVariant(ctx, null);
+  }
+  assert.throws(() => ops.setMatmulVariant(ctx, 'tiled', { rows: 8 }), /setMatmulVariant: rows tunes regblock only, not 'tiled'/);
+  assert.throws(() => ops.setMatmulVariant(ctx, 'regblock', { rows: 6 }), /rows must be a positive multiple of 4, got 6/);
+  assert.throws(() => ops.setMatmulVariant(ctx, 'regblock', { splits: 0 }), /splits must be a positive integer, got 0/);
+});
 
 test('matmul: each fused activation, forward and gradient (bias, odd N, K = 1 and K = 77)', async () => {
   for (const v of VARIANTS.slice(0, 2)) {

@@ -8,7 +8,8 @@ export const WG = 256;
 export const MAX_RANK = 6;
 
 /** WGSL helpers used by several unary maps. erf: Abramowitz-Stegun 7.1.26 (|error| < 1.5e-7). */
-const MATH = `
+/** WGSL helpers of the unary ops, shared with the matmul epilogue. */
+export const UNARY_MATH_WGSL = `
 fn erf_approx(x: f32) -> f32 {
   let s = sign(x);
   let a = abs(x);
@@ -84,7 +85,7 @@ export function unaryKernel(op: UnaryOp, backward: boolean): Kernel {
     `unary.${op}${backward ? '.backward' : ''}`,
     [['n', 'u32'], ['p0', 'f32'], ['p1', 'f32']],
     backward ? ['read', 'read', 'rw'] : ['read', 'rw'],
-    `${decls}\n${WGSL_LINEAR}${MATH}${GELU_TANH_GRAD}${body}`,
+    `${decls}\n${WGSL_LINEAR}${UNARY_MATH_WGSL}${GELU_TANH_GRAD}${body}`,
     { workgroupSize: WG },
   );
 }
@@ -260,7 +261,7 @@ export function unaryKernelVec4(op: UnaryOp, backward: boolean): Kernel {
     `unary.${op}${backward ? '.backward' : ''}.vec4`,
     [['n', 'u32'], ['p0', 'f32'], ['p1', 'f32']],
     backward ? ['read', 'read', 'rw'] : ['read', 'rw'],
-    `${decls}\n${WGSL_LINEAR}${MATH}${GELU_TANH_GRAD}${fn}
+    `${decls}\n${WGSL_LINEAR}${UNARY_MATH_WGSL}${GELU_TANH_GRAD}${fn}
 @compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {${vecIndexPrelude(WG)}
   let x = X[i];
   ${backward ? 'let g = G[i];' : ''}

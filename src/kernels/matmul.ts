@@ -8,6 +8,10 @@
  *   R-row x vec4 block of C in registers; B is fetched as vec4 along N; within a subgroup one
  *   lane fetches each vec4 of A and `subgroupBroadcast` hands it to the others. lavapipe turns
  *   every per-lane storage load into a scalar loop, so what counts is multiply-adds per fetch.
+ *   Options chosen by shape: `transC` stores C^T (the op swaps the operands, so a narrow N
+ *   becomes the wide axis the lanes span), `rows` shortens the row block, and split-K (uniforms
+ *   `splits`, `kChunk`) sums slices of K into partial slabs that `splitReduceKernel` adds up
+ *   with the epilogue.
  * - `tiled` (GPUs): shared-memory tiles with a 4x4 register tile per thread.
  * - `naive`: one output per invocation, kept as a baseline for benchmarks and tests.
  *
@@ -15,8 +19,8 @@
  * all row-major, batches `strideA` / `strideB` / `strideC` elements apart (stride 0 shares an
  * operand across the batch).
  */
-import { makeKernel, type Kernel, type UniformType } from './kernel.js';
-import { UNARY } from './elementwise.js';
+import { makeKernel, WGSL_LINEAR, type Kernel, type UniformType } from './kernel.js';
+import { UNARY, UNARY_MATH_WGSL } from './elementwise.js';
 
 const FUSED = ['gelu_tanh', 'gelu_erf', 'quick_gelu', 'relu'] as const;
 export const ACTIVATIONS = ['none', ...FUSED] as const;
@@ -39,6 +43,12 @@ export interface MatmulSpec {
   rows?: number;
   /** regblock tuning: vec4 column groups of C per invocation. */
   cols?: number;
+  /**
+   * regblock only: the kernel computes C^T and stores it transposed, with the bias along its
+   * rows. The op passes op(B)^T and op(A)^T as A and B, so a narrow N becomes the wide axis
+   * the lanes span (N = 8 would leave 3 of 4 lanes idle otherwise).
+   */
+  transC?: boolean;
 }
 
 /** Uniform fields, in order, of every matmul kernel. */
@@ -47,6 +57,9 @@ export const MATMUL_FIELDS: readonly [string, UniformType][] = [
   ['strideA', 'u32'], ['strideB', 'u32'], ['strideC', 'u32'],
   // Index into ACTIVATIONS; bias and pre are 0/1 flags (their bindings get dummies when 0).
   ['act', 'u32'], ['bias', 'u32'], ['pre', 'u32'],
+  // regblock split-K: workgroup z = batch * splits + split, each summing kChunk (a multiple of
+  // 4) of K into its own [M, N] slab of C; splits = 1 and kChunk = K otherwise.
+  ['splits', 'u32'], ['kChunk', 'u32'],
 ];
 
 export interface MatmulShape {
@@ -54,6 +67,8 @@ export interface MatmulShape {
   N: number;
   K: number;
   batch: number;
+  /** regblock split-K: slices of K, each a workgroup layer along z (default 1). */
+  splits?: number;
 }
 
 /**
@@ -65,10 +80,10 @@ export const RB_ROWS = 32;
  * Without subgroups every lane fetches all R vec4s of A, so a squarer block wins:
  * 16 rows x 2 vec4 columns (about 2x the 32 x 1 block there).
  */
-const RB_ROWS_NOSG = 16;
-const RB_COLS_NOSG = 2;
+export const RB_ROWS_NOSG = 16;
+export const RB_COLS_NOSG = 2;
 /** Lanes per regblock workgroup when no subgroup is used (a subgroup otherwise). */
-const RB_LANES = 8;
+export const RB_LANES = 8;
 
 /** Rows and vec4 column groups per regblock invocation. */
 function regblockShape(spec: MatmulSpec): { R: number; CV: number } {
@@ -88,17 +103,7 @@ export function vec4Ok(transA: boolean, M: number, N: number, K: number): boolea
 
 // erf_approx / tanh_safe / sigmoid exactly as in elementwise.ts, so the fused forward agrees
 // with the unary backward kernels that differentiate the activation.
-const ACT_WGSL = `
-fn erf_approx(x: f32) -> f32 {
-  let s = sign(x);
-  let a = abs(x);
-  let t = 1.0 / (1.0 + 0.3275911 * a);
-  let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-a * a);
-  return s * y;
-}
-fn tanh_safe(x: f32) -> f32 { return tanh(clamp(x, -15.0, 15.0)); }
-fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
-fn activate(x: f32) -> f32 {
+const ACT_WGSL = `${UNARY_MATH_WGSL}fn activate(x: f32) -> f32 {
   switch u.act {
 ${FUSED.map((a, i) => `    case ${i + 1}u: { return ${UNARY[a].fwd}; }`).join('\n')}
     default: { return x; }
@@ -147,7 +152,7 @@ export function matmulWorkgroups(spec: MatmulSpec, s: MatmulShape): [number, num
     case 'regblock': {
       const lanes = spec.subgroup > 0 ? spec.subgroup : RB_LANES;
       const { R, CV } = regblockShape(spec);
-      return [Math.ceil(s.N / (lanes * 4 * CV)), Math.ceil(s.M / R), s.batch];
+      return [Math.ceil(s.N / (lanes * 4 * CV)), Math.ceil(s.M / R), s.batch * (s.splits ?? 1)];
     }
   }
 }
@@ -156,7 +161,7 @@ function specName(spec: MatmulSpec): string {
   const t = `${spec.transA ? 'T' : 'N'}${spec.transB ? 'T' : 'N'}`;
   const { R, CV } = regblockShape(spec);
   const extra = spec.variant === 'regblock'
-    ? `${spec.vec4 ? '.vec4' : '.scalar'}${spec.subgroup ? `.sg${spec.subgroup}` : ''}.${R}x${4 * CV}`
+    ? `${spec.vec4 ? '.vec4' : '.scalar'}${spec.subgroup ? `.sg${spec.subgroup}` : ''}.${R}x${4 * CV}${spec.transC ? '.transC' : ''}`
     : '';
   return `matmul.${spec.variant}.${t}${extra}`;
 }
@@ -370,7 +375,40 @@ function regblockKernel(spec: MatmulSpec): Kernel {
     }
   }
   const elem = vec4 ? 'vec4<f32>' : 'f32';
-  const put = vec4
+  // Scalar mode guards every load along K (one copy of the step keeps the JIT time down);
+  // vec4 mode has K % 4 == 0 and needs no guard. A split's chunk is a multiple of 4, so the
+  // guards against K stay exact inside it.
+  const mainLoop = `for (var k = kBegin; k < kEnd; k += 4u) {
+    ${step(!vec4)}
+  }`;
+  const laneBuiltin = sg > 0 ? '@builtin(subgroup_invocation_id) lane: u32' : '@builtin(local_invocation_index) lane: u32';
+  const body = `${bindings(elem)}${ACT_WGSL}${spec.transC ? transposedEpilogue(vec4) : rowEpilogue(vec4)}
+@compute @workgroup_size(${lanes})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, ${laneBuiltin}) {
+  let row0 = wid.y * ${R}u;
+  let col4 = (wid.x * ${lanes}u + lane) * ${CV}u;
+  let bz = wid.z / u.splits;
+  let kBegin = (wid.z % u.splits) * u.kChunk;
+  let kEnd = min(u.K, kBegin + u.kChunk);
+  let aBase = bz * u.strideA;
+  let bBase = bz * u.strideB;
+  let cBase = wid.z * u.strideC;
+  ${pre.join('\n  ')}
+  ${decl.join('\n  ')}
+  ${mainLoop}
+  // The epilogue runs in a loop over an array: unrolled, its activation code would be inlined
+  // R * CV times and lavapipe's JIT time would grow several-fold. (Unrolling only the
+  // bias-only stores measured 0-20 % faster on short K but doubled the JIT time.)
+  var acc: array<vec4<f32>, ${R * CV}>;
+  ${stores.join('\n  ')}
+  ${spec.transC ? transposedStore(R, CV) : rowStore(R, CV)}
+}`;
+  return makeKernel(specName(spec), MATMUL_FIELDS, STORAGE, body, { enables: sg > 0 ? ['subgroups'] : [] });
+}
+
+/** put(rowBase, n0, bias4, v): bias, pre-activation, activation and store of C[row, n0..n0+3]. */
+function rowEpilogue(vec4: boolean): string {
+  return vec4
     ? `fn put(rowBase: u32, n0: u32, bias4: vec4<f32>, acc: vec4<f32>) {
   if (n0 >= u.N) { return; }
   let v = acc + bias4;
@@ -395,35 +433,99 @@ fn loadBias(n0: u32) -> vec4<f32> {
   if (u.bias == 0u) { return vec4<f32>(0.0); }
   return vec4<f32>(Bias[min(n0, u.N - 1u)], Bias[min(n0 + 1u, u.N - 1u)], Bias[min(n0 + 2u, u.N - 1u)], Bias[min(n0 + 3u, u.N - 1u)]);
 }`;
-  // Scalar mode guards every load along K (one copy of the step keeps the JIT time down);
-  // vec4 mode has K % 4 == 0 and needs no guard.
-  const mainLoop = `for (var k = 0u; k < u.K; k += 4u) {
-    ${step(!vec4)}
-  }`;
-  const laneBuiltin = sg > 0 ? '@builtin(subgroup_invocation_id) lane: u32' : '@builtin(local_invocation_index) lane: u32';
-  const body = `${bindings(elem)}${ACT_WGSL}${put}
-@compute @workgroup_size(${lanes})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, ${laneBuiltin}) {
-  let row0 = wid.y * ${R}u;
-  let col4 = (wid.x * ${lanes}u + lane) * ${CV}u;
-  let aBase = wid.z * u.strideA;
-  let bBase = wid.z * u.strideB;
-  let cBase = wid.z * u.strideC;
-  ${pre.join('\n  ')}
-  ${decl.join('\n  ')}
-  ${mainLoop}
-  // The epilogue runs in a loop over an array: unrolled, its activation code would be inlined
-  // R * CV times and lavapipe's JIT time would grow several-fold.
-  var acc: array<vec4<f32>, ${R * CV}>;
-  ${stores.join('\n  ')}
-  for (var c = 0u; c < ${CV}u; c++) {
+}
+
+function rowStore(R: number, CV: number): string {
+  return `for (var c = 0u; c < ${CV}u; c++) {
     let n0 = (col4 + c) * 4u;
     let bias4 = loadBias(n0);
     // A bound only known at run time keeps LLVM from unrolling the loop back out.
     for (var r = 0u; r < min(${R}u, u.M - row0); r++) {
       put(cBase + (row0 + r) * u.N, n0, bias4, acc[r * ${CV}u + c]);
     }
+  }`;
+}
+
+/**
+ * transC: the kernel's [M, N] block is C^T, so its rows m are columns of C (row stride M) and
+ * the bias runs along them. Four block rows at one column give a vec4 along a row of C.
+ */
+function transposedEpilogue(vec4: boolean): string {
+  return vec4
+    ? `fn putT(i: u32, m0: u32, bias4: vec4<f32>, acc: vec4<f32>) {
+  let v = acc + bias4;
+  if (u.pre != 0u) { P[i / 4u] = v; }
+  C[i / 4u] = activate4(v);
+}
+fn loadBias(m0: u32) -> vec4<f32> {
+  if (u.bias == 0u) { return vec4<f32>(0.0); }
+  return Bias[m0 / 4u];
+}`
+    : `fn putT(i: u32, m0: u32, bias4: vec4<f32>, acc: vec4<f32>) {
+  let v = acc + bias4;
+  for (var c = 0u; c < 4u; c++) {
+    if (m0 + c < u.M) {
+      if (u.pre != 0u) { P[i + c] = v[c]; }
+      C[i + c] = activate(v[c]);
+    }
   }
+}
+fn loadBias(m0: u32) -> vec4<f32> {
+  if (u.bias == 0u) { return vec4<f32>(0.0); }
+  return vec4<f32>(Bias[min(m0, u.M - 1u)], Bias[min(m0 + 1u, u.M - 1u)], Bias[min(m0 + 2u, u.M - 1u)], Bias[min(m0 + 3u, u.M - 1u)]);
 }`;
-  return makeKernel(specName(spec), MATMUL_FIELDS, STORAGE, body, { enables: sg > 0 ? ['subgroups'] : [] });
+}
+
+function transposedStore(R: number, CV: number): string {
+  return `for (var q = 0u; q < ${R / 4}u && row0 + q * 4u < u.M; q++) {
+    let m0 = row0 + q * 4u;
+    let bias4 = loadBias(m0);
+    let r = q * ${4 * CV}u;
+    for (var c = 0u; c < ${CV}u; c++) {
+      let a0 = acc[r + c];
+      let a1 = acc[r + ${CV}u + c];
+      let a2 = acc[r + ${2 * CV}u + c];
+      let a3 = acc[r + ${3 * CV}u + c];
+      let n0 = (col4 + c) * 4u;
+      for (var j = 0u; j < min(4u, u.N - min(n0, u.N)); j++) {
+        putT(cBase + (n0 + j) * u.M + m0, m0, bias4, vec4<f32>(a0[j], a1[j], a2[j], a3[j]));
+      }
+    }
+  }`;
+}
+
+/** Workgroup size of the split-K reduction. */
+const REDUCE_WG = 64;
+
+/** Uniform fields of the split-K reduction; sizes count elements of the kernel's type. */
+export const SPLIT_REDUCE_FIELDS: readonly [string, UniformType][] = [
+  ['slab', 'u32'], ['total', 'u32'], ['cols', 'u32'], ['splits', 'u32'],
+  ['act', 'u32'], ['bias', 'u32'], ['pre', 'u32'],
+];
+
+/**
+ * Second pass of split-K: out[b, i] = epilogue(sum over s of part[b, s, i]), where part holds
+ * [batch, splits, M, N] partial sums, `slab` = M * N, `total` = batch * M * N and `cols` = N
+ * (all divided by 4 in vec4 mode, which needs N % 4 == 0). Bindings follow the matmul layout:
+ * the partials in A's place, B unused.
+ */
+export function splitReduceKernel(vec4: boolean): Kernel {
+  const elem = vec4 ? 'vec4<f32>' : 'f32';
+  const body = `${bindings(elem)}${ACT_WGSL}${WGSL_LINEAR}
+@compute @workgroup_size(${REDUCE_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = linearIndex(gid, nwg, ${REDUCE_WG}u);
+  if (i >= u.total) { return; }
+  let e = i % u.slab;
+  var p = (i - e) * u.splits + e;
+  var s = A[p];
+  for (var k = 1u; k < u.splits; k++) {
+    p += u.slab;
+    s += A[p];
+  }
+  if (u.bias != 0u) { s += Bias[e % u.cols]; }
+  if (u.pre != 0u) { P[i] = s; }
+  C[i] = ${vec4 ? 'activate4' : 'activate'}(s);
+}`;
+  return makeKernel(`matmul.splitk_reduce${vec4 ? '.vec4' : ''}`, SPLIT_REDUCE_FIELDS, STORAGE, body, { workgroupSize: REDUCE_WG });
 }

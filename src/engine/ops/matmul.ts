@@ -3,7 +3,7 @@ import type { GpuContext, BufferRange } from '../context.js';
 import { OpError, shapeStr } from '../errors.js';
 import { empty, sizeOf, type Tensor } from '../tensor.js';
 import {
-  ACTIVATIONS, RB_ROWS, matmulKernel, matmulWorkgroups, vec4Ok,
+  ACTIVATIONS, RB_COLS_NOSG, RB_LANES, RB_ROWS, RB_ROWS_NOSG, matmulKernel, matmulWorkgroups, splitReduceKernel, vec4Ok,
   type Activation, type MatmulSpec, type MatmulVariant,
 } from '../../kernels/matmul.js';
 import { unaryKernel } from '../../kernels/elementwise.js';
@@ -23,21 +23,53 @@ export interface MatmulOptions {
   activation?: Activation;
 }
 
+/**
+ * regblock tuning a test or benchmark may force; fields left out are chosen by shape as usual.
+ * `swap` computes C^T = op(B)^T op(A)^T and stores it transposed; `splits` slices K into that
+ * many partial products summed by a second pass (split-K).
+ */
+export interface MatmulTuning {
+  rows?: number;
+  cols?: number;
+  swap?: boolean;
+  splits?: number;
+}
+
 interface VariantChoice {
   variant: MatmulVariant;
   /** regblock: share A through subgroupBroadcast when the adapter allows it. */
   subgroups: boolean;
+  tuning: MatmulTuning;
 }
 
 const forced = new WeakMap<GpuContext, VariantChoice>();
 
 /**
- * Forces a matmul variant on a context (tests run every variant on one adapter), or restores
- * the per-adapter default with `null`.
+ * Forces a matmul variant (and regblock tuning) on a context (tests run every variant on one
+ * adapter), or restores the per-adapter default with `null`.
  */
-export function setMatmulVariant(ctx: GpuContext, variant: MatmulVariant | null, opts: { subgroups?: boolean } = {}): void {
-  if (variant === null) forced.delete(ctx);
-  else forced.set(ctx, { variant, subgroups: opts.subgroups ?? true });
+export function setMatmulVariant(
+  ctx: GpuContext, variant: MatmulVariant | null, opts: { subgroups?: boolean } & MatmulTuning = {},
+): void {
+  if (variant === null) {
+    forced.delete(ctx);
+    return;
+  }
+  const { subgroups = true, ...tuning } = opts;
+  for (const [k, v] of Object.entries(tuning)) {
+    if (v === undefined || variant === 'regblock') continue;
+    throw new Error(`setMatmulVariant: ${k} tunes regblock only, not '${variant}'`);
+  }
+  if (tuning.rows !== undefined && (!Number.isInteger(tuning.rows) || tuning.rows <= 0 || tuning.rows % 4 !== 0)) {
+    throw new Error(`setMatmulVariant: rows must be a positive multiple of 4, got ${tuning.rows}`);
+  }
+  if (tuning.cols !== undefined && (!Number.isInteger(tuning.cols) || tuning.cols <= 0)) {
+    throw new Error(`setMatmulVariant: cols must be a positive integer, got ${tuning.cols}`);
+  }
+  if (tuning.splits !== undefined && (!Number.isInteger(tuning.splits) || tuning.splits <= 0)) {
+    throw new Error(`setMatmulVariant: splits must be a positive integer, got ${tuning.splits}`);
+  }
+  forced.set(ctx, { variant, subgroups, tuning });
 }
 
 /** The subgroup size regblock can rely on: fixed, and a divisor of its row block; else 0. */
@@ -57,19 +89,78 @@ export function matmulVariantName(ctx: GpuContext): string {
 
 function choice(ctx: GpuContext): VariantChoice {
   // CPU adapters lose to barriers and win by register blocking; GPUs want shared-memory tiles.
-  return forced.get(ctx) ?? { variant: ctx.info.cpuBacked ? 'regblock' : 'tiled', subgroups: true };
+  return forced.get(ctx) ?? { variant: ctx.info.cpuBacked ? 'regblock' : 'tiled', subgroups: true, tuning: {} };
 }
 
-/** The kernel spec matmul dispatches for a problem on `ctx` (benchmarks time it bare). */
-export function matmulSpecFor(ctx: GpuContext, transA: boolean, transB: boolean, M: number, N: number, K: number): MatmulSpec {
+/** How one product is dispatched: the kernel, whether operands swap, and the split of K. */
+export interface MatmulPlan {
+  spec: MatmulSpec;
+  /** The kernel computes C^T = op(B)^T op(A)^T (spec.transC stores it transposed). */
+  swap: boolean;
+  /** Slices of K (1: no split) and the K each covers, a multiple of 4. */
+  splits: number;
+  kChunk: number;
+}
+
+/** The plan matmul dispatches for a [batch] x [M, K] @ [K, N] problem on `ctx`. */
+export function matmulPlanFor(
+  ctx: GpuContext, transA: boolean, transB: boolean, M: number, N: number, K: number, batch = 1,
+): MatmulPlan {
   const c = choice(ctx);
+  if (c.variant !== 'regblock') {
+    return { spec: { variant: c.variant, transA, transB, vec4: false, subgroup: 0 }, swap: false, splits: 1, kChunk: K };
+  }
+  const subgroup = c.subgroups ? usableSubgroup(ctx) : 0;
+  const auto = regblockTuning(M, N, K, batch, subgroup);
+  const t = { ...auto, ...c.tuning };
+  const swap = t.swap ?? false;
+  // The kernel's view: with swap, A' = op(B)^T [N, K] and B' = op(A)^T [K, M].
+  const [kA, kB, kM, kN] = swap ? [!transB, !transA, N, M] : [transA, transB, M, N];
+  // A transposed store writes vec4s along C's rows, whose stride is the kernel's M.
+  const vec4 = K > 0 && vec4Ok(kA, kM, kN, K) && (!swap || kM % 4 === 0);
+  if (t.rows !== undefined && subgroup > 0 && t.rows % subgroup !== 0) {
+    throw new Error(`matmul: ${t.rows} rows per invocation do not suit subgroup size ${subgroup}`);
+  }
+  const splits = Math.max(1, Math.min(t.splits ?? 1, Math.ceil(K / 4)));
+  const kChunk = splits > 1 ? 4 * Math.ceil(K / (4 * splits)) : K;
   return {
-    variant: c.variant,
-    transA,
-    transB,
-    vec4: K > 0 && vec4Ok(transA, M, N, K),
-    subgroup: c.variant === 'regblock' && c.subgroups ? usableSubgroup(ctx) : 0,
+    spec: { variant: 'regblock', transA: kA, transB: kB, vec4, subgroup, rows: t.rows, cols: t.cols, transC: swap },
+    swap,
+    splits: splits > 1 ? Math.ceil(K / kChunk) : 1,
+    kChunk,
   };
+}
+
+/**
+ * Shape-driven regblock tuning on CPU adapters, where every per-lane storage access is a
+ * scalar loop and a dispatch has a fixed cost of about 0.1-0.3 ms (lavapipe, 2 cores):
+ * - N <= 16 with a taller M: a workgroup's lanes span 32 (or 64) columns of C, so most would
+ *   idle; swapping makes M the lane axis (LoRA's rank-8 products, about 2x faster).
+ * - Few rows (after a swap too): a row block no taller than the problem (8, 16 or 24 rows;
+ *   rows past M are computed and dropped), e.g. the LoRA weight gradients [8, K] x [K, 64].
+ * - A single workgroup with a long K: split K over 4 workgroups. Only then: with two
+ *   workgroups or more the second dispatch costs more than it saves on this adapter.
+ * Other shapes, even tall-skinny ones like [6336, 64] x [64, 64], measured best with the
+ * default 32 x 4 block.
+ */
+function regblockTuning(M: number, N: number, K: number, batch: number, subgroup: number): MatmulTuning {
+  const t: MatmulTuning = {};
+  if (N <= 16 && M >= 2 * N) t.swap = true;
+  const [m, n] = t.swap ? [N, M] : [M, N];
+  const baseRows = subgroup > 0 ? RB_ROWS : RB_ROWS_NOSG;
+  const step = Math.max(8, subgroup);
+  const rows = Math.ceil(Math.max(m, 1) / step) * step;
+  if (rows < baseRows) t.rows = rows;
+  const lanes = subgroup > 0 ? subgroup : RB_LANES;
+  const cols = subgroup > 0 ? 1 : RB_COLS_NOSG;
+  const workgroups = Math.ceil(n / (lanes * 4 * cols)) * Math.ceil(m / (t.rows ?? baseRows)) * batch;
+  if (workgroups < 2 && K >= 8192) t.splits = Math.min(4, Math.floor(K / 2048));
+  return t;
+}
+
+/** The kernel spec matmul dispatches for a problem on `ctx` (benchmarks print its name). */
+export function matmulSpecFor(ctx: GpuContext, transA: boolean, transB: boolean, M: number, N: number, K: number, batch = 1): MatmulSpec {
+  return matmulPlanFor(ctx, transA, transB, M, N, K, batch).spec;
 }
 
 const dummies = new WeakMap<GpuContext, { read: BufferRange; write: BufferRange }>();
@@ -104,15 +195,35 @@ interface Problem {
 function encode(op: string, a: Tensor, b: Tensor, p: Problem, out: Tensor, bias: Tensor | null, act: Activation, pre: Tensor | null): void {
   const ctx = out.ctx;
   if (p.M === 0 || p.N === 0 || p.batch === 0) return;
-  const spec = matmulSpecFor(ctx, p.transA, p.transB, p.M, p.N, p.K);
+  const plan = matmulPlanFor(ctx, p.transA, p.transB, p.M, p.N, p.K, p.batch);
+  const { spec, splits } = plan;
   const d = dummyRanges(ctx);
-  const uniforms = [
-    p.M, p.N, p.K,
-    p.aBatched ? p.M * p.K : 0, p.bBatched ? p.K * p.N : 0, p.M * p.N,
-    ACTIVATIONS.indexOf(act), bias ? 1 : 0, pre ? 1 : 0,
-  ];
-  const ranges = [a.range(op), b.range(op), bias ? bias.range(op) : d.read, out.range(op), pre ? pre.range(op) : d.write];
-  ctx.dispatch(matmulKernel(spec), uniforms, ranges, matmulWorkgroups(spec, p));
+  // With swap the kernel multiplies op(B)^T [N, K] by op(A)^T [K, M].
+  const [x, y, xBatched, yBatched, M, N] = plan.swap
+    ? [b, a, p.bBatched, p.aBatched, p.N, p.M]
+    : [a, b, p.aBatched, p.bBatched, p.M, p.N];
+  const actIndex = ACTIVATIONS.indexOf(act);
+  const shape = { M, N, K: p.K, batch: p.batch, splits };
+  const strides = [xBatched ? M * p.K : 0, yBatched ? p.K * N : 0, p.M * p.N];
+  const biasRange = bias ? bias.range(op) : d.read;
+  const preRange = pre ? pre.range(op) : d.write;
+  if (splits === 1) {
+    const uniforms = [M, N, p.K, ...strides, actIndex, bias ? 1 : 0, pre ? 1 : 0, 1, plan.kChunk];
+    const ranges = [x.range(op), y.range(op), biasRange, out.range(op), preRange];
+    ctx.dispatch(matmulKernel(spec), uniforms, ranges, matmulWorkgroups(spec, shape));
+    return;
+  }
+  // Split-K: raw partial sums per slice of K, then one pass adds them up with the epilogue.
+  const part = empty(ctx, [p.batch * splits * p.M * p.N]);
+  const uniforms = [M, N, p.K, ...strides, 0, 0, 0, splits, plan.kChunk];
+  ctx.dispatch(matmulKernel(spec), uniforms, [x.range(op), y.range(op), d.read, part.range(op), d.write], matmulWorkgroups(spec, shape));
+  const v4 = p.N % 4 === 0;
+  const w = v4 ? 4 : 1;
+  const total = (p.batch * p.M * p.N) / w;
+  run1d(ctx, splitReduceKernel(v4), total,
+    [(p.M * p.N) / w, total, p.N / w, splits, actIndex, bias ? 1 : 0, pre ? 1 : 0],
+    [part.range(op), d.read, biasRange, out.range(op), preRange]);
+  part.dispose();
 }
 
 /** Raw product for backward: no bias, no activation, never recorded. */
