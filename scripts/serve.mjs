@@ -4,7 +4,7 @@
 //   /           build/site       the demo page (`npm run build:web`)
 //   /test/      build/browser-test  the in-browser test page (built by `npm run test:browser`)
 //   /fixtures/  test/fixtures    test fixtures, fetched by the browser variant of the fixture helper
-//   /shared/    ../shared        files kept beside the repository (the CLIP vocabulary)
+//   /models/    models           the shipped models and the CLIP vocabulary
 // Usage: node scripts/serve.mjs [--port 8080] [--host 127.0.0.1] [--verbose]
 import { createReadStream, existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -17,7 +17,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const DEFAULT_MOUNTS = [
   { prefix: '/test/', dir: join(ROOT, 'build', 'browser-test') },
   { prefix: '/fixtures/', dir: join(ROOT, 'test', 'fixtures') },
-  { prefix: '/shared/', dir: resolve(ROOT, '..', 'shared') },
+  { prefix: '/models/', dir: join(ROOT, 'models') },
   { prefix: '/', dir: join(ROOT, 'build', 'site') },
 ];
 

@@ -24,8 +24,9 @@ import { SPLIT_NAMES, splitByPatient, type SplitName } from './data/splits.js';
 import { writeShards } from './data/shards-node.js';
 import { writePngAtomic } from './data/png-write-node.js';
 import { writeFileAtomic } from './io/atomic-write-node.js';
-import { DATASET_FILE, DATASET_FORMAT, PROBE_FILE, parseSplitName, portablePath } from './data/dataset-node.js';
-import { DEFAULT_SPEC, generateWorld, renderScene, type WorldRecord } from './data/world/index.js';
+import { ATTRIBUTES_FILE, DATASET_FILE, DATASET_FORMAT, PROBE_FILE, parseSplitName, portablePath } from './data/dataset-node.js';
+import { DEFAULT_SPEC, generateWorld, renderScene, sceneAttributes, type WorldRecord } from './data/world/index.js';
+import { factAttributes } from './data/attributes.js';
 import type { EvalRecord } from './nast/evaluate.js';
 
 type SourceType = 'chexpert' | 'cad' | 'jsonl' | 'world';
@@ -41,6 +42,7 @@ const FLAGS: FlagTable = {
   seed: { kind: 'int', default: 0, help: 'seed of the split, the builders and the world' },
   k: { kind: 'int', default: 5, help: 'claims per claim set, the true one included' },
   captions: { kind: 'int', default: 1, help: 'negated captions and Retrieval-Neg captions per study' },
+  'mcq-per-study': { kind: 'int', default: 3, help: 'NegBench MCQs per study, the correct template (affirmation, negation, hybrid) taken in turn; 1 draws one template per study' },
   'probe-severity': { kind: 'string', meta: 'WORD|any', help: 'present findings become probe pairs only with this severity (default: severe for CAD-Chest, any otherwise)' },
   'max-probe-pairs': { kind: 'int', meta: 'N', help: 'at most N probe pairs per split, half of each polarity where possible' },
   affirmatives: { kind: 'string', meta: 'FILE', help: 'JSON object condition -> affirmative alternative for paired MCQs (default: NAST Table 5; the world\'s own)' },
@@ -131,6 +133,7 @@ await runCli('data', 'usage: node dist/data.js build --from FILE|world --out DIR
     const seed = f.seed as number;
     const k = positiveInt(f, 'k', 2);
     const captionCount = positiveInt(f, 'captions');
+    const mcqCount = positiveInt(f, 'mcq-per-study');
     const perShard = positiveInt(f, 'records-per-shard');
     const maxProbe = f['max-probe-pairs'] === undefined ? undefined : positiveInt(f, 'max-probe-pairs', 0);
     if (type === 'world' && f.images !== undefined) throw new UsageError('--images does not apply to --from world (images are rendered into OUT/images)');
@@ -203,7 +206,7 @@ await runCli('data', 'usage: node dist/data.js build --from FILE|world --out DIR
 
     // ---- splits and builders
     const bySplit = splitByPatient(studies, { seed, fractions });
-    const ctx: BuildContext = { kinds, seed, k, captions: captionCount, domain, problems: [], none: {} };
+    const ctx: BuildContext = { kinds, seed, k, captions: captionCount, mcqs: mcqCount, domain, problems: [], none: {} };
     const splitSummaries: Partial<Record<SplitName, SplitSummary>> = {};
     const tally = new BuildTally();
 
@@ -248,6 +251,13 @@ await runCli('data', 'usage: node dist/data.js build --from FILE|world --out DIR
         const lines = probes.map((p) => JSON.stringify({ image: p.image, caption: p.caption, foil: p.foil })).join('\n');
         await writeFileAtomic(join(splitDir(split), PROBE_FILE), lines ? `${lines}\n` : '');
       }
+      // What each image shows, for linear probes of the frozen image tower (eval.js --probe):
+      // the world's full scene; an ingested study's definite facts.
+      const attributes = group.map((s) => {
+        const w = worldById.get(s.id);
+        return JSON.stringify({ image: s.image, labels: w ? sceneAttributes(w.scene, DEFAULT_SPEC) : factAttributes(s) });
+      });
+      await writeFileAtomic(join(splitDir(split), ATTRIBUTES_FILE), attributes.length ? `${attributes.join('\n')}\n` : '');
       splitSummaries[split] = {
         dir: split, studies: group.length, patients: new Set(group.map((s) => s.patient)).size,
         records: total, byKind, probePairs: probes.length,
@@ -263,6 +273,7 @@ await runCli('data', 'usage: node dist/data.js build --from FILE|world --out DIR
       seed,
       k,
       captions: captionCount,
+      mcqPerStudy: mcqCount,
       fractions: { train: fractions[0], validation: fractions[1], test: fractions[2] },
       kinds,
       studies: studies.length,

@@ -18,6 +18,8 @@ import { checkImagesExist, openDatasetSplit, parseSplitName } from './data/datas
 import type { SplitName } from './data/splits.js';
 import { writeFileAtomic } from './io/atomic-write-node.js';
 import { evaluateClip, planEvaluation, planIsEmpty, reportMarkdown, type EvalReport } from './nast/evaluate.js';
+import { probeImageTower } from './nast/probe-node.js';
+import { probeMarkdown, type ProbeReport } from './nast/linear-probe.js';
 
 const FLAGS: FlagTable = {
   model: { kind: 'string', meta: 'DIR|FILE', help: 'CLIP checkpoint: Hugging Face folder or OpenAI-layout .safetensors' },
@@ -31,6 +33,7 @@ const FLAGS: FlagTable = {
   'batch-size': { kind: 'int', default: 64, help: 'texts and images per forward pass' },
   config: { kind: 'string', meta: 'FILE', help: 'config.json to use instead of the one beside the weights (both models)' },
   title: { kind: 'string', meta: 'TEXT', help: 'heading of the Markdown report (default: the data folder and split)' },
+  probe: { kind: 'boolean', help: 'also fit linear probes of the frozen image embeddings (first model): logistic regression per image attribute on the train split, accuracy on this split' },
 };
 
 /** A word-tokenizer JSON file, or undefined when the file is something else. */
@@ -119,8 +122,17 @@ await runCli('eval', 'usage: node dist/eval.js --model DIR [--adapter DIR] --dat
     }
     await checkImagesExist(ds, plan.images);
 
+    // The probe is fitted on the train split of the same data folder.
+    let probeTrain: Awaited<ReturnType<typeof openDatasetSplit>> | null = null;
+    if (f.probe) {
+      const root = existsSync(join(data, 'dataset.json')) ? data : dirname(resolve(ds.dir));
+      if (!existsSync(join(root, 'dataset.json'))) throw new UsageError(`--probe: ${data} is a split folder outside a data folder; pass the data folder (its train split fits the probe)`);
+      probeTrain = await openDatasetSplit(root, 'train');
+    }
+
     const ctx = await nodeContext();
     const rows: { name: string; model: string; adapter: string | null; seconds: number; report: EvalReport }[] = [];
+    let probe: (ProbeReport & { trainImages: number; testImages: number }) | null = null;
     let clip: ClipModel | null = null;
     let clipPath = '';
     // Image embeddings of the loaded model without vision adapters: the same for every text-only adapter.
@@ -153,6 +165,10 @@ await runCli('eval', 'usage: node dist/eval.js --model DIR [--adapter DIR] --dat
             onProgress: progress(name),
           });
           if (!hasVision(lora)) cachedImages = result.imageEmbeds;
+          if (probeTrain && probe === null) {
+            process.stderr.write(`eval: ${name}: linear probes of the image embeddings (fitted on ${probeTrain.dir})\n`);
+            probe = await probeImageTower(clip, imageConfig, probeTrain, ds);
+          }
           rows.push({ name, model: e.model, adapter: e.adapter ?? null, seconds: (Date.now() - t0) / 1000, report: result.report });
         } finally {
           lora?.dispose();
@@ -170,7 +186,8 @@ await runCli('eval', 'usage: node dist/eval.js --model DIR [--adapter DIR] --dat
     }
 
     const title = (f.title as string | undefined) ?? `Evaluation on ${ds.dir}${ds.split ? ` (${ds.split} split)` : ''}`;
-    const md = reportMarkdown(rows, title);
+    const probeReport = probe as (ProbeReport & { trainImages: number; testImages: number }) | null;
+    const md = reportMarkdown(rows, title) + (probeReport ? `\n${probeMarkdown(probeReport, `${rows[0]!.name}, fitted on ${probeReport.trainImages} train images, scored on ${probeReport.testImages}`)}` : '');
     process.stdout.write(md);
     const out = f.out as string | undefined;
     if (out) {
@@ -179,6 +196,7 @@ await runCli('eval', 'usage: node dist/eval.js --model DIR [--adapter DIR] --dat
         version: 1,
         data: { dir: ds.dir, split: ds.split ?? null, records: records.length, kinds: plan.kinds },
         models: rows,
+        ...(probeReport ? { probe: { model: rows[0]!.name, ...probeReport } } : {}),
       };
       const mdPath = extname(out).toLowerCase() === '.json' ? out.slice(0, -5) + '.md' : `${out}.md`;
       await writeFileAtomic(out, JSON.stringify(json, null, 2) + '\n');

@@ -40,8 +40,12 @@ const FLAGS: FlagTable = {
   patch: { kind: 'int', default: 8, help: 'vision patch size' },
   layers: { kind: 'int', default: 4, help: 'transformer layers per tower' },
   context: { kind: 'int', default: 40, help: 'text context length (the world\'s longest built text is 38 tokens)' },
-  width: { kind: 'int', default: 64, help: 'width of both towers and of the projection' },
-  heads: { kind: 'int', default: 2, help: 'attention heads per layer' },
+  width: { kind: 'int', default: 64, help: 'width of the text tower' },
+  heads: { kind: 'int', default: 2, help: 'attention heads per text layer' },
+  'vision-width': { kind: 'int', default: 64, help: 'width of the vision tower' },
+  'vision-heads': { kind: 'int', default: 2, help: 'attention heads per vision layer' },
+  projection: { kind: 'int', default: 64, help: 'width of the shared embedding space' },
+  'twin-share': { kind: 'number', default: 0.5, help: 'share of each batch that is a counterfactual twin of another item (mirrored, resized, recoloured, reshaped or one object removed), in [0, 0.5]' },
   'log-every': { kind: 'int', default: 25, help: 'read the loss back and log every N steps' },
   'checkpoint-every': { kind: 'int', default: 250, help: 'save weights and optimizer state every N steps (0: only at the end)' },
   resume: { kind: 'boolean', help: `continue from ${STATE_FILE} in --out (same flags as the interrupted run)` },
@@ -49,7 +53,7 @@ const FLAGS: FlagTable = {
 };
 
 /** The flags that define the training run; a resumed run must repeat them exactly. */
-const RUN_FLAGS = ['steps', 'batch-size', 'lr', 'warmup', 'weight-decay', 'seed', 'images', 'size', 'patch', 'layers', 'width', 'heads', 'context'] as const;
+const RUN_FLAGS = ['steps', 'batch-size', 'lr', 'warmup', 'weight-decay', 'seed', 'images', 'size', 'patch', 'layers', 'width', 'heads', 'vision-width', 'vision-heads', 'projection', 'context', 'twin-share'] as const;
 
 function positive(f: ParsedFlags, name: string, min = 1): number {
   const v = f[name] as number;
@@ -125,7 +129,10 @@ await runCli('pretrain', 'usage: node dist/pretrain.js [--out DIR] [--steps N] [
     const tok = new WordTokenizer(worldVocabulary(), { contextLength: f.context as number });
     let cfg;
     try {
-      cfg = tinyClipConfig(tok, { width: f.width as number, layers: f.layers as number, heads: f.heads as number, imageSize: size, patchSize: f.patch as number });
+      cfg = tinyClipConfig(tok, {
+        width: f.width as number, layers: f.layers as number, heads: f.heads as number, imageSize: size, patchSize: f.patch as number,
+        visionWidth: f['vision-width'] as number, visionHeads: f['vision-heads'] as number, projectionDim: f.projection as number,
+      });
     } catch (e) {
       throw new UsageError((e as Error).message);
     }
@@ -146,7 +153,9 @@ await runCli('pretrain', 'usage: node dist/pretrain.js [--out DIR] [--steps N] [
     if (f.resume && JSON.stringify(model.config) !== JSON.stringify(cfg)) {
       throw new UsageError(`--resume: ${out}/config.json does not match the flags' model config`);
     }
-    const batcher = new WorldBatcher(records, tok, { seed, batchSize, imageSize: size });
+    const twinShare = f['twin-share'] as number;
+    if (!(twinShare >= 0 && twinShare <= 0.5)) throw new UsageError(`--twin-share: must be in [0, 0.5], got ${twinShare}`);
+    const batcher = new WorldBatcher(records, tok, { seed, batchSize, imageSize: size, twinShare });
     const trainer = new ClipPretrainer(model, batcher, { steps, lr, warmupSteps: warmup, weightDecay, maxGradNorm: 1 });
     let from = 0;
     if (resumeState) {

@@ -1,7 +1,8 @@
 /**
- * `node dist/trace.js --model DIR --pairs FILE.jsonl [--out DIR] [--min-delta X] [--beta B]`:
- * causal tracing of the CLIP text encoder over (image, caption, foil) pairs; writes cte.json and
- * an SVG heat map of CTE(l, p) with the per-layer bars beside it.
+ * `node dist/trace.js --model DIR --pairs FILE.jsonl [--out DIR] [--positions differ] [--min-delta X] [--beta B]`:
+ * causal tracing of the CLIP text encoder over (image, caption, foil) pairs; writes cte.json
+ * (version 2: CTE_l and alpha over the encoder's layers 1..L) and an SVG heat map of CTE(l, p)
+ * with the per-layer bars beside it.
  */
 import { readFileSync, mkdirSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
@@ -12,7 +13,10 @@ import { loadLora } from './models/peft-node.js';
 import { runCli, UsageError, type FlagTable } from './cli/args.js';
 import { imageConfigFor, loadPixels } from './cli/images-node.js';
 import { tracePair, TraceInputError } from './nast/trace.js';
-import { buildCteReport, DEFAULT_BETA, DEFAULT_MIN_DELTA, type CteSkippedJson, type Polarity, type TracedPair } from './nast/cte.js';
+import {
+  buildCteReport, DEFAULT_BETA, DEFAULT_MIN_DELTA, DEFAULT_POSITION_RULE, POSITION_RULES, isPositionRule,
+  type CteSkippedJson, type Polarity, type TracedPair,
+} from './nast/cte.js';
 import { heatmapSvg } from './nast/heatmap-svg.js';
 import { hasNegationCue } from './data/templates.js';
 import { writeFileAtomic } from './io/atomic-write-node.js';
@@ -26,6 +30,8 @@ const FLAGS: FlagTable = {
   adapter: { kind: 'string', meta: 'DIR', help: 'trace the model with this PEFT LoRA adapter applied' },
   tokenizer: { kind: 'string', meta: 'PATH', help: 'tokenizer file or folder (default: the model folder)' },
   config: { kind: 'string', meta: 'FILE', help: 'config.json to use instead of the one beside the weights' },
+  positions: { kind: 'string', default: DEFAULT_POSITION_RULE, help: 'positions CTE_l averages over: differ (where caption and foil ids differ: the negator and its counterpart), after (first difference through EOT), eot, all' },
+  bootstrap: { kind: 'int', default: 1000, help: 'bootstrap resamples of the pairs for the 95% interval of each CTE_l (0: none)' },
   limit: { kind: 'int', help: 'trace only the first N pairs' },
 };
 
@@ -67,13 +73,16 @@ export function readPairs(file: string): PairLine[] {
   return out;
 }
 
-await runCli('trace', 'usage: node dist/trace.js --model DIR --pairs FILE.jsonl [--out DIR] [--min-delta X] [--beta B]',
+await runCli('trace', 'usage: node dist/trace.js --model DIR --pairs FILE.jsonl [--out DIR] [--positions differ|after|eot|all] [--min-delta X] [--beta B]',
   'Causal tracing (NAST 4.2): CTE(l, p) = (S_corr - S_lp) / (S_corr - S_foil) for every residual index l and token position p, batched per pair.', FLAGS, async (f) => {
     const modelPath = f.model as string | undefined;
     if (!modelPath) throw new UsageError('--model is required');
     if (!f.pairs) throw new UsageError('--pairs is required (a JSONL file of {"image","caption","foil"})');
     if (!((f.beta as number) > 0)) throw new UsageError(`--beta must be > 0, got ${f.beta}`);
     if (!((f['min-delta'] as number) >= 0)) throw new UsageError(`--min-delta must be >= 0, got ${f['min-delta']}`);
+    const rule = f.positions as string;
+    if (!isPositionRule(rule)) throw new UsageError(`--positions must be one of ${POSITION_RULES.join(', ')}, got ${JSON.stringify(rule)}`);
+    if (!((f.bootstrap as number) >= 0)) throw new UsageError(`--bootstrap must be >= 0, got ${f.bootstrap}`);
     let pairs = readPairs(f.pairs as string);
     if (f.limit !== undefined) pairs = pairs.slice(0, f.limit as number);
     const ctx = await nodeContext();
@@ -111,7 +120,10 @@ await runCli('trace', 'usage: node dist/trace.js --model DIR --pairs FILE.jsonl 
     process.stderr.write('\n');
     for (const e of embeds.values()) e.dispose();
     if (traced.length === 0) throw new Error(`no pair could be traced (${skipped.length} skipped: ${skipped[0]?.reason})`);
-    const report = buildCteReport(traced, { layers: model.config.text.layers + 1, beta: f.beta as number, minDelta: f['min-delta'] as number, eotId: tok.eotId });
+    const report = buildCteReport(traced, {
+      layers: model.config.text.layers, beta: f.beta as number, minDelta: f['min-delta'] as number, eotId: tok.eotId,
+      positions: rule, bootstrap: { resamples: f.bootstrap as number },
+    });
     report.skipped.push(...skipped);
     lora?.dispose();
     model.dispose();
@@ -121,8 +133,12 @@ await runCli('trace', 'usage: node dist/trace.js --model DIR --pairs FILE.jsonl 
     const sameShape = report.pairs.every((q) => q.ids.length === first.ids.length);
     const tokens = sameShape ? first.ids.map((id) => tok.decode([id]).trim() || String(id)) : null;
     await writeFileAtomic(join(out, 'cte.json'), JSON.stringify(report, null, 1) + '\n');
-    await writeFileAtomic(join(out, 'cte_heatmap.svg'), heatmapSvg(report.cte_mean, tokens, report.cte_layer));
+    const samePositions = sameShape && report.pairs.every((q) => q.positions.join() === first.positions.join());
+    await writeFileAtomic(join(out, 'cte_heatmap.svg'), heatmapSvg(report.cte_mean, tokens,
+      { embeddings: report.cte_embeddings, layers: report.cte_layer, ci95: report.cte_layer_ci95, alpha: report.alpha },
+      { title: `CTE(l, p), mean of ${report.pairs.length} pairs; CTE_l over the "${rule}" positions`, ...(samePositions ? { positions: first.positions } : {}) }));
     console.log(`traced ${report.pairs.length} pairs, skipped ${report.skipped.length}; wrote ${join(out, 'cte.json')} and cte_heatmap.svg`);
-    console.log(`CTE_l: ${report.cte_layer.map((x) => x.toFixed(3)).join(' ')}`);
+    const ci = report.cte_layer_ci95;
+    console.log(`CTE_l, layers 1..${report.layers} (positions "${rule}"): ${report.cte_layer.map((x, l) => `${x.toFixed(3)}${ci ? ` [${ci[l][0].toFixed(3)}, ${ci[l][1].toFixed(3)}]` : ''}`).join(' ')}; embeddings ${report.cte_embeddings.toFixed(3)}`);
     console.log(`alpha: ${report.alpha.map((x) => x.toFixed(3)).join(' ')}`);
   });

@@ -13,25 +13,32 @@ import { attachLora, type LoraTarget } from './models/lora.js';
 import { loadLora, saveLora } from './models/peft-node.js';
 import { saveClip } from './models/save-node.js';
 import { runCli, UsageError, type FlagTable, type ParsedFlags } from './cli/args.js';
-import { defaultRun } from './nast/default-run-node.js';
+import { defaultRun, type SweepSpec } from './nast/default-run-node.js';
 import { imageConfigFor, loadPixels } from './cli/images-node.js';
 import { openShards, writeFileAtomic } from './data/shards-node.js';
-import type { ClaimSet } from './data/claims.js';
-import type { NegatedCaption } from './data/captions.js';
-import { layerScales, parseCteReport } from './nast/cte.js';
-import { loraUpdateNorms, NastTrainer, type TrainItem } from './nast/train-loop.js';
+import { layerScales } from './nast/cte.js';
+import { cteUpgradeNote, parseCteReport } from './nast/cte-report-parse.js';
+import { fullTextGroups, loraUpdateNorms, NastTrainer, type TrainItem } from './nast/train-loop.js';
+import { ExampleBatcher, RECIPES, readExamples, type BatchState, type Example, type Recipe } from './nast/train-data.js';
+import type { ClipModel } from './models/clip.js';
 import { updateShares } from './nast/update-shares.js';
-import { hasCheckpoint, loadCheckpointState, saveCheckpoint, type LoopState } from './nast/checkpoint-node.js';
+import { hasCheckpoint, loadCheckpointState, saveCheckpoint } from './nast/checkpoint-node.js';
 import { makeRng, shuffle } from './data/rng.js';
 import { evaluateClip, type EvalRecord } from './nast/evaluate.js';
+
+/** The default run's fine-tuning settings where the user gives none (the tiny model's). */
+const DEFAULT_RUN_TRAIN: [string, string][] = [['batch-size', '32'], ['lr', '2e-3'], ['log-every', '5']];
+const DEFAULT_RUN_STEPS = 150;
 
 const FLAGS: FlagTable = {
   model: { kind: 'string', meta: 'DIR|FILE', help: 'base CLIP checkpoint (frozen)' },
   data: { kind: 'string', meta: 'DIR', help: 'dataset folder from dist/data.js (claim sets + negated captions; a train/ subfolder is used when present)' },
   cte: { kind: 'string', meta: 'FILE', help: 'cte.json from dist/trace.js: per-layer CTE scales (required unless --uniform)' },
+  recipe: { kind: 'string', default: 'nast', help: 'nast: claim sets + negated captions, CTE-scaled LoRA (or --uniform); negbench: NegBench MCQs + negated captions, every layer at the same rate' },
   uniform: { kind: 'boolean', help: 'baseline: every layer scale 1 (no CTE weighting)' },
+  'full-text': { kind: 'boolean', help: 'train every text-encoder weight instead of LoRA (NegBench fine-tunes the model itself); writes OUT/model' },
   beta: { kind: 'number', help: 'sharpness: layer scale alpha_l^beta (default: the beta in cte.json)' },
-  lambda: { kind: 'number', default: 0.5, help: 'loss = lambda * L_CLIP + (1 - lambda) * L_claim' },
+  lambda: { kind: 'number', default: 0.5, help: 'loss = lambda * L_CLIP + (1 - lambda) * L_claim (L_MCQ with --recipe negbench, where lambda is NegBench\'s alpha)' },
   rank: { kind: 'int', default: 8, help: 'LoRA rank r' },
   alpha: { kind: 'number', default: 16, help: 'LoRA alpha (branch scaled by alpha / r)' },
   targets: { kind: 'string', default: 'q_proj,k_proj,v_proj,out_proj', help: 'comma-separated LoRA targets (q_proj,k_proj,v_proj,out_proj,fc1,fc2)' },
@@ -46,7 +53,8 @@ const FLAGS: FlagTable = {
   'scale-mode': { kind: 'string', default: 'update', help: 'update: CTE scales each layer\'s learning rate; gradient: scales its gradient (Adam mostly cancels it)' },
   seed: { kind: 'int', default: 0, help: 'seed of LoRA init and data order' },
   out: { kind: 'string', meta: 'DIR', default: 'train-out', help: 'output folder: adapter/, checkpoint/, metrics.jsonl, report.json' },
-  'val-every': { kind: 'int', default: 50, help: 'claim accuracy on the data folder\'s validation split every N steps (0: never)' },
+  'val-every': { kind: 'int', default: 50, help: 'claim (and MCQ) accuracy on the validation split and on a sample of the training split every N steps (0: never)' },
+  'check-sets': { kind: 'int', default: 400, help: 'claim sets (and MCQs) per split in those accuracy checks, a seeded sample' },
   'log-every': { kind: 'int', default: 10, help: 'read the loss back and log every N steps' },
   'save-every': { kind: 'int', default: 100, help: 'write a checkpoint every N steps' },
   'stop-after': { kind: 'int', help: 'stop (with a checkpoint, as on Ctrl-C) once this many steps are done; --resume continues' },
@@ -54,17 +62,45 @@ const FLAGS: FlagTable = {
   resume: { kind: 'boolean', help: 'continue from OUT/checkpoint exactly where it stopped' },
   tokenizer: { kind: 'string', meta: 'PATH', help: 'tokenizer file or folder (default: the model folder)' },
   quiet: { kind: 'boolean', help: 'no progress bar' },
-  seeds: { kind: 'string', default: '0,1,2', help: 'default run only: comma-separated seeds, one uniform and one NAST run each' },
+  seeds: { kind: 'string', default: '0,1,2', help: 'default run only: comma-separated seeds, one NegBench, one uniform and one NAST run each' },
   'world-count': { kind: 'int', default: 1500, help: 'default run only: miniature-world images to build' },
   'trace-pairs': { kind: 'int', default: 200, help: 'default run only: probe pairs to trace' },
   short: { kind: 'boolean', help: 'default run only: a quick check (1 seed, few images and steps) for CI' },
+  sweep: { kind: 'string', meta: 'PARAM=V1,V2,...', help: 'default run only: also run the NAST arm for each value of beta, lambda or lr (e.g. beta=0.5,1,2,4) and write the sweep table' },
 };
 
 /** Flags of the fine-tuning runs that the default run passes through when the user gives them. */
-const PASS_THROUGH = ['beta', 'lambda', 'rank', 'alpha', 'targets', 'lr', 'weight-decay', 'warmup', 'batch-size', 'accumulate', 'max-grad-norm', 'scale-mode', 'log-every', 'quiet'];
+const PASS_THROUGH = ['lambda', 'rank', 'alpha', 'targets', 'lr', 'weight-decay', 'warmup', 'batch-size', 'accumulate', 'max-grad-norm', 'log-every', 'val-every', 'check-sets', 'quiet'];
+/** ... and those that only the NAST arm takes. */
+const NAST_ONLY = ['beta', 'scale-mode'];
+const SWEEPABLE = ['beta', 'lambda', 'lr'] as const;
 
 function given(name: string): boolean {
   return process.argv.slice(2).some((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+}
+
+function passed(f: ParsedFlags, names: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const k of names) {
+    if (!given(k)) continue;
+    out.push(`--${k}`);
+    if (FLAGS[k].kind !== 'boolean') out.push(String(f[k]));
+  }
+  return out;
+}
+
+/** `--sweep beta=0.5,1,2,4`: the NAST arm once per value. */
+function parseSweep(raw: string): SweepSpec {
+  const m = /^\s*([a-z-]+)\s*=\s*(.+)$/.exec(raw);
+  if (!m) throw new UsageError(`--sweep: expected PARAM=V1,V2,... (PARAM one of ${SWEEPABLE.join(', ')}), got ${JSON.stringify(raw)}`);
+  const param = m[1] as SweepSpec['param'];
+  if (!(SWEEPABLE as readonly string[]).includes(param)) throw new UsageError(`--sweep: ${param} cannot be swept (one of ${SWEEPABLE.join(', ')})`);
+  const values = m[2].split(',').map((x) => {
+    const v = Number(x.trim());
+    if (x.trim() === '' || !Number.isFinite(v)) throw new UsageError(`--sweep: ${JSON.stringify(x)} is not a number`);
+    return v;
+  });
+  return { param, values };
 }
 
 async function embeddedDefault(f: ParsedFlags): Promise<void> {
@@ -74,44 +110,18 @@ async function embeddedDefault(f: ParsedFlags): Promise<void> {
     if (!Number.isInteger(n)) throw new UsageError(`--seeds: ${JSON.stringify(x)} is not an integer`);
     return n;
   });
-  const trainFlags: string[] = [];
-  for (const k of PASS_THROUGH) {
-    if (!given(k)) continue;
-    trainFlags.push(`--${k}`);
-    if (FLAGS[k].kind !== 'boolean') trainFlags.push(String(f[k]));
-  }
-  if (!given('batch-size')) trainFlags.push('--batch-size', '32');
-  if (!given('lr')) trainFlags.push('--lr', '2e-3');
-  if (!given('log-every')) trainFlags.push('--log-every', '5');
+  const trainFlags = passed(f, PASS_THROUGH);
+  for (const [k, v] of DEFAULT_RUN_TRAIN) if (!given(k)) trainFlags.push(`--${k}`, v);
   await defaultRun({
     out: given('out') ? (f.out as string) : 'default-run',
     seeds,
-    steps: given('steps') ? (f.steps as number) : short ? 6 : 150,
+    steps: given('steps') ? (f.steps as number) : short ? 6 : DEFAULT_RUN_STEPS,
     worldCount: given('world-count') ? (f['world-count'] as number) : short ? 200 : (f['world-count'] as number),
     tracePairs: given('trace-pairs') ? (f['trace-pairs'] as number) : short ? 16 : (f['trace-pairs'] as number),
     trainFlags,
+    nastFlags: passed(f, NAST_ONLY),
+    ...(f.sweep ? { sweep: parseSweep(f.sweep as string) } : {}),
   });
-}
-
-interface Example { image: string; caption: string; claims: string[]; answer: number }
-
-/** Claim sets paired with a negated caption of the same image (or the true claim when none). */
-function readExamples(records: unknown[], where: string): Example[] {
-  const captions = new Map<string, string[]>();
-  for (const r of records as NegatedCaption[]) {
-    if (r.kind === 'negated-caption') captions.set(r.image, [...(captions.get(r.image) ?? []), r.caption]);
-  }
-  const out: Example[] = [];
-  const used = new Map<string, number>();
-  for (const r of records as ClaimSet[]) {
-    if (r.kind !== 'claim-set') continue;
-    const caps = captions.get(r.image);
-    const k = used.get(r.image) ?? 0;
-    used.set(r.image, k + 1);
-    out.push({ image: r.image, caption: caps ? caps[k % caps.length] : r.claims[r.answer].text, claims: r.claims.map((c) => c.text), answer: r.answer });
-  }
-  if (out.length === 0) throw new Error(`${where}: no claim-set records to train on (build them with dist/data.js --kind claims)`);
-  return out;
 }
 
 /** Tokenizer and preprocessing files travel with a merged export (the weights are written anew). */
@@ -120,6 +130,28 @@ function copyModelFiles(modelPath: string, dir: string): void {
   for (const name of ['vocab.json', 'merges.txt', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'bpe_simple_vocab_16e6.txt.gz', 'word_tokenizer.json', 'preprocessor_config.json']) {
     if (existsSync(join(from, name))) copyFileSync(join(from, name), join(dir, name));
   }
+}
+
+/** Host copies of the text tower's weights (and the projection), by name; `dispose` frees the model after. */
+async function textSnapshot(model: ClipModel, dispose = false): Promise<Map<string, Float32Array>> {
+  const out = new Map<string, Float32Array>();
+  for (const [k, t] of model.params) {
+    if (k.startsWith('text_model.') || k === 'text_projection.weight') out.set(k, (await t.toArray()) as Float32Array);
+  }
+  if (dispose) model.dispose();
+  return out;
+}
+
+/** Per block, the Frobenius norm of the change of all its weights (a full fine-tune's counterpart of loraUpdateNorms). */
+function layerUpdateNorms(before: Map<string, Float32Array>, after: Map<string, Float32Array>, layers: number): number[] {
+  const sq = new Array<number>(layers).fill(0);
+  for (const [k, a] of after) {
+    const m = /^text_model\.encoder\.layers\.(\d+)\./.exec(k);
+    if (!m) continue;
+    const b = before.get(k)!;
+    for (let i = 0; i < a.length; i++) sq[Number(m[1])] += (a[i] - b[i]) ** 2;
+  }
+  return sq.map(Math.sqrt);
 }
 
 function dataFolder(dir: string): string {
@@ -134,13 +166,37 @@ function bar(done: number, total: number): string {
   return `[${'#'.repeat(f)}${'.'.repeat(w - f)}] ${done}/${total}`;
 }
 
-await runCli('train', 'usage: node dist/train.js --model DIR --data DIR --cte cte.json [--beta 1] [--lambda 0.5] [--rank 8] [--alpha 16] [--lr] [--batch-size] [--steps|--epochs] [--out DIR] [--resume]',
-  'NAST fine-tuning: LoRA on the CLIP text encoder with per-layer CTE scales, loss lambda * L_CLIP + (1 - lambda) * L_claim, AdamW.\nWith neither --model nor --data: the embedded default run (miniature world, tiny CLIP in models/tiny-world, trace, NAST vs uniform over --seeds, evaluation table in default-run/).', FLAGS, async (f) => {
+/** Claim sets (and MCQs) of a split for accuracy checks: at most `max`, a seeded sample, their images resolved. */
+function checkRecords(records: EvalRecord[], max: number, seed: number): EvalRecord[] {
+  const pick = (kind: string) => {
+    const all = records.filter((r) => r.kind === kind);
+    return all.length <= max ? all : shuffle(makeRng(seed), all).slice(0, max);
+  };
+  return [...pick('claim-set'), ...pick('negbench-mcq')];
+}
+
+interface Accuracies {
+  claim: number | null;
+  mcq: number | null;
+}
+
+await runCli('train', 'usage: node dist/train.js --model DIR --data DIR [--recipe nast|negbench] [--cte cte.json | --uniform] [--beta 1] [--lambda 0.5] [--rank 8] [--alpha 16] [--full-text] [--lr] [--batch-size] [--steps|--epochs] [--out DIR] [--resume]',
+  'Fine-tuning of the CLIP text encoder on negation data, loss lambda * L_CLIP + (1 - lambda) * L_choice, AdamW.\n' +
+  '--recipe nast (default): LoRA with per-layer CTE scales (or --uniform), choices = claim sets (L_claim). --recipe negbench: NegBench\'s recipe, every layer at the same rate, choices = NegBench MCQs (L_MCQ, lambda = NegBench\'s alpha); --full-text trains every text-encoder weight instead of LoRA.\n' +
+  'With neither --model nor --data: the embedded default run (miniature world, tiny CLIP in models/tiny-world, trace, base / NegBench / uniform / NAST over --seeds, evaluation table in default-run/).', FLAGS, async (f) => {
     const modelPath = f.model as string | undefined;
     if (!modelPath && !f.data) return embeddedDefault(f);
     if (!modelPath) throw new UsageError('--model is required');
     if (!f.data) throw new UsageError('--data is required');
-    if (!f.cte && !f.uniform) throw new UsageError('--cte is required (or --uniform for the baseline)');
+    const recipe = f.recipe as string;
+    if (!(RECIPES as readonly string[]).includes(recipe)) throw new UsageError(`--recipe must be one of ${RECIPES.join(', ')}, got ${JSON.stringify(recipe)}`);
+    const negbench = recipe === 'negbench';
+    const fullText = f['full-text'] as boolean;
+    if (negbench && f.cte) throw new UsageError('--cte does not apply to --recipe negbench (NegBench trains every layer at the same rate)');
+    if (!negbench && !f.cte && !f.uniform) throw new UsageError('--cte is required (or --uniform for the baseline)');
+    if (fullText && f['export-merged']) throw new UsageError('--export-merged merges a LoRA adapter; a --full-text run writes the fine-tuned model to OUT/model itself');
+    if (fullText && !negbench && !f.uniform) throw new UsageError('--full-text trains every text weight: use it with --recipe negbench or --uniform (CTE scales are defined for LoRA layers)');
+    const uniform = negbench || (f.uniform as boolean);
     const lambda = f.lambda as number;
     if (!(lambda >= 0 && lambda <= 1)) throw new UsageError(`--lambda must be in [0, 1], got ${lambda}`);
     const scaleMode = f['scale-mode'] as string;
@@ -152,31 +208,44 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR --cte ct
     const ckptDir = join(out, 'checkpoint');
 
     const folder = dataFolder(f.data as string);
-    const examples = readExamples(await (await openShards(folder)).readAll(), folder);
-    const images = [...new Set(examples.map((e) => e.image))];
-    if (images.length < batch) throw new Error(`${folder}: ${images.length} distinct images, fewer than --batch-size ${batch}`);
-    const byImage = new Map<string, Example[]>();
-    for (const e of examples) byImage.set(e.image, [...(byImage.get(e.image) ?? []), e]);
-    const perEpoch = Math.floor(images.length / batch);
-    const steps = (f.steps as number | undefined) ?? Math.max(1, Math.round(((f.epochs as number | undefined) ?? 1) * perEpoch));
+    const trainRecords = (await (await openShards(folder)).readAll()) as EvalRecord[];
+    const examples = readExamples(trainRecords, recipe as Recipe, folder);
+    const resume = (f.resume as boolean) && hasCheckpoint(ckptDir);
+    const checkpoint = resume ? await loadCheckpointState(ckptDir) : null;
+    const loopInit: BatchState = checkpoint ? checkpoint.loop : { step: 0, epoch: 0, cursor: 0, seed: f.seed as number };
+    let batcher: ExampleBatcher;
+    try {
+      batcher = new ExampleBatcher(examples, batch, loopInit);
+    } catch (e) {
+      throw new Error(`${folder}: ${(e as Error).message} (--batch-size ${batch})`);
+    }
+    const images = batcher.images;
+    const steps = (f.steps as number | undefined) ?? Math.max(1, Math.round(((f.epochs as number | undefined) ?? 1) * batcher.perEpoch));
 
     const ctx = await nodeContext();
-    const model = await loadClip(ctx, modelPath);
+    // A full-text run resumes from the weights it checkpointed; LoRA from its adapter.
+    const model = await loadClip(ctx, resume && fullText ? join(ckptDir, 'model') : modelPath);
     const tok = loadClipTokenizer(modelPath, f.tokenizer as string | undefined);
     const layers = model.config.text.layers;
     let scales: number[] | null = null;
-    if (!f.uniform) {
+    let cteLayer: number[] | null = null;
+    if (!uniform) {
       const cte = parseCteReport(readFileSync(f.cte as string, 'utf8'), f.cte as string);
-      if (cte.layers !== layers + 1) throw new Error(`${f.cte}: layers is ${cte.layers}, the model has ${layers} text layers (expected ${layers + 1})`);
+      const note = cteUpgradeNote(cte, f.cte as string);
+      if (note) process.stderr.write(`train: ${note}\n`);
+      if (cte.layers !== layers) throw new Error(`${f.cte}: traced a text encoder of ${cte.layers} layers, the model has ${layers}`);
       scales = layerScales(cte.alpha, (f.beta as number | undefined) ?? cte.beta);
+      cteLayer = cte.cte_layer;
     }
-    const resume = (f.resume as boolean) && hasCheckpoint(ckptDir);
-    const lora = resume
+    const lora = fullText ? null : resume
       ? await loadLora(model, ckptDir)
       : attachLora(model, { rank: f.rank as number, alpha: f.alpha as number, targets: (f.targets as string).split(',').map((s) => s.trim()) as LoraTarget[], seed: f.seed as number });
+    const groups = fullText ? fullTextGroups(model, f['weight-decay'] as number) : null;
+    // Where every trained text weight started, for the per-layer update norms of a full fine-tune.
+    const start = groups && !resume ? await textSnapshot(model) : null;
 
     // The vision tower is frozen: embed every training image once.
-    process.stderr.write(`train: embedding ${images.length} images\n`);
+    process.stderr.write(`train: ${recipe} recipe, ${fullText ? 'every text-encoder weight' : 'LoRA'}, ${examples.length} examples over ${images.length} images; embedding them\n`);
     const imgCfg = imageConfigFor(modelPath, model.config);
     const chunks: Tensor[] = [];
     for (let i = 0; i < images.length; i += 32) {
@@ -188,69 +257,60 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR --cte ct
     }
     const imageTable = noGrad(() => concat(chunks, 0));
     for (const c of chunks) c.dispose();
-    const imageIndex = new Map(images.map((p, i) => [p, i]));
 
-    // Validation: claim accuracy on the validation split's claim sets, image embeddings reused.
+    // Accuracy checks: the validation split's claim sets and MCQs, and a fixed sample of the
+    // training split's (is the model fitting what it trains on, and does that carry over?).
     const valDir = join(f.data as string, 'validation');
     const valEvery = f['val-every'] as number;
-    let valRecords: EvalRecord[] = [];
-    let valEmbeds: Float32Array | undefined;
-    if (valEvery > 0 && existsSync(join(valDir, 'index.json'))) {
-      valRecords = ((await (await openShards(valDir)).readAll()) as EvalRecord[]).filter((r) => r.kind === 'claim-set');
+    const checkMax = f['check-sets'] as number;
+    const checks: { name: 'val' | 'train'; dir: string; records: EvalRecord[]; embeds?: Float32Array }[] = [];
+    if (valEvery > 0) {
+      if (existsSync(join(valDir, 'index.json'))) {
+        checks.push({ name: 'val', dir: valDir, records: checkRecords((await (await openShards(valDir)).readAll()) as EvalRecord[], checkMax, 1) });
+      }
+      checks.push({ name: 'train', dir: folder, records: checkRecords(trainRecords, checkMax, 2) });
     }
-    const validate = async (): Promise<number | null> => {
-      if (valRecords.length === 0) return null;
-      const r = await evaluateClip(model, valRecords, {
-        tokenizer: tok, imageEmbeds: valEmbeds,
-        loadPixels: (paths) => loadPixels(paths.map((p) => (isAbsolute(p) ? p : resolve(valDir, p))), imgCfg, model.config.vision.imageSize),
+    const measure = async (c: (typeof checks)[number]): Promise<Accuracies> => {
+      if (c.records.length === 0) return { claim: null, mcq: null };
+      const r = await evaluateClip(model, c.records, {
+        tokenizer: tok, imageEmbeds: c.embeds,
+        loadPixels: (paths) => loadPixels(paths.map((p) => (isAbsolute(p) ? p : resolve(c.dir, p))), imgCfg, model.config.vision.imageSize),
       });
-      valEmbeds = r.imageEmbeds;
-      return r.report.claims.accuracy;
+      c.embeds = r.imageEmbeds;
+      const rate = (x: { n: number; accuracy: number }) => (x.n > 0 ? x.accuracy : null);
+      return { claim: rate(r.report.claims), mcq: rate(r.report.mcq.overall) };
     };
 
-    const trainer = new NastTrainer(model, lora, {
+    const trainer = new NastTrainer(model, groups ?? lora!, {
       lambda, lr: f.lr as number, weightDecay: f['weight-decay'] as number, warmupSteps: f.warmup as number, totalSteps: steps,
       maxGradNorm: f['max-grad-norm'] as number | undefined, layerScales: scales, scaleMode,
     });
-    let loop: LoopState = { step: 0, epoch: 0, cursor: 0, seed: f.seed as number };
-    if (resume) {
-      const st = await loadCheckpointState(ckptDir);
-      trainer.optimizer.loadState(st.optimizer);
-      loop = st.loop;
+    const loop = batcher.state;
+    if (checkpoint) {
+      trainer.optimizer.loadState(checkpoint.optimizer);
       process.stderr.write(`train: resumed at step ${loop.step} (epoch ${loop.epoch}, position ${loop.cursor})\n`);
     }
     const ctxLen = model.config.text.maxPositions;
     // Each example is tokenised once, the first time a batch uses it.
-    const tokenized = new Map<Example, { caption: Int32Array; claims: Int32Array }>();
+    const tokenized = new Map<Example, { caption: Int32Array; choices: Int32Array }>();
     const idsOf = (ex: Example) => {
       let t = tokenized.get(ex);
       if (!t) {
         t = {
           caption: tok.tokenize([ex.caption], { contextLength: ctxLen, truncate: true }),
-          claims: tok.tokenize(ex.claims, { contextLength: ctxLen, truncate: true }),
+          choices: tok.tokenize(ex.choices, { contextLength: ctxLen, truncate: true }),
         };
         tokenized.set(ex, t);
       }
       return t;
     };
-    const order = (epoch: number) => shuffle(makeRng(loop.seed * 1000003 + epoch), images);
-    let perm = order(loop.epoch);
-    const nextBatch = (): TrainItem[] => {
-      if (loop.cursor + batch > perm.length) {
-        loop.epoch++;
-        loop.cursor = 0;
-        perm = order(loop.epoch);
-      }
-      const pick = perm.slice(loop.cursor, loop.cursor + batch);
-      loop.cursor += batch;
-      return pick.map((img) => {
-        const opts = byImage.get(img)!;
-        const at = imageIndex.get(img)!;
-        // Each epoch moves every image on to its next claim set (images have one per fact).
-        const ex = opts[(loop.epoch + at) % opts.length];
-        const ids = idsOf(ex);
-        return { image: at, caption: ids.caption, claims: ids.claims, claimCount: ex.claims.length, answer: ex.answer };
-      });
+    const nextBatch = (): TrainItem[] => batcher.next().map(({ image, example }) => {
+      const ids = idsOf(example);
+      return { image, caption: ids.caption, claims: ids.choices, claimCount: example.choices.length, answer: example.answer };
+    });
+    const saveCkpt = async () => {
+      if (fullText) await saveClip(model, join(ckptDir, 'model'));
+      await saveCheckpoint(ckptDir, lora, await trainer.optimizer.state(), loop, modelPath);
     };
 
     await mkdir(out, { recursive: true });
@@ -261,7 +321,8 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR --cte ct
     const t0 = Date.now();
     const startStep = loop.step;
     let lastLoss = NaN;
-    let lastVal: number | null = null;
+    const last: Record<'val' | 'train', Accuracies> = { val: { claim: null, mcq: null }, train: { claim: null, mcq: null } };
+    const pct = (x: number | null) => (x === null ? '-' : `${(100 * x).toFixed(1)}%`);
     const micro = batch / acc;
     const stopAfter = f['stop-after'] as number | undefined;
     while (loop.step < steps && !stop) {
@@ -282,49 +343,66 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR --cte ct
         if (!f.quiet) process.stderr.write(`\rtrain ${bar(loop.step, steps)} loss ${lastLoss.toFixed(4)} lr ${rec.lr.toExponential(2)} ${rec.samples_per_s.toFixed(1)} samples/s   `);
       }
       for (const l of losses) l.dispose();
-      if (valEvery > 0 && valRecords.length > 0 && (loop.step % valEvery === 0 || loop.step === steps)) {
-        const acc = await validate();
-        await appendFile(metricsFile, JSON.stringify({ step: loop.step, val_claim_accuracy: acc }) + '\n');
-        if (!f.quiet) process.stderr.write(`\ntrain: step ${loop.step}: validation claim accuracy ${(100 * (acc ?? NaN)).toFixed(1)}% (${valRecords.length} sets)\n`);
-        lastVal = acc;
+      if (checks.length > 0 && (loop.step % valEvery === 0 || loop.step === steps)) {
+        const rec: Record<string, number | null> = { step: loop.step };
+        for (const c of checks) {
+          last[c.name] = await measure(c);
+          rec[`${c.name}_claim_accuracy`] = last[c.name].claim;
+          if (negbench) rec[`${c.name}_mcq_accuracy`] = last[c.name].mcq;
+        }
+        await appendFile(metricsFile, JSON.stringify(rec) + '\n');
+        if (!f.quiet) {
+          const mcq = negbench ? `; MCQ accuracy ${pct(last.val.mcq)} (train ${pct(last.train.mcq)})` : '';
+          process.stderr.write(`\ntrain: step ${loop.step}: claim accuracy validation ${pct(last.val.claim)}, train ${pct(last.train.claim)}${mcq}\n`);
+        }
       }
-      if (loop.step % (f['save-every'] as number) === 0 && loop.step < steps) {
-        await saveCheckpoint(ckptDir, lora, await trainer.optimizer.state(), loop, modelPath);
-      }
+      if (loop.step % (f['save-every'] as number) === 0 && loop.step < steps) await saveCkpt();
     }
     process.removeListener('SIGINT', onSigint);
     if (!f.quiet) process.stderr.write('\n');
-    await saveCheckpoint(ckptDir, lora, await trainer.optimizer.state(), loop, modelPath);
+    await saveCkpt();
+    const release = () => {
+      imageTable.dispose();
+      trainer.dispose();
+      lora?.dispose();
+      model.dispose();
+    };
     if (loop.step < steps) {
       process.stderr.write(`train: ${stop ? 'interrupted' : 'stopped'} at step ${loop.step} of ${steps}; checkpoint saved in ${ckptDir}, continue with --resume\n`);
       if (stop) process.exitCode = 130;
-      imageTable.dispose();
-      trainer.dispose();
-      lora.dispose();
-      model.dispose();
+      release();
       return;
     }
-    await saveLora(join(out, 'adapter'), lora, { baseModel: modelPath });
-    const norms = await loraUpdateNorms(lora, layers);
-    const cteLayer = scales ? parseCteReport(readFileSync(f.cte as string, 'utf8'), f.cte as string).cte_layer : null;
+    let norms: number[];
+    if (lora) {
+      await saveLora(join(out, 'adapter'), lora, { baseModel: modelPath });
+      norms = await loraUpdateNorms(lora, layers);
+    } else {
+      const dir = join(out, 'model');
+      await saveClip(model, dir, { metadata: { fine_tuned_from: modelPath, recipe } });
+      copyModelFiles(modelPath, dir);
+      const base = start ?? await textSnapshot(await loadClip(ctx, modelPath), true);
+      norms = layerUpdateNorms(base, await textSnapshot(model), layers);
+    }
     const shares = cteLayer ? updateShares(norms, cteLayer) : null;
     const report = {
-      steps: loop.step, epochs: loop.epoch + loop.cursor / images.length, final_loss: lastLoss, val_claim_accuracy: lastVal, lambda, mode: f.uniform ? 'uniform' : 'nast',
+      steps: loop.step, epochs: loop.epoch + loop.cursor / images.length, final_loss: lastLoss, recipe, trained: fullText ? 'full-text' : 'lora',
+      val_claim_accuracy: last.val.claim, train_claim_accuracy: last.train.claim,
+      ...(negbench ? { val_mcq_accuracy: last.val.mcq, train_mcq_accuracy: last.train.mcq } : {}),
+      lambda, mode: negbench ? 'negbench' : f.uniform ? 'uniform' : 'nast',
       scale_mode: scaleMode, layer_scales: scales, update_norms: norms, update_shares: shares, seconds: (Date.now() - t0) / 1000,
     };
     await writeFileAtomic(join(out, 'report.json'), JSON.stringify(report, null, 1) + '\n');
-    console.log(`trained ${loop.step} steps (${f.uniform ? 'uniform' : 'NAST'}), final loss ${lastLoss.toFixed(4)}; adapter in ${join(out, 'adapter')}`);
+    console.log(`trained ${loop.step} steps (${negbench ? 'NegBench' : f.uniform ? 'uniform' : 'NAST'}${fullText ? ', full text encoder' : ', LoRA'}), final loss ${lastLoss.toFixed(4)}; ${lora ? `adapter in ${join(out, 'adapter')}` : `model in ${join(out, 'model')}`}`);
+    if (last.train.claim !== null || last.val.claim !== null) console.log(`claim accuracy: train ${pct(last.train.claim)}, validation ${pct(last.val.claim)}`);
     console.log(`per-layer update norms: ${norms.map((x) => x.toExponential(2)).join(' ')}`);
     if (shares) console.log(`top-3 share ${(shares.top3 * 100).toFixed(1)}%, top-5 share ${(shares.top5 * 100).toFixed(1)}%`);
-    imageTable.dispose();
-    trainer.dispose();
-    if (f['export-merged']) {
+    if (f['export-merged'] && lora) {
       const dir = f['export-merged'] as string;
       lora.merge();
       await saveClip(model, dir, { metadata: { merged_adapter: join(out, 'adapter') } });
       copyModelFiles(modelPath, dir);
       console.log(`merged the adapter into the base weights: ${dir}`);
     }
-    lora.dispose();
-    model.dispose();
+    release();
   });

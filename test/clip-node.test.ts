@@ -17,8 +17,11 @@ test('a missing model folder is a clear error', async () => {
   }
 });
 
-test('a missing tokenizer in the model folder is a clear error', () => {
-  assert.throws(() => loadClipTokenizer(join(FIX, 'tiny-hf')), /no tokenizer files found/);
+test('a model folder without tokenizer files gets the shipped CLIP vocabulary; a broken tokenizer file is still an error', () => {
+  const tok = loadClipTokenizer(join(FIX, 'tiny-hf'));
+  assert.is(tok.vocabSize, 49408);
+  assert.equal(tok.encode('There is no pneumothorax.'), [997, 533, 871, 28714, 617, 4130, 9203, 269]);
+  assert.throws(() => loadClipTokenizer(join(FIX, 'tiny-hf'), join(FIX, 'tiny-hf', 'config.json')), /merges\.txt/);
 });
 
 test('a model folder with word_tokenizer.json gets the word tokenizer (models/tiny-world)', () => {

@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu } from './helpers/gpu.js';
 import { assertRel } from './helpers/check.js';
-import { fixtureJson, sharedBytes } from './helpers/fixtures.js';
+import { fixtureJson, repoBytes } from './helpers/fixtures.js';
 import { loadFixtureClip } from './helpers/fixture-models.js';
 import { ClipTokenizer } from '../src/models/tokenizer/index.js';
 import { ModelInputError } from '../src/models/errors.js';
@@ -66,7 +66,7 @@ test('tiny OpenAI-layout CLIP in f16 safetensors matches the f16-weight referenc
 });
 
 test('the captions tokenise to the reference ids', async () => {
-  const tok = ClipTokenizer.fromOpenAIGzip(await sharedBytes('clip/bpe_simple_vocab_16e6.txt.gz'));
+  const tok = ClipTokenizer.fromOpenAIGzip(await repoBytes('models/openai-bpe/bpe_simple_vocab_16e6.txt.gz'));
   const ids = tok.tokenize(ref.captions);
   assert.equal([...ids], ref.ids.flat());
 });

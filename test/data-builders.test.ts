@@ -435,7 +435,7 @@ test('probe pairs: both polarities, caption/foil as in NAST appendix D, equal CL
   assert.is(capped.filter((p) => p.polarity === 'affirmative').length, 3);
 
   // The tracer patches position by position, so both captions must have the same token count.
-  const vocabPath = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'shared', 'clip', 'bpe_simple_vocab_16e6.txt.gz');
+  const vocabPath = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'models', 'openai-bpe', 'bpe_simple_vocab_16e6.txt.gz');
   assert.ok(existsSync(vocabPath), `CLIP vocabulary expected at ${vocabPath}`);
   const tok = ClipTokenizer.fromOpenAIGzip(new Uint8Array(readFileSync(vocabPath)), vocabPath);
   assert.is(tok.encode('severe').length, 1);

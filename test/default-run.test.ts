@@ -21,11 +21,22 @@ test('node train.js --short: the whole default run completes and writes every ou
   assert.match(stdout, /\| base \|/);
   for (const f of ['results.json', 'results.md', 'results.svg', 'trace/cte.json', 'trace/cte_heatmap.svg', 'eval-base.json',
     'seed-0/uniform/adapter/adapter_model.safetensors', 'seed-0/nast/adapter/adapter_config.json', 'seed-0/nast/report.json',
-    'seed-0/nast/metrics.jsonl', 'seed-0/uniform/eval.json', 'seed-0/nast/eval.json', 'data/dataset.json']) {
+    'seed-0/negbench/adapter/adapter_model.safetensors', 'seed-0/negbench/report.json', 'seed-0/negbench/eval.json',
+    'seed-0/nast/metrics.jsonl', 'seed-0/uniform/eval.json', 'seed-0/nast/eval.json', 'data/dataset.json', 'data/test/attributes.jsonl']) {
     assert.ok(existsSync(join(out, f)), `missing ${f}`);
   }
   const res = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as Results;
-  assert.equal(res.rows.map((r) => r.name), ['base', 'uniform', 'NAST']);
+  assert.equal(res.rows.map((r) => r.name), ['base', 'NegBench', 'uniform', 'NAST'], 'the four arms, in order');
+  const neg = JSON.parse(readFileSync(join(out, 'seed-0/negbench/report.json'), 'utf8')) as { recipe: string; layer_scales: unknown };
+  assert.is(neg.recipe, 'negbench');
+  assert.is(neg.layer_scales, null, 'NegBench: every layer at one rate');
+  const nast = JSON.parse(readFileSync(join(out, 'seed-0/nast/report.json'), 'utf8')) as { layer_scales: number[] };
+  assert.is(nast.layer_scales.length, 4, 'NAST: one CTE scale per text layer');
+  const cte = JSON.parse(readFileSync(join(out, 'trace/cte.json'), 'utf8')) as { version: number; positions: string; alpha: number[]; layers: number };
+  assert.equal([cte.version, cte.positions, cte.layers, cte.alpha.length], [2, 'differ', 4, 4]);
+  const summary = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { seconds: number; alpha: number[]; cte_layer: number[]; nast_vs_uniform: { diffs: number[] } };
+  assert.ok(summary.seconds > 0);
+  assert.equal([summary.alpha.length, summary.cte_layer.length, summary.nast_vs_uniform.diffs.length], [4, 4, 1]);
   for (const r of res.rows) for (const v of Object.values(r.values).flat()) assert.ok(Number.isNaN(v) || (v >= -1 && v <= 1), `${r.name}: ${v}`);
   const base = res.rows[0].values;
   const expected = JSON.parse(readFileSync(EXPECTED, 'utf8')) as Record<string, number[]>;

@@ -9,7 +9,7 @@ import { assertRel } from './helpers/check.js';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CLI = join(ROOT, 'build', 'src', 'embed.js');
 const MODEL = join(ROOT, 'test', 'fixtures', 'clip', 'tiny-hf');
-const VOCAB = join(ROOT, '..', 'shared', 'clip', 'bpe_simple_vocab_16e6.txt.gz');
+const VOCAB = join(ROOT, 'models', 'openai-bpe', 'bpe_simple_vocab_16e6.txt.gz');
 const ref = JSON.parse(readFileSync(join(ROOT, 'test', 'fixtures', 'clip', 'reference.json'), 'utf8')) as { captions: string[]; f32: { text_embeds: number[] } };
 
 test('--json gives the reference ids and text embeddings, and the similarity matrix shape', () => {

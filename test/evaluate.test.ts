@@ -22,7 +22,7 @@ const DATA_CLI = join(ROOT, 'build', 'src', 'data.js');
 const EVAL_CLI = join(ROOT, 'build', 'src', 'eval.js');
 const MODEL = join(ROOT, 'test', 'fixtures', 'clip', 'tiny-hf');
 const ADAPTER = join(ROOT, 'test', 'fixtures', 'lora', 'peft-adapter');
-const VOCAB = join(ROOT, '..', 'shared', 'clip', 'bpe_simple_vocab_16e6.txt.gz');
+const VOCAB = join(ROOT, 'models', 'openai-bpe', 'bpe_simple_vocab_16e6.txt.gz');
 const TMP = mkdtempSync(join(tmpdir(), 'evaluate-'));
 
 // ---------------------------------------------------------------------------------------------

@@ -2,9 +2,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { assertClose } from './helpers/check.js';
 import {
-  aggregateCte, buildCteReport, computeCte, gradientScale, layerScales, minMaxAlpha, negationPositions, parseCteReport,
+  aggregateCte, buildCteReport, computeCte, gradientScale, layerScales, minMaxAlpha, negationPositions,
   type TracedPair,
 } from '../src/nast/cte.js';
+import { cteUpgradeNote, parseCteReport } from '../src/nast/cte-report-parse.js';
 import { heatmapSvg } from '../src/nast/heatmap-svg.js';
 import { updateShares } from '../src/nast/update-shares.js';
 import { barChartSvg, markdownTable } from '../src/nast/report.js';
@@ -55,14 +56,24 @@ test('computeCte: |d| < minDelta is skipped with a reason, never divided', () =>
 
 // ---- negation positions ------------------------------------------------------------------------
 
-test('negationPositions: first differing token through EOT, padding excluded', () => {
+test('negationPositions: the rules differ (default), after, eot and all; padding excluded', () => {
   const cap = [SOT, 997, 533, 871, 3245, 269, EOT, 0, 0, 0];
   const foil = [SOT, 997, 533, 2067, 3245, 269, EOT, 0, 0, 0];
-  assert.equal(negationPositions(cap, foil), [3, 4, 5, 6]);
+  // differ: exactly where the ids differ (the negator and its counterpart), nothing after it.
+  assert.equal(negationPositions(cap, foil), [3]);
+  assert.equal(negationPositions(cap, foil, { rule: 'differ' }), [3]);
+  assert.equal(negationPositions(cap, foil, { rule: 'after' }), [3, 4, 5, 6]);
+  assert.equal(negationPositions(cap, foil, { rule: 'eot' }), [6]);
+  assert.equal(negationPositions(cap, foil, { rule: 'all' }), [0, 1, 2, 3, 4, 5, 6]);
+  // Two differing tokens apart: differ takes both and not the shared one between them.
+  assert.equal(negationPositions([SOT, 1, 2, 3, EOT], [SOT, 7, 2, 8, EOT]), [1, 3]);
+  assert.equal(negationPositions([SOT, 1, 2, 3, EOT], [SOT, 7, 2, 8, EOT], { rule: 'after' }), [1, 2, 3, 4]);
   // Hugging Face pads with EOT itself; padding that differs after EOT is ignored.
-  assert.equal(negationPositions([SOT, 5, 6, EOT, EOT, EOT], [SOT, 5, 7, EOT, 0, 9]), [2, 3]);
+  assert.equal(negationPositions([SOT, 5, 6, EOT, EOT, EOT], [SOT, 5, 7, EOT, 0, 9]), [2]);
+  assert.equal(negationPositions([SOT, 5, 6, EOT, EOT, EOT], [SOT, 5, 7, EOT, 0, 9], { rule: 'after' }), [2, 3]);
   // The difference can be right after SOT.
-  assert.equal(negationPositions([SOT, 1, 2, EOT], [SOT, 3, 2, EOT]), [1, 2, 3]);
+  assert.equal(negationPositions([SOT, 1, 2, EOT], [SOT, 3, 2, EOT], { rule: 'after' }), [1, 2, 3]);
+  assert.throws(() => negationPositions(cap, foil, { rule: 'first' as never }), /unknown rule "first" \(expected differ, after, eot, all\)/);
 });
 
 test('negationPositions: different lengths, identical sequences or no EOT are errors naming both captions', () => {
@@ -72,7 +83,7 @@ test('negationPositions: different lengths, identical sequences or no EOT are er
   assert.throws(() => negationPositions([SOT, 1, 2, EOT], [SOT, 1, 2, EOT, 7], { caption: 'a', foil: 'b' }), /caption "a" and foil "b" tokenise identically/);
   assert.throws(() => negationPositions([SOT, 1, 2], [SOT, 1, 3, EOT]), /no EOT token \(49407\) in the caption ids of caption ids \[49406, 1, 2\]/);
   // A custom EOT id.
-  assert.equal(negationPositions([0, 1, 2, 9], [0, 1, 3, 9], { eotId: 9 }), [2, 3]);
+  assert.equal(negationPositions([0, 1, 2, 9], [0, 1, 3, 9], { eotId: 9, rule: 'after' }), [2, 3]);
 });
 
 // ---- aggregation -----------------------------------------------------------------------------
@@ -81,14 +92,20 @@ test('aggregateCte: CTE_l over negation-bearing entries, mean matrix aligned fro
   // Three residual indices. Pair A: 4 positions, negation at [2, 3]; pair B: 5 positions, at [3, 4].
   const a = { cte: [[0, 0, 1, 0.5], [0, 0, 0.6, 0.4], [0, 0, 0.1, 0.3]], positions: [2, 3], polarity: 'caption' as const };
   const b = { cte: [[0, 0, 0, 0.9, 0.7], [0, 0, 0, 0.2, 0.2], [0, 0.5, 0, 0.4, 0.8]], positions: [3, 4], polarity: 'foil' as const };
-  const agg = aggregateCte([a, b], 3);
-  // Pooled entries per layer: l0 {1, .5, .9, .7}, l1 {.6, .4, .2, .2}, l2 {.1, .3, .4, .8}.
-  assertClose('cte_layer', agg.cteLayer, [0.775, 0.35, 0.4], 1e-12, 1e-12);
+  const agg = aggregateCte([a, b], 3, { resamples: 2000, seed: 3 });
+  // Pooled entries per index: l0 {1, .5, .9, .7}, l1 {.6, .4, .2, .2}, l2 {.1, .3, .4, .8}.
+  assertClose('cte per index', agg.cteIndex, [0.775, 0.35, 0.4], 1e-12, 1e-12);
   const sd = (xs: number[]) => {
     const m = xs.reduce((s, x) => s + x, 0) / xs.length;
     return Math.sqrt(xs.reduce((s, x) => s + (x - m) ** 2, 0) / xs.length);
   };
-  assertClose('cte_layer_std', agg.cteLayerStd, [sd([1, 0.5, 0.9, 0.7]), sd([0.6, 0.4, 0.2, 0.2]), sd([0.1, 0.3, 0.4, 0.8])], 1e-12, 1e-12);
+  // Spread across pairs: std of each pair's own mean (A: .75 .5 .2; B: .8 .2 .6).
+  assertClose('std across pairs', agg.cteIndexStd, [sd([0.75, 0.8]), sd([0.5, 0.2]), sd([0.2, 0.6])], 1e-12, 1e-12);
+  // Two pairs with two entries each: a resample holds A twice, B twice or one of each, so the
+  // interval's ends are the all-A and all-B means (each drawn with probability 1/4).
+  assertClose('ci95 l0', agg.cteIndexCi95[0], [0.75, 0.8], 1e-12, 1e-12);
+  assertClose('ci95 l1', agg.cteIndexCi95[1], [0.2, 0.5], 1e-12, 1e-12);
+  assert.equal(aggregateCte([a, b], 3, { resamples: 0 }).cteIndexCi95, [], 'no resamples, no interval');
   // Columns 0-3 average both pairs; column 4 only B (A ends at its EOT, position 3).
   closeMatrix('cte_mean', agg.cteMean, [
     [0, 0, 0.5, 0.7, 0.7],
@@ -106,17 +123,17 @@ test('aggregateCte: CTE_l over negation-bearing entries, mean matrix aligned fro
   // Pooled, not the average of the two subset vectors (which would differ with unequal counts).
   const c = { cte: [[0, 0, 0.2, 0.2], [0, 0, 0.1, 0.1], [0, 0, 0, 0]], positions: [2, 3], polarity: 'caption' as const };
   const agg3 = aggregateCte([a, b, c], 3);
-  assertClose('pooled over 6 entries', [agg3.cteLayer[0]], [(1 + 0.5 + 0.9 + 0.7 + 0.2 + 0.2) / 6], 1e-12, 1e-12);
+  assertClose('pooled over 6 entries', [agg3.cteIndex[0]], [(1 + 0.5 + 0.9 + 0.7 + 0.2 + 0.2) / 6], 1e-12, 1e-12);
   assert.throws(() => aggregateCte([a], 4), /pair 0 has 3 CTE rows, expected 4/);
   assert.throws(() => aggregateCte([{ ...a, positions: [4] }], 3), /pair 0 position 4 is outside its 4 positions/);
   assert.throws(() => aggregateCte([], 3), /no pairs/);
 });
 
-test('minMaxAlpha: min-max over all indices; all equal gives all ones', () => {
+test('minMaxAlpha: min-max over the layers given; all equal gives all ones', () => {
   assertClose('alpha', minMaxAlpha([0.1, 0.5, 0.3, -0.3]), [0.5, 1, 0.75, 0], 1e-12, 1e-12);
   assert.equal(minMaxAlpha([0.2, 0.2, 0.2]), [1, 1, 1]);
   assert.equal(minMaxAlpha([0]), [1]);
-  assert.throws(() => minMaxAlpha([0.1, NaN]), /CTE_1 = NaN/);
+  assert.throws(() => minMaxAlpha([0.1, NaN]), /CTE of layer 2 = NaN/);
 });
 
 test('gradientScale and layerScales: alpha^beta, alpha 0 -> exactly 0, block i takes index i + 1', () => {
@@ -126,10 +143,10 @@ test('gradientScale and layerScales: alpha^beta, alpha 0 -> exactly 0, block i t
   assert.throws(() => gradientScale([0.5], 0), /beta must be a finite number > 0, got 0/);
   assert.throws(() => gradientScale([0.5], -1), /beta must be/);
   assert.throws(() => gradientScale([1.5], 1), /alpha\[0\] = 1.5 is outside \[0, 1\]/);
-  // alpha over 4 residual indices (embeddings + 3 blocks) -> 3 block scales.
-  assert.equal(layerScales([0.9, 0, 0.5, 1]), [0, 0.5, 1]);
-  assertClose('beta 3', layerScales([1, 0.5, 0.2, 0], 3), [0.125, 0.008, 0], 1e-15, 0);
-  assert.throws(() => layerScales([1]), /alpha needs L \+ 1 >= 2 entries/);
+  // alpha over layers 1..3 -> block i takes layer i + 1's alpha.
+  assert.equal(layerScales([0, 0.5, 1]), [0, 0.5, 1]);
+  assertClose('beta 3', layerScales([0.5, 0.2, 0], 3), [0.125, 0.008, 0], 1e-15, 0);
+  assert.throws(() => layerScales([]), /one entry per text-encoder layer, got none/);
 });
 
 // ---- report ------------------------------------------------------------------------------------
@@ -166,43 +183,62 @@ function traced(): TracedPair[] {
   ];
 }
 
-test('buildCteReport: the cte.json object, skipped pairs, aggregates, alpha and beta', () => {
-  const rep = buildCteReport(traced(), { layers: 3, beta: 2 });
-  assert.equal(Object.keys(rep).slice(0, 7), ['layers', 'pairs', 'skipped', 'cte_mean', 'cte_layer', 'alpha', 'beta']);
-  assert.is(rep.layers, 3);
+test('buildCteReport: version 2, CTE_l and alpha over layers 1..L, the embeddings beside them', () => {
+  const rep = buildCteReport(traced(), { layers: 2, beta: 2, positions: 'after' });
+  assert.equal(Object.keys(rep).slice(0, 11), ['version', 'layers', 'positions', 'pairs', 'skipped', 'cte_mean', 'cte_embeddings', 'cte_layer', 'alpha', 'beta', 'cte_std']);
+  assert.is(rep.version, 2);
+  assert.is(rep.layers, 2);
+  assert.is(rep.positions, 'after');
   assert.is(rep.beta, 2);
   assert.is(rep.pairs.length, 2);
   assert.equal(Object.keys(rep.pairs[0]).slice(0, 8), ['image', 'caption', 'foil', 'ids', 's_corr', 's_foil', 'd', 'cte']);
   assert.equal(rep.pairs[0].ids, [SOT, 1, 2, EOT]);
   assert.equal(rep.pairs[0].positions, [2, 3]);
   assert.equal(rep.pairs[1].positions, [3, 4]);
-  closeMatrix('pair A cte', rep.pairs[0].cte, [[0, 0, 1, 0.5], [0, 0, 0.6, 0.4], [0, 0, 0.1, 0.3]], 1e-9);
+  closeMatrix('pair A cte (all L + 1 rows)', rep.pairs[0].cte, [[0, 0, 1, 0.5], [0, 0, 0.6, 0.4], [0, 0, 0.1, 0.3]], 1e-9);
   assertClose('pair B d', [rep.pairs[1].d], [-0.04], 1e-9, 1e-12);
   assert.is(rep.skipped.length, 1);
   assert.is(rep.skipped[0].caption, 'no mass.');
   assert.match(rep.skipped[0].reason, /minDelta/);
-  assertClose('cte_layer', rep.cte_layer, [0.775, 0.35, 0.4], 1e-9, 1e-12);
-  assertClose('alpha', rep.alpha, [1, 0, 0.05 / 0.425], 1e-9, 1e-12);
+  assert.is(rep.cte_mean.length, 3, 'the mean matrix keeps the embeddings row');
+  assertClose('cte_embeddings', [rep.cte_embeddings], [0.775], 1e-9, 1e-12);
+  assertClose('cte_layer', rep.cte_layer, [0.35, 0.4], 1e-9, 1e-12);
+  // Min-max over layers 1..2 only: the embeddings' 0.775 would have made layer 1 the minimum of a wider range.
+  assertClose('alpha', rep.alpha, [0, 1], 1e-12, 1e-12);
+  assert.is(rep.cte_layer_std!.length, 2);
+  assert.is(rep.cte_layer_ci95!.length, 2);
+  for (const [l, [lo, hi]] of rep.cte_layer_ci95!.entries()) assert.ok(lo <= rep.cte_layer[l] + 1e-12 && rep.cte_layer[l] <= hi + 1e-12, `layer ${l + 1} inside its interval`);
+  assert.equal(rep.bootstrap, { resamples: 1000, seed: 0 });
   assert.equal(rep.cte_count, [2, 2, 2, 2, 1]);
-  assertClose('caption polarity', rep.cte_layer_by_polarity!.caption!, [0.75, 0.5, 0.2], 1e-9, 1e-12);
+  assertClose('caption polarity', rep.cte_layer_by_polarity!.caption!, [0.5, 0.2], 1e-9, 1e-12);
+
+  // The default rule, differ: pair A at [2], pair B at [3] only.
+  const d = buildCteReport(traced(), { layers: 2 });
+  assert.is(d.positions, 'differ');
+  assert.equal(d.pairs.map((p) => p.positions), [[2], [3]]);
+  assertClose('differ: embeddings', [d.cte_embeddings], [(1 + 0.9) / 2], 1e-9, 1e-12);
+  assertClose('differ: layers', d.cte_layer, [(0.6 + 0.2) / 2, (0.1 + 0.4) / 2], 1e-9, 1e-12);
+  assertClose('differ: alpha', d.alpha, [1, 0], 1e-12, 1e-12);
 });
 
 test('buildCteReport: malformed pairs are errors naming the pair; all skipped is an error', () => {
   const t = traced();
-  assert.throws(() => buildCteReport([{ ...t[0], sLp: t[0].sLp.slice(0, 2) }], { layers: 3 }),
-    /pair 0 \(caption "no edema\.", foil "severe edema\."\): S_lp has 2 rows, expected 3/);
-  assert.throws(() => buildCteReport([{ ...t[1], sLp: t[1].sLp.map((r) => r.slice(0, 4)) }], { layers: 3 }),
+  assert.throws(() => buildCteReport([{ ...t[0], sLp: t[0].sLp.slice(0, 2) }], { layers: 2 }),
+    /pair 0 \(caption "no edema\.", foil "severe edema\."\): S_lp has 2 rows, expected 3 \(L \+ 1 residual indices\)/);
+  assert.throws(() => buildCteReport([{ ...t[1], sLp: t[1].sLp.map((r) => r.slice(0, 4)) }], { layers: 2 }),
     /pair 0 .*S_lp row 0 has 4 positions, fewer than the 5 through EOT/);
-  assert.throws(() => buildCteReport([{ ...t[0], idsFoil: [SOT, 1, 3, 3, EOT] }], { layers: 3 }), /different token lengths/);
-  assert.throws(() => buildCteReport([t[2]], { layers: 3 }), /no usable pairs \(1 given, 1 skipped: "no mass\.": /);
-  assert.throws(() => buildCteReport(t, { layers: 3, beta: 0 }), /beta must be/);
+  assert.throws(() => buildCteReport([{ ...t[0], idsFoil: [SOT, 1, 3, 3, EOT] }], { layers: 2 }), /different token lengths/);
+  assert.throws(() => buildCteReport([t[2]], { layers: 2 }), /no usable pairs \(1 given, 1 skipped: "no mass\.": /);
+  assert.throws(() => buildCteReport(t, { layers: 2, beta: 0 }), /beta must be/);
+  assert.throws(() => buildCteReport(t, { layers: 2, positions: 'near' as never }), /positions must be one of differ, after, eot, all, got "near"/);
 });
 
 test('parseCteReport: round trip, and errors that name the file and the key', () => {
-  const rep = buildCteReport(traced(), { layers: 3 });
+  const rep = buildCteReport(traced(), { layers: 2 });
   const text = JSON.stringify(rep);
   assert.equal(parseCteReport(text, 'cte.json'), rep);
   assert.equal(parseCteReport(JSON.parse(text), 'cte.json'), rep);
+  assert.is(cteUpgradeNote(rep, 'cte.json'), null, 'a current file needs no note');
 
   const broken = (edit: (o: any) => void) => {
     const o = JSON.parse(text);
@@ -211,21 +247,26 @@ test('parseCteReport: round trip, and errors that name the file and the key', ()
   };
   assert.throws(() => parseCteReport('{"layers": 3,', 'cte.json'), /^cte.json: is not valid JSON/);
   assert.throws(broken((o) => delete o.alpha), /runs\/x\/cte.json: key "alpha" must be an array, got nothing \(missing\)/);
-  assert.throws(broken((o) => (o.layers = 2.5)), /key "layers" must be an integer >= 2/);
-  assert.throws(broken((o) => (o.alpha = [0, 1])), /key "alpha" must have 3 entries, has 2/);
+  assert.throws(broken((o) => (o.layers = 2.5)), /key "layers" must be an integer >= 1/);
+  assert.throws(broken((o) => (o.alpha = [0, 1, 1])), /key "alpha" must have 2 entries, has 3/);
   assert.throws(broken((o) => (o.alpha[1] = 1.2)), /key "alpha\[1\]" must be in \[0, 1\]/);
   assert.throws(broken((o) => (o.beta = -1)), /key "beta" must be > 0/);
+  assert.throws(broken((o) => (o.version = 3)), /key "version" must be 1 or 2, got number 3/);
+  assert.throws(broken((o) => (o.positions = 'near')), /key "positions" must be one of "differ", "after", "eot", "all", got the string "near"/);
+  assert.throws(broken((o) => delete o.cte_embeddings), /key "cte_embeddings" must be a finite number/);
+  assert.throws(broken((o) => (o.cte_layer_ci95[0] = [0.5, 0.1])), /key "cte_layer_ci95\[0\]" must be \[lo, hi\] with lo <= hi/);
   assert.throws(broken((o) => (o.pairs[1].cte[2][4] = 'x')), /key "pairs\[1\].cte\[2\]\[4\]" must be a finite number, got the string "x"/);
   assert.throws(broken((o) => o.pairs[0].cte[1].pop()), /key "pairs\[0\].cte\[1\]" must have 4 entries \(one per position\), has 3/);
+  assert.throws(broken((o) => o.pairs[0].cte.pop()), /key "pairs\[0\].cte" must have 3 entries, has 2/);
   assert.throws(broken((o) => (o.pairs[0].ids[2] = -1)), /key "pairs\[0\].ids\[2\]" must be a token id/);
   assert.throws(broken((o) => (o.pairs[0].polarity = 'both')), /key "pairs\[0\].polarity" must be "caption" or "foil"/);
   assert.throws(broken((o) => (o.skipped[0].reason = null)), /key "skipped\[0\].reason" must be a string, got null/);
   assert.throws(broken((o) => o.cte_mean[2].push(0)), /key "cte_mean\[2\]" must have 5 entries/);
   assert.throws(broken((o) => (o.cte_layer = {})), /key "cte_layer" must be an array, got object/);
   assert.throws(() => parseCteReport([], 'cte.json'), /cte.json: must be an object, got an array/);
-  // The keys the issue fixes are enough: extras are optional.
+  // The required keys are enough: extras are optional.
   const minimal = JSON.parse(text);
-  for (const k of ['cte_std', 'cte_count', 'cte_layer_std', 'cte_layer_by_polarity', 'min_delta']) delete minimal[k];
+  for (const k of ['cte_std', 'cte_count', 'cte_layer_std', 'cte_layer_ci95', 'cte_embeddings_std', 'cte_embeddings_ci95', 'bootstrap', 'cte_layer_by_polarity', 'min_delta']) delete minimal[k];
   for (const p of minimal.pairs) {
     delete p.positions;
     delete p.polarity;
@@ -233,6 +274,34 @@ test('parseCteReport: round trip, and errors that name the file and the key', ()
   const parsed = parseCteReport(minimal, 'cte.json');
   assert.equal(parsed.alpha, rep.alpha);
   assert.equal(parsed.pairs[0].positions, []);
+});
+
+test('parseCteReport: a version-1 file loads as version 2, alpha re-normalised over layers 1..L, with a note', () => {
+  // Version 1 (no "version" key): layers = L + 1 residual indices, cte_layer and alpha over all of them.
+  const v1 = {
+    layers: 3, beta: 1.5,
+    pairs: [{ image: 'a.png', caption: 'no edema.', foil: 'severe edema.', ids: [SOT, 1, 2, EOT], s_corr: 0.3, s_foil: 0.2, d: 0.1, cte: [[0, 0, 1, 0.5], [0, 0, 0.6, 0.4], [0, 0, 0.1, 0.3]], positions: [2, 3] }],
+    skipped: [],
+    cte_mean: [[0, 0, 1, 0.5], [0, 0, 0.6, 0.4], [0, 0, 0.1, 0.3]],
+    cte_layer: [0.75, 0.5, 0.2], alpha: [1, 0.5454545454545454, 0], cte_layer_std: [0.25, 0.1, 0.1],
+    cte_layer_by_polarity: { caption: [0.75, 0.5, 0.2], foil: null },
+  };
+  const r = parseCteReport(JSON.stringify(v1), 'old/cte.json');
+  assert.is(r.version, 2);
+  assert.is(r.upgraded_from, 1);
+  assert.is(r.layers, 2);
+  assert.is(r.positions, 'after');
+  assert.is(r.cte_embeddings, 0.75);
+  assert.equal(r.cte_layer, [0.5, 0.2]);
+  assert.equal(r.alpha, [1, 0], 'min-max over layers 1..2, without the embeddings');
+  assert.equal(r.cte_layer_std, [0.1, 0.1]);
+  assert.is(r.cte_embeddings_std, 0.25);
+  assert.equal(r.cte_layer_by_polarity, { caption: [0.5, 0.2], foil: null });
+  assert.is(r.beta, 1.5);
+  assert.is(r.pairs[0].cte.length, 3, 'per-pair rows keep the embeddings');
+  assert.match(cteUpgradeNote(r, 'old/cte.json')!, /^old\/cte.json: version-1 cte.json .*alpha re-normalised over layers 1\.\.2 \(1\.000, 0\.000\)/);
+  assert.throws(() => parseCteReport({ ...v1, layers: 1 }, 'old/cte.json'), /key "layers" must be an integer >= 2 \(version 1 counts the L \+ 1 residual indices\)/);
+  assert.throws(() => parseCteReport({ ...v1, alpha: [1, 2, 0] }, 'old/cte.json'), /key "alpha\[1\]" must be in \[0, 1\]/);
 });
 
 // ---- SVG ---------------------------------------------------------------------------------------
@@ -286,14 +355,19 @@ test('assertWellFormed itself rejects broken markup', () => {
   }
 });
 
-test('heatmapSvg: well-formed, one rect per cell, one bar per layer, escaped tokens', () => {
-  const rep = buildCteReport(traced(), { layers: 3 });
+test('heatmapSvg: well-formed, one rect per cell, one bar per row (embeddings grey), intervals, outlined positions, escaped tokens', () => {
+  const rep = buildCteReport(traced(), { layers: 2 });
   const tokens = ['<|startoftext|>', 'there', 'is', 'no & "x"', '<|endoftext|>'];
-  const svg = heatmapSvg(rep.cte_mean, tokens, rep.cte_layer, { title: 'CTE <test>' });
+  const bars = { embeddings: rep.cte_embeddings, layers: rep.cte_layer, ci95: rep.cte_layer_ci95, alpha: rep.alpha };
+  const svg = heatmapSvg(rep.cte_mean, tokens, bars, { title: 'CTE <test>', positions: [3] });
   assertWellFormed(svg);
   assert.ok(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"'));
   assert.is(count(svg, '<rect class="cell"'), 3 * 5);
-  assert.is(count(svg, '<rect class="bar"'), 3);
+  assert.is(count(svg, '<rect class="bar'), 3);
+  assert.is(count(svg, '<rect class="bar embeddings"'), 1);
+  assert.ok(svg.includes('not a layer: not in the min-max'));
+  assert.is(count(svg, '<line class="ci"'), 2);
+  assert.is(count(svg, '<rect class="position"'), 1);
   assert.ok(svg.includes('&lt;|endoftext|&gt;'));
   assert.ok(svg.includes('no &amp; &quot;x&quot;'));
   assert.ok(svg.includes('CTE &lt;test&gt;'));
@@ -301,14 +375,15 @@ test('heatmapSvg: well-formed, one rect per cell, one bar per layer, escaped tok
   assert.ok(svg.includes('fill="#b2182b"'), 'vmax cell is the end colour');
   assert.ok(svg.includes('fill="#f7f7f7"'), 'zero cell is neutral');
   // Without tokens, positions are numbered; negative CTE_l bars are drawn too.
-  const plain = heatmapSvg([[0.5, -0.25], [-1, 0]], undefined, [0.3, -0.2]);
+  const plain = heatmapSvg([[0.5, -0.25], [-1, 0]], undefined, { embeddings: 0.3, layers: [-0.2] });
   assertWellFormed(plain);
   assert.is(count(plain, '<rect class="cell"'), 4);
-  assert.is(count(plain, '<rect class="bar"'), 2);
+  assert.is(count(plain, '<rect class="bar'), 2);
   assert.ok(plain.includes('fill="#2166ac"'), 'most negative cell is full blue');
-  assert.throws(() => heatmapSvg([[1, 2], [3]], null, [0, 0]), /row 1 has 1 positions, row 0 has 2/);
-  assert.throws(() => heatmapSvg([[1, 2]], ['a'], [0]), /1 tokens for 2 positions/);
-  assert.throws(() => heatmapSvg([[1, 2]], null, [0, 1]), /cteLayer has 2 values, cteMean has 1 rows/);
+  assert.throws(() => heatmapSvg([[1, 2], [3]], null, { embeddings: 0, layers: [0] }), /row 1 has 1 positions, row 0 has 2/);
+  assert.throws(() => heatmapSvg([[1, 2], [3, 4]], ['a'], { embeddings: 0, layers: [0] }), /1 tokens for 2 positions/);
+  assert.throws(() => heatmapSvg([[1, 2], [3, 4]], null, { embeddings: 0, layers: [0, 1] }), /2 layer bars, cteMean has 2 rows \(embeddings \+ 1 layers expected\)/);
+  assert.throws(() => heatmapSvg([[1, 2], [3, 4]], null, { embeddings: 0, layers: [0] }, { positions: [2] }), /outlined position 2 is outside the 2 columns/);
 });
 
 test('barChartSvg: well-formed, one bar per value, errors on ragged series', () => {

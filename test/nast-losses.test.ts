@@ -130,6 +130,20 @@ test('nastLoss: lambda * L_CLIP + (1 - lambda) * L_claim, gradients through both
   }
 });
 
+test('NegBench recipe: alpha * L_CLIP + (1 - alpha) * L_MCQ, four options per image, forward and gradients vs float64', async () => {
+  // NegBench Eq. (2): the MCQ term is the cross-entropy over each image's four options (Eq. 1),
+  // which the trainer computes with claimLoss at K = 4 and the weight NegBench calls alpha.
+  const ctx = await gpu();
+  const counts = [4, 4, 4, 4];
+  for (const [alpha, answers] of [[0.5, [2, 0, 3, 1]], [0.9, [0, 0, 1, 3]]] as const) {
+    const a = [...answers];
+    await gradCheck(ctx, `negbench alpha=${alpha}`,
+      (img, txt, mcq, s) => scope(ctx, () => nastLoss(alpha, clipLoss(img, txt, s), claimLoss(img, mcq, counts, a, s))),
+      (img, txt, mcq, s) => scalar(alpha * refClip(img, txt, s.data[0]) + (1 - alpha) * refClaim(img, mcq, counts, a, s.data[0])),
+      [randNd([4, 6], 61, -2, 2), randNd([4, 6], 62, -2, 2), randNd([16, 6], 63, -2, 2), nd([1], [LS])], TOL);
+  }
+});
+
 test('nastLoss: a missing term is allowed only with weight 0', async () => {
   const ctx = await gpu();
   const a = tensor(ctx, [2], []);

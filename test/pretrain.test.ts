@@ -5,14 +5,14 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gpu } from './helpers/gpu.js';
-import { generateWorld, worldVocabulary } from '../src/data/world/index.js';
+import { DEFAULT_SPEC, affirmativeCaptions, generateWorld, partialCaptions, worldVocabulary } from '../src/data/world/index.js';
 import { hasNegationCue } from '../src/data/metrics.js';
 import { WordTokenizer } from '../src/models/tokenizer/word.js';
 import { parseHfConfig } from '../src/models/clip-config.js';
 import { loadClip } from '../src/models/load-node.js';
 import { readWordTokenizer, saveClip, WORD_TOKENIZER_FILE } from '../src/models/save-node.js';
 import {
-  ClipPretrainer, WorldBatcher, cutAtEot, evalBatchLoss, initTinyClip, isDecayed, sceneKey, tinyClipConfig, warmupCosine, worldPixels,
+  ClipPretrainer, WorldBatcher, cutAtEot, evalBatchLoss, initTinyClip, isDecayed, scenePixels, sinCosPositions, tinyClipConfig, warmupCosine, worldPixels,
 } from '../src/nast/pretrain-loop.js';
 import { WORLD_HELD_OUT_START, affirmationBias, worldRetrieval } from '../src/nast/pretrain-eval.js';
 import type { ClipModel } from '../src/models/clip.js';
@@ -40,30 +40,73 @@ async function embeddings(model: ClipModel, ids: Int32Array, n: number, pixels: 
   return out;
 }
 
-test('batches: distinct scenes, affirmative captions only, a function of (seed, step), ids cut at the last end token', () => {
+test('batches: distinct scenes, affirmative captions only, twins, a function of (seed, step), ids cut at the last end token', () => {
   const records = generateWorld({ seed: 3, count: 300, size: 32 });
   const b = new WorldBatcher(records, tok, { seed: 5, batchSize: 48, imageSize: 32 });
   const x = b.batch(7);
+  const p = b.pick(7);
   assert.is(x.n, 48);
-  assert.is(new Set(x.records).size, 48, 'distinct images');
-  assert.is(new Set(x.records.map((i) => sceneKey(records[i]))).size, 48, 'distinct scene descriptions');
+  const twins = x.twins.filter((t) => t !== null).length;
+  assert.ok(twins >= 20 && twins <= 24, `about half the batch are twins (${twins})`);
+  assert.is(new Set(p.scenes.map((s) => affirmativeCaptions(s, DEFAULT_SPEC)[0])).size, 48, 'distinct scene descriptions');
+  assert.is(new Set(x.captions).size, 48, 'no two items share a caption (no false negatives)');
   x.captions.forEach((c, k) => {
-    assert.ok(records[x.records[k]].captions.includes(c), `caption ${k} is one of its image's captions`);
+    const scene = p.scenes[k];
+    const allowed = [...affirmativeCaptions(scene, DEFAULT_SPEC), ...partialCaptions(scene, DEFAULT_SPEC)];
+    assert.ok(allowed.includes(c), `caption ${k} describes its own image`);
     assert.not.ok(hasNegationCue(c), `caption ${JSON.stringify(c)} has no negation`);
+    if (x.twins[k] === null) assert.equal(scene, records[x.records[k]].scene, 'a base item is its record');
+    else assert.not.equal(affirmativeCaptions(scene, DEFAULT_SPEC)[0], records[x.records[k]].captions[0], 'a twin differs from its record');
   });
+  // A twin and its record never share a caption (a partial one that omits the change is replaced).
+  x.twins.forEach((t, k) => {
+    if (t === null) return;
+    const base = x.records.findIndex((r, j) => r === x.records[k] && x.twins[j] === null);
+    if (base >= 0) assert.not.equal(x.captions[k], x.captions[base], `twin ${k} (${t})`);
+  });
+  assert.ok(x.captions.some((c, k) => partialCaptions(p.scenes[k], DEFAULT_SPEC).includes(c)), 'partial captions are drawn');
   assert.equal(b.pick(7), new WorldBatcher(records, tok, { seed: 5, batchSize: 48, imageSize: 32 }).pick(7), 'same seed and step, same batch');
   assert.not.equal(b.pick(8).records, x.records, 'another step, another batch');
+  const plain = new WorldBatcher(records, tok, { seed: 5, batchSize: 48, imageSize: 32, twinShare: 0, partialCaptions: false }).batch(7);
+  assert.ok(plain.twins.every((t) => t === null), 'twinShare 0: no twins');
+  plain.captions.forEach((c, k) => assert.ok(records[plain.records[k]].captions.includes(c), 'without partial captions, a record caption'));
   // Cut at the longest row's end token, rows otherwise unchanged.
   const full = tok.tokenize(x.captions);
   const longest = Math.max(...x.captions.map((c) => tok.encode(c).length + 2));
   assert.is(x.seqLen, longest);
   for (let i = 0; i < x.n; i++) assert.equal([...x.ids.subarray(i * x.seqLen, (i + 1) * x.seqLen)], [...full.subarray(i * 32, i * 32 + x.seqLen)]);
   assert.throws(() => cutAtEot(new Int32Array([5, 6, 7, 8]), 2, tok.eotId), /row 0 has no end-of-text/);
-  assert.equal(x.pixels, worldPixels(x.records.map((i) => records[i]), 32));
+  assert.equal(x.pixels, scenePixels(p.scenes, 32));
   // A world too repetitive for the batch is refused up front.
   const singles = generateWorld({ seed: 0, count: 400, size: 32, minObjects: 1, maxObjects: 1 });
-  assert.throws(() => new WorldBatcher(singles, tok, { seed: 0, batchSize: 100, imageSize: 32 }), /distinct scene descriptions, fewer than the batch size 100/);
+  assert.throws(() => new WorldBatcher(singles, tok, { seed: 0, batchSize: 200, imageSize: 32 }), /distinct scene descriptions, fewer than the 100 the batch size 200 needs/);
+  assert.throws(() => new WorldBatcher(records, tok, { seed: 0, batchSize: 8, imageSize: 32, twinShare: 0.7 }), /twinShare must be in \[0, 0.5\]/);
   assert.throws(() => worldPixels(generateWorld({ seed: 0, count: 1, size: 48 }), 32), /world-0-0 is 48x48 px, the model takes 32x32/);
+});
+
+test('initTinyClip: sine-cosine vision positions at unit RMS, patch embeddings at unit-RMS output, token embeddings at norm 0.5', async () => {
+  const pos = sinCosPositions(4, 64);
+  assert.is(pos.length, 17 * 64);
+  assert.ok(pos.subarray(0, 64).every((v) => v === 0), 'the class token row is zero');
+  for (let r = 1; r < 17; r++) {
+    let s = 0;
+    for (let k = 0; k < 64; k++) s += pos[r * 64 + k] ** 2;
+    assert.ok(Math.abs(s / 64 - 1) < 1e-6, `row ${r} has unit RMS (float32)`);
+  }
+  // Neighbouring patches are more alike than distant ones.
+  const dot = (a: number, b: number) => { let s = 0; for (let k = 0; k < 64; k++) s += pos[a * 64 + k] * pos[b * 64 + k]; return s; };
+  assert.ok(dot(1, 2) > dot(1, 4), 'x neighbours closer than the far column');
+  assert.throws(() => sinCosPositions(4, 30), /multiple of 4/);
+  const ctx = await gpu();
+  const cfg = tinyClipConfig(tok, { width: 64, layers: 1, heads: 2, imageSize: 32, patchSize: 8 });
+  const model = await initTinyClip(ctx, cfg, 0);
+  const emb = (await model.param('text_model.embeddings.token_embedding.weight').toArray()) as Float32Array;
+  let sq = 0;
+  for (const v of emb) sq += v * v;
+  const meanNorm = Math.sqrt(sq / cfg.text.vocabSize);
+  assert.ok(Math.abs(meanNorm - 0.5) < 0.05, `token embedding norm ${meanNorm}`);
+  assert.equal(Array.from((await model.param('vision_model.embeddings.position_embedding.weight').toArray()) as Float32Array), Array.from(pos));
+  model.dispose();
 });
 
 test('schedule and parameter groups', () => {

@@ -9,7 +9,7 @@ import { loadTokenizer } from '../src/models/tokenizer/load-node.js';
 
 // Compiled to build/test/, so the repository root is two levels up.
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const VOCAB_GZ = resolve(ROOT, '..', 'shared', 'clip', 'bpe_simple_vocab_16e6.txt.gz');
+const VOCAB_GZ = resolve(ROOT, 'models', 'openai-bpe', 'bpe_simple_vocab_16e6.txt.gz');
 const FIX = join(ROOT, 'test', 'fixtures', 'tokenizer');
 
 interface Case { text: string; ids: number[]; decoded: string; truncated?: number[]; hf_small_ids?: number[] }
@@ -24,8 +24,8 @@ const fixture: Fixture = JSON.parse(readFileSync(join(FIX, 'cases.json'), 'utf8'
 let gzBytes: Uint8Array | undefined;
 function vocabBytes(): Uint8Array {
   if (!existsSync(VOCAB_GZ)) {
-    // Not a skip: CI has ../shared beside the clone, so a missing file is a broken set-up.
-    throw new Error(`CLIP vocabulary not found at ${VOCAB_GZ}: the tokenizer tests need ../shared/clip/bpe_simple_vocab_16e6.txt.gz beside the repository (it is deliberately not committed)`);
+    // Not a skip: the repository ships the file, so a missing one is a broken checkout.
+    throw new Error(`CLIP vocabulary not found at ${VOCAB_GZ}: the repository ships it in models/openai-bpe/`);
   }
   gzBytes ??= new Uint8Array(readFileSync(VOCAB_GZ));
   return gzBytes;

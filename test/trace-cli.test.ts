@@ -5,12 +5,12 @@ import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { parseCteReport } from '../src/nast/cte.js';
+import { parseCteReport } from '../src/nast/cte-report-parse.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CLI = join(ROOT, 'build', 'src', 'trace.js');
 const MODEL = join(ROOT, 'test', 'fixtures', 'clip', 'tiny-hf');
-const VOCAB = join(ROOT, '..', 'shared', 'clip', 'bpe_simple_vocab_16e6.txt.gz');
+const VOCAB = join(ROOT, 'models', 'openai-bpe', 'bpe_simple_vocab_16e6.txt.gz');
 
 function workdir(lines: string[]): string {
   const dir = mkdtempSync(join(tmpdir(), 'trace-cli-'));
@@ -28,7 +28,9 @@ test('writes cte.json (the issue\'s schema) and the heat map; unequal lengths ar
   execFileSync('node', [CLI, '--model', MODEL, '--tokenizer', VOCAB, '--pairs', join(dir, 'pairs.jsonl'), '--out', join(dir, 'out'), '--beta', '2'], { stdio: 'ignore' });
   const raw = JSON.parse(readFileSync(join(dir, 'out', 'cte.json'), 'utf8'));
   const rep = parseCteReport(raw, 'cte.json');
-  assert.is(rep.layers, 3);
+  assert.is(raw.version, 2);
+  assert.is(rep.layers, 2);
+  assert.is(rep.positions, 'differ');
   assert.is(rep.beta, 2);
   assert.is(rep.pairs.length, 2);
   for (const p of rep.pairs) {
@@ -43,8 +45,15 @@ test('writes cte.json (the issue\'s schema) and the heat map; unequal lengths ar
   assert.is(rep.pairs[1].polarity, 'caption');
   assert.is(rep.skipped.length, 1);
   assert.match(rep.skipped[0].reason, /different lengths/);
-  assert.is(rep.cte_layer.length, 3);
-  assert.is(rep.alpha.length, 3);
+  assert.is(rep.cte_layer.length, 2, 'layers 1..L');
+  assert.is(rep.alpha.length, 2);
+  assert.ok(Number.isFinite(rep.cte_embeddings));
+  // differ: the one position where "severe" and "no" sit; patching the embeddings there turns the caption into the foil.
+  for (const p of rep.pairs) {
+    assert.is(p.positions.length, 1);
+    assert.ok(Math.abs(p.cte[0][p.positions[0]] - 1) < 1e-4, `CTE at the embeddings of the differing token: ${p.cte[0][p.positions[0]]}`);
+  }
+  assert.is(rep.cte_layer_ci95!.length, 2);
   const svg = readFileSync(join(dir, 'out', 'cte_heatmap.svg'), 'utf8');
   assert.ok(svg.startsWith('<svg') && svg.trimEnd().endsWith('</svg>'));
 });

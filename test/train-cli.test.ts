@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +11,7 @@ import { parseSafetensors } from '../src/models/safetensors.js';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CLI = join(ROOT, 'build', 'src', 'train.js');
 const MODEL = join(ROOT, 'test', 'fixtures', 'clip', 'tiny-hf');
-const VOCAB = join(ROOT, '..', 'shared', 'clip', 'bpe_simple_vocab_16e6.txt.gz');
+const VOCAB = join(ROOT, 'models', 'openai-bpe', 'bpe_simple_vocab_16e6.txt.gz');
 const IMAGES = ['rgb-37x53.png', 'rgb-17x13.png', 'gray-53x41.png', 'rgba-45x30.png', 'palette8-33x27.png', 'rgb-300x200.png'];
 const FINDINGS = ['edema', 'effusion', 'pneumothorax', 'cardiomegaly', 'atelectasis', 'consolidation'];
 
@@ -25,6 +25,10 @@ async function dataset(): Promise<string> {
     const g = FINDINGS[(i + 1) % FINDINGS.length];
     records.push({ kind: 'claim-set', image: `images/${img}`, answer: i % 3, claims: [0, 1, 2].map((k) => ({ text: k === i % 3 ? `There is ${f}.` : k === (i + 1) % 3 ? `There is no ${f}.` : `There is ${f} on the right.` })) });
     records.push({ kind: 'negated-caption', image: `images/${img}`, caption: `There is ${f} but no ${g}.` });
+    records.push({
+      kind: 'negbench-mcq', image: `images/${img}`, answer: (i + 2) % 4, answerType: 'negation',
+      options: [0, 1, 2, 3].map((k) => (k === (i + 2) % 4 ? `This image does not feature ${g}.` : k === (i + 3) % 4 ? `This image features ${g}.` : `This image does not feature ${f}.`)),
+    });
   });
   await writeShards(dir, records, { recordsPerShard: 5 });
   return dir;
@@ -33,7 +37,8 @@ async function dataset(): Promise<string> {
 function cte(dir: string): string {
   const file = join(dir, 'cte.json');
   const report = {
-    layers: 3, beta: 1, pairs: [], skipped: [], cte_mean: [[0.1], [0.5], [0.9]], cte_layer: [0.1, 0.5, 0.9], alpha: [0, 0.5, 1],
+    version: 2, layers: 2, positions: 'differ', beta: 1, pairs: [], skipped: [], cte_mean: [[0.1], [0.5], [0.9]],
+    cte_embeddings: 0.1, cte_layer: [0.5, 0.9], alpha: [0.5, 1],
   };
   execFileSync('node', ['-e', `require('fs').writeFileSync(${JSON.stringify(file)}, ${JSON.stringify(JSON.stringify(report))})`]);
   return file;
@@ -49,8 +54,10 @@ test('trains, writes a PEFT adapter, metrics, report; stop + --resume equals one
   for (const f of ['adapter/adapter_model.safetensors', 'adapter/adapter_config.json', 'metrics.jsonl', 'report.json', 'checkpoint/trainer_state.json']) {
     assert.ok(existsSync(join(straight, f)), f);
   }
-  const metrics = readFileSync(join(straight, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const lines = readFileSync(join(straight, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const metrics = lines.filter((m) => 'loss' in m);
   assert.is(metrics.length, 4);
+  assert.equal(lines.filter((m) => 'train_claim_accuracy' in m).map((m) => m.step), [4], 'the accuracy check at the last step');
   for (const m of metrics) assert.ok(Number.isFinite(m.loss) && m.lr > 0 && m.samples_per_s > 0);
   const report = JSON.parse(readFileSync(join(straight, 'report.json'), 'utf8'));
   assert.is(report.steps, 4);
@@ -71,6 +78,56 @@ test('trains, writes a PEFT adapter, metrics, report; stop + --resume equals one
   }
 });
 
+test('claim accuracy on the training split and the validation split in metrics.jsonl and report.json', async () => {
+  const data = await dataset();
+  const run = join(data, 'run');
+  const out = execFileSync('node', [CLI, '--model', MODEL, '--tokenizer', VOCAB, '--batch-size', '3', '--data', data, '--uniform', '--steps', '4', '--val-every', '2', '--out', run, '--lr', '1e-2'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  assert.match(out, /claim accuracy: train \d+\.\d%, validation -/);
+  const checks = readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => 'train_claim_accuracy' in m);
+  assert.equal(checks.map((m) => m.step), [2, 4]);
+  // Six claim sets of three claims: accuracy is a multiple of 1/6.
+  for (const m of checks) assert.ok(Number.isInteger(Math.round(m.train_claim_accuracy * 6 * 1e6) / 1e6), String(m.train_claim_accuracy));
+  const report = JSON.parse(readFileSync(join(run, 'report.json'), 'utf8'));
+  assert.is(report.train_claim_accuracy, checks[1].train_claim_accuracy);
+  assert.is(report.val_claim_accuracy, null, 'no validation split in this folder');
+});
+
+test('--recipe negbench trains on the MCQs at one rate; --full-text trains the whole text encoder and writes a model', async () => {
+  const data = await dataset();
+  const lora = join(data, 'negbench');
+  train(['--data', data, '--recipe', 'negbench', '--steps', '3', '--log-every', '1', '--val-every', '3', '--out', lora, '--lr', '1e-2']);
+  const rep = JSON.parse(readFileSync(join(lora, 'report.json'), 'utf8'));
+  assert.is(rep.recipe, 'negbench');
+  assert.is(rep.trained, 'lora');
+  assert.is(rep.layer_scales, null, 'every layer at the same rate');
+  assert.ok(rep.train_mcq_accuracy >= 0 && rep.train_mcq_accuracy <= 1);
+  assert.ok(existsSync(join(lora, 'adapter', 'adapter_model.safetensors')));
+
+  const full = join(data, 'full');
+  train(['--data', data, '--recipe', 'negbench', '--full-text', '--steps', '2', '--out', full, '--lr', '1e-3']);
+  const base = parseSafetensors(readFileSync(join(MODEL, 'model.safetensors')));
+  const tuned = parseSafetensors(readFileSync(join(full, 'model', 'model.safetensors')));
+  const moved = (k: string) => (base.read(k) as Float32Array).some((v, i) => Math.abs(v - (tuned.read(k) as Float32Array)[i]) > 1e-7);
+  assert.ok(moved('text_model.encoder.layers.0.self_attn.q_proj.weight'), 'a text weight moved');
+  assert.ok(moved('text_model.embeddings.token_embedding.weight'), 'the token embeddings moved');
+  assert.not.ok(moved('vision_model.encoder.layers.0.self_attn.q_proj.weight'), 'the vision tower stayed frozen');
+  assert.not.ok(moved('logit_scale'), 'the temperature stayed frozen');
+  const fullRep = JSON.parse(readFileSync(join(full, 'report.json'), 'utf8'));
+  assert.is(fullRep.trained, 'full-text');
+  assert.ok(fullRep.update_norms.every((x: number) => x > 0), 'every block changed');
+});
+
+test('a version-1 cte.json still trains, with a note on stderr', async () => {
+  const data = await dataset();
+  const file = join(data, 'cte-v1.json');
+  const v1 = { layers: 3, beta: 1, pairs: [], skipped: [], cte_mean: [[0.1], [0.5], [0.9]], cte_layer: [0.1, 0.5, 0.9], alpha: [0, 0.5, 1] };
+  execFileSync('node', ['-e', `require('fs').writeFileSync(${JSON.stringify(file)}, ${JSON.stringify(JSON.stringify(v1))})`]);
+  const r = spawnSync('node', [CLI, '--model', MODEL, '--tokenizer', VOCAB, '--batch-size', '3', '--quiet', '--data', data, '--cte', file, '--steps', '1', '--out', join(data, 'v1')], { encoding: 'utf8' });
+  assert.is(r.status, 0, r.stderr);
+  assert.match(r.stderr, /version-1 cte\.json .*alpha re-normalised over layers 1\.\.2 \(0\.000, 1\.000\)/);
+  assert.equal(JSON.parse(readFileSync(join(data, 'v1', 'report.json'), 'utf8')).layer_scales, [0, 1]);
+});
+
 test('--export-merged writes a model whose embeddings equal base + adapter', async () => {
   const data = await dataset();
   const run = join(data, 'run');
@@ -89,6 +146,9 @@ test('bad arguments fail with one line naming the flag', () => {
     [['--data', '/nope', '--uniform'], /\/nope: no such data folder/],
     [['--data', '/tmp', '--uniform', '--lambda', '2'], /--lambda must be in \[0, 1\]/],
     [['--data', '/tmp'], /--cte is required/],
+    [['--data', '/tmp', '--recipe', 'clip'], /--recipe must be one of nast, negbench, got "clip"/],
+    [['--data', '/tmp', '--recipe', 'negbench', '--cte', 'x.json'], /--cte does not apply to --recipe negbench/],
+    [['--data', '/tmp', '--cte', 'x.json', '--full-text'], /--full-text trains every text weight: use it with --recipe negbench or --uniform/],
   ] as [string[], RegExp][]) {
     try {
       train(args);

@@ -5,7 +5,7 @@
  * alpha^beta are offered to the fine-tuning panel.
  */
 import {
-  DEFAULT_BETA, DEFAULT_MIN_DELTA, TraceInputError, buildCteReport, computeCte, formatNumber, heatmapSvg, layerScales, tracePair,
+  DEFAULT_BETA, DEFAULT_MIN_DELTA, DEFAULT_POSITION_RULE, TraceInputError, buildCteReport, computeCte, formatNumber, heatmapSvg, layerScales, tracePair,
   type Tokenizer,
 } from './lib-entry.js';
 import type { App } from './app.js';
@@ -141,24 +141,27 @@ export function setUpTracePanel(app: App): void {
         }
         const report = buildCteReport([{
           image: img.name, caption, foil, idsCaption: c, idsFoil: f, sCorr: r.sCorr, sFoil: r.sFoil, sLp: r.patched,
-        }], { layers: m.model.config.text.layers + 1, beta, minDelta, eotId: tok.eotId });
+        }], { layers: m.model.config.text.layers, beta, minDelta, eotId: tok.eotId, positions: DEFAULT_POSITION_RULE, bootstrap: { resamples: 0 } });
         const tokens = c.map((id) => tokenLabel(tok, id));
-        heatmap.innerHTML = heatmapSvg(report.cte_mean, tokens, report.cte_layer, { title: `CTE(l, p): "${caption}" vs "${foil}"` });
+        heatmap.innerHTML = heatmapSvg(report.cte_mean, tokens, { embeddings: report.cte_embeddings, layers: report.cte_layer, alpha: report.alpha },
+          { title: `CTE(l, p): "${caption}" vs "${foil}"`, positions: report.pairs[0].positions });
         heatmap.hidden = false;
         const scalesPerBlock = layerScales(report.alpha, beta);
         const body = layersTable.tBodies[0];
         body.replaceChildren();
-        report.cte_layer.forEach((v, l) => {
+        const addRow = (cells: string[], cte: number, embeddings: boolean) => {
           const row = body.insertRow();
-          row.dataset.cte = String(v);
-          const cells = [l === 0 ? '0 (embeddings)' : String(l), formatNumber(v, 4), formatNumber(report.alpha[l], 3), l === 0 ? '—' : `block ${l - 1}: ${formatNumber(scalesPerBlock[l - 1], 3)}`];
+          row.dataset.cte = String(cte);
+          if (embeddings) row.dataset.embeddings = 'true';
           for (const t of cells) row.insertCell().textContent = t;
-        });
+        };
+        addRow(['0 (embeddings)', formatNumber(report.cte_embeddings, 4), '— (not a layer)', '—'], report.cte_embeddings, true);
+        report.cte_layer.forEach((v, i) => addRow([String(i + 1), formatNumber(v, 4), formatNumber(report.alpha[i], 3), `block ${i}: ${formatNumber(scalesPerBlock[i], 3)}`], v, false));
         layersTable.hidden = false;
         app.cte = { scales: scalesPerBlock, caption, foil, model: m.model };
         app.changed();
         section.dataset.result = 'heatmap';
-        setStatus(status, `Traced in ${ms(wall)}. Negation-bearing positions: ${report.pairs[0].positions.join(', ')}; their mean CTE per layer is CTE_l. The fine-tuning panel can now scale each block by alpha^beta.`);
+        setStatus(status, `Traced in ${ms(wall)}. Negation-bearing positions (where caption and foil differ, outlined): ${report.pairs[0].positions.join(', ')}; their mean CTE per layer is CTE_l, min-max normalised over layers 1..${report.layers} to alpha. The fine-tuning panel can now scale each block by alpha^beta.`);
       });
       if (section.dataset.state === 'running') setState(section, 'done');
     } catch (e) {

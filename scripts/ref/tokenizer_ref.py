@@ -3,7 +3,7 @@
 
 Run with Debian's python3 (needs the `regex` module: apt-get install python3-regex):
     /usr/bin/python3 scripts/ref/tokenizer_ref.py
-Reads ../shared/clip/bpe_simple_vocab_16e6.txt.gz (relative to the repository root) and writes
+Reads models/openai-bpe/bpe_simple_vocab_16e6.txt.gz (the repository ships it) and writes
   test/fixtures/tokenizer/cases.json          texts, expected ids, truncated rows, decodings
   test/fixtures/tokenizer/hf-small/vocab.json a Hugging Face style vocabulary built from the first
   test/fixtures/tokenizer/hf-small/merges.txt   HF_SMALL_MERGES merges of the OpenAI file
@@ -22,7 +22,7 @@ import sys
 import regex
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-VOCAB = os.path.join(ROOT, "..", "shared", "clip", "bpe_simple_vocab_16e6.txt.gz")
+VOCAB = os.path.join(ROOT, "models", "openai-bpe", "bpe_simple_vocab_16e6.txt.gz")
 FIX = os.path.join(ROOT, "test", "fixtures", "tokenizer")
 ENTITIES_TS = os.path.join(ROOT, "src", "models", "tokenizer", "html-entities.ts")
 HF_SMALL_MERGES = 3000
@@ -338,7 +338,7 @@ def main():
         decode_bytes.append({"ids": ids, "decoded": tok.decode(ids)})
     out = {
         "generator": "scripts/ref/tokenizer_ref.py (simple_tokenizer without ftfy)",
-        "vocab": "../shared/clip/bpe_simple_vocab_16e6.txt.gz",
+        "vocab": "models/openai-bpe/bpe_simple_vocab_16e6.txt.gz",
         "python": sys.version.split()[0],
         "regex": regex.__version__,
         "hf_small": {"merges": HF_SMALL_MERGES, "sot": small.sot, "eot": small.eot,

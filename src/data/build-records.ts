@@ -5,7 +5,7 @@
  */
 import {
   buildClaimSets, buildNegBenchMcq, buildNegatedCaptions, buildPairedMcq, buildRetrievalNegCaptions,
-  cleanFact, choice, hasNegationCue, rngFor, sample, verbalizeFact,
+  NEGBENCH_TEMPLATES, cleanFact, choice, hasNegationCue, randInt, rngFor, sample, verbalizeFact,
   type AffirmativeMap, type NegationVocab, type TemplateFamily,
 } from './builders.js';
 import type { Fact, Study } from './facts.js';
@@ -50,6 +50,8 @@ export interface BuildContext {
   seed: number;
   k: number;
   captions: number;
+  /** NegBench MCQs per study: one per correct template in turn (affirmation, negation, hybrid, ...), from a seeded start. */
+  mcqs: number;
   domain: Domain;
   problems: Problem[];
   /** Studies for which a kind was asked for but made nothing, per record kind. */
@@ -105,8 +107,20 @@ export function buildStudy(ctx: BuildContext, study: Study): EvalRecord[] {
   }
   if (ctx.kinds.includes('mcq')) {
     push('negbench-mcq', attempt(ctx, study, 'negbench-mcq', () => {
-      const m = buildNegBenchMcq(study, { seed: ctx.seed, vocabulary: d.vocabulary, article: d.article });
-      return m ? [m] : [];
+      if (ctx.mcqs === 1) {
+        const m = buildNegBenchMcq(study, { seed: ctx.seed, vocabulary: d.vocabulary, article: d.article });
+        return m ? [m] : [];
+      }
+      // Several per study: the correct templates in turn from a seeded start, so every image is
+      // asked each kind of question and a training split teaches all three.
+      const start = randInt(rngFor(ctx.seed, 'negbench-mcq-start', study.id), NEGBENCH_TEMPLATES.length);
+      const out = [];
+      for (let v = 0; v < ctx.mcqs; v++) {
+        const answerType = NEGBENCH_TEMPLATES[(start + v) % NEGBENCH_TEMPLATES.length];
+        const m = buildNegBenchMcq(study, { seed: ctx.seed, vocabulary: d.vocabulary, article: d.article, variant: v, answerType });
+        if (m) out.push(m);
+      }
+      return out;
     }));
   }
   if (ctx.kinds.includes('paired-mcq') && d.affirmatives) {

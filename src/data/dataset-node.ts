@@ -22,6 +22,8 @@ import type { EvalRecord } from '../nast/evaluate.js';
 export const DATASET_FILE = 'dataset.json';
 export const DATASET_FORMAT = 'negclip-dataset';
 export const PROBE_FILE = 'probe.jsonl';
+/** Per split: one {"image", "labels": {attribute: 0|1}} line per image, for linear probes of the image tower. */
+export const ATTRIBUTES_FILE = 'attributes.jsonl';
 
 export class DatasetError extends Error {
   constructor(readonly path: string, message: string) {

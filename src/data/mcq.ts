@@ -35,6 +35,11 @@ export interface NegBenchMcqOptions {
   answerType?: NegBenchTemplate;
   /** Put "a"/"an" before concepts ("a dog"); radiology findings go without. Default false. */
   article?: boolean;
+  /**
+   * Which of a study's MCQs this is (0, 1, ...): each variant draws its own concepts and option
+   * order; variant 0 is the study's first (and, before variants existed, only) MCQ.
+   */
+  variant?: number;
 }
 
 /** Present conditions, each once, in fact order. */
@@ -97,7 +102,9 @@ export function buildNegBenchMcq(study: Study, opts: NegBenchMcqOptions): NegBen
   const pos = positiveConcepts(study);
   const neg = negativeConcepts(study, opts.vocabulary);
   if (pos.length === 0 || neg.length === 0) return null;
-  const rng = rngFor(opts.seed, 'negbench-mcq', study.id);
+  const variant = opts.variant ?? 0;
+  if (!Number.isInteger(variant) || variant < 0) throw new RangeError(`variant must be a non-negative integer, got ${String(variant)}`);
+  const rng = variant === 0 ? rngFor(opts.seed, 'negbench-mcq', study.id) : rngFor(opts.seed, 'negbench-mcq', study.id, variant);
   const positives = sample(rng, pos, 2);
   const negative = choice(rng, neg);
   const answerType = opts.answerType ?? choice(rng, NEGBENCH_TEMPLATES);

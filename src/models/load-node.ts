@@ -10,7 +10,8 @@ import { ClipModel, type LoadOptions } from './clip.js';
 import { ConfigError, inferOpenAiConfig, parseHfConfig, type ClipConfig } from './clip-config.js';
 import { hfWeights, isOpenAiLayout } from './clip-weights.js';
 import { openSafetensors } from './safetensors-node.js';
-import { loadTokenizer } from './tokenizer/load-node.js';
+import { loadTokenizer, shippedVocabPath } from './tokenizer/load-node.js';
+import { TokenizerFileError } from './tokenizer/vocab-files.js';
 import type { Tokenizer } from './tokenizer/index.js';
 
 export interface ClipLoadOptions extends LoadOptions {
@@ -62,5 +63,13 @@ export async function loadClip(ctx: GpuContext, path: string, opts: ClipLoadOpti
 export function loadClipTokenizer(modelPath: string, tokenizerPath?: string): Tokenizer {
   if (tokenizerPath) return loadTokenizer(tokenizerPath);
   const folder = existsSync(modelPath) && statSync(modelPath).isDirectory() ? modelPath : dirname(modelPath);
-  return loadTokenizer(folder);
+  try {
+    return loadTokenizer(folder);
+  } catch (e) {
+    // A folder with weights only (OpenAI-layout exports often have no tokenizer files): CLIP's
+    // own vocabulary, which the repository ships. Any other tokenizer error stands.
+    const shipped = shippedVocabPath();
+    if (!(e instanceof TokenizerFileError) || !/no tokenizer files found/.test(e.message) || !shipped) throw e;
+    return loadTokenizer(shipped);
+  }
 }

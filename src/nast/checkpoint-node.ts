@@ -22,9 +22,10 @@ export interface LoopState {
 const STATE = 'trainer_state.json';
 const MOMENTS = 'optimizer.safetensors';
 
-export async function saveCheckpoint(dir: string, lora: LoraSet, opt: OptimizerState, loop: LoopState, baseModel: string): Promise<void> {
+/** `lora` null: the caller saved the trained weights into the folder itself (a full fine-tune). */
+export async function saveCheckpoint(dir: string, lora: LoraSet | null, opt: OptimizerState, loop: LoopState, baseModel: string): Promise<void> {
   await mkdir(dir, { recursive: true });
-  await saveLora(dir, lora, { baseModel });
+  if (lora) await saveLora(dir, lora, { baseModel });
   const tensors: Record<string, TensorToWrite> = {};
   opt.groups.forEach((g, i) => {
     g.m.forEach((m, k) => { tensors[`g${i}.m${k}`] = { dtype: 'F32', shape: [m.length], data: m }; });

@@ -1,6 +1,6 @@
 /**
  * Causal tracing effects (NAST paper Sec. 4.2-4.3 and Appendix D), as plain arithmetic on the
- * scores a tracer measured; no GPU here.
+ * scores a tracer measured; no GPU here. The cte.json parser is in cte-report-parse.ts.
  *
  * Per (image, correct caption, foil) pair: d = S_corr - S_foil, and with the foil's residual
  * state patched in at residual index l and token position p, CTE(l, p) = (S_corr - S_lp) / d.
@@ -9,16 +9,40 @@
  * gap to take a fraction of: it is skipped with its reason, never divided.
  *
  * Residual indices follow the Hugging Face `hidden_states` convention: 0 = embeddings output,
- * l = output of block l (1-based), so a text encoder of L blocks has L + 1 indices.
+ * l = output of block l (1-based), so a text encoder of L blocks has L + 1 indices. The tracer
+ * measures all of them (the heat map shows the embeddings row too), but only indices 1..L are
+ * the encoder's layers (Sec. 4.3: "k indexes all layers of the text encoder"): CTE_l, its
+ * min-max normalisation alpha_l and the scale of block l's LoRA are over layers 1..L; the
+ * embeddings' value is reported beside them as `cte_embeddings`.
  */
+import { makeRng, randInt } from '../data/rng.js';
 
 export const DEFAULT_MIN_DELTA = 1e-3;
 export const DEFAULT_BETA = 1;
 /** CLIP's `<|endoftext|>`; Hugging Face CLIP also pads with it, so its first occurrence is EOT. */
 export const CLIP_EOT_ID = 49407;
+/** cte.json's current version (1: CTE_l and alpha over residual indices 0..L). */
+export const CTE_VERSION = 2;
 
 /** Where the negation is: in the correct caption (absent finding) or in the foil (present one). */
 export type Polarity = 'caption' | 'foil';
+
+/**
+ * Which token positions CTE_l averages over:
+ *   differ  the positions where caption and foil token ids differ: the negator and its
+ *           counterpart ("no" / "severe"), the paper's negation-bearing tokens (default);
+ *   after   the first differing position through EOT (every token that can read the negator
+ *           through causal attention; version 1's rule);
+ *   eot     the EOT position alone (the pooled state);
+ *   all     every position from SOT through EOT.
+ */
+export const POSITION_RULES = ['differ', 'after', 'eot', 'all'] as const;
+export type PositionRule = (typeof POSITION_RULES)[number];
+export const DEFAULT_POSITION_RULE: PositionRule = 'differ';
+
+export function isPositionRule(v: unknown): v is PositionRule {
+  return (POSITION_RULES as readonly unknown[]).includes(v);
+}
 
 /** What a tracer measured for one pair. */
 export interface TracedPair {
@@ -44,9 +68,9 @@ export interface CtePairJson {
   s_corr: number;
   s_foil: number;
   d: number;
-  /** CTE(l, p): one row per residual index 0..L, one value per position of `ids`. */
+  /** CTE(l, p): one row per residual index 0..L (row 0 = embeddings), one value per position of `ids`. */
   cte: number[][];
-  /** The negation-bearing positions (first differing token through EOT). */
+  /** The positions the report's rule picks in this pair. */
   positions: number[];
   polarity?: Polarity;
 }
@@ -58,27 +82,40 @@ export interface CteSkippedJson {
   reason: string;
 }
 
+/** cte.json, version 2. */
 export interface CteReport {
-  /** Residual indices: L + 1 for L blocks. */
+  version: 2;
+  /** Text-encoder layers L (blocks); per-pair and mean matrices have L + 1 rows. */
   layers: number;
+  /** The rule that picked each pair's positions. */
+  positions: PositionRule;
   pairs: CtePairJson[];
   skipped: CteSkippedJson[];
-  /** Mean CTE(l, p) over pairs, positions aligned from SOT; a pair counts up to its EOT. */
+  /** Mean CTE(l, p) over pairs [L + 1][W], positions aligned from SOT; a pair counts up to its EOT. */
   cte_mean: number[][];
-  /** CTE_l: mean of CTE(l, p) over negation-bearing positions and pairs (both polarities pooled). */
+  /** CTE at the embeddings (residual index 0) over the same entries: reported, not a layer. */
+  cte_embeddings: number;
+  /** CTE_l for layers 1..L: mean of CTE(l, p) over the rule's positions and pairs (both polarities pooled). */
   cte_layer: number[];
-  /** Min-max normalised cte_layer over all L + 1 indices. */
+  /** cte_layer min-max normalised over layers 1..L; alpha[l - 1] scales block l's LoRA. */
   alpha: number[];
   beta: number;
   /** Population standard deviation of each cte_mean cell across pairs. */
   cte_std?: number[][];
   /** How many pairs reach each position (the divisor of each cte_mean column). */
   cte_count?: number[];
-  /** Population standard deviation of the entries averaged into each cte_layer value. */
+  /** Spread across pairs: std of each pair's own mean over its positions, per layer 1..L. */
   cte_layer_std?: number[];
-  /** cte_layer computed over each polarity subset alone (null when a subset is empty). */
+  /** Bootstrap 95 % interval of cte_layer (pairs resampled with replacement), per layer: [lo, hi]. */
+  cte_layer_ci95?: [number, number][];
+  cte_embeddings_std?: number;
+  cte_embeddings_ci95?: [number, number];
+  bootstrap?: { resamples: number; seed: number };
+  /** cte_layer over each polarity subset alone (null when a subset is empty). */
   cte_layer_by_polarity?: { caption: number[] | null; foil: number[] | null };
   min_delta?: number;
+  /** Set by the parser when the file was an older version, converted on load. */
+  upgraded_from?: number;
 }
 
 export type CteResult = { ok: true; d: number; cte: number[][] } | { ok: false; d: number; reason: string };
@@ -117,6 +154,8 @@ export interface NegationPositionOptions {
   caption?: string;
   foil?: string;
   eotId?: number;
+  /** Default 'differ'. */
+  rule?: PositionRule;
 }
 
 function label(text: string | undefined, ids: readonly number[], eot: number): string {
@@ -125,14 +164,14 @@ function label(text: string | undefined, ids: readonly number[], eot: number): s
 }
 
 /**
- * The negation-bearing positions of a caption/foil pair: from the first position where their
- * token ids differ through the EOT position (the negator or its counterpart, and every token
- * after it, which can read it through causal attention). Both sequences must reach EOT at the
- * same index (the paper constrains pairs to identical token lengths); otherwise, or if they do
- * not differ at all, the error names both captions.
+ * The positions of a caption/foil pair that CTE_l averages over, by `rule` (see POSITION_RULES).
+ * Both sequences must reach EOT at the same index (the paper constrains pairs to identical token
+ * lengths) and differ somewhere before it; otherwise the error names both captions.
  */
 export function negationPositions(idsCaption: readonly number[], idsFoil: readonly number[], opts: NegationPositionOptions = {}): number[] {
   const eotId = opts.eotId ?? CLIP_EOT_ID;
+  const rule = opts.rule ?? DEFAULT_POSITION_RULE;
+  if (!isPositionRule(rule)) throw new Error(`negationPositions: unknown rule ${JSON.stringify(rule)} (expected ${POSITION_RULES.join(', ')})`);
   const ec = eotIndex(idsCaption, eotId);
   const ef = eotIndex(idsFoil, eotId);
   const names = () => `caption ${label(opts.caption, idsCaption, ec)} and foil ${label(opts.foil, idsFoil, ef)}`;
@@ -142,17 +181,20 @@ export function negationPositions(idsCaption: readonly number[], idsFoil: readon
   if (ec !== ef) {
     throw new Error(`negationPositions: ${names()} have different token lengths (${ec + 1} vs ${ef + 1} through EOT); causal tracing needs equal lengths`);
   }
-  let first = -1;
-  for (let p = 0; p <= ec; p++) {
-    if (idsCaption[p] !== idsFoil[p]) {
-      first = p;
-      break;
-    }
+  const differ: number[] = [];
+  for (let p = 0; p <= ec; p++) if (idsCaption[p] !== idsFoil[p]) differ.push(p);
+  if (differ.length === 0) throw new Error(`negationPositions: ${names()} tokenise identically; there is no negation to trace`);
+  const range = (from: number) => Array.from({ length: ec + 1 - from }, (_, i) => from + i);
+  switch (rule) {
+    case 'differ':
+      return differ;
+    case 'after':
+      return range(differ[0]);
+    case 'eot':
+      return [ec];
+    case 'all':
+      return range(0);
   }
-  if (first < 0) throw new Error(`negationPositions: ${names()} tokenise identically; there is no negation to trace`);
-  const out: number[] = [];
-  for (let p = first; p <= ec; p++) out.push(p);
-  return out;
 }
 
 /** One pair's contribution to the aggregates. */
@@ -162,12 +204,23 @@ export interface CteSample {
   polarity?: Polarity;
 }
 
+export interface BootstrapOptions {
+  /** Resamples of the pairs (with replacement); 0 skips the interval. Default 1000. */
+  resamples?: number;
+  seed?: number;
+}
+
 export interface CteAggregate {
+  /** Rows are residual indices 0..L. */
   cteMean: number[][];
   cteStd: number[][];
   cteCount: number[];
-  cteLayer: number[];
-  cteLayerStd: number[];
+  /** CTE per residual index 0..L over (pair, position) entries. */
+  cteIndex: number[];
+  /** Std across pairs of each pair's mean over its positions, per residual index. */
+  cteIndexStd: number[];
+  /** Bootstrap 95 % interval of cteIndex, per residual index (empty when resamples is 0). */
+  cteIndexCi95: [number, number][];
   byPolarity: { caption: number[] | null; foil: number[] | null };
 }
 
@@ -181,48 +234,67 @@ function meanStd(values: readonly number[]): [number, number] {
   return [m, Math.sqrt(q / n)];
 }
 
-/** CTE_l over the given samples: mean over every (pair, negation-bearing position) entry. */
-function layerMeans(samples: readonly CteSample[], layers: number): { mean: number[]; std: number[] } {
-  const mean: number[] = [];
-  const std: number[] = [];
-  for (let l = 0; l < layers; l++) {
-    const vals: number[] = [];
-    for (const s of samples) for (const p of s.positions) vals.push(s.cte[l][p]);
-    const [m, sd] = meanStd(vals);
-    mean.push(m);
-    std.push(sd);
+/** Per residual index, the sum and count of a pair's entries at its positions. */
+function pairSums(s: CteSample, rows: number): number[] {
+  const out: number[] = [];
+  for (let l = 0; l < rows; l++) {
+    let t = 0;
+    for (const p of s.positions) t += s.cte[l][p];
+    out.push(t);
   }
-  return { mean, std };
+  return out;
+}
+
+/** Mean over every (pair, position) entry: each entry weighs the same. */
+function entryMeans(samples: readonly CteSample[], rows: number): number[] {
+  const sum = new Array<number>(rows).fill(0);
+  let count = 0;
+  for (const s of samples) {
+    pairSums(s, rows).forEach((v, l) => (sum[l] += v));
+    count += s.positions.length;
+  }
+  return sum.map((v) => v / count);
+}
+
+/** Linear-interpolated quantile of sorted values. */
+function quantile(sorted: readonly number[], q: number): number {
+  const at = (sorted.length - 1) * q;
+  const lo = Math.floor(at);
+  const hi = Math.min(sorted.length - 1, lo + 1);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (at - lo);
 }
 
 /**
- * Aggregates per-pair CTE matrices ([layers][P_i], P_i = that pair's positions through EOT).
+ * Aggregates per-pair CTE matrices ([L + 1][P_i], P_i = that pair's positions through EOT).
  *
  * CTE_l averages token-level CTE scores "over negation-bearing tokens and samples" (Sec. 4.3):
  * every (pair, position) entry weighs the same. Appendix D.3 "merge[s] both subsets" (negation
  * in the caption, negation in the foil) "to obtain a unified characterization": the two
  * polarities are pooled into one sample set, not averaged as two vectors, so each pair counts
- * once whichever subset it came from. The per-subset vectors are reported beside it.
+ * once whichever subset it came from. The per-subset vectors are reported beside it, and the
+ * spread across pairs as a std of per-pair means and a bootstrap interval over pairs.
  */
-export function aggregateCte(samples: readonly CteSample[], layers: number): CteAggregate {
-  if (!Number.isInteger(layers) || layers < 2) throw new Error(`aggregateCte: layers must be an integer >= 2 (L + 1), got ${layers}`);
+export function aggregateCte(samples: readonly CteSample[], rows: number, boot: BootstrapOptions = {}): CteAggregate {
+  if (!Number.isInteger(rows) || rows < 2) throw new Error(`aggregateCte: rows must be an integer >= 2 (residual indices L + 1), got ${rows}`);
   if (samples.length === 0) throw new Error('aggregateCte: no pairs to aggregate');
   samples.forEach((s, i) => {
-    if (s.cte.length !== layers) throw new Error(`aggregateCte: pair ${i} has ${s.cte.length} CTE rows, expected ${layers}`);
+    if (s.cte.length !== rows) throw new Error(`aggregateCte: pair ${i} has ${s.cte.length} CTE rows, expected ${rows}`);
     const w = s.cte[0].length;
     s.cte.forEach((row, l) => {
       if (row.length !== w) throw new Error(`aggregateCte: pair ${i} row ${l} has ${row.length} positions, row 0 has ${w}`);
     });
-    if (s.positions.length === 0) throw new Error(`aggregateCte: pair ${i} has no negation-bearing positions`);
+    if (s.positions.length === 0) throw new Error(`aggregateCte: pair ${i} has no positions to average over`);
     for (const p of s.positions) {
       if (!Number.isInteger(p) || p < 0 || p >= w) throw new Error(`aggregateCte: pair ${i} position ${p} is outside its ${w} positions`);
     }
   });
+  const resamples = boot.resamples ?? 1000;
+  if (!Number.isInteger(resamples) || resamples < 0) throw new Error(`aggregateCte: resamples must be an integer >= 0, got ${resamples}`);
   const width = Math.max(...samples.map((s) => s.cte[0].length));
   const cteCount = Array.from({ length: width }, (_, p) => samples.filter((s) => s.cte[0].length > p).length);
   const cteMean: number[][] = [];
   const cteStd: number[][] = [];
-  for (let l = 0; l < layers; l++) {
+  for (let l = 0; l < rows; l++) {
     const m: number[] = [];
     const sd: number[] = [];
     for (let p = 0; p < width; p++) {
@@ -233,24 +305,48 @@ export function aggregateCte(samples: readonly CteSample[], layers: number): Cte
     cteMean.push(m);
     cteStd.push(sd);
   }
-  const all = layerMeans(samples, layers);
+  const sums = samples.map((s) => pairSums(s, rows));
+  const counts = samples.map((s) => s.positions.length);
+  const cteIndexStd = Array.from({ length: rows }, (_, l) => meanStd(sums.map((v, i) => v[l] / counts[i]))[1]);
+  const cteIndexCi95: [number, number][] = [];
+  if (resamples > 0) {
+    const rng = makeRng(boot.seed ?? 0);
+    const draws: number[][] = Array.from({ length: rows }, () => []);
+    for (let b = 0; b < resamples; b++) {
+      const sum = new Array<number>(rows).fill(0);
+      let count = 0;
+      for (let k = 0; k < samples.length; k++) {
+        const i = randInt(rng, samples.length);
+        for (let l = 0; l < rows; l++) sum[l] += sums[i][l];
+        count += counts[i];
+      }
+      for (let l = 0; l < rows; l++) draws[l].push(sum[l] / count);
+    }
+    for (const d of draws) {
+      d.sort((x, y) => x - y);
+      cteIndexCi95.push([quantile(d, 0.025), quantile(d, 0.975)]);
+    }
+  }
   const sub = (pol: Polarity) => {
     const s = samples.filter((x) => x.polarity === pol);
-    return s.length > 0 ? layerMeans(s, layers).mean : null;
+    return s.length > 0 ? entryMeans(s, rows) : null;
   };
-  return { cteMean, cteStd, cteCount, cteLayer: all.mean, cteLayerStd: all.std, byPolarity: { caption: sub('caption'), foil: sub('foil') } };
+  return {
+    cteMean, cteStd, cteCount, cteIndex: entryMeans(samples, rows), cteIndexStd, cteIndexCi95,
+    byPolarity: { caption: sub('caption'), foil: sub('foil') },
+  };
 }
 
 /**
- * alpha_l = (CTE_l - min_k CTE_k) / (max_k CTE_k - min_k CTE_k) over every index given. When
- * all values are equal (range within 1e-12 of their magnitude) no layer is more causal than
- * another, and every alpha is 1: training then falls back to uniform scaling instead of
- * dividing noise by (nearly) zero.
+ * alpha_l = (CTE_l - min_k CTE_k) / (max_k CTE_k - min_k CTE_k) over every layer given (the
+ * encoder's layers 1..L; never the embeddings). When all values are equal (range within 1e-12 of
+ * their magnitude) no layer is more causal than another, and every alpha is 1: training then
+ * falls back to uniform scaling instead of dividing noise by (nearly) zero.
  */
 export function minMaxAlpha(cteLayer: readonly number[]): number[] {
   if (cteLayer.length === 0) throw new Error('minMaxAlpha: no layers');
   cteLayer.forEach((v, i) => {
-    if (!finite(v)) throw new Error(`minMaxAlpha: CTE_${i} = ${v} is not finite`);
+    if (!finite(v)) throw new Error(`minMaxAlpha: CTE of layer ${i + 1} = ${v} is not finite`);
   });
   const lo = Math.min(...cteLayer);
   const hi = Math.max(...cteLayer);
@@ -274,43 +370,45 @@ export function gradientScale(alpha: readonly number[], beta = DEFAULT_BETA): nu
 }
 
 /**
- * The gradient scale of each block's LoRA group, from alpha over the L + 1 residual indices:
- * result[i] = alpha[i + 1]^beta for block i (0-based).
- *
- * Block i reads residual index i and writes index i + 1; its LoRA can only change what it
- * writes. CTE at index i + 1 is the causal effect of exactly that state (the paper's "layer l"
- * is hidden_states[l], the output of layer l, 1-based), so it scales block i's gradients. Index
- * 0 (the embeddings) has no LoRA and drives no group; it still takes part in the min-max.
+ * The scale of each block's LoRA group from cte.json's alpha (one per layer 1..L): result[i] =
+ * alpha[i]^beta for block i (0-based), i.e. layer i + 1. Block i writes hidden_states[i + 1],
+ * whose causal effect is that layer's CTE; its LoRA can only change what it writes.
  */
 export function layerScales(alpha: readonly number[], beta = DEFAULT_BETA): number[] {
-  if (alpha.length < 2) throw new Error(`layerScales: alpha needs L + 1 >= 2 entries (one per residual index), got ${alpha.length}`);
-  return gradientScale(alpha, beta).slice(1);
+  if (alpha.length < 1) throw new Error('layerScales: alpha needs one entry per text-encoder layer, got none');
+  return gradientScale(alpha, beta);
 }
 
 export interface CteReportOptions {
-  /** Residual indices L + 1; every pair's S_lp must have this many rows. */
+  /** Text-encoder layers L; every pair's S_lp must have L + 1 rows (residual indices 0..L). */
   layers: number;
   beta?: number;
   minDelta?: number;
   eotId?: number;
+  /** Default 'differ'. */
+  positions?: PositionRule;
+  bootstrap?: BootstrapOptions;
 }
 
 /**
- * The `cte.json` object from traced pairs: per-pair CTE over positions through EOT, the
- * skipped pairs with reasons, the mean matrix, CTE_l, alpha and beta. Throws when a pair is
- * malformed (naming it) or when every pair was skipped.
+ * The `cte.json` object (version 2) from traced pairs: per-pair CTE over positions through EOT,
+ * the skipped pairs with reasons, the mean matrix, CTE_l over layers 1..L with its spread, the
+ * embeddings' value beside it, alpha and beta. Throws when a pair is malformed (naming it) or
+ * when every pair was skipped.
  */
 export function buildCteReport(traced: readonly TracedPair[], opts: CteReportOptions): CteReport {
-  const { layers, beta = DEFAULT_BETA, minDelta = DEFAULT_MIN_DELTA, eotId = CLIP_EOT_ID } = opts;
-  if (!Number.isInteger(layers) || layers < 2) throw new Error(`buildCteReport: layers must be an integer >= 2 (L + 1), got ${layers}`);
+  const { layers, beta = DEFAULT_BETA, minDelta = DEFAULT_MIN_DELTA, eotId = CLIP_EOT_ID, positions: rule = DEFAULT_POSITION_RULE } = opts;
+  if (!Number.isInteger(layers) || layers < 1) throw new Error(`buildCteReport: layers must be an integer >= 1 (text-encoder blocks), got ${layers}`);
+  if (!isPositionRule(rule)) throw new Error(`buildCteReport: positions must be one of ${POSITION_RULES.join(', ')}, got ${JSON.stringify(rule)}`);
   checkBeta(beta);
+  const rows = layers + 1;
   const pairs: CtePairJson[] = [];
   const skipped: CteSkippedJson[] = [];
   traced.forEach((t, i) => {
     const where = `buildCteReport: pair ${i} (caption ${JSON.stringify(t.caption)}, foil ${JSON.stringify(t.foil)})`;
-    const positions = negationPositions(t.idsCaption, t.idsFoil, { caption: t.caption, foil: t.foil, eotId });
-    const n = positions[positions.length - 1] + 1;
-    if (t.sLp.length !== layers) throw new Error(`${where}: S_lp has ${t.sLp.length} rows, expected ${layers} (L + 1)`);
+    const positions = negationPositions(t.idsCaption, t.idsFoil, { caption: t.caption, foil: t.foil, eotId, rule });
+    const n = eotIndex(t.idsCaption, eotId) + 1;
+    if (t.sLp.length !== rows) throw new Error(`${where}: S_lp has ${t.sLp.length} rows, expected ${rows} (L + 1 residual indices)`);
     t.sLp.forEach((row, l) => {
       if (row.length < n) throw new Error(`${where}: S_lp row ${l} has ${row.length} positions, fewer than the ${n} through EOT`);
     });
@@ -336,157 +434,32 @@ export function buildCteReport(traced: readonly TracedPair[], opts: CteReportOpt
     const reasons = skipped.slice(0, 3).map((s) => `${JSON.stringify(s.caption)}: ${s.reason}`).join('; ');
     throw new Error(`buildCteReport: no usable pairs (${traced.length} given, ${skipped.length} skipped${reasons ? `: ${reasons}` : ''})`);
   }
-  const agg = aggregateCte(pairs, layers);
-  return {
+  const bootstrap = { resamples: opts.bootstrap?.resamples ?? 1000, seed: opts.bootstrap?.seed ?? 0 };
+  const agg = aggregateCte(pairs, rows, bootstrap);
+  const layerPart = (v: number[] | null) => (v === null ? null : v.slice(1));
+  const cteLayer = agg.cteIndex.slice(1);
+  const report: CteReport = {
+    version: CTE_VERSION,
     layers,
+    positions: rule,
     pairs,
     skipped,
     cte_mean: agg.cteMean,
-    cte_layer: agg.cteLayer,
-    alpha: minMaxAlpha(agg.cteLayer),
+    cte_embeddings: agg.cteIndex[0],
+    cte_layer: cteLayer,
+    alpha: minMaxAlpha(cteLayer),
     beta,
     cte_std: agg.cteStd,
     cte_count: agg.cteCount,
-    cte_layer_std: agg.cteLayerStd,
-    cte_layer_by_polarity: agg.byPolarity,
-    min_delta: minDelta,
+    cte_layer_std: agg.cteIndexStd.slice(1),
+    cte_embeddings_std: agg.cteIndexStd[0],
   };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Validating parser for cte.json.
-
-class Reader {
-  constructor(readonly file: string) {}
-
-  fail(key: string, msg: string): never {
-    throw new Error(`${this.file}: ${key ? `key "${key}" ` : ''}${msg}`);
+  if (agg.cteIndexCi95.length > 0) {
+    report.cte_layer_ci95 = agg.cteIndexCi95.slice(1);
+    report.cte_embeddings_ci95 = agg.cteIndexCi95[0];
+    report.bootstrap = bootstrap;
   }
-
-  obj(v: unknown, key: string): Record<string, unknown> {
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) this.fail(key, `must be an object, got ${kind(v)}`);
-    return v as Record<string, unknown>;
-  }
-
-  arr(v: unknown, key: string, len?: number): unknown[] {
-    if (!Array.isArray(v)) this.fail(key, `must be an array, got ${kind(v)}`);
-    if (len !== undefined && v.length !== len) this.fail(key, `must have ${len} entries, has ${v.length}`);
-    return v;
-  }
-
-  num(v: unknown, key: string): number {
-    if (typeof v !== 'number' || !Number.isFinite(v)) this.fail(key, `must be a finite number, got ${kind(v)}`);
-    return v;
-  }
-
-  str(v: unknown, key: string): string {
-    if (typeof v !== 'string') this.fail(key, `must be a string, got ${kind(v)}`);
-    return v;
-  }
-
-  nums(v: unknown, key: string, len?: number): number[] {
-    return this.arr(v, key, len).map((x, i) => this.num(x, `${key}[${i}]`));
-  }
-
-  /** A [rows][cols] matrix; cols fixed when given, else taken from row 0. */
-  matrix(v: unknown, key: string, rows: number, cols?: number): number[][] {
-    const m = this.arr(v, key, rows).map((r, i) => this.nums(r, `${key}[${i}]`));
-    const w = cols ?? m[0]?.length ?? 0;
-    m.forEach((r, i) => {
-      if (r.length !== w) this.fail(`${key}[${i}]`, `must have ${w} entries (${cols === undefined ? `as ${key}[0]` : 'one per position'}), has ${r.length}`);
-    });
-    return m;
-  }
-}
-
-function kind(v: unknown): string {
-  if (v === undefined) return 'nothing (missing)';
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'an array';
-  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v)}`;
-  return `${typeof v} ${String(v)}`;
-}
-
-/**
- * Reads a cte.json document (its text or the parsed value) and checks every key `train --cte`
- * relies on; errors name the file and the key (e.g. `cte.json: key "pairs[2].cte[3]" ...`).
- */
-export function parseCteReport(json: unknown, fileName: string): CteReport {
-  const r: Reader = new Reader(fileName);
-  let doc = json;
-  if (typeof json === 'string') {
-    try {
-      doc = JSON.parse(json);
-    } catch (e) {
-      r.fail('', `is not valid JSON: ${(e as Error).message}`);
-    }
-  }
-  const o = r.obj(doc, '');
-  const layers = r.num(o.layers, 'layers');
-  if (!Number.isInteger(layers) || layers < 2) r.fail('layers', `must be an integer >= 2 (L + 1 residual indices), got ${layers}`);
-
-  const pairs = r.arr(o.pairs, 'pairs').map((pv, i): CtePairJson => {
-    const k = `pairs[${i}]`;
-    const p = r.obj(pv, k);
-    const ids = r.nums(p.ids, `${k}.ids`);
-    ids.forEach((id, j) => {
-      if (!Number.isInteger(id) || id < 0) r.fail(`${k}.ids[${j}]`, `must be a token id (integer >= 0), got ${id}`);
-    });
-    const out: CtePairJson = {
-      image: r.str(p.image, `${k}.image`),
-      caption: r.str(p.caption, `${k}.caption`),
-      foil: r.str(p.foil, `${k}.foil`),
-      ids,
-      s_corr: r.num(p.s_corr, `${k}.s_corr`),
-      s_foil: r.num(p.s_foil, `${k}.s_foil`),
-      d: r.num(p.d, `${k}.d`),
-      cte: r.matrix(p.cte, `${k}.cte`, layers, ids.length),
-      positions: [],
-    };
-    if (p.positions !== undefined) {
-      out.positions = r.nums(p.positions, `${k}.positions`);
-      out.positions.forEach((q, j) => {
-        if (!Number.isInteger(q) || q < 0 || q >= ids.length) r.fail(`${k}.positions[${j}]`, `must be a position in [0, ${ids.length}), got ${q}`);
-      });
-    }
-    if (p.polarity !== undefined) {
-      const pol = p.polarity;
-      if (pol !== 'caption' && pol !== 'foil') r.fail(`${k}.polarity`, `must be "caption" or "foil", got ${kind(pol)}`);
-      out.polarity = pol;
-    }
-    return out;
-  });
-
-  const skipped = r.arr(o.skipped, 'skipped').map((sv, i): CteSkippedJson => {
-    const k = `skipped[${i}]`;
-    const s = r.obj(sv, k);
-    const out: CteSkippedJson = { caption: r.str(s.caption, `${k}.caption`), foil: r.str(s.foil, `${k}.foil`), reason: r.str(s.reason, `${k}.reason`) };
-    if (s.image !== undefined) out.image = r.str(s.image, `${k}.image`);
-    return out;
-  });
-
-  const cteMean = r.matrix(o.cte_mean, 'cte_mean', layers);
-  const cteLayer = r.nums(o.cte_layer, 'cte_layer', layers);
-  const alpha = r.nums(o.alpha, 'alpha', layers);
-  alpha.forEach((a, i) => {
-    if (a < 0 || a > 1) r.fail(`alpha[${i}]`, `must be in [0, 1] (min-max normalised), got ${a}`);
-  });
-  const beta = r.num(o.beta, 'beta');
-  if (!(beta > 0)) r.fail('beta', `must be > 0, got ${beta}`);
-
-  const report: CteReport = { layers, pairs, skipped, cte_mean: cteMean, cte_layer: cteLayer, alpha, beta };
-  const width = cteMean[0].length;
-  if (o.cte_std !== undefined) report.cte_std = r.matrix(o.cte_std, 'cte_std', layers, width);
-  if (o.cte_count !== undefined) report.cte_count = r.nums(o.cte_count, 'cte_count', width);
-  if (o.cte_layer_std !== undefined) report.cte_layer_std = r.nums(o.cte_layer_std, 'cte_layer_std', layers);
-  if (o.cte_layer_by_polarity !== undefined) {
-    const b = r.obj(o.cte_layer_by_polarity, 'cte_layer_by_polarity');
-    const sub = (pol: Polarity) => {
-      const v = b[pol];
-      return v === null || v === undefined ? null : r.nums(v, `cte_layer_by_polarity.${pol}`, layers);
-    };
-    report.cte_layer_by_polarity = { caption: sub('caption'), foil: sub('foil') };
-  }
-  if (o.min_delta !== undefined) report.min_delta = r.num(o.min_delta, 'min_delta');
+  report.cte_layer_by_polarity = { caption: layerPart(agg.byPolarity.caption), foil: layerPart(agg.byPolarity.foil) };
+  report.min_delta = minDelta;
   return report;
 }

@@ -1,12 +1,26 @@
 /**
  * The paper's Figure 5 view of causal tracing: a heat map of mean CTE(l, p) (rows = residual
  * index 0..L, columns = token positions) with a diverging colour scale and its legend, and the
- * per-layer CTE_l bar chart beside it, row for row. A self-contained SVG string.
+ * per-layer CTE_l bar chart beside it, row for row: layers 1..L with their bootstrap interval and
+ * alpha, the embeddings (row 0) in grey, since they are reported but take no part in the min-max.
+ * A self-contained SVG string.
  */
 import { escapeXml, formatNumber, niceStep } from './report.js';
 
+/** The bars beside the map: CTE at the embeddings (row 0) and CTE_l of layers 1..L (rows 1..L). */
+export interface LayerBars {
+  embeddings: number;
+  layers: readonly number[];
+  /** Per layer 1..L: [lo, hi], drawn as a whisker. */
+  ci95?: readonly (readonly [number, number])[];
+  /** Per layer 1..L, written beside its bar. */
+  alpha?: readonly number[];
+}
+
 export interface HeatmapOptions {
   title?: string;
+  /** Columns to outline: the positions CTE_l averages over (when every pair shares them). */
+  positions?: readonly number[];
   /** Colour scale limit: values map to [-vmax, vmax]. Default: the largest |value| (1 if none). */
   vmax?: number;
   cellWidth?: number;
@@ -34,13 +48,14 @@ function rowLabel(l: number): string {
 
 /**
  * SVG heat map of `cteMean` [L + 1][P] with optional token labels (one per column) and the
- * CTE_l bars (`cteLayer`, one per row) to its right. Cells are `<rect class="cell">` (exactly
- * one per matrix entry, each with a `<title>` of its value), bars `<rect class="bar">`.
+ * bars (`bars`: the embeddings for row 0, CTE_l for rows 1..L) to its right. Cells are
+ * `<rect class="cell">` (exactly one per matrix entry, each with a `<title>` of its value), bars
+ * `<rect class="bar">` (row 0's also has class "embeddings"), outlined positions `<rect class="position">`.
  */
 export function heatmapSvg(
   cteMean: readonly (readonly (number | null)[])[],
   tokens: readonly string[] | null | undefined,
-  cteLayer: readonly number[],
+  bars: LayerBars,
   opts: HeatmapOptions = {},
 ): string {
   const rows = cteMean.length;
@@ -49,7 +64,13 @@ export function heatmapSvg(
   cteMean.forEach((r, l) => {
     if (r.length !== cols) throw new Error(`heatmapSvg: cteMean row ${l} has ${r.length} positions, row 0 has ${cols}`);
   });
-  if (cteLayer.length !== rows) throw new Error(`heatmapSvg: cteLayer has ${cteLayer.length} values, cteMean has ${rows} rows`);
+  if (bars.layers.length !== rows - 1) throw new Error(`heatmapSvg: ${bars.layers.length} layer bars, cteMean has ${rows} rows (embeddings + ${rows - 1} layers expected)`);
+  if (bars.ci95 && bars.ci95.length !== rows - 1) throw new Error(`heatmapSvg: ${bars.ci95.length} intervals for ${rows - 1} layers`);
+  if (bars.alpha && bars.alpha.length !== rows - 1) throw new Error(`heatmapSvg: ${bars.alpha.length} alpha values for ${rows - 1} layers`);
+  for (const p of opts.positions ?? []) {
+    if (!Number.isInteger(p) || p < 0 || p >= cols) throw new Error(`heatmapSvg: outlined position ${p} is outside the ${cols} columns`);
+  }
+  const cteLayer = [bars.embeddings, ...bars.layers];
   if (tokens && tokens.length !== cols) throw new Error(`heatmapSvg: ${tokens.length} tokens for ${cols} positions`);
 
   const cw = opts.cellWidth ?? 34;
@@ -69,7 +90,7 @@ export function heatmapSvg(
   const barW = 160;
   const legendW = 14;
   const barLeft = left + mapW + barGap;
-  const legendLeft = barLeft + barW + 40;
+  const legendLeft = barLeft + barW + 48;
   const width = legendLeft + legendW + 56;
   const height = top + mapH + labelH + 28;
 
@@ -94,6 +115,9 @@ export function heatmapSvg(
     }
   }
   out.push(`<rect x="${left}" y="${top}" width="${mapW}" height="${mapH}" fill="none" stroke="#555555"/>`);
+  for (const p of opts.positions ?? []) {
+    out.push(`<rect class="position" x="${left + p * cw + 1}" y="${top + 1}" width="${cw - 2}" height="${mapH - 2}" fill="none" stroke="#111111" stroke-width="2" stroke-dasharray="4 2"/>`);
+  }
   for (let p = 0; p < cols; p++) {
     const x = left + p * cw + cw / 2;
     const y = top + mapH + 12;
@@ -104,18 +128,29 @@ export function heatmapSvg(
   }
   out.push(`<text x="${left + mapW / 2}" y="${top + mapH + labelH + 12}" text-anchor="middle">token position p</text>`);
 
-  // CTE_l bars, one per heat map row, around a zero axis.
-  const lo = Math.min(0, ...cteLayer.filter(Number.isFinite));
-  const hi = Math.max(0, ...cteLayer.filter(Number.isFinite));
+  // CTE_l bars, one per heat map row, around a zero axis; the embeddings' bar is grey.
+  const extent = [...cteLayer, ...(bars.ci95 ?? []).flat()].filter(Number.isFinite);
+  const lo = Math.min(0, ...extent);
+  const hi = Math.max(0, ...extent);
   const span = hi - lo || 1;
   const bx = (v: number) => barLeft + ((v - lo) / span) * barW;
   const x0 = bx(0);
-  out.push(`<text x="${barLeft + barW / 2}" y="${top - 6}" text-anchor="middle">CTE_l</text>`);
+  out.push(`<text x="${barLeft + barW / 2}" y="${top - 6}" text-anchor="middle">CTE_l${bars.alpha ? ' (alpha)' : ''}</text>`);
   cteLayer.forEach((v, l) => {
     if (!Number.isFinite(v)) return;
     const y = top + l * ch + 3;
     const x = Math.min(bx(v), x0);
-    out.push(`<rect class="bar" x="${x.toFixed(1)}" y="${y}" width="${Math.abs(bx(v) - x0).toFixed(1)}" height="${ch - 6}" fill="${v >= 0 ? '#b2182b' : '#2166ac'}"><title>${escapeXml(`CTE_${l} = ${v}`)}</title></rect>`);
+    const fill = l === 0 ? '#9e9e9e' : v >= 0 ? '#b2182b' : '#2166ac';
+    const tip = l === 0 ? `CTE at the embeddings = ${v} (not a layer: not in the min-max)` : `CTE_${l} = ${v}${bars.ci95 ? `, 95% CI [${bars.ci95[l - 1].join(', ')}]` : ''}${bars.alpha ? `, alpha ${bars.alpha[l - 1]}` : ''}`;
+    out.push(`<rect class="bar${l === 0 ? ' embeddings' : ''}" x="${x.toFixed(1)}" y="${y}" width="${Math.abs(bx(v) - x0).toFixed(1)}" height="${ch - 6}" fill="${fill}"><title>${escapeXml(tip)}</title></rect>`);
+    if (l > 0 && bars.ci95) {
+      const [a, b] = bars.ci95[l - 1];
+      const cy = (y + (ch - 6) / 2).toFixed(1);
+      out.push(`<line class="ci" x1="${bx(a).toFixed(1)}" y1="${cy}" x2="${bx(b).toFixed(1)}" y2="${cy}" stroke="#111111"/>`);
+    }
+    if (l > 0 && bars.alpha) {
+      out.push(`<text x="${barLeft + barW + 4}" y="${y + (ch - 6) / 2}" dominant-baseline="middle" font-size="9">${escapeXml(formatNumber(bars.alpha[l - 1], 2))}</text>`);
+    }
   });
   out.push(`<line x1="${x0.toFixed(1)}" y1="${top}" x2="${x0.toFixed(1)}" y2="${top + mapH}" stroke="#333333"/>`);
   const step = niceStep(span, 3);

@@ -1,6 +1,9 @@
 /**
- * NAST / NegBench fine-tuning of LoRA adapters on a frozen CLIP: loss = lambda * L_CLIP +
- * (1 - lambda) * L_claim, AdamW with warm-up + cosine, and per-text-layer CTE scales.
+ * NAST / NegBench fine-tuning on a frozen image tower: loss = lambda * L_CLIP + (1 - lambda) *
+ * L_choice, where the choices are NAST's claim sets (L_claim) or NegBench's MCQs (L_MCQ, lambda
+ * being NegBench's alpha); AdamW with warm-up + cosine, per-text-layer CTE scales. What trains is
+ * a LoRA set (the default) or every text-encoder weight (`fullTextGroups`, NegBench's full
+ * fine-tune).
  *
  * Why the CTE scale multiplies each layer's learning rate by default, not its gradient: Adam
  * normalises the update by the gradient's running RMS, so a constant factor on a layer's gradient
@@ -9,10 +12,11 @@
  * 'gradient'` keeps the literal gradient scaling (inside the fused AdamW kernel) for comparison.
  */
 import {
-  AdamW, backward, indexSelect, mulScalar, scope, slice, tensor, type GpuContext, type Tensor,
+  AdamW, backward, indexSelect, mulScalar, scope, tensor, type GpuContext, type Tensor,
 } from '../engine/index.js';
 import type { ClipModel } from '../models/clip.js';
-import type { LoraSet } from '../models/lora.js';
+import type { LoraParamGroup, LoraSet } from '../models/lora.js';
+import { isDecayed } from './pretrain-loop.js';
 import { claimLoss, clipLoss, nastLoss } from './losses.js';
 
 export type ScaleMode = 'update' | 'gradient';
@@ -77,22 +81,58 @@ export function cutIds(ids: Int32Array, rows: number, len: number): Int32Array {
   return out;
 }
 
+/** A group of trained tensors: one text (or vision) layer's, or the rest of the text tower's (layer -1). */
+export interface TrainGroup extends Omit<LoraParamGroup, 'tower'> {
+  tower: LoraParamGroup['tower'] | 'text-other';
+  /** Weight decay for this group (default: the trainer's). */
+  weightDecay?: number;
+}
+
+/**
+ * Every weight of the text tower as training groups, marked trainable: per block i the matrices
+ * (`text.layer{i}`, decayed) and the biases and norms (`text.layer{i}.no_decay`), then the token
+ * and position embeddings, the final norm and the text projection (`text.other`, layer -1, no
+ * decay on the embeddings and norm). The vision tower and logit_scale stay frozen.
+ */
+export function fullTextGroups(model: ClipModel, weightDecay: number): TrainGroup[] {
+  const layers = model.config.text.layers;
+  const groups: TrainGroup[] = [];
+  const take = (name: string, layer: number, tower: TrainGroup['tower'], keys: string[], decay: boolean) => {
+    if (keys.length === 0) return;
+    const params = keys.map((k) => model.param(k));
+    for (const t of params) t.requiresGrad = true;
+    groups.push({ name, params, layer, tower, weightDecay: decay ? weightDecay : 0 });
+  };
+  const all = [...model.params.keys()];
+  for (let i = 0; i < layers; i++) {
+    const prefix = `text_model.encoder.layers.${i}.`;
+    const keys = all.filter((k) => k.startsWith(prefix));
+    take(`text.layer${i}`, i, 'text', keys.filter((k) => isDecayed(k, model.param(k).shape)), true);
+    take(`text.layer${i}.no_decay`, i, 'text', keys.filter((k) => !isDecayed(k, model.param(k).shape)), false);
+  }
+  const rest = all.filter((k) => (k.startsWith('text_model.') && !k.startsWith('text_model.encoder.layers.')) || k === 'text_projection.weight');
+  take('text.other', -1, 'text-other', rest.filter((k) => isDecayed(k, model.param(k).shape)), true);
+  take('text.other.no_decay', -1, 'text-other', rest.filter((k) => !isDecayed(k, model.param(k).shape)), false);
+  return groups;
+}
+
 export class NastTrainer {
   readonly optimizer: AdamW;
   private readonly ctx: GpuContext;
+  readonly groups: readonly TrainGroup[];
 
-  constructor(readonly model: ClipModel, readonly lora: LoraSet, readonly opts: NastTrainOptions) {
+  /** `trained`: a LoRA set (its per-layer groups) or explicit groups such as `fullTextGroups`. */
+  constructor(readonly model: ClipModel, trained: LoraSet | readonly TrainGroup[], readonly opts: NastTrainOptions) {
     this.ctx = model.ctx;
-    const groups = lora.paramGroupsByLayer();
+    this.groups = Array.isArray(trained) ? trained : (trained as LoraSet).paramGroupsByLayer();
     const text = model.config.text.layers;
     if (opts.layerScales && opts.layerScales.length !== text) {
       throw new Error(`layer scales: got ${opts.layerScales.length} values for ${text} text-encoder layers`);
     }
-    const specs = groups.map((g) => {
+    const specs = this.groups.map((g) => {
       const s = g.tower === 'text' && opts.layerScales ? opts.layerScales[g.layer] : 1;
-      return opts.scaleMode === 'update'
-        ? { name: g.name, params: g.params, lr: opts.lr * s }
-        : { name: g.name, params: g.params, gradScale: s };
+      const base = { name: g.name, params: g.params, ...(g.weightDecay !== undefined ? { weightDecay: g.weightDecay } : {}) };
+      return opts.scaleMode === 'update' ? { ...base, lr: opts.lr * s } : { ...base, gradScale: s };
     });
     this.optimizer = new AdamW(this.ctx, specs, {
       lr: opts.lr, betas: opts.betas, weightDecay: opts.weightDecay,
@@ -108,23 +148,26 @@ export class NastTrainer {
     const m = this.model;
     const b = items.length;
     const t = m.config.text.maxPositions;
+    const eos = m.config.text.eosTokenId;
     const claimRows = items.reduce((s, it) => s + it.claimCount, 0);
-    const rows = b + claimRows;
-    const ids = new Int32Array(rows * t);
-    items.forEach((it, i) => ids.set(it.caption, i * t));
-    let at = b * t;
+    const lam = this.opts.lambda;
+    // Captions (often several sentences) and choices (one sentence each) go through the encoder
+    // as two batches, each cut at its own longest text: a batch cut at the longest caption
+    // would spend most of the choices' compute on padding.
+    const captions = new Int32Array(b * t);
+    items.forEach((it, i) => captions.set(it.caption, i * t));
+    const choices = new Int32Array(claimRows * t);
+    let at = 0;
     for (const it of items) {
-      ids.set(it.claims, at);
+      choices.set(it.claims, at);
       at += it.claimCount * t;
     }
-    const len = usedLength(ids, rows, m.config.text.eosTokenId);
+    const encode = (ids: Int32Array, rows: number) => m.encodeText(cutIds(ids, rows, usedLength(ids, rows, eos)), rows).embeds;
     const logitScale = m.param('logit_scale');
     return scope(this.ctx, () => {
-      const text = m.encodeText(cutIds(ids, rows, len), rows).embeds;
       const img = indexSelect(imageEmbeds, 0, tensor(this.ctx, Int32Array.from(items, (it) => it.image), [b], 'i32'));
-      const lam = this.opts.lambda;
-      const lClip = lam > 0 ? clipLoss(img, slice(text, 0, 0, b), logitScale) : null;
-      const lClaim = lam < 1 ? claimLoss(img, slice(text, 0, b, rows), items.map((it) => it.claimCount), items.map((it) => it.answer), logitScale) : null;
+      const lClip = lam > 0 ? clipLoss(img, encode(captions, b), logitScale) : null;
+      const lClaim = lam < 1 ? claimLoss(img, encode(choices, claimRows), items.map((it) => it.claimCount), items.map((it) => it.answer), logitScale) : null;
       const loss = nastLoss(lam, lClip, lClaim);
       backward(weight === 1 ? loss : mulScalar(loss, weight));
       return loss;

@@ -3,8 +3,8 @@
  * and the typed readers. Each variant supplies only how bytes are got. Browser-safe.
  */
 
-/** test/fixtures, or ../shared beside the repository (files deliberately not committed). */
-export type FixtureRoot = 'fixtures' | 'shared';
+/** test/fixtures, or the repository's shipped models and assets (models/). */
+export type FixtureRoot = 'fixtures' | 'models';
 
 /** Reads `rel` under `root`; `what` names the kind of file in error messages. */
 export type ReadFixture = (root: FixtureRoot, rel: string, what: string) => Promise<Uint8Array>;
@@ -13,8 +13,8 @@ export interface FixtureReaders {
   fixtureBytes(rel: string): Promise<Uint8Array>;
   fixtureText(rel: string): Promise<string>;
   fixtureJson<T = unknown>(rel: string): Promise<T>;
-  /** A file from ../shared (not committed; CI keeps it beside the clone). */
-  sharedBytes(rel: string): Promise<Uint8Array>;
+  /** A file the repository ships under models/ (e.g. models/openai-bpe/bpe_simple_vocab_16e6.txt.gz). */
+  repoBytes(rel: string): Promise<Uint8Array>;
 }
 
 function checkRel(rel: string): void {
@@ -38,9 +38,10 @@ export function fixtureReaders(read: ReadFixture): FixtureReaders {
         throw new Error(`test fixture ${rel} is not valid JSON: ${(e as Error).message}`);
       }
     },
-    async sharedBytes(rel: string) {
+    async repoBytes(rel: string) {
       checkRel(rel);
-      return read('shared', rel, 'shared file (expected in ../shared beside the repository)');
+      if (!rel.startsWith('models/')) throw new Error(`repoBytes reads the repository's models/ folder only: ${rel}`);
+      return read('models', rel.slice('models/'.length), 'shipped file');
     },
   };
 }

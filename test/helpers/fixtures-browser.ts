@@ -1,10 +1,10 @@
 /**
  * Browser variant of ./fixtures.ts (swapped in by scripts/build-web.mjs): the same functions,
- * fetching from scripts/serve.mjs, which serves test/fixtures at /fixtures/ and ../shared at /shared/.
+ * fetching from scripts/serve.mjs, which serves test/fixtures at /fixtures/ and models/ at /models/.
  */
 import { fixtureReaders } from './fixture-readers.js';
 
-export const { fixtureBytes, fixtureText, fixtureJson, sharedBytes } = fixtureReaders(async (root, rel, what) => {
+export const { fixtureBytes, fixtureText, fixtureJson, repoBytes } = fixtureReaders(async (root, rel, what) => {
   const url = new URL(`/${root}/${rel.split('/').map(encodeURIComponent).join('/')}`, location.origin).href;
   let res: Response;
   try {

@@ -2,8 +2,8 @@
  * Test fixture files, read the same way in Node and in the browser: Node reads them from disk
  * here; the browser variant (./fixtures-browser.ts) fetches them from scripts/serve.mjs.
  *   fixture paths: relative to test/fixtures/ (served at /fixtures/)
- *   shared paths:  relative to ../shared/ beside the repository (served at /shared/), for files
- *                  deliberately not committed, such as the CLIP vocabulary
+ *   repo paths:    models/... in the repository (served at /models/), such as the shipped CLIP
+ *                  vocabulary
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
@@ -12,9 +12,9 @@ import { fixtureReaders } from './fixture-readers.js';
 
 // Compiled to build/test/helpers/, so the repository root is three levels up.
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const BASE = { fixtures: join(ROOT, 'test', 'fixtures'), shared: resolve(ROOT, '..', 'shared') };
+const BASE = { fixtures: join(ROOT, 'test', 'fixtures'), models: join(ROOT, 'models') };
 
-export const { fixtureBytes, fixtureText, fixtureJson, sharedBytes } = fixtureReaders(async (root, rel, what) => {
+export const { fixtureBytes, fixtureText, fixtureJson, repoBytes } = fixtureReaders(async (root, rel, what) => {
   const path = join(BASE[root], rel);
   try {
     return new Uint8Array(await readFile(path));

@@ -39,3 +39,29 @@ export function affirmativeCaptions(scene: WorldScene, spec: WorldSpec): string[
   const list = (p: Phrase) => andList(scene.objects.map((o) => p(o, spec)));
   return TEMPLATES.map((t) => t(list));
 }
+
+const kindOnly: Phrase = (o) => `a ${o.colour} ${o.shape}`;
+const sized: Phrase = (o) => `a ${o.size} ${o.colour} ${o.shape}`;
+const located: Phrase = (o, spec) => `a ${o.colour} ${o.shape} ${locationPhrase(objectLocation(o, spec))}`;
+
+const PARTIAL_TEMPLATES: readonly ((list: (p: Phrase) => string) => string)[] = [
+  (list) => `this image features ${list(kindOnly)}.`,
+  (list) => `there is ${list(sized)}.`,
+  (list) => `there is ${list(located)}.`,
+];
+
+/** Number of captions `partialCaptions` returns. */
+export const PARTIAL_TEMPLATE_COUNT = PARTIAL_TEMPLATES.length;
+
+/**
+ * Captions that leave an attribute out: every object by kind only, with its size, or with its
+ * place. Still true of the image and still affirmative. Pretraining mixes them in so that a kind
+ * ("a red square") has one direction in the embedding space wherever and however large it is
+ * drawn (a claim such as "There is a red square." asks exactly that); with only full
+ * descriptions, the first tiny model carried a kind's presence at 70 % balanced accuracy under a
+ * linear probe. Not part of a record's `captions`, which stay unique to their scene.
+ */
+export function partialCaptions(scene: WorldScene, spec: WorldSpec): string[] {
+  const list = (p: Phrase) => andList(scene.objects.map((o) => p(o, spec)));
+  return PARTIAL_TEMPLATES.map((t) => t(list));
+}

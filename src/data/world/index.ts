@@ -115,5 +115,7 @@ export {
 export { objectPixels, renderScene, shapeMask, type WorldImage } from './render.js';
 export { absentConditions, nearMissConditions, presentFacts } from './scene-facts.js';
 export { propertyFacts, sceneProperties, worldAffirmativeAlternatives, type SceneProperty } from './properties.js';
-export { CAPTION_TEMPLATE_COUNT, affirmativeCaptions, locationPhrase } from './captions.js';
+export { CAPTION_TEMPLATE_COUNT, PARTIAL_TEMPLATE_COUNT, affirmativeCaptions, locationPhrase, partialCaptions } from './captions.js';
 export { BUILDER_WORDS, FULL_SPEC, worldVocabulary, worldWords } from './words.js';
+export { TWIN_KINDS, dropObject, mirrorScene, recolourObject, reshapeObject, resizeObject, twinScene, type TwinKind } from './twins.js';
+export { sceneAttributes } from './attributes.js';

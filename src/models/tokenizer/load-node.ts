@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ClipTokenizer, type Tokenizer } from './bpe.js';
 import { TokenizerFileError } from './vocab-files.js';
 import { WordTokenizer } from './word.js';
@@ -61,4 +62,18 @@ export function loadTokenizer(dirOrFile: string): Tokenizer {
     if (isFile(gz)) return fromFile(gz);
   }
   throw new TokenizerFileError(dirOrFile, `no tokenizer files found; looked for:\n  ${looked.join('\n  ')}`);
+}
+
+/**
+ * OpenAI's CLIP vocabulary as the repository ships it (models/openai-bpe, MIT), found above this
+ * module (dist/models/tokenizer or build/src/models/tokenizer); null when it is not there.
+ */
+export function shippedVocabPath(): string | null {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let up = 0; up < 6; up++) {
+    const p = join(dir, 'models', 'openai-bpe', OPENAI_FILE);
+    if (isFile(p)) return p;
+    dir = resolve(dir, '..');
+  }
+  return null;
 }

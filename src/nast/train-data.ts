@@ -1,0 +1,130 @@
+/**
+ * What a fine-tuning recipe trains on, from a built data folder's records, and the order it sees
+ * it in. Browser-safe.
+ *
+ * Both recipes pair an image with one caption (for L_CLIP) and one set of choices with a single
+ * correct one (the second term's cross-entropy):
+ *   nast      claim sets (NAST's L_claim), each with a negated caption of its image;
+ *   negbench  NegBench MCQs (L_MCQ over four options, Affirmation / Negation / Hybrid answers),
+ *             each with a negated caption of its image (NegBench's CC12M-NegCap part).
+ * An image without a negated caption falls back to its affirmative caption, then to the true
+ * choice, so every example has a caption.
+ */
+import type { ClaimSet } from '../data/claims.js';
+import type { NegatedCaption } from '../data/captions.js';
+import type { NegBenchMcq } from '../data/mcq.js';
+import { makeRng, shuffle } from '../data/rng.js';
+
+export const RECIPES = ['nast', 'negbench'] as const;
+export type Recipe = (typeof RECIPES)[number];
+
+export interface Example {
+  image: string;
+  caption: string;
+  choices: string[];
+  answer: number;
+}
+
+/** The record kinds a recipe's choice sets come from. */
+export const CHOICE_KIND: Record<Recipe, 'claim-set' | 'negbench-mcq'> = { nast: 'claim-set', negbench: 'negbench-mcq' };
+
+interface RecordLike {
+  kind: string;
+  image: string;
+}
+
+/** Each choice set of the recipe with a caption of its image (negated ones in turn). */
+export function readExamples(records: readonly RecordLike[], recipe: Recipe, where: string): Example[] {
+  const negated = new Map<string, string[]>();
+  const plain = new Map<string, string>();
+  for (const r of records) {
+    if (r.kind === 'negated-caption') negated.set(r.image, [...(negated.get(r.image) ?? []), (r as unknown as NegatedCaption).caption]);
+    else if (r.kind === 'caption' && !plain.has(r.image)) plain.set(r.image, (r as unknown as { caption: string }).caption);
+  }
+  const out: Example[] = [];
+  const used = new Map<string, number>();
+  const kind = CHOICE_KIND[recipe];
+  for (const r of records) {
+    if (r.kind !== kind) continue;
+    let choices: string[];
+    let answer: number;
+    if (recipe === 'nast') {
+      const c = r as unknown as ClaimSet;
+      choices = c.claims.map((x) => x.text);
+      answer = c.answer;
+    } else {
+      const m = r as unknown as NegBenchMcq;
+      choices = m.options;
+      answer = m.answer;
+    }
+    const caps = negated.get(r.image);
+    const k = used.get(r.image) ?? 0;
+    used.set(r.image, k + 1);
+    out.push({ image: r.image, caption: caps ? caps[k % caps.length] : plain.get(r.image) ?? choices[answer], choices, answer });
+  }
+  if (out.length === 0) {
+    const how = recipe === 'nast' ? 'dist/data.js --kind claims' : 'dist/data.js --kind mcq';
+    throw new Error(`${where}: no ${kind} records for --recipe ${recipe} to train on (build them with ${how})`);
+  }
+  return out;
+}
+
+export interface BatchState {
+  step: number;
+  epoch: number;
+  /** Position in this epoch's image order. */
+  cursor: number;
+  seed: number;
+}
+
+/**
+ * Batches of distinct images: each epoch visits every image once in a seeded order, and moves
+ * every image on to its next example (images have one claim set per fact, several MCQs), so a
+ * batch never holds two examples of one image (CLIP's loss needs distinct images) and every
+ * example is seen in turn. The state is plain data: a checkpoint stores it, resume restores it.
+ */
+export class ExampleBatcher {
+  readonly images: string[];
+  private readonly byImage = new Map<string, Example[]>();
+  private readonly index = new Map<string, number>();
+  private perm: string[];
+
+  constructor(readonly examples: readonly Example[], readonly batchSize: number, public state: BatchState) {
+    for (const e of examples) this.byImage.set(e.image, [...(this.byImage.get(e.image) ?? []), e]);
+    this.images = [...this.byImage.keys()];
+    this.images.forEach((im, i) => this.index.set(im, i));
+    if (!Number.isInteger(batchSize) || batchSize < 2) throw new RangeError(`batch size must be an integer >= 2, got ${batchSize}`);
+    if (this.images.length < batchSize) throw new RangeError(`${this.images.length} distinct images, fewer than the batch size ${batchSize}`);
+    this.perm = this.order(state.epoch);
+  }
+
+  private order(epoch: number): string[] {
+    return shuffle(makeRng(this.state.seed * 1000003 + epoch), this.images);
+  }
+
+  /** Image-table row of an image (the order of `images`). */
+  row(image: string): number {
+    return this.index.get(image)!;
+  }
+
+  /** Batches per epoch. */
+  get perEpoch(): number {
+    return Math.floor(this.images.length / this.batchSize);
+  }
+
+  next(): { image: number; example: Example }[] {
+    const s = this.state;
+    if (s.cursor + this.batchSize > this.perm.length) {
+      s.epoch++;
+      s.cursor = 0;
+      this.perm = this.order(s.epoch);
+    }
+    const pick = this.perm.slice(s.cursor, s.cursor + this.batchSize);
+    s.cursor += this.batchSize;
+    return pick.map((img) => {
+      const opts = this.byImage.get(img)!;
+      const at = this.row(img);
+      return { image: at, example: opts[(s.epoch + at) % opts.length] };
+    });
+  }
+}
