@@ -29,7 +29,7 @@ const REPORT_FILE = 'pretrain.json';
 
 const FLAGS: FlagTable = {
   out: { kind: 'string', meta: 'DIR', default: 'models/tiny-world', help: 'checkpoint folder to write (Hugging Face layout + word_tokenizer.json + pretrain.json)' },
-  steps: { kind: 'int', default: 1000, help: 'training steps' },
+  steps: { kind: 'int', default: 2000, help: 'training steps' },
   'batch-size': { kind: 'int', default: 64, help: 'image-caption pairs per step (distinct scenes)' },
   lr: { kind: 'number', default: 0.002, help: 'peak learning rate (AdamW, linear warm-up then cosine decay to 0)' },
   warmup: { kind: 'int', default: 50, help: 'warm-up steps' },

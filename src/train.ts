@@ -19,7 +19,7 @@ import { openShards, writeFileAtomic } from './data/shards-node.js';
 import { layerScales } from './nast/cte.js';
 import { cteUpgradeNote, parseCteReport } from './nast/cte-report-parse.js';
 import { fullTextGroups, loraUpdateNorms, NastTrainer, type TrainItem } from './nast/train-loop.js';
-import { ExampleBatcher, RECIPES, readExamples, type BatchState, type Example, type Recipe } from './nast/train-data.js';
+import { CAPTION_KINDS, ExampleBatcher, RECIPES, readExamples, type BatchState, type CaptionKind, type Example, type Recipe } from './nast/train-data.js';
 import type { ClipModel } from './models/clip.js';
 import { updateShares } from './nast/update-shares.js';
 import { hasCheckpoint, loadCheckpointState, saveCheckpoint } from './nast/checkpoint-node.js';
@@ -27,8 +27,13 @@ import { makeRng, shuffle } from './data/rng.js';
 import { evaluateClip, type EvalRecord } from './nast/evaluate.js';
 
 /** The default run's fine-tuning settings where the user gives none (the tiny model's). */
-const DEFAULT_RUN_TRAIN: [string, string][] = [['batch-size', '32'], ['lr', '2e-3'], ['log-every', '5']];
-const DEFAULT_RUN_STEPS = 150;
+const DEFAULT_RUN_TRAIN: [string, string][] = [
+  ['batch-size', '16'], ['lr', '2e-3'], ['schedule', 'constant'], ['targets', 'q_proj,k_proj,v_proj,out_proj,fc1,fc2'], ['rank', '16'], ['alpha', '32'],
+  ['clip-captions', 'retrieval-neg'], ['log-every', '20'], ['val-every', '1000000'], ['check-sets', '200'],
+];
+const DEFAULT_RUN_STEPS = 240;
+/** Steps the host may queue before it waits for the GPU (see the training loop). */
+const MAX_STEPS_IN_FLIGHT = 8;
 
 const FLAGS: FlagTable = {
   model: { kind: 'string', meta: 'DIR|FILE', help: 'base CLIP checkpoint (frozen)' },
@@ -36,6 +41,7 @@ const FLAGS: FlagTable = {
   cte: { kind: 'string', meta: 'FILE', help: 'cte.json from dist/trace.js: per-layer CTE scales (required unless --uniform)' },
   recipe: { kind: 'string', default: 'nast', help: 'nast: claim sets + negated captions, CTE-scaled LoRA (or --uniform); negbench: NegBench MCQs + negated captions, every layer at the same rate' },
   uniform: { kind: 'boolean', help: 'baseline: every layer scale 1 (no CTE weighting)' },
+  'clip-captions': { kind: 'string', default: 'negated', help: 'captions of the L_CLIP term: negated (the builders\' negated captions), retrieval-neg (the image\'s caption + "There is no X in the image."), affirmative, or all in turn' },
   'full-text': { kind: 'boolean', help: 'train every text-encoder weight instead of LoRA (NegBench fine-tunes the model itself); writes OUT/model' },
   beta: { kind: 'number', help: 'sharpness: layer scale alpha_l^beta (default: the beta in cte.json)' },
   lambda: { kind: 'number', default: 0.5, help: 'loss = lambda * L_CLIP + (1 - lambda) * L_claim (L_MCQ with --recipe negbench, where lambda is NegBench\'s alpha)' },
@@ -44,7 +50,8 @@ const FLAGS: FlagTable = {
   targets: { kind: 'string', default: 'q_proj,k_proj,v_proj,out_proj', help: 'comma-separated LoRA targets (q_proj,k_proj,v_proj,out_proj,fc1,fc2)' },
   lr: { kind: 'number', default: 5e-4, help: 'peak learning rate' },
   'weight-decay': { kind: 'number', default: 0.01, help: 'AdamW weight decay on the LoRA weights' },
-  warmup: { kind: 'int', default: 10, help: 'linear warm-up steps (then cosine to zero)' },
+  warmup: { kind: 'int', default: 10, help: 'linear warm-up steps' },
+  schedule: { kind: 'string', default: 'cosine', help: 'after the warm-up: cosine (decay to zero at the last step) or constant (the full rate throughout)' },
   'batch-size': { kind: 'int', default: 32, help: 'images per optimizer step' },
   accumulate: { kind: 'int', default: 1, help: 'micro-batches per step (batch-size must divide by it)' },
   steps: { kind: 'int', help: 'optimizer steps (default: one epoch)' },
@@ -70,7 +77,7 @@ const FLAGS: FlagTable = {
 };
 
 /** Flags of the fine-tuning runs that the default run passes through when the user gives them. */
-const PASS_THROUGH = ['lambda', 'rank', 'alpha', 'targets', 'lr', 'weight-decay', 'warmup', 'batch-size', 'accumulate', 'max-grad-norm', 'log-every', 'val-every', 'check-sets', 'quiet'];
+const PASS_THROUGH = ['clip-captions', 'schedule', 'lambda', 'rank', 'alpha', 'targets', 'lr', 'weight-decay', 'warmup', 'batch-size', 'accumulate', 'max-grad-norm', 'log-every', 'val-every', 'check-sets', 'quiet'];
 /** ... and those that only the NAST arm takes. */
 const NAST_ONLY = ['beta', 'scale-mode'];
 const SWEEPABLE = ['beta', 'lambda', 'lr'] as const;
@@ -201,6 +208,8 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR [--recip
     if (!(lambda >= 0 && lambda <= 1)) throw new UsageError(`--lambda must be in [0, 1], got ${lambda}`);
     const scaleMode = f['scale-mode'] as string;
     if (scaleMode !== 'update' && scaleMode !== 'gradient') throw new UsageError(`--scale-mode must be update or gradient, got ${scaleMode}`);
+    const schedule = f.schedule as string;
+    if (schedule !== 'cosine' && schedule !== 'constant') throw new UsageError(`--schedule must be cosine or constant, got ${JSON.stringify(schedule)}`);
     const batch = f['batch-size'] as number;
     const acc = f.accumulate as number;
     if (batch < 2 || batch % acc !== 0) throw new UsageError(`--batch-size ${batch} must be >= 2 and divisible by --accumulate ${acc}`);
@@ -209,7 +218,9 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR [--recip
 
     const folder = dataFolder(f.data as string);
     const trainRecords = (await (await openShards(folder)).readAll()) as EvalRecord[];
-    const examples = readExamples(trainRecords, recipe as Recipe, folder);
+    const clipCaptions = f['clip-captions'] as string;
+    if (!(CAPTION_KINDS as readonly string[]).includes(clipCaptions)) throw new UsageError(`--clip-captions must be one of ${CAPTION_KINDS.join(', ')}, got ${JSON.stringify(clipCaptions)}`);
+    const examples = readExamples(trainRecords, recipe as Recipe, folder, clipCaptions as CaptionKind);
     const resume = (f.resume as boolean) && hasCheckpoint(ckptDir);
     const checkpoint = resume ? await loadCheckpointState(ckptDir) : null;
     const loopInit: BatchState = checkpoint ? checkpoint.loop : { step: 0, epoch: 0, cursor: 0, seed: f.seed as number };
@@ -283,7 +294,7 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR [--recip
 
     const trainer = new NastTrainer(model, groups ?? lora!, {
       lambda, lr: f.lr as number, weightDecay: f['weight-decay'] as number, warmupSteps: f.warmup as number, totalSteps: steps,
-      maxGradNorm: f['max-grad-norm'] as number | undefined, layerScales: scales, scaleMode,
+      maxGradNorm: f['max-grad-norm'] as number | undefined, layerScales: scales, scaleMode, schedule,
     });
     const loop = batcher.state;
     if (checkpoint) {
@@ -343,6 +354,9 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR [--recip
         if (!f.quiet) process.stderr.write(`\rtrain ${bar(loop.step, steps)} loss ${lastLoss.toFixed(4)} lr ${rec.lr.toExponential(2)} ${rec.samples_per_s.toFixed(1)} samples/s   `);
       }
       for (const l of losses) l.dispose();
+      // Bound how far the host runs ahead of the GPU between readbacks: with 100 steps queued
+      // (--log-every 100) dawn.node on lavapipe crashed with a segmentation fault.
+      if (!logNow && loop.step % MAX_STEPS_IN_FLIGHT === 0) await ctx.sync();
       if (checks.length > 0 && (loop.step % valEvery === 0 || loop.step === steps)) {
         const rec: Record<string, number | null> = { step: loop.step };
         for (const c of checks) {

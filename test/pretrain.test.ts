@@ -22,12 +22,13 @@ const COMMITTED = join(ROOT, 'models', 'tiny-world');
 
 /**
  * Retrieval of the committed checkpoint on the first 100 held-out records of seed 0 (every
- * caption template a query). Measured text->image R@5 1.00, R@1 0.84; image->text R@5 1.00,
- * R@1 0.87. A model stopped after 40 of its 1000 steps gets R@5 0.72, R@1 0.26: the bars leave
- * room for round-off and kernel changes, not for an untrained or half-trained model.
+ * caption template a query). Measured text->image R@5 1.00, R@1 0.98; image->text R@5 1.00,
+ * R@1 0.99 (the first, twin-free model: R@1 0.84 and 0.87). A model stopped after 40 of its
+ * steps gets R@5 0.72, R@1 0.26: the bars leave room for round-off and kernel changes, not for
+ * an untrained or half-trained model.
  */
-const COMMITTED_MIN_R5 = 0.9;
-const COMMITTED_MIN_R1 = 0.6;
+const COMMITTED_MIN_R5 = 0.95;
+const COMMITTED_MIN_R1 = 0.85;
 
 const tok = new WordTokenizer(worldVocabulary());
 const tiny = { width: 32, layers: 1, heads: 2, imageSize: 32, patchSize: 8 };
@@ -182,7 +183,10 @@ test('the committed models/tiny-world fits the word tokenizer and is trained', a
     assert.ok(r.imageToText.r5 >= COMMITTED_MIN_R5, `held-out image->text R@5 ${r.imageToText.r5}`);
     const bias = await affirmationBias(model, tok, held);
     assert.is(bias.negatedChoice.n, 100);
-    assert.ok(bias.affirmedChoice.accuracy > 0.6, `control: the true affirmative beats the false one (${bias.affirmedChoice.accuracy})`);
+    assert.ok(bias.affirmedChoice.accuracy > 0.8, `control: the true affirmative beats the false one (${bias.affirmedChoice.accuracy}; measured 0.93)`);
+    // The affirmation bias the fine-tunes start from (pretraining saw no negation): a true "no Y"
+    // loses to a false "no X" (measured 0.10, chance 0.5).
+    assert.ok(bias.negatedChoice.accuracy < 0.3, `affirmation bias: true "no Y" over false "no X" ${bias.negatedChoice.accuracy}`);
   } finally {
     model.dispose();
   }

@@ -492,6 +492,8 @@ export class ClipPretrainer {
         accSteps = 0;
         t0 = performance.now();
       }
+      // Bound how far the host runs ahead of the GPU between readbacks (see train.ts).
+      else if (done % 8 === 0) await this.model.ctx.sync();
       if (r.checkpointEvery && r.onCheckpoint && done % r.checkpointEvery === 0 && done < this.opts.steps) {
         await r.onCheckpoint(done);
         t0 = performance.now();

@@ -7,11 +7,11 @@
  *   nast      claim sets (NAST's L_claim), each with a negated caption of its image;
  *   negbench  NegBench MCQs (L_MCQ over four options, Affirmation / Negation / Hybrid answers),
  *             each with a negated caption of its image (NegBench's CC12M-NegCap part).
- * An image without a negated caption falls back to its affirmative caption, then to the true
- * choice, so every example has a caption.
+ * The caption is, by default, a negated caption of the image (`CaptionKind` picks another); an
+ * image without one falls back to its affirmative caption, then to the true choice, so every
+ * example has a caption.
  */
 import type { ClaimSet } from '../data/claims.js';
-import type { NegatedCaption } from '../data/captions.js';
 import type { NegBenchMcq } from '../data/mcq.js';
 import { makeRng, shuffle } from '../data/rng.js';
 
@@ -25,6 +25,16 @@ export interface Example {
   answer: number;
 }
 
+/**
+ * Which captions the L_CLIP term pairs with the images: the builders' negated captions (facts
+ * through templates, at least one absence), NegBench-style Retrieval-Neg captions (an image's own
+ * affirmative caption with one "There is no X in the image." sentence), the affirmative ones, or
+ * all of an image's captions in turn.
+ */
+export const CAPTION_KINDS = ['negated', 'retrieval-neg', 'affirmative', 'all'] as const;
+export type CaptionKind = (typeof CAPTION_KINDS)[number];
+const RECORD_KIND: Record<Exclude<CaptionKind, 'all'>, string> = { negated: 'negated-caption', 'retrieval-neg': 'retrieval-neg-caption', affirmative: 'caption' };
+
 /** The record kinds a recipe's choice sets come from. */
 export const CHOICE_KIND: Record<Recipe, 'claim-set' | 'negbench-mcq'> = { nast: 'claim-set', negbench: 'negbench-mcq' };
 
@@ -33,13 +43,16 @@ interface RecordLike {
   image: string;
 }
 
-/** Each choice set of the recipe with a caption of its image (negated ones in turn). */
-export function readExamples(records: readonly RecordLike[], recipe: Recipe, where: string): Example[] {
+/** Each choice set of the recipe with a caption of its image (of `captions` kind, in turn). */
+export function readExamples(records: readonly RecordLike[], recipe: Recipe, where: string, captions: CaptionKind = 'negated'): Example[] {
   const negated = new Map<string, string[]>();
   const plain = new Map<string, string>();
+  const wanted = captions === 'all' ? Object.values(RECORD_KIND) : [RECORD_KIND[captions]];
   for (const r of records) {
-    if (r.kind === 'negated-caption') negated.set(r.image, [...(negated.get(r.image) ?? []), (r as unknown as NegatedCaption).caption]);
-    else if (r.kind === 'caption' && !plain.has(r.image)) plain.set(r.image, (r as unknown as { caption: string }).caption);
+    const text = (r as unknown as { caption?: string }).caption;
+    if (typeof text !== 'string') continue;
+    if (wanted.includes(r.kind)) negated.set(r.image, [...(negated.get(r.image) ?? []), text]);
+    if (r.kind === 'caption' && !plain.has(r.image)) plain.set(r.image, text);
   }
   const out: Example[] = [];
   const used = new Map<string, number>();

@@ -43,6 +43,8 @@ export interface NastTrainOptions {
   /** One scale per text-encoder layer (alpha_l^beta); null trains uniformly. */
   layerScales: readonly number[] | null;
   scaleMode: ScaleMode;
+  /** After the warm-up: cosine decay to zero at totalSteps (default), or the full rate throughout (NAST trains at a fixed rate). */
+  schedule?: 'cosine' | 'constant';
 }
 
 /** Linear warm-up to the full rate, then cosine decay to zero at `total` steps. */
@@ -53,6 +55,11 @@ export function warmupCosine(warmup: number, total: number): (t: number) => numb
     const x = Math.min(1, (t - warmup) / span);
     return 0.5 * (1 + Math.cos(Math.PI * x));
   };
+}
+
+/** Linear warm-up to the full rate, then the full rate. */
+export function warmupConstant(warmup: number): (t: number) => number {
+  return (t) => (t < warmup ? (t + 1) / warmup : 1);
 }
 
 /** The pooled position + 1 of each row, so a batch can be cut where its longest text ends. */
@@ -136,7 +143,7 @@ export class NastTrainer {
     });
     this.optimizer = new AdamW(this.ctx, specs, {
       lr: opts.lr, betas: opts.betas, weightDecay: opts.weightDecay,
-      schedule: warmupCosine(opts.warmupSteps, opts.totalSteps),
+      schedule: opts.schedule === 'constant' ? warmupConstant(opts.warmupSteps) : warmupCosine(opts.warmupSteps, opts.totalSteps),
     });
   }
 
@@ -174,10 +181,11 @@ export class NastTrainer {
     });
   }
 
-  /** Applies the accumulated gradients and clears them. */
+  /** Applies the accumulated gradients, clears them and submits the step (one submission per step). */
   apply(): void {
     this.optimizer.step({ maxGradNorm: this.opts.maxGradNorm });
     this.optimizer.zeroGrad();
+    this.ctx.flush();
   }
 
   get stepCount(): number {
