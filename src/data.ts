@@ -50,6 +50,7 @@ const FLAGS: FlagTable = {
   'records-per-shard': { kind: 'int', default: 1024, help: 'records per shard file' },
   'world-count': { kind: 'int', default: 500, help: 'images of the miniature world to generate' },
   'world-size': { kind: 'int', default: 32, help: 'world image width and height in pixels (even, 24-1024)' },
+  'world-max-objects': { kind: 'int', default: 3, help: 'objects per world image, 1..N (at most 4)' },
 };
 
 function parseKinds(raw: readonly (string | number)[]): Kind[] {
@@ -156,7 +157,7 @@ await runCli('data', 'usage: node dist/data.js build --from FILE|world --out DIR
       // Rendered one at a time as the PNGs are written, so no pixels are held.
       let records: WorldRecord[];
       try {
-        records = generateWorld({ seed, count, size, render: false });
+        records = generateWorld({ seed, count, size, render: false, maxObjects: f['world-max-objects'] as number });
       } catch (e) {
         throw new UsageError(`--from world (--seed ${seed}, --world-size ${size}): ${(e as Error).message}`);
       }
@@ -169,7 +170,7 @@ await runCli('data', 'usage: node dist/data.js build --from FILE|world --out DIR
         // Relative to a split folder: OUT/<split>/../images/<id>.png.
         studies.push({ id: r.id, patient: r.patient, image: `../images/${file}`, facts: r.facts, captions: r.captions });
       }
-      Object.assign(source, { count, size, spec: DEFAULT_SPEC });
+      Object.assign(source, { count, size, maxObjects: f['world-max-objects'], spec: DEFAULT_SPEC });
       domain = worldDomain(userAffirmatives, (s) => worldById.get(s.id)?.propertyFacts);
     } else {
       const file = resolve(from);

@@ -36,6 +36,7 @@ const FLAGS: FlagTable = {
   'weight-decay': { kind: 'number', default: 0.1, help: 'AdamW weight decay on weight matrices (none on biases, norms, embeddings, logit_scale)' },
   seed: { kind: 'int', default: 0, help: 'seed of the world, the initial weights and the batches' },
   images: { kind: 'int', default: 20000, help: 'training images (world records 0..N-1 of the seed)' },
+  'max-objects': { kind: 'int', default: 3, help: 'objects per world image, 1..N (at most 4)' },
   size: { kind: 'int', default: 32, help: 'image size in pixels' },
   patch: { kind: 'int', default: 8, help: 'vision patch size' },
   layers: { kind: 'int', default: 4, help: 'transformer layers per tower' },
@@ -53,7 +54,7 @@ const FLAGS: FlagTable = {
 };
 
 /** The flags that define the training run; a resumed run must repeat them exactly. */
-const RUN_FLAGS = ['steps', 'batch-size', 'lr', 'warmup', 'weight-decay', 'seed', 'images', 'size', 'patch', 'layers', 'width', 'heads', 'vision-width', 'vision-heads', 'projection', 'context', 'twin-share'] as const;
+const RUN_FLAGS = ['steps', 'batch-size', 'lr', 'warmup', 'weight-decay', 'seed', 'images', 'size', 'patch', 'layers', 'width', 'heads', 'vision-width', 'vision-heads', 'projection', 'context', 'twin-share', 'max-objects'] as const;
 
 function positive(f: ParsedFlags, name: string, min = 1): number {
   const v = f[name] as number;
@@ -144,7 +145,7 @@ await runCli('pretrain', 'usage: node dist/pretrain.js [--out DIR] [--steps N] [
     process.stderr.write(`pretrain: generating ${images} world images (seed ${seed}, ${size}x${size})\n`);
     let records;
     try {
-      records = generateWorld({ seed, count: images, size });
+      records = generateWorld({ seed, count: images, size, maxObjects: f['max-objects'] as number });
     } catch (e) {
       throw new UsageError((e as Error).message);
     }
@@ -214,7 +215,7 @@ await runCli('pretrain', 'usage: node dist/pretrain.js [--out DIR] [--steps N] [
     };
     if (evalImages > 0) {
       process.stderr.write(`pretrain: evaluating on ${evalImages} held-out images (world records ${WORLD_HELD_OUT_START}..)\n`);
-      const held = generateWorld({ seed, count: evalImages, size, start: WORLD_HELD_OUT_START });
+      const held = generateWorld({ seed, count: evalImages, size, start: WORLD_HELD_OUT_START, maxObjects: f['max-objects'] as number });
       report.heldOut = { start: WORLD_HELD_OUT_START, retrieval: await worldRetrieval(model, tok, held), affirmationBias: await affirmationBias(model, tok, held, { seed }) };
     }
     report.totalSeconds = (performance.now() - t0) / 1000;

@@ -198,6 +198,7 @@ export async function defaultRun(o: DefaultRunOptions): Promise<void> {
     for (const v of o.sweep.values) {
       const s: Summary = { name: `NAST ${o.sweep.param}=${v}`, values: {} };
       for (const seed of o.seeds) await trainArm('NAST', seed, s, [`--${o.sweep.param}`, String(v)], `sweep-${o.sweep.param}-${v}`);
+      s.values[PROBE_COLUMN] = [probeMean];
       sweepRows.push(s);
     }
   }
