@@ -73,6 +73,7 @@ const FLAGS: FlagTable = {
   'world-count': { kind: 'int', default: 1500, help: 'default run only: miniature-world images to build' },
   'trace-pairs': { kind: 'int', default: 200, help: 'default run only: probe pairs to trace' },
   short: { kind: 'boolean', help: 'default run only: a quick check (1 seed, few images and steps) for CI' },
+  jobs: { kind: 'int', default: 2, help: 'default run only: fine-tuning runs side by side' },
   sweep: { kind: 'string', meta: 'PARAM=V1,V2,...', help: 'default run only: also run the NAST arm for each value of beta, lambda or lr (e.g. beta=0.5,1,2,4) and write the sweep table' },
 };
 
@@ -121,6 +122,7 @@ async function embeddedDefault(f: ParsedFlags): Promise<void> {
   for (const [k, v] of DEFAULT_RUN_TRAIN) if (!given(k)) trainFlags.push(`--${k}`, v);
   await defaultRun({
     out: given('out') ? (f.out as string) : 'default-run',
+    jobs: f.jobs as number,
     seeds,
     steps: given('steps') ? (f.steps as number) : short ? 6 : DEFAULT_RUN_STEPS,
     worldCount: given('world-count') ? (f['world-count'] as number) : short ? 200 : (f['world-count'] as number),

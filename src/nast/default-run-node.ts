@@ -25,6 +25,8 @@ export interface SweepSpec {
 
 export interface DefaultRunOptions {
   out: string;
+  /** Fine-tuning runs side by side (default 2: one run leaves part of a 2-core machine idle while it encodes). */
+  jobs?: number;
   seeds: number[];
   steps: number;
   worldCount: number;
@@ -64,6 +66,20 @@ function run(script: string, args: string[], phase: string): Promise<string> {
       else fail(new Error(`${phase} failed (${script} exited with ${code}): ${out.trim().split('\n').slice(-3).join(' | ')}`));
     });
   });
+}
+
+/** Runs the tasks, at most `n` at a time; results in task order. */
+export async function pool<T>(n: number, tasks: readonly (() => Promise<T>)[]): Promise<T[]> {
+  const out: T[] = new Array(tasks.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < tasks.length) {
+      const i = next++;
+      out[i] = await tasks[i]();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(n, tasks.length) }, worker));
+  return out;
 }
 
 /** The four arms, in table order; `results.json` rows keep exactly these names. */
@@ -148,6 +164,8 @@ export async function defaultRun(o: DefaultRunOptions): Promise<void> {
   mkdirSync(out, { recursive: true });
   const data = join(out, 'data');
   const steps = String(o.steps);
+  const jobs = o.jobs ?? 2;
+  if (!Number.isInteger(jobs) || jobs < 1) throw new Error(`default run: jobs must be a positive integer, got ${jobs}`);
   process.stderr.write(`default run: tiny CLIP ${model}, ${o.worldCount} world images, seeds ${o.seeds.join(',')}, ${o.steps} steps per arm -> ${out}\n`);
 
   await run('data.js', ['build', '--from', 'world', '--world-count', String(o.worldCount), '--world-size', '32', '--seed', '0', '--out', data], 'data: miniature world -> claim sets, captions, MCQs, probe pairs');
@@ -172,35 +190,44 @@ export async function defaultRun(o: DefaultRunOptions): Promise<void> {
   const probe = base.probe;
   const probeMean = probe && probe.attributes.length ? probe.attributes.reduce((s, a) => s + a.balanced, 0) / probe.attributes.length : NaN;
 
-  /** Trains one arm for one seed, evaluates it, and records its columns in `into`. */
-  const trainArm = async (arm: Exclude<Arm, 'base'>, seed: number, into: Summary, extra: string[] = [], dirName = ARM_RUN[arm].dir) => {
+  /** Trains one arm for one seed and evaluates it: that run's column values. */
+  const trainArm = async (arm: Exclude<Arm, 'base'>, seed: number, label: string, extra: string[] = [], dirName = ARM_RUN[arm].dir): Promise<Record<string, number>> => {
     const dir = join(out, `seed-${seed}`, dirName);
     const flags = ['--model', model, '--data', data, '--steps', steps, '--seed', String(seed), '--out', dir, ...o.trainFlags, ...ARM_RUN[arm].flags(cte)];
     if (arm === 'NAST') flags.push(...(o.nastFlags ?? []));
     flags.push(...extra);
-    await run('train.js', flags, `train: ${into.name}, seed ${seed}`);
-    push(into, (await evalOf(join(dir, 'adapter'), join(dir, 'eval.json'), `${into.name}, seed ${seed}`)).report);
+    // Runs side by side would interleave their progress bars.
+    if (jobs > 1 && !flags.includes('--quiet')) flags.push('--quiet');
+    await run('train.js', flags, `train: ${label}, seed ${seed}`);
+    const values: Record<string, number> = {};
+    const report = (await evalOf(join(dir, 'adapter'), join(dir, 'eval.json'), `${label}, seed ${seed}`)).report;
+    for (const [k, f] of COLUMNS) values[k] = f(report);
     const rep = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as { update_norms: number[]; train_claim_accuracy: number | null };
-    (into.values['Train claim acc'] ??= []).push(rep.train_claim_accuracy ?? NaN);
+    values['Train claim acc'] = rep.train_claim_accuracy ?? NaN;
     // Shares of the update held by the top-1/3/5 layers ranked by the trace's CTE, for every arm.
     const shares = updateShares(rep.update_norms, cteJson.cte_layer);
-    (into.values['Top-1 share'] ??= []).push(shares.topK[0]);
-    (into.values['Top-3 share'] ??= []).push(shares.top3);
-    (into.values['Top-5 share'] ??= []).push(shares.top5);
+    values['Top-1 share'] = shares.topK[0];
+    values['Top-3 share'] = shares.top3;
+    values['Top-5 share'] = shares.top5;
+    return values;
   };
-  for (const seed of o.seeds) {
-    for (const arm of ['NegBench', 'uniform', 'NAST'] as const) await trainArm(arm, seed, row(arm));
-  }
+  /** Every (arm, seed) run, `jobs` at a time; each row's values are kept in seed order. */
+  const runAll = async (list: { into: Summary; arm: Exclude<Arm, 'base'>; extra?: string[]; dir?: string }[]) => {
+    const tasks = list.flatMap((a) => o.seeds.map((seed) => ({ ...a, seed })));
+    const results = await pool(jobs, tasks.map((t) => () => trainArm(t.arm, t.seed, t.into.name, t.extra, t.dir)));
+    tasks.forEach((t, i) => {
+      for (const [k, v] of Object.entries(results[i])) (t.into.values[k] ??= []).push(v);
+    });
+  };
+  await runAll((['NegBench', 'uniform', 'NAST'] as const).map((arm) => ({ into: row(arm), arm })));
   for (const r of rows) r.values[PROBE_COLUMN] = [probeMean];
 
   const sweepRows: Summary[] = [];
   if (o.sweep) {
-    for (const v of o.sweep.values) {
-      const s: Summary = { name: `NAST ${o.sweep.param}=${v}`, values: {} };
-      for (const seed of o.seeds) await trainArm('NAST', seed, s, [`--${o.sweep.param}`, String(v)], `sweep-${o.sweep.param}-${v}`);
-      s.values[PROBE_COLUMN] = [probeMean];
-      sweepRows.push(s);
-    }
+    const sweep = o.sweep;
+    sweepRows.push(...sweep.values.map((v) => ({ name: `NAST ${sweep.param}=${v}`, values: {} as Record<string, number[]> })));
+    await runAll(sweep.values.map((v, i) => ({ into: sweepRows[i], arm: 'NAST' as const, extra: [`--${sweep.param}`, String(v)], dir: `sweep-${sweep.param}-${v}` })));
+    for (const s of sweepRows) s.values[PROBE_COLUMN] = [probeMean];
   }
   const seconds = (Date.now() - t0) / 1000;
 
