@@ -21,7 +21,9 @@ import { saveClip } from './models/save-node.js';
 import { writeJsonAtomic } from './io/atomic-write-node.js';
 import { loadSafetensorsFile, openSafetensors, writeSafetensorsFile } from './models/safetensors-node.js';
 import type { TensorToWrite } from './models/safetensors.js';
-import { ClipPretrainer, WorldBatcher, initTinyClip, tinyClipConfig, type PretrainLog } from './nast/pretrain-loop.js';
+import { ClipPretrainer, type PretrainLog } from './nast/pretrain-loop.js';
+import { WorldBatcher } from './nast/world-batches.js';
+import { initTinyClip, tinyClipConfig } from './nast/tiny-clip.js';
 import { WORLD_HELD_OUT_START, affirmationBias, worldRetrieval } from './nast/pretrain-eval.js';
 
 const STATE_FILE = 'pretrain_state.safetensors';

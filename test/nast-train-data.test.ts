@@ -7,7 +7,7 @@ import { attachLora } from '../src/models/lora.js';
 import { generateWorld, DEFAULT_SPEC } from '../src/data/world/index.js';
 import { worldDomain } from '../src/data/build-domains.js';
 import { buildStudy, type BuildContext } from '../src/data/build-records.js';
-import { worldPixels } from '../src/nast/pretrain-loop.js';
+import { worldPixels } from '../src/nast/world-batches.js';
 import { ExampleBatcher, readExamples, type Example } from '../src/nast/train-data.js';
 import { NastTrainer, type TrainItem } from '../src/nast/train-loop.js';
 import { claimLoss } from '../src/nast/losses.js';

@@ -11,9 +11,9 @@ import { WordTokenizer } from '../src/models/tokenizer/word.js';
 import { parseHfConfig } from '../src/models/clip-config.js';
 import { loadClip } from '../src/models/load-node.js';
 import { readWordTokenizer, saveClip, WORD_TOKENIZER_FILE } from '../src/models/save-node.js';
-import {
-  ClipPretrainer, WorldBatcher, cutAtEot, evalBatchLoss, initTinyClip, isDecayed, scenePixels, sinCosPositions, tinyClipConfig, warmupCosine, worldPixels,
-} from '../src/nast/pretrain-loop.js';
+import { ClipPretrainer, isDecayed, warmupCosine } from '../src/nast/pretrain-loop.js';
+import { WorldBatcher, cutAtEot, evalBatchLoss, scenePixels, worldPixels } from '../src/nast/world-batches.js';
+import { initTinyClip, sinCosPositions, tinyClipConfig } from '../src/nast/tiny-clip.js';
 import { WORLD_HELD_OUT_START, affirmationBias, worldRetrieval } from '../src/nast/pretrain-eval.js';
 import type { ClipModel } from '../src/models/clip.js';
 

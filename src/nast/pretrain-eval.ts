@@ -12,7 +12,7 @@ import type { ClipModel } from '../models/clip.js';
 import type { WordTokenizer } from '../models/tokenizer/word.js';
 import { absentConditions, objectCondition, resolveSpec, type WorldRecord, type WorldSpec } from '../data/world/index.js';
 import { randInt, rngFor } from '../data/rng.js';
-import { sceneKey, tokenizeCut, worldPixels } from './pretrain-loop.js';
+import { sceneKey, tokenizeCut, worldPixels } from './world-batches.js';
 
 /**
  * World records from this index on are held out: pretraining takes records 0..N-1 (N below it),
