@@ -12,7 +12,7 @@ import { imageConfigFor, loadPixels } from './cli/images-node.js';
 import type { Tensor } from './engine/index.js';
 
 const FLAGS: FlagTable = {
-  model: { kind: 'string', meta: 'DIR|FILE', help: 'CLIP checkpoint: Hugging Face folder (config.json + model.safetensors) or OpenAI-layout .safetensors' },
+  model: { kind: 'string', meta: 'DIR|FILE', help: 'CLIP checkpoint: Hugging Face folder (config.json + model.safetensors or pytorch_model.bin), OpenAI-layout .safetensors, or a PyTorch / open_clip / NegBench .pt (with --config)' },
   text: { kind: 'string', repeat: true, meta: 'TEXT', help: 'a caption to embed' },
   image: { kind: 'string', repeat: true, meta: 'PATH', help: 'a PNG or JPEG image to embed' },
   tokenizer: { kind: 'string', meta: 'PATH', help: 'tokenizer file or folder (default: the model folder)' },

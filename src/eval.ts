@@ -22,7 +22,7 @@ import { probeImageTower } from './nast/probe-node.js';
 import { probeMarkdown, type ProbeReport } from './nast/linear-probe.js';
 
 const FLAGS: FlagTable = {
-  model: { kind: 'string', meta: 'DIR|FILE', help: 'CLIP checkpoint: Hugging Face folder or OpenAI-layout .safetensors' },
+  model: { kind: 'string', meta: 'DIR|FILE', help: 'CLIP checkpoint: Hugging Face folder (config.json + model.safetensors or pytorch_model.bin), OpenAI-layout .safetensors, or a PyTorch / open_clip / NegBench .pt (with --config)' },
   adapter: { kind: 'string', meta: 'DIR', help: 'PEFT LoRA adapter folder to apply to --model' },
   data: { kind: 'string', meta: 'DIR', help: 'data folder from node dist/data.js build (or one of its split folders)' },
   split: { kind: 'string', meta: 'SPLIT', help: 'train, val or test (default test; not needed when --data is a split folder)' },

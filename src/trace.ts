@@ -22,7 +22,7 @@ import { hasNegationCue } from './data/templates.js';
 import { writeFileAtomic } from './io/atomic-write-node.js';
 
 const FLAGS: FlagTable = {
-  model: { kind: 'string', meta: 'DIR|FILE', help: 'CLIP checkpoint (Hugging Face folder or OpenAI-layout .safetensors)' },
+  model: { kind: 'string', meta: 'DIR|FILE', help: 'CLIP checkpoint: Hugging Face folder (config.json + model.safetensors or pytorch_model.bin), OpenAI-layout .safetensors, or a PyTorch / open_clip / NegBench .pt (with --config)' },
   pairs: { kind: 'string', meta: 'FILE.jsonl', help: 'one {"image": PATH, "caption": "...", "foil": "..."} per line; paths absolute or relative to the file' },
   out: { kind: 'string', meta: 'DIR', default: 'trace-out', help: 'output folder for cte.json and cte_heatmap.svg' },
   'min-delta': { kind: 'number', default: DEFAULT_MIN_DELTA, help: 'skip pairs with |S_corr - S_foil| below this (never divided by)' },

@@ -36,7 +36,8 @@ const DEFAULT_RUN_STEPS = 240;
 const MAX_STEPS_IN_FLIGHT = 8;
 
 const FLAGS: FlagTable = {
-  model: { kind: 'string', meta: 'DIR|FILE', help: 'base CLIP checkpoint (frozen)' },
+  model: { kind: 'string', meta: 'DIR|FILE', help: 'base CLIP checkpoint (frozen): Hugging Face folder (safetensors or pytorch_model.bin), OpenAI-layout .safetensors, or a PyTorch / open_clip / NegBench .pt (with --config)' },
+  config: { kind: 'string', meta: 'FILE', help: 'config.json to use instead of the one beside the weights' },
   data: { kind: 'string', meta: 'DIR', help: 'dataset folder from dist/data.js (claim sets + negated captions; a train/ subfolder is used when present)' },
   cte: { kind: 'string', meta: 'FILE', help: 'cte.json from dist/trace.js: per-layer CTE scales (required unless --uniform)' },
   recipe: { kind: 'string', default: 'nast', help: 'nast: claim sets + negated captions, CTE-scaled LoRA (or --uniform); negbench: NegBench MCQs + negated captions, every layer at the same rate' },
@@ -237,7 +238,8 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR [--recip
 
     const ctx = await nodeContext();
     // A full-text run resumes from the weights it checkpointed; LoRA from its adapter.
-    const model = await loadClip(ctx, resume && fullText ? join(ckptDir, 'model') : modelPath);
+    const configPath = f.config as string | undefined;
+    const model = await loadClip(ctx, resume && fullText ? join(ckptDir, 'model') : modelPath, { configPath: resume && fullText ? undefined : configPath });
     const tok = loadClipTokenizer(modelPath, f.tokenizer as string | undefined);
     const layers = model.config.text.layers;
     let scales: number[] | null = null;
@@ -397,7 +399,7 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR [--recip
       const dir = join(out, 'model');
       await saveClip(model, dir, { metadata: { fine_tuned_from: modelPath, recipe } });
       copyModelFiles(modelPath, dir);
-      const base = start ?? await textSnapshot(await loadClip(ctx, modelPath), true);
+      const base = start ?? await textSnapshot(await loadClip(ctx, modelPath, { configPath }), true);
       norms = layerUpdateNorms(base, await textSnapshot(model), layers);
     }
     const shares = cteLayer ? updateShares(norms, cteLayer) : null;

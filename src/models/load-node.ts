@@ -1,15 +1,19 @@
 /**
- * Node-side loading of a CLIP checkpoint: a Hugging Face folder (config.json + model.safetensors
- * or a sharded index), or an OpenAI/open_clip-layout .safetensors file (config inferred from the
- * shapes unless a config.json sits beside it or is given).
+ * Node-side loading of a CLIP checkpoint: a Hugging Face folder (config.json + model.safetensors,
+ * pytorch_model.bin, or a sharded index of either), or a single file: OpenAI/open_clip-layout
+ * .safetensors, a PyTorch state dict (.pt/.pth/.bin) or an open_clip / NegBench training
+ * checkpoint (the state dict under "state_dict", keys possibly prefixed "module."). The config
+ * comes from a config.json beside the weights or given, and is inferred from the shapes of an
+ * OpenAI-layout file otherwise.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, openSync, readFileSync, readSync, closeSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { GpuContext } from '../engine/index.js';
 import { ClipModel, type LoadOptions } from './clip.js';
 import { ConfigError, inferOpenAiConfig, parseHfConfig, type ClipConfig } from './clip-config.js';
 import { hfWeights, isOpenAiLayout } from './clip-weights.js';
 import { openSafetensors } from './safetensors-node.js';
+import { openShardedTorch, openTorchFile, type OpenWeights } from './torch-node.js';
 import { loadTokenizer, shippedVocabPath } from './tokenizer/load-node.js';
 import { TokenizerFileError } from './tokenizer/vocab-files.js';
 import type { Tokenizer } from './tokenizer/index.js';
@@ -29,6 +33,38 @@ function readConfig(path: string): ClipConfig {
   return parseHfConfig(json, path);
 }
 
+const TORCH_NAMES = ['pytorch_model.bin', 'pytorch_model.bin.index.json'];
+
+/** Whether a file starts like a zip (torch.save) or a pickle (legacy torch.save), not safetensors. */
+function looksLikeTorch(path: string): boolean {
+  const fd = openSync(path, 'r');
+  try {
+    const head = Buffer.alloc(2);
+    readSync(fd, head, 0, 2, 0);
+    return (head[0] === 0x50 && head[1] === 0x4b) || (head[0] === 0x80 && head[1] >= 2 && head[1] <= 5);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The weights of a checkpoint path, by what is there: a folder's model.safetensors (or its
+ * index), else its pytorch_model.bin (or its index); a file by its content.
+ */
+export async function openWeights(path: string): Promise<OpenWeights> {
+  if (!existsSync(path)) throw new ConfigError(path, '(path)', 'no such model file or folder');
+  if (statSync(path).isDirectory()) {
+    if (['model.safetensors', 'model.safetensors.index.json'].some((n) => existsSync(join(path, n)))) return openSafetensors(path);
+    const [bin, index] = TORCH_NAMES.map((n) => join(path, n));
+    if (existsSync(bin)) return openTorchFile(bin);
+    if (existsSync(index)) return openShardedTorch(index);
+    return openSafetensors(path); // its error names what was looked for
+  }
+  if (path.endsWith('.bin.index.json')) return openShardedTorch(path);
+  if (path.endsWith('.json') || path.endsWith('.safetensors') || !looksLikeTorch(path)) return openSafetensors(path);
+  return openTorchFile(path);
+}
+
 /** The config a checkpoint path implies, without loading weights. */
 export async function clipConfigFor(path: string, configPath?: string): Promise<ClipConfig> {
   if (configPath) return readConfig(configPath);
@@ -36,7 +72,7 @@ export async function clipConfigFor(path: string, configPath?: string): Promise<
   const folder = statSync(path).isDirectory() ? path : dirname(path);
   const beside = join(folder, 'config.json');
   if (existsSync(beside)) return readConfig(beside);
-  const file = await openSafetensors(path);
+  const file = await openWeights(path);
   try {
     const shapes = new Map(file.keys().map((k) => [k, [...file.shape(k)]]));
     if (!isOpenAiLayout([...shapes.keys()])) {
@@ -51,7 +87,7 @@ export async function clipConfigFor(path: string, configPath?: string): Promise<
 /** Loads the weights of a CLIP checkpoint (folder or file) onto `ctx`. */
 export async function loadClip(ctx: GpuContext, path: string, opts: ClipLoadOptions = {}): Promise<ClipModel> {
   const config = await clipConfigFor(path, opts.configPath);
-  const file = await openSafetensors(path);
+  const file = await openWeights(path);
   try {
     return await ClipModel.load(ctx, config, hfWeights(file, config), opts);
   } finally {
