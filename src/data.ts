@@ -27,6 +27,7 @@ import { writeFileAtomic } from './io/atomic-write-node.js';
 import { ATTRIBUTES_FILE, DATASET_FILE, DATASET_FORMAT, PROBE_FILE, parseSplitName, portablePath } from './data/dataset-node.js';
 import { DEFAULT_SPEC, generateWorld, renderScene, sceneAttributes, type WorldRecord } from './data/world/index.js';
 import { factAttributes } from './data/attributes.js';
+import { exportCommand } from './data-export.js';
 import type { EvalRecord } from './nast/evaluate.js';
 
 type SourceType = 'chexpert' | 'cad' | 'jsonl' | 'world';
@@ -106,193 +107,201 @@ async function readAffirmatives(path: string): Promise<AffirmativeMap> {
   return json as AffirmativeMap;
 }
 
-// One command for now; `build` is required so that others can be added without breaking scripts.
+// Commands: build (the default when none is named) and export.
 const command = process.argv[2];
-if (command === 'build') process.argv.splice(2, 1);
-else if (command !== undefined && command !== '--help' && command !== '-h') {
-  process.stderr.write(`data: unknown command ${JSON.stringify(command)} (usage: node dist/data.js build --from FILE|world --out DIR ...; see --help)\n`);
-  process.exit(2);
+if (command === 'export') {
+  process.argv.splice(2, 1);
+  await exportCommand();
+} else {
+  if (command === 'build') process.argv.splice(2, 1);
+  else if (command !== undefined && command !== '--help' && command !== '-h' && !command.startsWith('--')) {
+    process.stderr.write(`data: unknown command ${JSON.stringify(command)} (usage: node dist/data.js build|export ...; see --help)\n`);
+    process.exit(2);
+  }
+  await buildCommand();
 }
 
-await runCli('data', 'usage: node dist/data.js build --from FILE|world --out DIR [--images DIR] [--kind KIND]... [--split all] [--seed 0] [--k 5]',
-  'Builds negation data (captions, claim sets, NegBench and paired MCQs, probe pairs) from CheXpert/CAD-Chest/JSONL annotations or the miniature world, split per patient into shard folders.',
-  FLAGS, async (f) => {
-    const from = f.from as string | undefined;
-    const outArg = f.out as string | undefined;
-    if (!from) throw new UsageError('--from is required (a .csv, .json or .jsonl file, or "world")');
-    if (!outArg) throw new UsageError('--out is required (the data folder to write)');
-    const type = sourceType(from, f.format as string | undefined);
-    const kinds = parseKinds(f.kind as string[]);
-    const splitArg = f.split as string;
-    let splits: SplitName[];
-    try {
-      splits = splitArg === 'all' ? [...SPLIT_NAMES] : [parseSplitName(splitArg)];
-    } catch (e) {
-      throw new UsageError(`--split: ${(e as Error).message.replace(/ \(expected train, val or test\)$/, '')} (expected train, val, test or all)`);
-    }
-    const fractions = parseFractions(f.fractions as string);
-    const seed = f.seed as number;
-    const k = positiveInt(f, 'k', 2);
-    const captionCount = positiveInt(f, 'captions');
-    const mcqCount = positiveInt(f, 'mcq-per-study');
-    const perShard = positiveInt(f, 'records-per-shard');
-    const maxProbe = f['max-probe-pairs'] === undefined ? undefined : positiveInt(f, 'max-probe-pairs', 0);
-    if (type === 'world' && f.images !== undefined) throw new UsageError('--images does not apply to --from world (images are rendered into OUT/images)');
-    const out = resolve(outArg);
-    const splitDir = (s: SplitName) => join(out, s);
-
-    // ---- studies
-    let studies: Study[];
-    let skipped: SkippedRow[] = [];
-    const missingImages: Problem[] = [];
-    const worldById = new Map<string, WorldRecord>();
-    let domain: Domain;
-    const affirmativesFile = f.affirmatives as string | undefined;
-    const userAffirmatives = affirmativesFile ? await readAffirmatives(affirmativesFile) : null;
-    const source: Record<string, unknown> = { type };
-
-    if (type === 'world') {
-      const count = positiveInt(f, 'world-count');
-      const size = f['world-size'] as number;
-      // Rendered one at a time as the PNGs are written, so no pixels are held.
-      let records: WorldRecord[];
+async function buildCommand(): Promise<void> {
+  await runCli('data', 'usage: node dist/data.js build --from FILE|world --out DIR [--images DIR] [--kind KIND]... [--split all] [--seed 0] [--k 5]',
+    'Builds negation data (captions, claim sets, NegBench and paired MCQs, probe pairs) from CheXpert/CAD-Chest/JSONL annotations or the miniature world, split per patient into shard folders.',
+    FLAGS, async (f) => {
+      const from = f.from as string | undefined;
+      const outArg = f.out as string | undefined;
+      if (!from) throw new UsageError('--from is required (a .csv, .json or .jsonl file, or "world")');
+      if (!outArg) throw new UsageError('--out is required (the data folder to write)');
+      const type = sourceType(from, f.format as string | undefined);
+      const kinds = parseKinds(f.kind as string[]);
+      const splitArg = f.split as string;
+      let splits: SplitName[];
       try {
-        records = generateWorld({ seed, count, size, render: false, maxObjects: f['world-max-objects'] as number });
+        splits = splitArg === 'all' ? [...SPLIT_NAMES] : [parseSplitName(splitArg)];
       } catch (e) {
-        throw new UsageError(`--from world (--seed ${seed}, --world-size ${size}): ${(e as Error).message}`);
+        throw new UsageError(`--split: ${(e as Error).message.replace(/ \(expected train, val or test\)$/, '')} (expected train, val, test or all)`);
       }
-      await mkdir(join(out, 'images'), { recursive: true });
-      studies = [];
-      for (const r of records) {
-        const file = `${r.id}.png`;
-        await writePngAtomic(join(out, 'images', file), renderScene(r.scene));
-        worldById.set(r.id, r);
-        // Relative to a split folder: OUT/<split>/../images/<id>.png.
-        studies.push({ id: r.id, patient: r.patient, image: `../images/${file}`, facts: r.facts, captions: r.captions });
-      }
-      Object.assign(source, { count, size, maxObjects: f['world-max-objects'], spec: DEFAULT_SPEC });
-      domain = worldDomain(userAffirmatives, (s) => worldById.get(s.id)?.propertyFacts);
-    } else {
-      const file = resolve(from);
-      if (!existsSync(file) || !statSync(file).isFile()) throw new Error(`${from}: no such file`);
-      const text = await readFile(file, 'utf8');
-      const result = type === 'chexpert' ? ingestChexpertCsv(text, { file: from })
-        : type === 'cad' ? ingestCadJson(text, { file: from })
-          : ingestJsonl(text);
-      skipped = result.skipped;
-      const imagesDir = resolve((f.images as string | undefined) ?? dirname(file));
-      if (f.images !== undefined && (!existsSync(imagesDir) || !statSync(imagesDir).isDirectory())) throw new Error(`--images ${f.images as string}: no such folder`);
-      Object.assign(source, { file, images: imagesDir });
-      studies = [];
-      for (const s of result.studies) {
-        const abs = resolve(imagesDir, s.image);
-        if (f['check-images'] && !(existsSync(abs) && statSync(abs).isFile())) {
-          missingImages.push({ study: s.id, kind: 'image', reason: `image not found: ${abs}` });
-          continue;
+      const fractions = parseFractions(f.fractions as string);
+      const seed = f.seed as number;
+      const k = positiveInt(f, 'k', 2);
+      const captionCount = positiveInt(f, 'captions');
+      const mcqCount = positiveInt(f, 'mcq-per-study');
+      const perShard = positiveInt(f, 'records-per-shard');
+      const maxProbe = f['max-probe-pairs'] === undefined ? undefined : positiveInt(f, 'max-probe-pairs', 0);
+      if (type === 'world' && f.images !== undefined) throw new UsageError('--images does not apply to --from world (images are rendered into OUT/images)');
+      const out = resolve(outArg);
+      const splitDir = (s: SplitName) => join(out, s);
+
+      // ---- studies
+      let studies: Study[];
+      let skipped: SkippedRow[] = [];
+      const missingImages: Problem[] = [];
+      const worldById = new Map<string, WorldRecord>();
+      let domain: Domain;
+      const affirmativesFile = f.affirmatives as string | undefined;
+      const userAffirmatives = affirmativesFile ? await readAffirmatives(affirmativesFile) : null;
+      const source: Record<string, unknown> = { type };
+
+      if (type === 'world') {
+        const count = positiveInt(f, 'world-count');
+        const size = f['world-size'] as number;
+        // Rendered one at a time as the PNGs are written, so no pixels are held.
+        let records: WorldRecord[];
+        try {
+          records = generateWorld({ seed, count, size, render: false, maxObjects: f['world-max-objects'] as number });
+        } catch (e) {
+          throw new UsageError(`--from world (--seed ${seed}, --world-size ${size}): ${(e as Error).message}`);
         }
-        // Every split folder sits at OUT/<split>, so one relative path serves them all.
-        studies.push({ ...s, image: portablePath(relative(splitDir('train'), abs)) });
+        await mkdir(join(out, 'images'), { recursive: true });
+        studies = [];
+        for (const r of records) {
+          const file = `${r.id}.png`;
+          await writePngAtomic(join(out, 'images', file), renderScene(r.scene));
+          worldById.set(r.id, r);
+          // Relative to a split folder: OUT/<split>/../images/<id>.png.
+          studies.push({ id: r.id, patient: r.patient, image: `../images/${file}`, facts: r.facts, captions: r.captions });
+        }
+        Object.assign(source, { count, size, maxObjects: f['world-max-objects'], spec: DEFAULT_SPEC });
+        domain = worldDomain(userAffirmatives, (s) => worldById.get(s.id)?.propertyFacts);
+      } else {
+        const file = resolve(from);
+        if (!existsSync(file) || !statSync(file).isFile()) throw new Error(`${from}: no such file`);
+        const text = await readFile(file, 'utf8');
+        const result = type === 'chexpert' ? ingestChexpertCsv(text, { file: from })
+          : type === 'cad' ? ingestCadJson(text, { file: from })
+            : ingestJsonl(text);
+        skipped = result.skipped;
+        const imagesDir = resolve((f.images as string | undefined) ?? dirname(file));
+        if (f.images !== undefined && (!existsSync(imagesDir) || !statSync(imagesDir).isDirectory())) throw new Error(`--images ${f.images as string}: no such folder`);
+        Object.assign(source, { file, images: imagesDir });
+        studies = [];
+        for (const s of result.studies) {
+          const abs = resolve(imagesDir, s.image);
+          if (f['check-images'] && !(existsSync(abs) && statSync(abs).isFile())) {
+            missingImages.push({ study: s.id, kind: 'image', reason: `image not found: ${abs}` });
+            continue;
+          }
+          // Every split folder sits at OUT/<split>, so one relative path serves them all.
+          studies.push({ ...s, image: portablePath(relative(splitDir('train'), abs)) });
+        }
+        domain = fileDomain(type, studies, userAffirmatives);
       }
-      domain = fileDomain(type, studies, userAffirmatives);
-    }
-    const sev = f['probe-severity'] as string | undefined;
-    if (sev !== undefined) {
-      if (sev === 'any') delete domain.probeSeverity;
-      else domain.probeSeverity = sev;
-    }
-    if (studies.length === 0) {
-      const why = [...skipped.map((s) => `row ${s.row}: ${s.reason}`), ...missingImages.map((m) => `${m.study}: ${m.reason}`)];
-      throw new Error(`${from}: no usable studies${why.length ? ` (${why.length} skipped; first: ${why[0]})` : ''}`);
-    }
+      const sev = f['probe-severity'] as string | undefined;
+      if (sev !== undefined) {
+        if (sev === 'any') delete domain.probeSeverity;
+        else domain.probeSeverity = sev;
+      }
+      if (studies.length === 0) {
+        const why = [...skipped.map((s) => `row ${s.row}: ${s.reason}`), ...missingImages.map((m) => `${m.study}: ${m.reason}`)];
+        throw new Error(`${from}: no usable studies${why.length ? ` (${why.length} skipped; first: ${why[0]})` : ''}`);
+      }
 
-    // ---- splits and builders
-    const bySplit = splitByPatient(studies, { seed, fractions });
-    const ctx: BuildContext = { kinds, seed, k, captions: captionCount, mcqs: mcqCount, domain, problems: [], none: {} };
-    const splitSummaries: Partial<Record<SplitName, SplitSummary>> = {};
-    const tally = new BuildTally();
+      // ---- splits and builders
+      const bySplit = splitByPatient(studies, { seed, fractions });
+      const ctx: BuildContext = { kinds, seed, k, captions: captionCount, mcqs: mcqCount, domain, problems: [], none: {} };
+      const splitSummaries: Partial<Record<SplitName, SplitSummary>> = {};
+      const tally = new BuildTally();
 
-    for (const split of splits) {
-      const group = bySplit[split];
-      const probes = kinds.includes('probe')
-        ? attempt(ctx, { id: `(${split} split)`, patient: '', image: '', facts: [] }, 'probe-pair', () => buildProbePairs(group, {
-          ...(domain.probeSeverity ? { presentSeverity: domain.probeSeverity } : {}),
-          ...(maxProbe !== undefined ? { maxPairs: maxProbe } : {}), seed,
-        })) ?? []
-        : [];
-      tally.countFacts(group);
+      for (const split of splits) {
+        const group = bySplit[split];
+        const probes = kinds.includes('probe')
+          ? attempt(ctx, { id: `(${split} split)`, patient: '', image: '', facts: [] }, 'probe-pair', () => buildProbePairs(group, {
+            ...(domain.probeSeverity ? { presentSeverity: domain.probeSeverity } : {}),
+            ...(maxProbe !== undefined ? { maxPairs: maxProbe } : {}), seed,
+          })) ?? []
+          : [];
+        tally.countFacts(group);
 
-      const byKind: Counter = {};
-      let total = 0;
-      const count = (r: EvalRecord) => {
-        total++;
-        bump(byKind, r.kind);
-        tally.countRecord(r);
-      };
-      // Records are made study by study while the shards are written, so memory stays bounded
-      // by a shard. Studies go in a seeded random order: the reader shuffles shards and the
-      // records within each, and study order would keep neighbouring patients together.
-      const order = shuffle(rngFor(seed, 'shard-order', split), group);
-      function* records(): Generator<EvalRecord> {
-        for (const s of order) {
-          for (const r of buildStudy(ctx, s)) {
-            count(r);
-            yield r;
+        const byKind: Counter = {};
+        let total = 0;
+        const count = (r: EvalRecord) => {
+          total++;
+          bump(byKind, r.kind);
+          tally.countRecord(r);
+        };
+        // Records are made study by study while the shards are written, so memory stays bounded
+        // by a shard. Studies go in a seeded random order: the reader shuffles shards and the
+        // records within each, and study order would keep neighbouring patients together.
+        const order = shuffle(rngFor(seed, 'shard-order', split), group);
+        function* records(): Generator<EvalRecord> {
+          for (const s of order) {
+            for (const r of buildStudy(ctx, s)) {
+              count(r);
+              yield r;
+            }
+          }
+          for (const p of probes) {
+            count(p);
+            yield p;
           }
         }
-        for (const p of probes) {
-          count(p);
-          yield p;
+        await writeShards(splitDir(split), records(), {
+          recordsPerShard: perShard,
+          meta: { dataset: DATASET_FORMAT, split, source: type, seed, kinds, imagePaths: 'relative to this folder' },
+        });
+        if (kinds.includes('probe')) {
+          const lines = probes.map((p) => JSON.stringify({ image: p.image, caption: p.caption, foil: p.foil })).join('\n');
+          await writeFileAtomic(join(splitDir(split), PROBE_FILE), lines ? `${lines}\n` : '');
         }
+        // What each image shows, for linear probes of the frozen image tower (eval.js --probe):
+        // the world's full scene; an ingested study's definite facts.
+        const attributes = group.map((s) => {
+          const w = worldById.get(s.id);
+          return JSON.stringify({ image: s.image, labels: w ? sceneAttributes(w.scene, DEFAULT_SPEC) : factAttributes(s) });
+        });
+        await writeFileAtomic(join(splitDir(split), ATTRIBUTES_FILE), attributes.length ? `${attributes.join('\n')}\n` : '');
+        splitSummaries[split] = {
+          dir: split, studies: group.length, patients: new Set(group.map((s) => s.patient)).size,
+          records: total, byKind, probePairs: probes.length,
+        };
       }
-      await writeShards(splitDir(split), records(), {
-        recordsPerShard: perShard,
-        meta: { dataset: DATASET_FORMAT, split, source: type, seed, kinds, imagePaths: 'relative to this folder' },
-      });
-      if (kinds.includes('probe')) {
-        const lines = probes.map((p) => JSON.stringify({ image: p.image, caption: p.caption, foil: p.foil })).join('\n');
-        await writeFileAtomic(join(splitDir(split), PROBE_FILE), lines ? `${lines}\n` : '');
-      }
-      // What each image shows, for linear probes of the frozen image tower (eval.js --probe):
-      // the world's full scene; an ingested study's definite facts.
-      const attributes = group.map((s) => {
-        const w = worldById.get(s.id);
-        return JSON.stringify({ image: s.image, labels: w ? sceneAttributes(w.scene, DEFAULT_SPEC) : factAttributes(s) });
-      });
-      await writeFileAtomic(join(splitDir(split), ATTRIBUTES_FILE), attributes.length ? `${attributes.join('\n')}\n` : '');
-      splitSummaries[split] = {
-        dir: split, studies: group.length, patients: new Set(group.map((s) => s.patient)).size,
-        records: total, byKind, probePairs: probes.length,
+
+      // ---- manifest and summary
+      const totalPatients = new Set(studies.map((s) => s.patient)).size;
+      const manifest = {
+        format: DATASET_FORMAT,
+        version: 1,
+        source,
+        seed,
+        k,
+        captions: captionCount,
+        mcqPerStudy: mcqCount,
+        fractions: { train: fractions[0], validation: fractions[1], test: fractions[2] },
+        kinds,
+        studies: studies.length,
+        patients: totalPatients,
+        splits: splitSummaries,
+        summary: {
+          negationTypes: tally.negationTypes,
+          conditions: tally.conditionTable(),
+          notBuilt: ctx.none,
+          pairedMcq: pairedMcqStatus(Boolean(domain.affirmatives)),
+        },
+        skipped: {
+          rows: skipped,
+          missingImages: missingImages.map((m) => ({ study: m.study, reason: m.reason })),
+          builderErrors: ctx.problems,
+        },
       };
-    }
+      await writeFileAtomic(join(out, DATASET_FILE), JSON.stringify(manifest, null, 2) + '\n');
 
-    // ---- manifest and summary
-    const totalPatients = new Set(studies.map((s) => s.patient)).size;
-    const manifest = {
-      format: DATASET_FORMAT,
-      version: 1,
-      source,
-      seed,
-      k,
-      captions: captionCount,
-      mcqPerStudy: mcqCount,
-      fractions: { train: fractions[0], validation: fractions[1], test: fractions[2] },
-      kinds,
-      studies: studies.length,
-      patients: totalPatients,
-      splits: splitSummaries,
-      summary: {
-        negationTypes: tally.negationTypes,
-        conditions: tally.conditionTable(),
-        notBuilt: ctx.none,
-        pairedMcq: pairedMcqStatus(Boolean(domain.affirmatives)),
-      },
-      skipped: {
-        rows: skipped,
-        missingImages: missingImages.map((m) => ({ study: m.study, reason: m.reason })),
-        builderErrors: ctx.problems,
-      },
-    };
-    await writeFileAtomic(join(out, DATASET_FILE), JSON.stringify(manifest, null, 2) + '\n');
-
-    process.stdout.write(renderBuildSummary(manifest, type === 'world' ? 'world' : `${from} (${type})`, out));
-  });
+      process.stdout.write(renderBuildSummary(manifest, type === 'world' ? 'world' : `${from} (${type})`, out));
+    });
+}

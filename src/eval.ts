@@ -4,7 +4,7 @@
  * the same one with another adapter) on a split built by `node dist/data.js build`, prints a
  * Markdown table and writes report.json + report.md atomically.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { nodeContext } from './engine/node-gpu.js';
 import { loadClip, loadClipTokenizer } from './models/load-node.js';
@@ -20,11 +20,12 @@ import { writeFileAtomic } from './io/atomic-write-node.js';
 import { evaluateClip, planEvaluation, planIsEmpty, reportMarkdown, type EvalReport } from './nast/evaluate.js';
 import { probeImageTower } from './nast/probe-node.js';
 import { probeMarkdown, type ProbeReport } from './nast/linear-probe.js';
+import { benchmarkMarkdown, readBenchmarkFiles, runBenchmarks, type BenchmarkResults, type BenchmarkSet } from './nast/benchmark-files-node.js';
 
 const FLAGS: FlagTable = {
   model: { kind: 'string', meta: 'DIR|FILE', help: 'CLIP checkpoint: Hugging Face folder (config.json + model.safetensors or pytorch_model.bin), OpenAI-layout .safetensors, or a PyTorch / open_clip / NegBench .pt (with --config)' },
   adapter: { kind: 'string', meta: 'DIR', help: 'PEFT LoRA adapter folder to apply to --model' },
-  data: { kind: 'string', meta: 'DIR', help: 'data folder from node dist/data.js build (or one of its split folders)' },
+  data: { kind: 'string', meta: 'DIR', help: 'data folder from node dist/data.js build (or one of its split folders); optional with benchmark files' },
   split: { kind: 'string', meta: 'SPLIT', help: 'train, val or test (default test; not needed when --data is a split folder)' },
   out: { kind: 'string', meta: 'FILE', help: 'write the JSON report here and the Markdown table beside it (FILE with .md)' },
   compare: { kind: 'string', meta: 'DIR|FILE', help: 'a second model, evaluated side by side (may be the same as --model)' },
@@ -33,6 +34,12 @@ const FLAGS: FlagTable = {
   'batch-size': { kind: 'int', default: 64, help: 'texts and images per forward pass' },
   config: { kind: 'string', meta: 'FILE', help: 'config.json to use instead of the one beside the weights (both models)' },
   title: { kind: 'string', meta: 'TEXT', help: 'heading of the Markdown report (default: the data folder and split)' },
+  'negbench-mcq': { kind: 'string', meta: 'FILE.csv', help: 'a NegBench MCQ CSV (image_path, correct_answer, caption_0..3, correct_answer_template; or the binary caption_0/caption_1 variant)' },
+  'negbench-retrieval': { kind: 'string', meta: 'FILE.csv', help: 'a NegBench retrieval CSV (filepath, captions as a Python list)' },
+  'nast-mcq': { kind: 'string', meta: 'FILE.json', help: "NAST's paired MCQ file (negation_mcq_choice_1..4, affirmative_mcq_choice_1..4, correct_answer)" },
+  'image-root': { kind: 'string', meta: 'DIR', help: 'folder the benchmark files\' image paths are relative to (default: each file\'s folder)' },
+  'benchmark-name': { kind: 'string', meta: 'NAME', help: 'prefix of the results.jsonl keys, as NegBench names its datasets (e.g. coco gives coco-mcq-total_accuracy; default: the file name)' },
+  strict: { kind: 'boolean', help: 'a benchmark row with a missing image or a malformed field is an error (default: reported and left out)' },
   probe: { kind: 'boolean', help: 'also fit linear probes of the frozen image embeddings (first model): logistic regression per image attribute on the train split, accuracy on this split' },
 };
 
@@ -85,13 +92,17 @@ interface Entry {
   adapter: string | undefined;
 }
 
-await runCli('eval', 'usage: node dist/eval.js --model DIR [--adapter DIR] --data DIR [--split test] [--out report.json] [--compare DIR2 [--compare-adapter DIR]]',
+await runCli('eval', 'usage: node dist/eval.js --model DIR [--adapter DIR] (--data DIR [--split test] | --negbench-mcq FILE.csv | --negbench-retrieval FILE.csv | --nast-mcq FILE.json) [--out report.json] [--compare DIR2 [--compare-adapter DIR]]',
   'Evaluates CLIP on built negation data: retrieval R@1/R@5, claim accuracy, NegBench MCQ accuracy per template type, paired negated/affirmative accuracy and gap, affirmative-only subsets.',
   FLAGS, async (f) => {
     const model = f.model as string | undefined;
     const data = f.data as string | undefined;
     if (!model) throw new UsageError('--model is required (a CLIP folder or .safetensors file)');
-    if (!data) throw new UsageError('--data is required (a folder written by node dist/data.js build)');
+    const benchFiles = { negbenchMcq: f['negbench-mcq'] as string | undefined, negbenchRetrieval: f['negbench-retrieval'] as string | undefined, nastMcq: f['nast-mcq'] as string | undefined, imageRoot: f['image-root'] as string | undefined };
+    const anyBench = Boolean(benchFiles.negbenchMcq || benchFiles.negbenchRetrieval || benchFiles.nastMcq);
+    if (!data && !anyBench) throw new UsageError('--data is required (a folder written by node dist/data.js build), or a benchmark file (--negbench-mcq, --negbench-retrieval, --nast-mcq)');
+    if (benchFiles.imageRoot && !(existsSync(benchFiles.imageRoot) && statSync(benchFiles.imageRoot).isDirectory())) throw new UsageError(`--image-root ${benchFiles.imageRoot}: no such folder`);
+    if (f.probe && !data) throw new UsageError('--probe needs --data (the probe is fitted on a data folder\'s train split)');
     let split: SplitName | undefined;
     try {
       split = f.split === undefined ? undefined : parseSplitName(f.split as string);
@@ -112,26 +123,31 @@ await runCli('eval', 'usage: node dist/eval.js --model DIR [--adapter DIR] --dat
     for (const e of entries) if (!existsSync(e.model)) throw new Error(`${e.model}: no such model file or folder`);
 
     // Data first: its errors are cheap and need no GPU.
-    const ds = await openDatasetSplit(data, split);
-    const records = await ds.readRecords();
-    const where = ds.dir;
-    if (records.length === 0) throw new Error(`${where}: ${ds.split ? `the ${ds.split} split` : 'the split'} is empty (0 records)`);
+    const bench: BenchmarkSet | null = anyBench ? readBenchmarkFiles(benchFiles, f.strict as boolean) : null;
+    if (bench && f['benchmark-name']) bench.prefix = f['benchmark-name'] as string;
+    if (bench) for (const s of bench.skipped) process.stderr.write(`eval: ${s.file}:${s.line}: skipped: ${s.reason}\n`);
+    const ds = data ? await openDatasetSplit(data, split) : null;
+    const records = ds ? await ds.readRecords() : [];
     const plan = planEvaluation(records);
-    if (planIsEmpty(plan)) {
-      throw new Error(`${where}: nothing to evaluate: no captions, claim sets or MCQs (records: ${Object.entries(plan.kinds).map(([k, n]) => `${k} ${n}`).join(', ')})`);
+    if (ds) {
+      const where = ds.dir;
+      if (records.length === 0) throw new Error(`${where}: ${ds.split ? `the ${ds.split} split` : 'the split'} is empty (0 records)`);
+      if (planIsEmpty(plan)) {
+        throw new Error(`${where}: nothing to evaluate: no captions, claim sets or MCQs (records: ${Object.entries(plan.kinds).map(([k, n]) => `${k} ${n}`).join(', ')})`);
+      }
+      await checkImagesExist(ds, plan.images);
     }
-    await checkImagesExist(ds, plan.images);
 
     // The probe is fitted on the train split of the same data folder.
     let probeTrain: Awaited<ReturnType<typeof openDatasetSplit>> | null = null;
-    if (f.probe) {
+    if (f.probe && ds && data) {
       const root = existsSync(join(data, 'dataset.json')) ? data : dirname(resolve(ds.dir));
       if (!existsSync(join(root, 'dataset.json'))) throw new UsageError(`--probe: ${data} is a split folder outside a data folder; pass the data folder (its train split fits the probe)`);
       probeTrain = await openDatasetSplit(root, 'train');
     }
 
     const ctx = await nodeContext();
-    const rows: { name: string; model: string; adapter: string | null; seconds: number; report: EvalReport }[] = [];
+    const rows: { name: string; model: string; adapter: string | null; seconds: number; report: EvalReport | null; benchmarks?: BenchmarkResults }[] = [];
     let probe: (ProbeReport & { trainImages: number; testImages: number }) | null = null;
     let clip: ClipModel | null = null;
     let clipPath = '';
@@ -158,18 +174,23 @@ await runCli('eval', 'usage: node dist/eval.js --model DIR [--adapter DIR] --dat
           const reuse = hasVision(lora) ? undefined : cachedImages;
           const cfg = clip.config;
           const imageConfig = imageConfigFor(e.model, cfg);
-          const result = await evaluateClip(clip, records, {
-            tokenizer,
-            batchSize,
-            ...(reuse ? { imageEmbeds: reuse } : { loadPixels: (refs: readonly string[]) => loadPixels(refs.map(ds.resolveImage), imageConfig, cfg.vision.imageSize) }),
-            onProgress: progress(name),
-          });
-          if (!hasVision(lora)) cachedImages = result.imageEmbeds;
-          if (probeTrain && probe === null) {
-            process.stderr.write(`eval: ${name}: linear probes of the image embeddings (fitted on ${probeTrain.dir})\n`);
-            probe = await probeImageTower(clip, imageConfig, probeTrain, ds);
+          let report: EvalReport | null = null;
+          if (ds) {
+            const result = await evaluateClip(clip, records, {
+              tokenizer,
+              batchSize,
+              ...(reuse ? { imageEmbeds: reuse } : { loadPixels: (refs: readonly string[]) => loadPixels(refs.map(ds.resolveImage), imageConfig, cfg.vision.imageSize) }),
+              onProgress: progress(name),
+            });
+            if (!hasVision(lora)) cachedImages = result.imageEmbeds;
+            if (probeTrain && probe === null) {
+              process.stderr.write(`eval: ${name}: linear probes of the image embeddings (fitted on ${probeTrain.dir})\n`);
+              probe = await probeImageTower(clip, imageConfig, probeTrain, ds);
+            }
+            report = result.report;
           }
-          rows.push({ name, model: e.model, adapter: e.adapter ?? null, seconds: (Date.now() - t0) / 1000, report: result.report });
+          const benchmarks = bench ? await runBenchmarks(clip, tokenizer, imageConfig, bench, batchSize) : undefined;
+          rows.push({ name, model: e.model, adapter: e.adapter ?? null, seconds: (Date.now() - t0) / 1000, report, ...(benchmarks ? { benchmarks } : {}) });
         } finally {
           lora?.dispose();
         }
@@ -185,22 +206,33 @@ await runCli('eval', 'usage: node dist/eval.js --model DIR [--adapter DIR] --dat
       if (n > 1) r.name = `${r.name} (${n})`;
     }
 
-    const title = (f.title as string | undefined) ?? `Evaluation on ${ds.dir}${ds.split ? ` (${ds.split} split)` : ''}`;
+    const title = (f.title as string | undefined) ?? (ds ? `Evaluation on ${ds.dir}${ds.split ? ` (${ds.split} split)` : ''}` : 'Benchmark evaluation');
     const probeReport = probe as (ProbeReport & { trainImages: number; testImages: number }) | null;
-    const md = reportMarkdown(rows, title) + (probeReport ? `\n${probeMarkdown(probeReport, `${rows[0]!.name}, fitted on ${probeReport.trainImages} train images, scored on ${probeReport.testImages}`)}` : '');
+    const dataRows = rows.filter((r): r is typeof r & { report: EvalReport } => r.report !== null);
+    const md = (dataRows.length ? reportMarkdown(dataRows, title) : `## ${title}\n\n`)
+      + (probeReport ? `\n${probeMarkdown(probeReport, `${rows[0]!.name}, fitted on ${probeReport.trainImages} train images, scored on ${probeReport.testImages}`)}` : '')
+      + (bench ? `\n${benchmarkMarkdown(rows.map((r) => ({ name: r.name, bench: r.benchmarks! })), bench)}` : '');
     process.stdout.write(md);
     const out = f.out as string | undefined;
     if (out) {
       const json = {
         format: 'negclip-eval',
         version: 1,
-        data: { dir: ds.dir, split: ds.split ?? null, records: records.length, kinds: plan.kinds },
+        data: ds ? { dir: ds.dir, split: ds.split ?? null, records: records.length, kinds: plan.kinds } : null,
         models: rows,
         ...(probeReport ? { probe: { model: rows[0]!.name, ...probeReport } } : {}),
+        // The first model's benchmark results at the top level (each model's are in models[]).
+        ...(bench ? { negbench: rows[0]!.benchmarks!.negbench, ...(rows[0]!.benchmarks!.nast_mcq ? { nast_mcq: rows[0]!.benchmarks!.nast_mcq } : {}), skipped_rows: bench.skipped } : {}),
       };
       const mdPath = extname(out).toLowerCase() === '.json' ? out.slice(0, -5) + '.md' : `${out}.md`;
+      mkdirSync(dirname(resolve(out)), { recursive: true });
       await writeFileAtomic(out, JSON.stringify(json, null, 2) + '\n');
       await writeFileAtomic(mdPath, md);
-      process.stderr.write(`eval: wrote ${out} and ${mdPath}\n`);
+      if (bench) {
+        // NegBench's own results.jsonl beside the report: one line per model, their key names.
+        const lines = rows.map((r) => JSON.stringify({ model: r.name, ...r.benchmarks!.results_line })).join('\n');
+        await writeFileAtomic(join(dirname(out), 'results.jsonl'), `${lines}\n`);
+      }
+      process.stderr.write(`eval: wrote ${out}${bench ? `, ${join(dirname(out), 'results.jsonl')}` : ''} and ${mdPath}\n`);
     }
   });
