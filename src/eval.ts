@@ -12,6 +12,7 @@ import { loadLora } from './models/peft-node.js';
 import type { ClipModel } from './models/clip.js';
 import type { LoraSet } from './models/lora.js';
 import { WordTokenizer, WORD_TOKENIZER_FORMAT, type Tokenizer } from './models/tokenizer/index.js';
+import { stderrIsTty } from './cli/dawn-quiet-node.js';
 import { runCli, UsageError, type FlagTable } from './cli/args.js';
 import { imageConfigFor, loadPixels } from './cli/images-node.js';
 import { checkImagesExist, openDatasetSplit, parseSplitName } from './data/dataset-node.js';
@@ -74,7 +75,7 @@ const hasVision = (lora: LoraSet | null) => lora !== null && lora.modules.some((
 
 /** Progress on stderr: a line per phase, rewritten in place on a terminal. */
 function progress(label: string) {
-  const tty = process.stderr.isTTY;
+  const tty = stderrIsTty();
   let last = 0;
   return (phase: string, done: number, total: number) => {
     const now = Date.now();

@@ -3,6 +3,8 @@
  * `--help` text generated from the same table, and errors that name the flag.
  */
 
+import { relaunchWithoutDawnWarnings } from './dawn-quiet-node.js';
+
 export type FlagKind = 'string' | 'number' | 'int' | 'boolean';
 
 export interface FlagSpec {
@@ -83,18 +85,22 @@ export function helpText(usage: string, about: string, table: FlagTable): string
   return `${usage}\n\n${about}\n\n${rows.map(([a, b]) => a.padEnd(w) + b).join('\n')}\n`;
 }
 
+const VERBOSE: FlagSpec = { kind: 'boolean', help: "also show Dawn's own start-up warnings (hidden otherwise by running the CLI as a filtered child)" };
+
 /**
  * Runs a CLI's main: --help prints the help; a thrown error becomes one line on stderr and exit
  * code 1 (2 for usage errors), with the stack only when DEBUG is set.
  */
 export async function runCli(name: string, usage: string, about: string, table: FlagTable, main: (flags: ParsedFlags) => Promise<void>): Promise<void> {
   const argv = process.argv.slice(2);
+  const flags: FlagTable = { ...table, verbose: table.verbose ?? VERBOSE };
   if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(helpText(usage, about, table));
+    process.stdout.write(helpText(usage, about, flags));
     return;
   }
   try {
-    await main(parseFlags(argv, table));
+    if (await relaunchWithoutDawnWarnings(argv)) return;
+    await main(parseFlags(argv, flags));
   } catch (e) {
     const err = e as Error;
     process.stderr.write(`${name}: ${err.message ?? String(e)}\n`);
