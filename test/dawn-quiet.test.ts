@@ -53,6 +53,10 @@ test('CLIs keep Dawn\'s lines off stderr unless --verbose; --help lists --verbos
   const bad = spawnSync('node', [EMBED, '--model', MODEL, '--bogus'], { encoding: 'utf8' });
   assert.is(bad.status, 2);
   assert.match(bad.stderr, /unknown flag --bogus/);
+  // a subcommand word consumed before runCli still reaches the child
+  const sub = spawnSync('node', [join(ROOT, 'build', 'src', 'data.js'), 'export'], { encoding: 'utf8' });
+  assert.is(sub.status, 2);
+  assert.match(sub.stderr, /^data export: --data is required/);
 });
 
 test('SIGINT sent to the CLI\'s own pid reaches the run: train.js stops, saves its checkpoint, exits 130', async () => {

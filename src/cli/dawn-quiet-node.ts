@@ -12,6 +12,8 @@ const CHILD_ENV = 'NEGCLIP_FILTERED_CHILD';
 const TTY_ENV = 'NEGCLIP_STDERR_TTY';
 const DAWN_LINE = /^Warning: maxDynamic(?:Uniform|Storage)BuffersPerPipelineLayout artificially reduced from \d+ to \d+ to fit dynamic offset allocation limit\.\r?$/;
 const PREFIX = 'Warning: maxDynamic';
+// Taken when this module loads, before a CLI consumes a subcommand word (data.js export).
+const LAUNCH_ARGS = process.argv.slice(2);
 
 /** Whether stderr reaches a terminal, also when this process is the filtered child. */
 export function stderrIsTty(): boolean {
@@ -58,7 +60,7 @@ export async function relaunchWithoutDawnWarnings(argv: readonly string[]): Prom
   const script = process.argv[1];
   if (!script) return false;
   const env = { ...process.env, [CHILD_ENV]: '1', ...(process.stderr.isTTY ? { [TTY_ENV]: '1' } : {}) };
-  const child = spawn(process.execPath, [...process.execArgv, script, ...argv], { stdio: ['inherit', 'inherit', 'pipe'], env });
+  const child = spawn(process.execPath, [...process.execArgv, script, ...LAUNCH_ARGS], { stdio: ['inherit', 'inherit', 'pipe'], env });
   const filter = new DawnLineFilter((s) => process.stderr.write(s));
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (s: string) => filter.push(s));
