@@ -293,6 +293,45 @@ test('matmul: each fused activation, forward and gradient (bias, odd N, K = 1 an
   }
 });
 
+test('matmul: alpha and addend in the epilogue (LoRA branch, residual): every variant, transposed store, split-K; forward and gradient', async () => {
+  const ref = (a: Nd, b: Nd, d: Nd, o: RefOpts, alpha: number, bias?: Nd) => {
+    const p = refMatmul(a, b, { transA: o.transA, transB: o.transB });
+    const out = nd(p.shape);
+    const n = p.shape[p.shape.length - 1];
+    const f = ACT[o.activation ?? 'none'];
+    for (let i = 0; i < p.data.length; i++) out.data[i] = f(alpha * p.data[i] + (bias ? bias.data[i % n] : 0) + d.data[i]);
+    return out;
+  };
+  const cases: { v: VariantCase; M: number; N: number; K: number; transA: boolean; transB: boolean; act: Activation }[] = [];
+  for (const v of VARIANTS) {
+    cases.push({ v, M: 5, N: 7, K: 9, transA: false, transB: true, act: 'none' });
+    cases.push({ v, M: 6, N: 5, K: 12, transA: true, transB: false, act: 'quick_gelu' });
+  }
+  // N <= 16 under a taller M swaps to the transposed store; split-K forced on a long K.
+  cases.push({ v: VARIANTS[0], M: 37, N: 6, K: 11, transA: false, transB: true, act: 'none' });
+  cases.push({ v: { label: 'regblock split-K', variant: 'regblock', subgroups: true, tuning: { splits: 3 } }, M: 5, N: 8, K: 40, transA: false, transB: false, act: 'relu' });
+  cases.push({ v: { label: 'regblock split-K scalar', variant: 'regblock', subgroups: true, tuning: { splits: 2 } }, M: 3, N: 7, K: 30, transA: false, transB: true, act: 'none' });
+  for (const c of cases) {
+    await withVariant(c.v, async (ctx) => {
+      const [sa, sb] = operandShapes(c.M, c.N, c.K, c.transA, c.transB);
+      const alpha = -1.75;
+      const o = { transA: c.transA, transB: c.transB, activation: c.act };
+      await gradCheck(ctx, `${c.v.label} ${c.M}x${c.N}x${c.K} ${c.act} alpha+addend`,
+        (a, b, d, bias) => ops.matmul(a, b, { ...o, alpha, addend: d, bias }),
+        (a, b, d, bias) => ref(a, b, d, o, alpha, bias),
+        [randNd(sa, 21, -0.6, 0.6), randNd(sb, 22, -0.6, 0.6), randNd([c.M, c.N], 23, -1, 1), randNd([c.N], 24, -0.5, 0.5)],
+        { rtol: 1e-5, atol: 2e-5, gradRtol: 2e-3, gradAtol: 2e-4 });
+    });
+  }
+  const ctx = await gpu();
+  const a = tensor(ctx, new Float32Array(6), [2, 3]);
+  const b = tensor(ctx, new Float32Array(12), [3, 4]);
+  const d = tensor(ctx, new Float32Array(6), [2, 3]);
+  assert.throws(() => ops.matmul(a, b, { addend: d }), /matmul: addend \[2, 3\] does not match the output \[2, 4\]/);
+  assert.throws(() => ops.matmul(a, b, { alpha: NaN }), /alpha must be a finite number/);
+  [a, b, d].forEach((t) => t.dispose());
+});
+
 test('matmul: inference with an activation writes no pre-activation and leaks nothing', async () => {
   const ctx = await gpu();
   const live = ctx.pool.liveBytes;

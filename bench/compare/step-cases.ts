@@ -51,6 +51,8 @@ function textRow(cfg: ClipConfig, tokens: number, seed: number): Int32Array {
 
 export interface StepRunner {
   step(): Promise<void>;
+  /** One step, split into host encoding time and the wait for the loss after submitting. */
+  profile(): Promise<{ encodeMs: number; deviceMs: number }>;
   dispatchesPerStep(): number;
   peakBytes(): number;
   dispose(): void;
@@ -83,6 +85,17 @@ export async function ourStep(ctx: GpuContext, s: StepShape): Promise<StepRunner
       dispatches = ctx.dispatches - before;
       await loss.item();
       loss.dispose();
+    },
+    profile: async () => {
+      const before = ctx.dispatches;
+      const t0 = performance.now();
+      const loss = trainer.accumulate(images, items);
+      trainer.apply();
+      const t1 = performance.now();
+      dispatches = ctx.dispatches - before;
+      await loss.item();
+      loss.dispose();
+      return { encodeMs: t1 - t0, deviceMs: performance.now() - t1 };
     },
     dispatchesPerStep: () => dispatches,
     peakBytes: () => ctx.pool.peakBytes,

@@ -148,8 +148,9 @@ function rowEpilogue(vec4: boolean): string {
   return vec4
     ? `fn put(rowBase: u32, n0: u32, bias4: vec4<f32>, acc: vec4<f32>) {
   if (n0 >= u.N) { return; }
-  let v = acc + bias4;
   let i = (rowBase + n0) / 4u;
+  var v = u.alpha * acc + bias4;
+  if (u.addend != 0u) { v += D[i]; }
   if (u.pre != 0u) { P[i] = v; }
   C[i] = activate4(v);
 }
@@ -158,11 +159,13 @@ fn loadBias(n0: u32) -> vec4<f32> {
   return Bias[min(n0, u.N - 4u) / 4u];
 }`
     : `fn put(rowBase: u32, n0: u32, bias4: vec4<f32>, acc: vec4<f32>) {
-  let v = acc + bias4;
+  let v = u.alpha * acc + bias4;
   for (var c = 0u; c < 4u; c++) {
     if (n0 + c < u.N) {
-      if (u.pre != 0u) { P[rowBase + n0 + c] = v[c]; }
-      C[rowBase + n0 + c] = activate(v[c]);
+      var x = v[c];
+      if (u.addend != 0u) { x += D[rowBase + n0 + c]; }
+      if (u.pre != 0u) { P[rowBase + n0 + c] = x; }
+      C[rowBase + n0 + c] = activate(x);
     }
   }
 }
@@ -190,7 +193,8 @@ function rowStore(R: number, CV: number): string {
 function transposedEpilogue(vec4: boolean): string {
   return vec4
     ? `fn putT(i: u32, m0: u32, bias4: vec4<f32>, acc: vec4<f32>) {
-  let v = acc + bias4;
+  var v = u.alpha * acc + bias4;
+  if (u.addend != 0u) { v += D[i / 4u]; }
   if (u.pre != 0u) { P[i / 4u] = v; }
   C[i / 4u] = activate4(v);
 }
@@ -199,11 +203,13 @@ fn loadBias(m0: u32) -> vec4<f32> {
   return Bias[m0 / 4u];
 }`
     : `fn putT(i: u32, m0: u32, bias4: vec4<f32>, acc: vec4<f32>) {
-  let v = acc + bias4;
+  let v = u.alpha * acc + bias4;
   for (var c = 0u; c < 4u; c++) {
     if (m0 + c < u.M) {
-      if (u.pre != 0u) { P[i + c] = v[c]; }
-      C[i + c] = activate(v[c]);
+      var x = v[c];
+      if (u.addend != 0u) { x += D[i + c]; }
+      if (u.pre != 0u) { P[i + c] = x; }
+      C[i + c] = activate(x);
     }
   }
 }
@@ -237,11 +243,12 @@ const REDUCE_WG = 64;
 /** Uniform fields of the split-K reduction; sizes count elements of the kernel's type. */
 export const SPLIT_REDUCE_FIELDS: readonly [string, UniformType][] = [
   ['slab', 'u32'], ['total', 'u32'], ['cols', 'u32'], ['splits', 'u32'],
-  ['act', 'u32'], ['bias', 'u32'], ['pre', 'u32'],
+  ['act', 'u32'], ['bias', 'u32'], ['pre', 'u32'], ['alpha', 'f32'], ['addend', 'u32'],
 ];
 
 /**
- * Second pass of split-K: out[b, i] = epilogue(sum over s of part[b, s, i]), where part holds
+ * Second pass of split-K: out[b, i] = epilogue(sum over s of part[b, s, i]) (alpha, bias,
+ * addend, activation), where part holds
  * [batch, splits, M, N] partial sums, `slab` = M * N, `total` = batch * M * N and `cols` = N
  * (all divided by 4 in vec4 mode, which needs N % 4 == 0). Bindings follow the matmul layout:
  * the partials in A's place, B unused.
@@ -260,7 +267,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     p += u.slab;
     s += A[p];
   }
+  s *= u.alpha;
   if (u.bias != 0u) { s += Bias[e % u.cols]; }
+  if (u.addend != 0u) { s += D[i]; }
   if (u.pre != 0u) { P[i] = s; }
   C[i] = ${vec4 ? 'activate4' : 'activate'}(s);
 }`;

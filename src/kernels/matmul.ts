@@ -1,6 +1,8 @@
 /**
- * Batched matmul C[b] = op(A[b]) @ op(B[b]) with a fused epilogue (bias [N], activation, and
- * optionally the pre-activation written to a second output for backward).
+ * Batched matmul C[b] = act(alpha * op(A[b]) @ op(B[b]) + bias + D[b]) with a fused epilogue:
+ * a scale alpha, a bias [N], an addend D laid out like C (a residual, or a LoRA branch's
+ * up-projection, so neither needs its own add), the activation, and optionally the
+ * pre-activation written to a second output for backward.
  *
  * Three variants share one uniform struct and one binding list, so the op dispatches any of
  * them the same way:
@@ -61,6 +63,8 @@ export const MATMUL_FIELDS: readonly [string, UniformType][] = [
   // regblock split-K: workgroup z = batch * splits + split, each summing kChunk (a multiple of
   // 4) of K into its own [M, N] slab of C; splits = 1 and kChunk = K otherwise.
   ['splits', 'u32'], ['kChunk', 'u32'],
+  // Scale of the product (before bias and addend), and a 0/1 flag for the addend D.
+  ['alpha', 'f32'], ['addend', 'u32'],
 ];
 
 export interface MatmulShape {
@@ -122,16 +126,18 @@ export function bindings(elem: string): string {
 @group(0) @binding(3) var<storage, read> Bias: array<${elem}>;
 @group(0) @binding(4) var<storage, read_write> C: array<${elem}>;
 @group(0) @binding(5) var<storage, read_write> P: array<${elem}>;
+@group(0) @binding(6) var<storage, read> D: array<${elem}>;
 `;
 }
 
-export const STORAGE = ['read', 'read', 'read', 'rw', 'rw'] as const;
+export const STORAGE = ['read', 'read', 'read', 'rw', 'rw', 'read'] as const;
 
-/** Scalar epilogue: bias, pre-activation, activation, store of C[idx] for column n. */
+/** Scalar epilogue: alpha, bias, addend, pre-activation, activation, store of C[idx] for column n. */
 export const SCALAR_EPILOGUE = `
 fn finish(idx: u32, n: u32, acc: f32) {
-  var v = acc;
+  var v = u.alpha * acc;
   if (u.bias != 0u) { v += Bias[n]; }
+  if (u.addend != 0u) { v += D[idx]; }
   if (u.pre != 0u) { P[idx] = v; }
   C[idx] = activate(v);
 }

@@ -3,9 +3,7 @@
  * Linear (y = W x + b + scale * B (A x)). Layers own no memory policy: callers decide what is
  * frozen (requiresGrad) and who disposes the weights.
  */
-import {
-  add, gelu, layerNorm, linear, mulScalar, quickGelu, relu, type Tensor,
-} from '../engine/index.js';
+import { layerNorm, linear, type Tensor } from '../engine/index.js';
 import type { Activation } from './clip-config.js';
 
 /** A low-rank update: a [r, in], b [out, r], scale = lora_alpha / r. */
@@ -13,15 +11,6 @@ export interface LoraBranch {
   a: Tensor;
   b: Tensor;
   scale: number;
-}
-
-function activate(x: Tensor, act: Activation): Tensor {
-  switch (act) {
-    case 'quick_gelu': return quickGelu(x);
-    case 'gelu_erf': return gelu(x, 'none');
-    case 'gelu_tanh': return gelu(x, 'tanh');
-    case 'relu': return relu(x);
-  }
 }
 
 export class Linear {
@@ -38,23 +27,21 @@ export class Linear {
     return this.weight.shape[0];
   }
 
-  /** act(x W^T + b + scale * (x A^T) B^T); the activation is fused into the matmul without LoRA. */
-  forward(x: Tensor, act: Activation | 'none' = 'none'): Tensor {
+  /**
+   * act(x W^T + b + scale * (x A^T) B^T + residual) in at most three dispatches: the down
+   * projection, the up projection (scale and residual in its epilogue) and the base product
+   * (bias, the branch and the activation in its epilogue).
+   */
+  forward(x: Tensor, act: Activation | 'none' = 'none', residual?: Tensor): Tensor {
     const lora = this.lora;
-    if (!lora) return linear(x, this.weight, this.bias ?? undefined, act);
-    const base = linear(x, this.weight, this.bias ?? undefined);
+    const bias = this.bias ?? undefined;
+    if (!lora) return linear(x, this.weight, bias, act, { addend: residual });
     const down = linear(x, lora.a);
-    const up = linear(down, lora.b);
+    const up = linear(down, lora.b, undefined, 'none', { alpha: lora.scale, addend: residual });
     down.dispose();
-    const scaled = lora.scale === 1 ? up : mulScalar(up, lora.scale);
-    if (scaled !== up) up.dispose();
-    const y = add(base, scaled);
-    base.dispose();
-    scaled.dispose();
-    if (act === 'none') return y;
-    const z = activate(y, act);
-    y.dispose();
-    return z;
+    const y = linear(x, this.weight, bias, act, { addend: up });
+    up.dispose();
+    return y;
   }
 }
 

@@ -3,7 +3,7 @@
  * encoder's input (the embeddings output), index l the output of block l — Hugging Face's
  * `hidden_states` numbering, which causal tracing patches into.
  */
-import { add, attention, permute, reshape, scope, type Tensor } from '../engine/index.js';
+import { attention, permute, reshape, scope, type Tensor } from '../engine/index.js';
 import type { Activation } from './clip-config.js';
 import type { LayerNorm, Linear } from './layers.js';
 
@@ -51,9 +51,10 @@ export function encoderLayerForward(layer: EncoderLayer, x: Tensor, causal: bool
     const k = splitHeads(layer.k.forward(h), layer.heads);
     const v = splitHeads(layer.v.forward(h), layer.heads);
     const a = mergeHeads(attention(q, k, v, { causal }));
-    const x1 = add(x, layer.out.forward(a));
+    // Residual adds ride in the out and fc2 products' epilogues.
+    const x1 = layer.out.forward(a, 'none', x);
     const m = layer.fc1.forward(layer.ln2.forward(x1), layer.activation);
-    return add(x1, layer.fc2.forward(m));
+    return layer.fc2.forward(m, 'none', x1);
   });
 }
 

@@ -21,6 +21,13 @@ export interface MatmulOptions {
   /** [N], added to every row before the activation. */
   bias?: Tensor;
   activation?: Activation;
+  /** Scale of the product, applied before bias and addend (default 1). */
+  alpha?: number;
+  /**
+   * Added before the activation, shaped like the output (a residual stream, or a LoRA branch's
+   * up-projection): fused into the store, so it costs no dispatch of its own.
+   */
+  addend?: Tensor;
 }
 
 /**
@@ -192,7 +199,10 @@ interface Problem {
  * Encodes one batched product into `out` (and `pre`). Shapes are already validated; `a` and `b`
  * are only read through their storage.
  */
-function encode(op: string, a: Tensor, b: Tensor, p: Problem, out: Tensor, bias: Tensor | null, act: Activation, pre: Tensor | null): void {
+function encode(
+  op: string, a: Tensor, b: Tensor, p: Problem, out: Tensor, bias: Tensor | null, act: Activation, pre: Tensor | null,
+  alpha = 1, addend: Tensor | null = null,
+): void {
   const ctx = out.ctx;
   if (p.M === 0 || p.N === 0 || p.batch === 0) return;
   const plan = matmulPlanFor(ctx, p.transA, p.transB, p.M, p.N, p.K, p.batch);
@@ -207,29 +217,30 @@ function encode(op: string, a: Tensor, b: Tensor, p: Problem, out: Tensor, bias:
   const strides = [xBatched ? M * p.K : 0, yBatched ? p.K * N : 0, p.M * p.N];
   const biasRange = bias ? bias.range(op) : d.read;
   const preRange = pre ? pre.range(op) : d.write;
+  const addRange = addend ? addend.range(op) : d.read;
   if (splits === 1) {
-    const uniforms = [M, N, p.K, ...strides, actIndex, bias ? 1 : 0, pre ? 1 : 0, 1, plan.kChunk];
-    const ranges = [x.range(op), y.range(op), biasRange, out.range(op), preRange];
+    const uniforms = [M, N, p.K, ...strides, actIndex, bias ? 1 : 0, pre ? 1 : 0, 1, plan.kChunk, alpha, addend ? 1 : 0];
+    const ranges = [x.range(op), y.range(op), biasRange, out.range(op), preRange, addRange];
     ctx.dispatch(matmulKernel(spec), uniforms, ranges, matmulWorkgroups(spec, shape));
     return;
   }
   // Split-K: raw partial sums per slice of K, then one pass adds them up with the epilogue.
   const part = empty(ctx, [p.batch * splits * p.M * p.N]);
-  const uniforms = [M, N, p.K, ...strides, 0, 0, 0, splits, plan.kChunk];
-  ctx.dispatch(matmulKernel(spec), uniforms, [x.range(op), y.range(op), d.read, part.range(op), d.write], matmulWorkgroups(spec, shape));
+  const uniforms = [M, N, p.K, ...strides, 0, 0, 0, splits, plan.kChunk, 1, 0];
+  ctx.dispatch(matmulKernel(spec), uniforms, [x.range(op), y.range(op), d.read, part.range(op), d.write, d.read], matmulWorkgroups(spec, shape));
   const v4 = p.N % 4 === 0;
   const w = v4 ? 4 : 1;
   const total = (p.batch * p.M * p.N) / w;
   run1d(ctx, splitReduceKernel(v4), total,
-    [(p.M * p.N) / w, total, p.N / w, splits, actIndex, bias ? 1 : 0, pre ? 1 : 0],
-    [part.range(op), d.read, biasRange, out.range(op), preRange]);
+    [(p.M * p.N) / w, total, p.N / w, splits, actIndex, bias ? 1 : 0, pre ? 1 : 0, alpha, addend ? 1 : 0],
+    [part.range(op), d.read, biasRange, out.range(op), preRange, addRange]);
   part.dispose();
 }
 
-/** Raw product for backward: no bias, no activation, never recorded. */
-function product(a: Tensor, b: Tensor, p: Problem, outShape: readonly number[]): Tensor {
+/** Raw product for backward (times alpha): no bias, no activation, never recorded. */
+function product(a: Tensor, b: Tensor, p: Problem, outShape: readonly number[], alpha = 1): Tensor {
   const out = empty(a.ctx, outShape);
-  encode('matmul', a, b, p, out, null, 'none', null);
+  encode('matmul', a, b, p, out, null, 'none', null, alpha);
   return out;
 }
 
@@ -238,15 +249,17 @@ function describe(t: Tensor, trans: boolean): string {
 }
 
 /**
- * C = act(op(A) @ op(B) + bias) over batches. `a` is [..., M, K] ([..., K, M] with transA),
+ * C = act(alpha * op(A) @ op(B) + bias + addend) over batches. `a` is [..., M, K] ([..., K, M] with transA),
  * `b` is [..., K, N] ([..., N, K] with transB). Batch dims must be equal, or one operand is
  * 2-D and is shared across the other's batch (weights).
  */
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const op = 'matmul';
-  const { transA = false, transB = false, activation = 'none' } = opts;
+  const { transA = false, transB = false, activation = 'none', alpha = 1 } = opts;
   const bias = opts.bias ?? null;
-  const ctx = bias ? ctxOf(op, a, b, bias) : ctxOf(op, a, b);
+  const addend = opts.addend ?? null;
+  const ctx = ctxOf(op, a, b, ...(bias ? [bias] : []), ...(addend ? [addend] : []));
+  if (!Number.isFinite(alpha)) throw new OpError(op, `alpha must be a finite number, got ${alpha}`);
   expectDtype(op, a, 'f32');
   expectDtype(op, b, 'f32');
   if (a.rank < 2 || b.rank < 2) {
@@ -279,8 +292,14 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const batchDims = batchA.length > 0 ? batchA : batchB;
   const batch = sizeOf(batchDims);
   const outShape = [...batchDims, M, N];
+  if (addend) {
+    expectDtype(op, addend, 'f32');
+    if (!sameShape(addend.shape, outShape)) {
+      throw new OpError(op, `addend ${shapeStr(addend.shape)} does not match the output ${shapeStr(outShape)} of a ${describe(a, transA)} @ b ${describe(b, transB)}`);
+    }
+  }
 
-  const training = isGradEnabled() && (a.requiresGrad || b.requiresGrad || (bias?.requiresGrad ?? false));
+  const training = isGradEnabled() && (a.requiresGrad || b.requiresGrad || (bias?.requiresGrad ?? false) || (addend?.requiresGrad ?? false));
   const out = empty(ctx, outShape);
   const pre = training && activation !== 'none' ? empty(ctx, outShape) : null;
   // Shared weights under a batched, untransposed A: one tall product over batch * M rows.
@@ -288,17 +307,19 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const p: Problem = flat
     ? { transA, transB, M: batch * M, N, K, batch: 1, aBatched: false, bBatched: false }
     : { transA, transB, M, N, K, batch, aBatched: batchA.length > 0, bBatched: batchB.length > 0 };
-  ctx.withOp(op, () => encode(op, a, b, p, out, bias, activation, pre));
+  ctx.withOp(op, () => encode(op, a, b, p, out, bias, activation, pre, alpha, addend));
 
-  const inputs = bias ? [a, b, bias] : [a, b];
+  // Inputs: a, b, then bias and addend where given (their gradients in the same order).
+  const inputs = [a, b, ...(bias ? [bias] : []), ...(addend ? [addend] : [])];
   const saved = pre ? [a, b, pre] : [a, b];
   const y = record(op, out, inputs, saved, (g, [as, bs, ps]) => {
     const gz = ps ? activationGrad(activation, ps, g) : g;
     const grads: (Tensor | null)[] = [
-      a.requiresGrad ? gradA(as, bs, gz, p) : null,
-      b.requiresGrad ? gradB(as, bs, gz, p) : null,
+      a.requiresGrad ? gradA(as, bs, gz, p, alpha) : null,
+      b.requiresGrad ? gradB(as, bs, gz, p, alpha) : null,
     ];
     if (bias) grads.push(bias.requiresGrad ? sumTo(gz, [N]) : null);
+    if (addend) grads.push(addend.requiresGrad ? gz.alias() : null);
     if (gz !== g) gz.dispose();
     return grads;
   });
@@ -319,17 +340,17 @@ function activationGrad(act: Activation, z: Tensor, g: Tensor): Tensor {
  * dA from dZ [batch, M, N]: !transA: dA = dZ @ op(B)^T; transA: dA = op(B) @ dZ^T. A gradient
  * for an operand shared across a batch is the sum over the batch.
  */
-function gradA(a: Tensor, b: Tensor, gz: Tensor, p: Problem): Tensor {
+function gradA(a: Tensor, b: Tensor, gz: Tensor, p: Problem, alpha: number): Tensor {
   const { M, N, K, batch, transA, transB } = p;
   const q: Problem = transA
     ? { transA: transB, transB: true, M: K, N: M, K: N, batch, aBatched: p.bBatched, bBatched: true }
     : { transA: false, transB: !transB, M, N: K, K: N, batch, aBatched: true, bBatched: p.bBatched };
-  const t = transA ? product(b, gz, q, [batch, K, M]) : product(gz, b, q, [batch, M, K]);
+  const t = transA ? product(b, gz, q, [batch, K, M], alpha) : product(gz, b, q, [batch, M, K], alpha);
   return p.aBatched || batch === 1 ? reshapeOwned(t, a.shape) : sumBatch(t, a.shape);
 }
 
 /** dB from dZ: !transB: dB = op(A)^T @ dZ; transB: dB = dZ^T @ op(A). */
-function gradB(a: Tensor, b: Tensor, gz: Tensor, p: Problem): Tensor {
+function gradB(a: Tensor, b: Tensor, gz: Tensor, p: Problem, alpha: number): Tensor {
   const { M, N, K, batch, transA, transB } = p;
   // After a flat (tall) forward, the batch sum is part of the K = batch * M contraction.
   const q: Problem = transB
@@ -337,7 +358,7 @@ function gradB(a: Tensor, b: Tensor, gz: Tensor, p: Problem): Tensor {
     : { transA: !transA, transB: false, M: K, N, K: M, batch, aBatched: p.aBatched, bBatched: true };
   const outRows = transB ? N : K;
   const outCols = transB ? K : N;
-  const t = product(transB ? gz : a, transB ? a : gz, q, [batch, outRows, outCols]);
+  const t = product(transB ? gz : a, transB ? a : gz, q, [batch, outRows, outCols], alpha);
   return p.bBatched || batch === 1 ? reshapeOwned(t, b.shape) : sumBatch(t, b.shape);
 }
 
@@ -355,21 +376,23 @@ function sumBatch(t: Tensor, shape: readonly number[]): Tensor {
 }
 
 /**
- * y = act(x @ weight^T + bias) with the Hugging Face Linear layout: weight [out, in],
- * x [..., in] -> [..., out].
+ * y = act(alpha * x @ weight^T + bias + addend) with the Hugging Face Linear layout:
+ * weight [out, in], x [..., in] -> [..., out]; the addend is shaped like y.
  */
-export function linear(x: Tensor, weight: Tensor, bias?: Tensor, activation: Activation = 'none'): Tensor {
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor, activation: Activation = 'none', extra: { alpha?: number; addend?: Tensor } = {}): Tensor {
   if (weight.rank !== 2) {
     throw new OpError('linear', `weight must be [out, in], got ${shapeStr(weight.shape)} (input ${shapeStr(x.shape)})`);
   }
   if (x.rank < 1 || x.shape[x.rank - 1] !== weight.shape[1]) {
     throw new OpError('linear', `input ${shapeStr(x.shape)} does not end in in_features=${weight.shape[1]} of weight ${shapeStr(weight.shape)}`);
   }
-  if (x.rank >= 2) return matmul(x, weight, { transB: true, bias, activation });
+  if (x.rank >= 2) return matmul(x, weight, { transB: true, bias, activation, ...extra });
   const x2 = reshape(x, [1, x.shape[0]]);
-  const y2 = matmul(x2, weight, { transB: true, bias, activation });
+  const d2 = extra.addend ? reshape(extra.addend, [1, extra.addend.size]) : undefined;
+  const y2 = matmul(x2, weight, { transB: true, bias, activation, alpha: extra.alpha, addend: d2 });
   const y = reshape(y2, [weight.shape[0]]);
   x2.dispose();
+  d2?.dispose();
   y2.dispose();
   return y;
 }
