@@ -28,7 +28,7 @@ import { ATTRIBUTES_FILE, DATASET_FILE, DATASET_FORMAT, PROBE_FILE, parseSplitNa
 import { DEFAULT_SPEC, generateWorld, renderScene, sceneAttributes, type WorldRecord } from './data/world/index.js';
 import { factAttributes } from './data/attributes.js';
 import { exportCommand } from './data-export.js';
-import type { EvalRecord } from './nast/evaluate.js';
+import type { EvalRecord } from './data/records.js';
 
 type SourceType = 'chexpert' | 'cad' | 'jsonl' | 'world';
 

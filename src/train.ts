@@ -24,7 +24,8 @@ import type { ClipModel } from './models/clip.js';
 import { updateShares } from './nast/update-shares.js';
 import { hasCheckpoint, loadCheckpointState, saveCheckpoint } from './nast/checkpoint-node.js';
 import { makeRng, shuffle } from './data/rng.js';
-import { evaluateClip, type EvalRecord } from './nast/evaluate.js';
+import { evaluateClip } from './nast/evaluate.js';
+import type { EvalRecord } from './data/records.js';
 
 /** The default run's fine-tuning settings where the user gives none (the tiny model's). */
 const DEFAULT_RUN_TRAIN: [string, string][] = [

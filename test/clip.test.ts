@@ -6,7 +6,8 @@ import { fixtureJson, repoBytes } from './helpers/fixtures.js';
 import { loadFixtureClip } from './helpers/fixture-models.js';
 import { ClipTokenizer } from '../src/models/tokenizer/index.js';
 import { ModelInputError } from '../src/models/errors.js';
-import { poolPositions, type ClipModel } from '../src/models/clip.js';
+import type { ClipModel } from '../src/models/clip.js';
+import { poolPositions } from '../src/models/text-rows.js';
 import type { Tensor } from '../src/engine/index.js';
 
 interface Record_ {

@@ -10,7 +10,7 @@ import { openDatasetSplit, type DatasetManifest } from '../src/data/dataset-node
 import { ingestChexpertCsv, patientFromPath } from '../src/data/ingest-chexpert.js';
 import { hasNegationCue } from '../src/data/templates.js';
 import { generateWorld, renderScene } from '../src/data/world/index.js';
-import type { EvalRecord } from '../src/nast/evaluate.js';
+import type { EvalRecord } from '../src/data/records.js';
 import type { SplitName } from '../src/data/splits.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

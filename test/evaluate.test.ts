@@ -14,8 +14,9 @@ import { openDatasetSplit } from '../src/data/dataset-node.js';
 import { l2Normalize, noGrad, scope, type Tensor } from '../src/engine/index.js';
 import {
   EvalInputError, evaluateClip, planEvaluation, reportFromScores, reportMarkdown, scoresFromEmbeddings,
-  type EvalRecord, type EvalReport,
+  type EvalReport,
 } from '../src/nast/evaluate.js';
+import type { EvalRecord } from '../src/data/records.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DATA_CLI = join(ROOT, 'build', 'src', 'data.js');

@@ -8,7 +8,7 @@ import {
 import { cteUpgradeNote, parseCteReport } from '../src/nast/cte-report-parse.js';
 import { heatmapSvg } from '../src/nast/heatmap-svg.js';
 import { updateShares } from '../src/nast/update-shares.js';
-import { barChartSvg, markdownTable } from '../src/nast/report.js';
+import { barChartSvg, markdownTable } from '../src/io/report.js';
 
 const SOT = 49406;
 const EOT = 49407;

@@ -11,7 +11,7 @@ import { worldPixels } from '../src/nast/world-batches.js';
 import { ExampleBatcher, readExamples, type Example } from '../src/nast/train-data.js';
 import { NastTrainer, type TrainItem } from '../src/nast/train-loop.js';
 import { claimLoss } from '../src/nast/losses.js';
-import type { EvalRecord } from '../src/nast/evaluate.js';
+import type { EvalRecord } from '../src/data/records.js';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 

@@ -8,7 +8,8 @@ import { noGrad, tensor, type GpuContext, type Tensor } from '../src/engine/inde
 import { loadClip } from '../src/models/load-node.js';
 import { attachLora, type LoraSet } from '../src/models/lora.js';
 import type { ClipModel } from '../src/models/clip.js';
-import { loraUpdateNorms, NastTrainer, warmupCosine, type NastTrainOptions, type TrainItem } from '../src/nast/train-loop.js';
+import { loraUpdateNorms, NastTrainer, type NastTrainOptions, type TrainItem } from '../src/nast/train-loop.js';
+import { warmupCosine } from '../src/engine/optim/index.js';
 import { updateShares } from '../src/nast/update-shares.js';
 
 const FIX = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'fixtures', 'clip');
@@ -53,7 +54,7 @@ async function loraValues(lora: LoraSet): Promise<Float32Array[]> {
 }
 
 test('warm-up then cosine', () => {
-  const s = warmupCosine(2, 10);
+  const s = warmupCosine({ warmup: 2, total: 10 });
   assert.is(s(0), 0.5);
   assert.is(s(1), 1);
   assert.is(s(2), 1);

@@ -11,8 +11,10 @@ import { WordTokenizer } from '../src/models/tokenizer/word.js';
 import { parseHfConfig } from '../src/models/clip-config.js';
 import { loadClip } from '../src/models/load-node.js';
 import { readWordTokenizer, saveClip, WORD_TOKENIZER_FILE } from '../src/models/save-node.js';
-import { ClipPretrainer, isDecayed, warmupCosine } from '../src/nast/pretrain-loop.js';
-import { WorldBatcher, cutAtEot, evalBatchLoss, scenePixels, worldPixels } from '../src/nast/world-batches.js';
+import { ClipPretrainer, isDecayed } from '../src/nast/pretrain-loop.js';
+import { warmupCosine } from '../src/engine/optim/index.js';
+import { WorldBatcher, evalBatchLoss, scenePixels, worldPixels } from '../src/nast/world-batches.js';
+import { cutAtPool } from '../src/models/text-rows.js';
 import { initTinyClip, sinCosPositions, tinyClipConfig } from '../src/nast/tiny-clip.js';
 import { WORLD_HELD_OUT_START, affirmationBias, worldRetrieval } from '../src/nast/pretrain-eval.js';
 import type { ClipModel } from '../src/models/clip.js';
@@ -76,7 +78,7 @@ test('batches: distinct scenes, affirmative captions only, twins, a function of 
   const longest = Math.max(...x.captions.map((c) => tok.encode(c).length + 2));
   assert.is(x.seqLen, longest);
   for (let i = 0; i < x.n; i++) assert.equal([...x.ids.subarray(i * x.seqLen, (i + 1) * x.seqLen)], [...full.subarray(i * 32, i * 32 + x.seqLen)]);
-  assert.throws(() => cutAtEot(new Int32Array([5, 6, 7, 8]), 2, tok.eotId), /row 0 has no end-of-text/);
+  assert.throws(() => cutAtPool(new Int32Array([5, 6, 7, 8]), 2, tok.eotId), /text 0: no end-of-text token/);
   assert.equal(x.pixels, scenePixels(p.scenes, 32));
   // A world too repetitive for the batch is refused up front.
   const singles = generateWorld({ seed: 0, count: 400, size: 32, minObjects: 1, maxObjects: 1 });
@@ -111,7 +113,7 @@ test('initTinyClip: sine-cosine vision positions at unit RMS, patch embeddings a
 });
 
 test('schedule and parameter groups', () => {
-  const s = warmupCosine(100, 10);
+  const s = warmupCosine({ warmup: 10, total: 100 });
   assert.is(s(0), 0.1);
   assert.is(s(9), 1);
   assert.ok(Math.abs(s(55) - 0.5) < 1e-12);
@@ -151,7 +153,7 @@ test('a few pretraining steps lower the loss on a fixed batch; save and reload g
     assert.equal(readWordTokenizer(dir)?.toJSON(), tok.toJSON(), `${WORD_TOKENIZER_FILE} reads back as the tokenizer`);
     const reloaded = await loadClip(ctx, dir);
     const texts = ['there is a small red square on the left.', 'a large blue circle on the right and a small green cross on the left.'];
-    const { ids } = cutAtEot(tok.tokenize(texts), 2, tok.eotId);
+    const { ids } = cutAtPool(tok.tokenize(texts), 2, tok.eotId);
     const px = worldPixels(records.slice(0, 3), 32);
     const a = await embeddings(model, ids, 2, px, 3);
     const b = await embeddings(reloaded, ids, 2, px, 3);

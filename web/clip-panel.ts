@@ -4,7 +4,7 @@
  * each image's softmax over the captions as colour.
  */
 import {
-  GpuTimer, WordTokenizer, concat, cutIds, noGrad, scope, usedLength, type Tensor,
+  GpuTimer, WordTokenizer, concat, cutAtPool, noGrad, scope, type Tensor,
 } from './lib-entry.js';
 import type { App, ModelState, PageImage } from './app.js';
 import { decodeImageFile, pixelsFor, thumbnail, worldPageImage, worldRecords, worldRenderSize } from './images.js';
@@ -60,7 +60,7 @@ export async function similarity(m: ModelState, captions: readonly string[], ima
   const n = captions.length;
   const ids = tokenizeFor(m, captions);
   // The text tower is causal and pools at the end token: the padding after it never matters.
-  const len = usedLength(ids, n, m.model.config.text.eosTokenId);
+  const cut = cutAtPool(ids, n, m.model.config.text.eosTokenId).ids;
   const px = pixelsFor(images, m.imageConfig, m.model.config.vision.imageSize);
   let img: Tensor | null = null;
   let logits: Tensor;
@@ -69,7 +69,7 @@ export async function similarity(m: ModelState, captions: readonly string[], ima
     img = embedPixels(m, px, images.length);
     const imageEmbeds = img;
     logits = noGrad(() => scope(m.model.ctx, () => {
-      const text = m.model.encodeText(cutIds(ids, n, len), n);
+      const text = m.model.encodeText(cut, n);
       return m.model.logitsPerImage(imageEmbeds, text.embeds);
     }));
   } finally {

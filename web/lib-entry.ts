@@ -14,6 +14,7 @@ export * from '../src/models/image/resample.js';
 export * from '../src/models/image/preprocess.js';
 export * from '../src/models/errors.js';
 export * from '../src/models/clip.js';
+export * from '../src/models/text-rows.js';
 export * from '../src/models/load-bytes.js';
 export * from '../src/models/lora.js';
 export * from '../src/models/peft.js';
@@ -22,7 +23,7 @@ export * from '../src/nast/cte.js';
 export * from '../src/nast/heatmap-svg.js';
 export * from '../src/nast/losses.js';
 export * from '../src/nast/train-loop.js';
-export { escapeXml, formatNumber } from '../src/nast/report.js';
+export { escapeXml, formatNumber } from '../src/io/report.js';
 // The data builders and the miniature world share a few helper names (locationPhrase): only
 // what a page needs to make world images, captions and claim sets is re-exported.
 export {

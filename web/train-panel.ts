@@ -6,8 +6,8 @@
  * The trained adapter stays attached, so the other panels then show the fine-tuned model.
  */
 import {
-  DEFAULT_SPEC, GENERIC_TEMPLATES, NastTrainer, attachLora, buildClaimSets, buildNegatedCaptions, cutIds, formatNumber,
-  l2Normalize, loraUpdateNorms, makeRng, matmul, noGrad, scope, shuffle, usedLength, type LoraSet, type NegationVocab,
+  DEFAULT_SPEC, GENERIC_TEMPLATES, NastTrainer, attachLora, buildClaimSets, buildNegatedCaptions, cutAtPool, formatNumber,
+  l2Normalize, loraUpdateNorms, makeRng, matmul, noGrad, scope, shuffle, type LoraSet, type NegationVocab,
   type Tensor, type TrainItem, type WorldRecord,
 } from './lib-entry.js';
 import type { App, ModelState } from './app.js';
@@ -52,9 +52,9 @@ async function claimAccuracy(m: ModelState, imageTable: Tensor, examples: readon
     const part = examples.slice(i, i + 64);
     const texts = part.flatMap((e) => e.claims);
     const ids = m.tokenizer.tokenize(texts, { contextLength: ctxLen, truncate: true });
-    const len = usedLength(ids, texts.length, m.model.config.text.eosTokenId);
+    const cut = cutAtPool(ids, texts.length, m.model.config.text.eosTokenId).ids;
     const cos = noGrad(() => scope(m.model.ctx, () => {
-      const text = l2Normalize(m.model.encodeText(cutIds(ids, texts.length, len), texts.length).embeds, -1);
+      const text = l2Normalize(m.model.encodeText(cut, texts.length).embeds, -1);
       return matmul(l2Normalize(imageTable, -1), text, { transB: true });
     }));
     const v = await cos.toArray();

@@ -9,7 +9,7 @@ import {
   type AffirmativeMap, type NegationVocab, type TemplateFamily,
 } from './builders.js';
 import type { Fact, Study } from './facts.js';
-import type { AffirmativeCaption, EvalRecord } from '../nast/evaluate.js';
+import type { AffirmativeCaption, EvalRecord } from './records.js';
 
 /** What --kind names, and the record kinds each makes. */
 export const KIND_RECORDS = {

@@ -7,8 +7,8 @@ import type { Study } from './facts.js';
 import type { SkippedRow } from './ingest-common.js';
 import type { SplitName } from './splits.js';
 import { RECORD_KINDS, type Kind, type Problem } from './build-records.js';
-import { markdownTable } from '../nast/report.js';
-import type { EvalRecord } from '../nast/evaluate.js';
+import { markdownTable } from '../io/report.js';
+import type { EvalRecord } from './records.js';
 
 export type Counter = Record<string, number>;
 export const bump = (c: Counter, key: string, by = 1) => { c[key] = (c[key] ?? 0) + by; };

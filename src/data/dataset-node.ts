@@ -17,7 +17,7 @@ import { basename, isAbsolute, join, resolve } from 'node:path';
 import { INDEX_FILE, type ShardIndex, type ShardReader } from './shards.js';
 import { openShards } from './shards-node.js';
 import { SPLIT_NAMES, type SplitName } from './splits.js';
-import type { EvalRecord } from '../nast/evaluate.js';
+import type { EvalRecord } from './records.js';
 
 export const DATASET_FILE = 'dataset.json';
 export const DATASET_FORMAT = 'negclip-dataset';

@@ -4,7 +4,7 @@
  * and the arena length is a multiple of 64 floats), so every kernel works on vec4s: lavapipe
  * pays per storage access, not per byte, and GPUs like the wide loads too.
  */
-import { makeKernel, WGSL_LINEAR, type Kernel } from './kernel.js';
+import { makeKernel, WGSL_LINEAR, type Kernel, memoKernel } from './kernel.js';
 
 export const ADAMW_WG = 256;
 /** vec4s each invocation of the first norm stage sums (256 floats). */
@@ -27,7 +27,7 @@ export const CLIP_EPS = 1e-6;
  * With `clip`, the global gradient norm is read from S[0] (written by `normFinalizeKernel`), so
  * clipping needs no readback.
  */
-export function adamwKernel(clip: boolean): Kernel {
+function adamwKernelBuild(clip: boolean): Kernel {
   const storage = clip ? (['rw', 'read', 'rw', 'rw', 'read'] as const) : (['rw', 'read', 'rw', 'rw'] as const);
   return makeKernel(
     `adamw${clip ? '.clip' : ''}`,
@@ -59,7 +59,7 @@ ${clip ? '@group(0) @binding(5) var<storage, read> S: array<f32>;\n' : ''}${WGSL
  * workgroup's block, so neighbouring lanes read neighbouring memory (coalesced on GPUs). One
  * dispatch per arena; every arena writes its partials into one shared buffer at `base`.
  */
-export function sumSquaresKernel(): Kernel {
+function sumSquaresKernelBuild(): Kernel {
   return makeKernel('adamw.sumsq', [['n', 'u32'], ['parts', 'u32'], ['base', 'u32']], ['read', 'rw'], `
 @group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> OUT: array<f32>;
@@ -86,7 +86,7 @@ ${WGSL_LINEAR}
  * level: a single workgroup, so the barrier cost on CPU adapters is negligible) and writes the
  * global norm sqrt(total) to S[0].
  */
-export function normFinalizeKernel(): Kernel {
+function normFinalizeKernelBuild(): Kernel {
   return makeKernel('adamw.norm', [['n', 'u32']], ['read', 'rw'], `
 @group(0) @binding(1) var<storage, read> PARTS: array<f32>;
 @group(0) @binding(2) var<storage, read_write> S: array<f32>;
@@ -103,3 +103,8 @@ var<workgroup> sh: array<f32, ${NORM_WG}>;
   if (l == 0u) { S[0] = sqrt(sh[0]); }
 }`);
 }
+
+// Kernels are pure functions of their arguments: built once, then shared (and so is the pipeline).
+export const adamwKernel = memoKernel(adamwKernelBuild);
+export const sumSquaresKernel = memoKernel(sumSquaresKernelBuild);
+export const normFinalizeKernel = memoKernel(normFinalizeKernelBuild);

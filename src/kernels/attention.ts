@@ -23,7 +23,7 @@
  * ATTN_MAX_HEAD_DIM), so the hot loops can be unrolled with constant indices (see `unrolled`);
  * the actual head dim travels in a uniform and slots past it hold zeros.
  */
-import { makeKernel, type Kernel, type UniformType } from './kernel.js';
+import { makeKernel, type Kernel, type UniformType, memoKernel } from './kernel.js';
 
 export const ATTN_MAX_HEAD_DIM = 128;
 const TIERS = [4, 8, 16, 32];
@@ -316,7 +316,7 @@ function finish(v: AttnVariant, name: string, storage: ('read' | 'rw')[], body: 
  * masked scaled scores (0 for a row whose every key is masked; such a row outputs zeros).
  * Bindings: Q, K, V, M (mask words; any buffer when hasMask = 0), O, L.
  */
-export function attentionForwardKernel(v: AttnVariant): Kernel {
+function attentionForwardKernelBuild(v: AttnVariant): Kernel {
   const bk = stepRows(v);
   const ks = range(bk);
   const loop = streamLoop(v, {
@@ -368,7 +368,7 @@ ${storeRow(v, 'O', `qRow${x}`, `acc${x}`, 'inv')}
  * FlashAttention-2 row term), packed so each backward kernel binds one buffer for both.
  * Bindings: O, dO, L, LD. Uniforms: n (rows), d, rs, nv.
  */
-export function attentionRowTermKernel(v: AttnVariant): Kernel {
+function attentionRowTermKernelBuild(v: AttnVariant): Kernel {
   const WG = 64;
   return makeKernel(`attention.backward.rowterm`, [['n', 'u32'], ['d', 'u32'], ['rs', 'u32'], ['nv', 'u32']], ['read', 'read', 'read', 'rw'],
     `${rowBuffer(v, 1, 'O', 'read')}${rowBuffer(v, 2, 'dO', 'read')}
@@ -390,7 +390,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
  * p_ij = exp(s_ij - lse_i) and dS_ij = p_ij (dO_i . v_j - D_i).
  * Bindings: Q, K, V, M, dO, LD, dQ.
  */
-export function attentionBackwardQKernel(v: AttnVariant): Kernel {
+function attentionBackwardQKernelBuild(v: AttnVariant): Kernel {
   const ks = range(stepRows(v));
   const loop = streamLoop(v, {
     names: ['K', 'V'],
@@ -436,7 +436,7 @@ ${storeRow(v, 'dQ', `qRow${x}`, `dq${x}`, 'u.scale')}
  * dK_j = scale * sum_i dS_ij q_i. A masked key's rows stay zero.
  * Bindings: Q, K, V, M, dO, LD, dK, dV.
  */
-export function attentionBackwardKVKernel(v: AttnVariant): Kernel {
+function attentionBackwardKVKernelBuild(v: AttnVariant): Kernel {
   const ks = range(stepRows(v));
   const loop = streamLoop(v, {
     names: ['Q', 'dO'],
@@ -482,3 +482,9 @@ ${storeRow(v, 'dV', `kRow${x}`, `dv${x}`, '1.0')}
 }`;
   return finish(v, 'attention.backward.dkv', ['read', 'read', 'read', 'read', 'read', 'read', 'rw', 'rw'], body);
 }
+
+// Kernels are pure functions of their arguments: built once, then shared (and so is the pipeline).
+export const attentionForwardKernel = memoKernel(attentionForwardKernelBuild);
+export const attentionRowTermKernel = memoKernel(attentionRowTermKernelBuild);
+export const attentionBackwardQKernel = memoKernel(attentionBackwardQKernelBuild);
+export const attentionBackwardKVKernel = memoKernel(attentionBackwardKVKernelBuild);

@@ -9,7 +9,7 @@
  * outside [0, C) makes its row's loss NaN (and its gradient row NaN), so a bad label is loud
  * instead of silently reading a neighbour's logit.
  */
-import { makeKernel, type Kernel } from './kernel.js';
+import { makeKernel, type Kernel, memoKernel } from './kernel.js';
 import { rowKernel, REDUCE_WG, type RowSpec } from './reduce.js';
 import { MAX_SUM_REDUCER, MAX_SUM_WGSL } from './softmax.js';
 
@@ -17,7 +17,7 @@ import { MAX_SUM_REDUCER, MAX_SUM_WGSL } from './softmax.js';
 const NAN = 'bitcast<f32>(u.nanBits)';
 export const NAN_BITS = 0x7fc00000;
 
-export function crossEntropyRowsKernel(spec: RowSpec): Kernel {
+function crossEntropyRowsKernelBuild(spec: RowSpec): Kernel {
   return rowKernel('cross-entropy', spec, [['classes', 'u32'], ['ignore', 'i32'], ['nanBits', 'u32']], ['read', 'read', 'rw', 'rw'], `
 @group(0) @binding(1) var<storage, read> X: array<T>;
 @group(0) @binding(2) var<storage, read> TGT: array<i32>;
@@ -48,7 +48,7 @@ ${MAX_SUM_WGSL}`, [MAX_SUM_REDUCER], `
  * OUT[0] = sum of row losses / count (0 when no row counts); OUT[1] = the divisor backward
  * uses: count for 'mean', 1 for 'sum' (0 when nothing counts, so backward writes zeros).
  */
-export function crossEntropyReduceKernel(): Kernel {
+function crossEntropyReduceKernelBuild(): Kernel {
   return makeKernel('cross-entropy.reduce', [['rows', 'u32'], ['ignore', 'i32'], ['mean', 'u32']], ['read', 'read', 'rw'], `
 @group(0) @binding(1) var<storage, read> LOSS: array<f32>;
 @group(0) @binding(2) var<storage, read> TGT: array<i32>;
@@ -77,7 +77,7 @@ var<workgroup> red: array<vec2<f32>, ${REDUCE_WG}>;
 }
 
 /** dx = (exp(x - lse) - onehot(target)) * G[0] / STATS[1], zero on ignored rows. */
-export function crossEntropyBackwardKernel(spec: RowSpec): Kernel {
+function crossEntropyBackwardKernelBuild(spec: RowSpec): Kernel {
   const onehot = spec.vec4
     ? 'T(vec4<u32>(j * 4u) + vec4<u32>(0u, 1u, 2u, 3u) == vec4<u32>(tu))'
     : 'T(j == tu)';
@@ -104,3 +104,8 @@ export function crossEntropyBackwardKernel(spec: RowSpec): Kernel {
     DX[k] = (exp(X[k] - T(lse)) - ${onehot}) * T(scale);
   }`);
 }
+
+// Kernels are pure functions of their arguments: built once, then shared (and so is the pipeline).
+export const crossEntropyRowsKernel = memoKernel(crossEntropyRowsKernelBuild);
+export const crossEntropyReduceKernel = memoKernel(crossEntropyReduceKernelBuild);
+export const crossEntropyBackwardKernel = memoKernel(crossEntropyBackwardKernelBuild);

@@ -2,7 +2,7 @@
  * Elementwise kernels: unary maps with their derivatives, binary ops with broadcasting,
  * reduction of a broadcast gradient back to an operand's shape, fill and casts.
  */
-import { makeKernel, WGSL_LINEAR, type Kernel } from './kernel.js';
+import { makeKernel, WGSL_LINEAR, type Kernel, memoKernel } from './kernel.js';
 
 export const WG = 256;
 export const MAX_RANK = 6;
@@ -59,7 +59,7 @@ fn gelu_tanh_grad(x: f32) -> f32 {
 }
 `;
 
-export function unaryKernel(op: UnaryOp, backward: boolean): Kernel {
+function unaryKernelBuild(op: UnaryOp, backward: boolean): Kernel {
   const e = UNARY[op];
   const body = backward
     ? `@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -109,7 +109,7 @@ const dimArray = (prefix: string) =>
  * Binary op. `same` variant: both operands have the output's shape. Broadcast variant:
  * operands are read through strides (0 on broadcast dims) of the output's coordinates.
  */
-export function binaryKernel(op: BinaryOp, broadcast: boolean): Kernel {
+function binaryKernelBuild(op: BinaryOp, broadcast: boolean): Kernel {
   const expr = BINARY[op];
   const decls = `@group(0) @binding(1) var<storage, read> A: array<f32>;
 @group(0) @binding(2) var<storage, read> B: array<f32>;
@@ -157,7 +157,7 @@ export function binaryKernel(op: BinaryOp, broadcast: boolean): Kernel {
  * Sums an input over the dims where the target has extent 1 (the gradient of a broadcast).
  * One invocation per output element loops over the reduced coordinates.
  */
-export function reduceToKernel(): Kernel {
+function reduceToKernelBuild(): Kernel {
   return makeKernel(
     'reduce-to-shape',
     [['n', 'u32'], ['rank', 'u32'], ['r', 'u32'], ...DIM_FIELDS('od'), ...DIM_FIELDS('rd'), ...DIM_FIELDS('st')],
@@ -193,7 +193,7 @@ ${WGSL_LINEAR}
   );
 }
 
-export function fillKernel(dtype: 'f32' | 'i32' | 'u32'): Kernel {
+function fillKernelBuild(dtype: 'f32' | 'i32' | 'u32'): Kernel {
   return makeKernel(`fill.${dtype}`, [['n', 'u32'], ['v', dtype]], ['rw'], `@group(0) @binding(1) var<storage, read_write> Y: array<${dtype}>;
 ${WGSL_LINEAR}
 @compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -204,7 +204,7 @@ ${WGSL_LINEAR}
 }
 
 /** fill on vec4s (`n` counts vectors); the host widens the output range to whole vectors. */
-export function fillKernelVec4(dtype: 'f32' | 'i32' | 'u32'): Kernel {
+function fillKernelVec4Build(dtype: 'f32' | 'i32' | 'u32'): Kernel {
   return makeKernel(`fill.${dtype}.vec4`, [['n', 'u32'], ['v', dtype]], ['rw'], `@group(0) @binding(1) var<storage, read_write> Y: array<vec4<${dtype}>>;
 ${WGSL_LINEAR}
 @compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -215,7 +215,7 @@ ${WGSL_LINEAR}
 }
 
 /** Casts between f32, i32 and u32 (and to/from f16 when the device has shader-f16). */
-export function castKernel(from: 'f32' | 'f16' | 'i32' | 'u32', to: 'f32' | 'f16' | 'i32' | 'u32'): Kernel {
+function castKernelBuild(from: 'f32' | 'f16' | 'i32' | 'u32', to: 'f32' | 'f16' | 'i32' | 'u32'): Kernel {
   const usesF16 = from === 'f16' || to === 'f16';
   return makeKernel(`cast.${from}.${to}`, [['n', 'u32']], ['read', 'rw'], `@group(0) @binding(1) var<storage, read> X: array<${from}>;
 @group(0) @binding(2) var<storage, read_write> Y: array<${to}>;
@@ -245,7 +245,7 @@ function perLane(name: string, params: string, expr: string): string {
   return `fn ${name}(${params}) -> f32 { return ${expr}; }\n`;
 }
 
-export function unaryKernelVec4(op: UnaryOp, backward: boolean): Kernel {
+function unaryKernelVec4Build(op: UnaryOp, backward: boolean): Kernel {
   const e = UNARY[op];
   const fn = backward ? perLane('f1', 'x: f32, g: f32', e.bwd) : perLane('f1', 'x: f32', e.fwd);
   const call = backward
@@ -272,7 +272,7 @@ export function unaryKernelVec4(op: UnaryOp, backward: boolean): Kernel {
 }
 
 /** Same-shape binary op on vec4s (`n` counts vectors). */
-export function binaryKernelVec4(op: BinaryOp): Kernel {
+function binaryKernelVec4Build(op: BinaryOp): Kernel {
   return makeKernel(`binary.${op}.vec4`, [['n', 'u32']], ['read', 'read', 'rw'], `@group(0) @binding(1) var<storage, read> A: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> B: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> Y: array<vec4<f32>>;
@@ -296,7 +296,7 @@ export type BroadcastMode = 'full' | 'row' | 'col' | 'scalar';
  * With `vec4`, `n` counts vectors and cols % 4 == 0, so a 'row' operand is read as vec4 and a
  * 'col' or 'scalar' operand (constant along a vector) is read once and splatted.
  */
-export function binary2dKernel(op: BinaryOp, ma: BroadcastMode, mb: BroadcastMode, vec4: boolean): Kernel {
+function binary2dKernelBuild(op: BinaryOp, ma: BroadcastMode, mb: BroadcastMode, vec4: boolean): Kernel {
   const T = vec4 ? 'vec4<f32>' : 'f32';
   const operand = (name: string, m: BroadcastMode): { decl: string; load: string } => {
     const wide = vec4 && (m === 'full' || m === 'row');
@@ -323,3 +323,14 @@ ${WGSL_LINEAR}
   Y[i] = ${BINARY[op]};
 }`, { workgroupSize: WG });
 }
+
+// Kernels are pure functions of their arguments: built once, then shared (and so is the pipeline).
+export const unaryKernel = memoKernel(unaryKernelBuild);
+export const binaryKernel = memoKernel(binaryKernelBuild);
+export const reduceToKernel = memoKernel(reduceToKernelBuild);
+export const fillKernel = memoKernel(fillKernelBuild);
+export const fillKernelVec4 = memoKernel(fillKernelVec4Build);
+export const castKernel = memoKernel(castKernelBuild);
+export const unaryKernelVec4 = memoKernel(unaryKernelVec4Build);
+export const binaryKernelVec4 = memoKernel(binaryKernelVec4Build);
+export const binary2dKernel = memoKernel(binary2dKernelBuild);

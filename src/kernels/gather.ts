@@ -6,7 +6,7 @@
  * so the kernels define them: gather writes a row of NaN (loud, rather than a silent clamp to
  * some other row), and scatter-add skips them.
  */
-import { makeKernel, WGSL_LINEAR, type Kernel } from './kernel.js';
+import { makeKernel, WGSL_LINEAR, type Kernel, memoKernel } from './kernel.js';
 
 export const GATHER_WG = 256;
 /** Elements of one row per invocation (at most), interleaved: see layoutChunk. */
@@ -18,7 +18,7 @@ export const NAN_BITS = 0x7fc00000;
  * Y[o, j, q] = X[o, I[j], q]. `inner` is in units of the element type (vec4 when the host
  * found inner % 4 == 0); `chunks` = ceil(inner / ch); n = outer * nIdx * chunks.
  */
-export function gatherKernel(vec4: boolean, ch: number): Kernel {
+function gatherKernelBuild(vec4: boolean, ch: number): Kernel {
   const T = vec4 ? 'vec4<f32>' : 'f32';
   return makeKernel(
     `gather.rows${vec4 ? '.vec4' : ''}`,
@@ -63,7 +63,7 @@ ${WGSL_LINEAR}
  * compare-exchange loop on the word's bits (Y is bound as atomic<u32>). The order of the adds
  * is not fixed: results can differ in the last bits from run to run.
  */
-export function scatterAddKernel(ch: number): Kernel {
+function scatterAddKernelBuild(ch: number): Kernel {
   return makeKernel(
     'gather.scatter-add',
     [['n', 'u32'], ['chunks', 'u32'], ['nIdx', 'u32'], ['axisLen', 'u32'], ['inner', 'u32']],
@@ -100,3 +100,7 @@ fn atomicAddF32(i: u32, v: f32) {
     { workgroupSize: GATHER_WG },
   );
 }
+
+// Kernels are pure functions of their arguments: built once, then shared (and so is the pipeline).
+export const gatherKernel = memoKernel(gatherKernelBuild);
+export const scatterAddKernel = memoKernel(scatterAddKernelBuild);

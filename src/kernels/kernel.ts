@@ -57,3 +57,21 @@ export function makeKernel(
     workgroupSize: opts.workgroupSize,
   };
 }
+
+/**
+ * Memoises a kernel factory by its arguments (plain data: specs, flags, names), so WGSL is
+ * generated once per distinct kernel rather than at every dispatch, and the context can find
+ * the pipeline by the kernel object instead of hashing its text.
+ */
+export function memoKernel<A extends unknown[]>(build: (...args: A) => Kernel): (...args: A) => Kernel {
+  const cache = new Map<string, Kernel>();
+  return (...args: A) => {
+    const key = JSON.stringify(args);
+    let k = cache.get(key);
+    if (!k) {
+      k = build(...args);
+      cache.set(key, k);
+    }
+    return k;
+  };
+}

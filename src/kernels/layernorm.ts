@@ -9,7 +9,7 @@
  *   (chunks = 1 writes the result directly), then summed over chunks by reduce.sum. No atomics:
  *   the order is fixed, so results are deterministic.
  */
-import { makeKernel, WGSL_LINEAR, type Kernel } from './kernel.js';
+import { makeKernel, WGSL_LINEAR, type Kernel, memoKernel } from './kernel.js';
 import { rowKernel, SUM_REDUCER, type RowReducer, type RowSpec } from './reduce.js';
 
 export const LN_COL_WG = 64;
@@ -33,7 +33,7 @@ fn chunkStats(v: T) -> vec3<f32> {
 }
 `;
 
-export function layerNormKernel(spec: RowSpec): Kernel {
+function layerNormKernelBuild(spec: RowSpec): Kernel {
   return rowKernel('layernorm', spec, [['eps', 'f32']], ['read', 'read', 'read', 'rw', 'rw', 'rw'], `
 @group(0) @binding(1) var<storage, read> X: array<T>;
 @group(0) @binding(2) var<storage, read> GAMMA: array<T>;
@@ -59,7 +59,7 @@ ${welfordWgsl(spec.vec4 ? 4 : 1)}`, [WELFORD], `
   }`);
 }
 
-export function layerNormBackwardKernel(spec: RowSpec): Kernel {
+function layerNormBackwardKernelBuild(spec: RowSpec): Kernel {
   const d = spec.vec4 ? 'f32(u.len * 4u)' : 'f32(u.len)';
   return rowKernel('layernorm.backward', spec, [], ['read', 'read', 'read', 'read', 'read', 'rw'], `
 @group(0) @binding(1) var<storage, read> X: array<T>;
@@ -91,7 +91,7 @@ export function layerNormBackwardKernel(spec: RowSpec): Kernel {
  * [chunk * chunkRows, min(rows, (chunk + 1) * chunkRows)) of column vector c and writes
  * PG[chunk * cols + c], PB[chunk * cols + c]. `cols` counts T elements per row.
  */
-export function layerNormParamGradKernel(vec4: boolean): Kernel {
+function layerNormParamGradKernelBuild(vec4: boolean): Kernel {
   const T = vec4 ? 'vec4<f32>' : 'f32';
   return makeKernel(`layernorm.param-grad${vec4 ? '.vec4' : ''}`,
     [['rows', 'u32'], ['cols', 'u32'], ['chunkRows', 'u32'], ['n', 'u32']],
@@ -128,7 +128,7 @@ ${WGSL_LINEAR}
  * L2 normalisation of each row (F.normalize): y = x / max(||x||, eps); saves ||x|| per row.
  * Works on strided rows too, so any axis is one kernel without a transpose.
  */
-export function l2NormalizeKernel(spec: RowSpec): Kernel {
+function l2NormalizeKernelBuild(spec: RowSpec): Kernel {
   return rowKernel('l2normalize', spec, [['eps', 'f32']], ['read', 'rw', 'rw'], `
 @group(0) @binding(1) var<storage, read> X: array<T>;
 @group(0) @binding(2) var<storage, read_write> Y: array<T>;
@@ -152,7 +152,7 @@ export function l2NormalizeKernel(spec: RowSpec): Kernel {
  * Backward from the saved output y and norms: where ||x|| >= eps, dx = (g - y * (y . g)) / ||x||;
  * below eps the divisor is the constant eps, so dx = g / eps.
  */
-export function l2NormalizeBackwardKernel(spec: RowSpec): Kernel {
+function l2NormalizeBackwardKernelBuild(spec: RowSpec): Kernel {
   return rowKernel('l2normalize.backward', spec, [['eps', 'f32']], ['read', 'read', 'read', 'rw'], `
 @group(0) @binding(1) var<storage, read> Y: array<T>;
 @group(0) @binding(2) var<storage, read> NRM: array<f32>;
@@ -173,3 +173,10 @@ export function l2NormalizeBackwardKernel(spec: RowSpec): Kernel {
     DX[k] = (G[k] - Y[k] * T(s)) * T(inv);
   }`);
 }
+
+// Kernels are pure functions of their arguments: built once, then shared (and so is the pipeline).
+export const layerNormKernel = memoKernel(layerNormKernelBuild);
+export const layerNormBackwardKernel = memoKernel(layerNormBackwardKernelBuild);
+export const layerNormParamGradKernel = memoKernel(layerNormParamGradKernelBuild);
+export const l2NormalizeKernel = memoKernel(l2NormalizeKernelBuild);
+export const l2NormalizeBackwardKernel = memoKernel(l2NormalizeBackwardKernelBuild);

@@ -7,7 +7,7 @@
  * extents and offsets along the contiguous run are multiples of 4. On lavapipe an access
  * costs about the same whatever its width, so fewer, wider accesses are the main lever.
  */
-import { makeKernel, WGSL_LINEAR, type Kernel } from './kernel.js';
+import { makeKernel, WGSL_LINEAR, type Kernel, memoKernel } from './kernel.js';
 
 export const LAYOUT_WG = 256;
 export const LAYOUT_MAX_RANK = 6;
@@ -59,7 +59,7 @@ const DIVIDED = LAYOUT_MAX_RANK - 2;
  * the other dims innermost first, `qo` the stride of the outermost one. Unrolled uniform
  * reads instead of a private array: dynamic indexing of a per-lane array is slow on lavapipe.
  */
-export function stridedCopyKernel(mode: StridedMode, ch: number): Kernel {
+function stridedCopyKernelBuild(mode: StridedMode, ch: number): Kernel {
   const b = STRIDED_BODY[mode];
   const fields: [string, 'u32'][] = [['n', 'u32'], ['chunks', 'u32'], ['nr', 'u32'], ['inner', 'u32'], ['si', 'u32'], ['qo', 'u32']];
   let decompose = '';
@@ -135,7 +135,7 @@ export function stridedArgs(dims: readonly number[], st: readonly number[], ch: 
  * Slice reads a block out of a larger row; concat writes each input into its part of a row.
  * Each invocation copies up to `ch` words of one block (interleaved by `chunks`, as above).
  */
-export function blockCopyKernel(vec4: boolean, ch: number): Kernel {
+function blockCopyKernelBuild(vec4: boolean, ch: number): Kernel {
   const T = word(vec4);
   return makeKernel(
     `layout.block${vec4 ? '.vec4' : ''}`,
@@ -166,7 +166,7 @@ ${WGSL_LINEAR}
  * `dstRow`) is written, with X's rows (of `block` words) placed at `off` and zeros elsewhere.
  * Serves pad and the backward of slice. Up to `ch` words per invocation, interleaved.
  */
-export function padKernel(vec4: boolean, ch: number): Kernel {
+function padKernelBuild(vec4: boolean, ch: number): Kernel {
   const T = word(vec4);
   return makeKernel(
     `layout.pad${vec4 ? '.vec4' : ''}`,
@@ -195,3 +195,8 @@ ${WGSL_LINEAR}
     { workgroupSize: LAYOUT_WG },
   );
 }
+
+// Kernels are pure functions of their arguments: built once, then shared (and so is the pipeline).
+export const stridedCopyKernel = memoKernel(stridedCopyKernelBuild);
+export const blockCopyKernel = memoKernel(blockCopyKernelBuild);
+export const padKernel = memoKernel(padKernelBuild);

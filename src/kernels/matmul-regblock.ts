@@ -3,7 +3,7 @@
  * blocks of C with vec4 loads along N and subgroup broadcasts of A, its row / transposed
  * epilogues, and the split-K reduction pass.
  */
-import { makeKernel, WGSL_LINEAR, type Kernel, type UniformType } from './kernel.js';
+import { makeKernel, WGSL_LINEAR, type Kernel, type UniformType, memoKernel } from './kernel.js';
 import {
   ACT_WGSL, bindings, MATMUL_FIELDS, RB_LANES, regblockShape, SCALAR_EPILOGUE, specName, STORAGE, type MatmulSpec,
 } from './matmul.js';
@@ -14,7 +14,7 @@ import {
  * groups. Per step of 4 along K the R x 4 block of op(A) is R vec4s: lane l fetches vec4s
  * l, l+lanes, ... and broadcasts them, so A costs R/lanes fetches per lane instead of R.
  */
-export function regblockKernel(spec: MatmulSpec): Kernel {
+function regblockKernelBuild(spec: MatmulSpec): Kernel {
   const { R, CV } = regblockShape(spec);
   const sg = spec.subgroup;
   const lanes = sg > 0 ? sg : RB_LANES;
@@ -253,7 +253,7 @@ export const SPLIT_REDUCE_FIELDS: readonly [string, UniformType][] = [
  * (all divided by 4 in vec4 mode, which needs N % 4 == 0). Bindings follow the matmul layout:
  * the partials in A's place, B unused.
  */
-export function splitReduceKernel(vec4: boolean): Kernel {
+function splitReduceKernelBuild(vec4: boolean): Kernel {
   const elem = vec4 ? 'vec4<f32>' : 'f32';
   const body = `${bindings(elem)}${ACT_WGSL}${WGSL_LINEAR}
 @compute @workgroup_size(${REDUCE_WG})
@@ -275,3 +275,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }`;
   return makeKernel(`matmul.splitk_reduce${vec4 ? '.vec4' : ''}`, SPLIT_REDUCE_FIELDS, STORAGE, body, { workgroupSize: REDUCE_WG });
 }
+
+// Kernels are pure functions of their arguments: built once, then shared (and so is the pipeline).
+export const regblockKernel = memoKernel(regblockKernelBuild);
+export const splitReduceKernel = memoKernel(splitReduceKernelBuild);

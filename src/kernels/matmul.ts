@@ -21,7 +21,7 @@
  * all row-major, batches `strideA` / `strideB` / `strideC` elements apart (stride 0 shares an
  * operand across the batch).
  */
-import { makeKernel, type Kernel, type UniformType } from './kernel.js';
+import { makeKernel, type Kernel, type UniformType, memoKernel } from './kernel.js';
 import { UNARY, UNARY_MATH_WGSL } from './elementwise.js';
 import { regblockKernel } from './matmul-regblock.js';
 
@@ -143,7 +143,7 @@ fn finish(idx: u32, n: u32, acc: f32) {
 }
 `;
 
-export function matmulKernel(spec: MatmulSpec): Kernel {
+function matmulKernelBuild(spec: MatmulSpec): Kernel {
   switch (spec.variant) {
     case 'naive': return naiveKernel(spec);
     case 'tiled': return tiledKernel(spec);
@@ -279,3 +279,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 }
 
 export { splitReduceKernel, SPLIT_REDUCE_FIELDS } from './matmul-regblock.js';
+
+// Kernels are pure functions of their arguments: built once, then shared (and so is the pipeline).
+export const matmulKernel = memoKernel(matmulKernelBuild);

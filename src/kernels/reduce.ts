@@ -4,13 +4,13 @@
  * full-tensor sums in two stages, and the row-kernel builder shared by softmax, layer norm,
  * cross-entropy and L2 normalisation.
  */
-import { makeKernel, WGSL_LINEAR, type Kernel, type StorageAccess, type UniformType } from './kernel.js';
+import { makeKernel, WGSL_LINEAR, type Kernel, type StorageAccess, type UniformType, memoKernel } from './kernel.js';
 
 export const REDUCE_WG = 256;
 
 export type ReduceOp = 'sum' | 'mean' | 'max';
 
-export function reduceAxisKernel(op: ReduceOp): Kernel {
+function reduceAxisKernelBuild(op: ReduceOp): Kernel {
   const init = op === 'max' ? '-3.4028234663852886e38' : '0.0';
   const step = op === 'max' ? 'acc = max(acc, v);' : 'acc += v;';
   const fin = op === 'mean' ? 'acc / f32(u.r)' : 'acc';
@@ -41,7 +41,7 @@ ${WGSL_LINEAR}
  *   vectors; reductions over the last axis. Elements are folded in a different order than
  *   the scalar kernel, so sums may differ in the last bits.
  */
-export function reduceAxisKernelVec4(op: ReduceOp, mode: 'columns' | 'rows'): Kernel {
+function reduceAxisKernelVec4Build(op: ReduceOp, mode: 'columns' | 'rows'): Kernel {
   const init = op === 'max' ? 'vec4<f32>(-3.4028234663852886e38)' : 'vec4<f32>(0.0)';
   const step = op === 'max' ? 'acc = max(acc, v);' : 'acc += v;';
   const count = mode === 'rows' ? 'f32(u.r * 4u)' : 'f32(u.r)';
@@ -87,7 +87,7 @@ export function reduceAxisPlan(op: ReduceOp, outer: number, r: number, inner: nu
  * Gradient of max over an axis: g goes to the first position holding the maximum (ties
  * broken by the lowest index, as PyTorch's max(dim) does).
  */
-export function maxBackwardKernel(): Kernel {
+function maxBackwardKernelBuild(): Kernel {
   return makeKernel('reduce.max.backward', [['n', 'u32'], ['r', 'u32'], ['inner', 'u32']], ['read', 'read', 'read', 'rw'], `
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read> M: array<f32>;
@@ -231,7 +231,7 @@ export const SUM_REDUCER = (name = 'rowSum'): RowReducer => ({ name, type: 'f32'
  * per step). The scalar tail (n % 4 elements) goes to invocation 0 through a scalar view of
  * the same buffer.
  */
-export function sumPartialsKernel(): Kernel {
+function sumPartialsKernelBuild(): Kernel {
   return makeKernel('reduce.sum.partials', [['n4', 'u32'], ['tail', 'u32'], ['parts', 'u32']], ['read', 'read', 'rw'], `
 @group(0) @binding(1) var<storage, read> X4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> X: array<f32>;
@@ -258,7 +258,7 @@ ${WGSL_LINEAR}
  * Final stage: one workgroup folds `parts` partials through a fixed-order tree (deterministic)
  * and writes Y[0] = sum * scale.
  */
-export function sumFinalKernel(): Kernel {
+function sumFinalKernelBuild(): Kernel {
   return makeKernel('reduce.sum.final', [['parts', 'u32'], ['scale', 'f32']], ['read', 'rw'], `
 @group(0) @binding(1) var<storage, read> P: array<f32>;
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;
@@ -279,7 +279,7 @@ var<workgroup> red: array<f32, ${REDUCE_WG}>;
 }
 
 /** Y[i] = G[0] * scale for every i: the gradient of a full sum or mean, read on the GPU. */
-export function broadcastScalarKernel(): Kernel {
+function broadcastScalarKernelBuild(): Kernel {
   return makeKernel('reduce.broadcast-scalar', [['n', 'u32'], ['scale', 'f32']], ['read', 'rw'], `
 @group(0) @binding(1) var<storage, read> G: array<f32>;
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;
@@ -290,3 +290,11 @@ ${WGSL_LINEAR}
   Y[i] = G[0] * u.scale;
 }`, { workgroupSize: REDUCE_WG });
 }
+
+// Kernels are pure functions of their arguments: built once, then shared (and so is the pipeline).
+export const reduceAxisKernel = memoKernel(reduceAxisKernelBuild);
+export const reduceAxisKernelVec4 = memoKernel(reduceAxisKernelVec4Build);
+export const maxBackwardKernel = memoKernel(maxBackwardKernelBuild);
+export const sumPartialsKernel = memoKernel(sumPartialsKernelBuild);
+export const sumFinalKernel = memoKernel(sumFinalKernelBuild);
+export const broadcastScalarKernel = memoKernel(broadcastScalarKernelBuild);

@@ -6,7 +6,7 @@
  * exp(x - m), rescaling the sum when m grows (once per vector, not per element), then a pass
  * writes the output. Lanes merge their (m, s) pairs with the same rescaling rule.
  */
-import type { Kernel } from './kernel.js';
+import { memoKernel, type Kernel } from './kernel.js';
 import { rowKernel, SUM_REDUCER, type RowReducer, type RowSpec } from './reduce.js';
 
 export type SoftmaxKind = 'softmax' | 'log_softmax';
@@ -34,7 +34,7 @@ const IO = (inputs: string[], output: string) =>
   inputs.map((n, i) => `@group(0) @binding(${i + 1}) var<storage, read> ${n}: array<T>;\n`).join('') +
   `@group(0) @binding(${inputs.length + 1}) var<storage, read_write> ${output}: array<T>;\n`;
 
-export function softmaxKernel(kind: SoftmaxKind, spec: RowSpec): Kernel {
+function softmaxKernelBuild(kind: SoftmaxKind, spec: RowSpec): Kernel {
   const out = kind === 'softmax' ? 'exp(X[k] - T(m)) * inv' : 'X[k] - T(m + lg)';
   return rowKernel(`${kind}`, spec, [], ['read', 'rw'], IO(['X'], 'Y') + MAX_SUM_WGSL, [MAX_SUM_REDUCER], `
   var st = vec2<f32>(LOWEST, 0.0);
@@ -55,7 +55,7 @@ export function softmaxKernel(kind: SoftmaxKind, spec: RowSpec): Kernel {
  * Backward from the saved output Y and the incoming gradient G:
  * softmax: dx = y * (g - sum(g * y)); log-softmax: dx = g - exp(y) * sum(g).
  */
-export function softmaxBackwardKernel(kind: SoftmaxKind, spec: RowSpec): Kernel {
+function softmaxBackwardKernelBuild(kind: SoftmaxKind, spec: RowSpec): Kernel {
   const acc = kind === 'softmax' ? 'hsum(G[k] * Y[k])' : 'hsum(G[k])';
   const out = kind === 'softmax' ? 'Y[k] * (G[k] - T(s))' : 'G[k] - exp(Y[k]) * T(s)';
   return rowKernel(`${kind}.backward`, spec, [], ['read', 'read', 'rw'], IO(['Y', 'G'], 'DX'), [SUM_REDUCER()], `
@@ -70,3 +70,7 @@ export function softmaxBackwardKernel(kind: SoftmaxKind, spec: RowSpec): Kernel 
     DX[k] = ${out};
   }`);
 }
+
+// Kernels are pure functions of their arguments: built once, then shared (and so is the pipeline).
+export const softmaxKernel = memoKernel(softmaxKernelBuild);
+export const softmaxBackwardKernel = memoKernel(softmaxBackwardKernelBuild);

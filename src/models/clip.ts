@@ -8,6 +8,7 @@ import {
   slice, tensor, type GpuContext, type Tensor,
 } from '../engine/index.js';
 import { ModelInputError } from './errors.js';
+import { poolPositions } from './text-rows.js';
 import type { ClipConfig, TowerConfig } from './clip-config.js';
 import { expectedHfShapes, type HfWeights } from './clip-weights.js';
 import { LayerNorm, Linear } from './layers.js';
@@ -29,24 +30,6 @@ export interface TextOptions {
 export interface LoadOptions {
   /** Called after each tensor is uploaded (done, total) for progress display. */
   onProgress?: (done: number, total: number) => void;
-}
-
-/** The position HF CLIP pools at: arg-max id (legacy eos_token_id 2) or the first EOS id. */
-export function poolPositions(ids: Int32Array, n: number, eosTokenId: number | null): Int32Array {
-  const t = ids.length / n;
-  const out = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    let at = -1;
-    if (eosTokenId === null) {
-      let best = -Infinity;
-      for (let p = 0; p < t; p++) if (ids[i * t + p] > best) { best = ids[i * t + p]; at = p; }
-    } else {
-      for (let p = 0; p < t && at < 0; p++) if (ids[i * t + p] === eosTokenId) at = p;
-      if (at < 0) throw new ModelInputError(`text ${i}: no end-of-text token (id ${eosTokenId}) in its ids`);
-    }
-    out[i] = i * t + at;
-  }
-  return out;
 }
 
 /**

@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../io/atomic-write-node.js';
-import { barChartSvg, markdownTable } from './report.js';
+import { barChartSvg, markdownTable } from '../io/report.js';
 import { updateShares } from './update-shares.js';
 import type { EvalReport } from './evaluate.js';
 import { probeFamilyTable, type ProbeReport } from './linear-probe.js';

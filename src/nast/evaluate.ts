@@ -21,33 +21,13 @@
 import { l2Normalize, matmul, noGrad, scope, tensor, type Tensor } from '../engine/index.js';
 import type { ClipModel } from '../models/clip.js';
 import type { Tokenizer } from '../models/tokenizer/index.js';
-import type { DataRecord } from '../data/builders.js';
-import type { Fact } from '../data/facts.js';
+import type { EvalRecord } from '../data/records.js';
 import {
   claimAccuracy, hasNegationCue, mcqAccuracy, pairedAccuracy, polarityGap, recallAt, targetRanks,
   type Accuracy, type McqReport, type PairedReport,
 } from '../data/metrics.js';
-import { cutIds, usedLength } from './train-loop.js';
-import { markdownTable } from './report.js';
-
-/**
- * An affirmative single caption of a study (no negation): the source's own caption (world,
- * COCO-like JSONL) or its present facts verbalised. The data CLI writes these beside the
- * builders' negated captions, so retrieval has an affirmative-only subset (NAST Table 2).
- */
-export interface AffirmativeCaption {
-  kind: 'caption';
-  studyId: string;
-  image: string;
-  caption: string;
-  /** 'original': a caption the source gave; 'facts': present facts through the templates. */
-  source: 'original' | 'facts';
-  facts?: Fact[];
-  templates?: string[];
-}
-
-/** Every record kind a built data folder holds. */
-export type EvalRecord = DataRecord | AffirmativeCaption;
+import { cutAtPool } from '../models/text-rows.js';
+import { markdownTable } from '../io/report.js';
 
 /** Record kinds that are single captions (retrieval queries). */
 export const CAPTION_KINDS = ['caption', 'negated-caption', 'retrieval-neg-caption'] as const;
@@ -360,8 +340,7 @@ function tokenizeFor(model: ClipModel, tok: Tokenizer, texts: readonly string[])
   for (const s of texts) if (tok.encode(s).length + 2 > t) truncated++;
   const full = tok.tokenize(texts, { contextLength: t, truncate: true });
   // Positions after the longest end-of-text token cannot reach any pooled output (causal mask).
-  const len = usedLength(full, texts.length, model.config.text.eosTokenId);
-  return { ids: cutIds(full, texts.length, len), truncated };
+  return { ids: cutAtPool(full, texts.length, model.config.text.eosTokenId).ids, truncated };
 }
 
 function checkBatchSize(b: number): number {

@@ -5,7 +5,7 @@
  * alpha, the embeddings (row 0) in grey, since they are reported but take no part in the min-max.
  * A self-contained SVG string.
  */
-import { escapeXml, formatNumber, niceStep } from './report.js';
+import { escapeXml, formatNumber, niceStep } from '../io/report.js';
 
 /** The bars beside the map: CTE at the embeddings (row 0) and CTE_l of layers 1..L (rows 1..L). */
 export interface LayerBars {

@@ -11,8 +11,9 @@ import type { ClipModel } from '../models/clip.js';
 import type { Tokenizer } from '../models/tokenizer/index.js';
 import { strictArgmax, type Accuracy, type PairedReport } from '../data/metrics.js';
 import type { NastMcqRow, NegBenchMcqRow, NegBenchRetrievalRow } from '../data/negbench-files.js';
-import { evaluateClip, type EvalRecord } from './evaluate.js';
-import { cutIds, usedLength } from './train-loop.js';
+import { evaluateClip } from './evaluate.js';
+import type { EvalRecord } from '../data/records.js';
+import { cutAtPool } from '../models/text-rows.js';
 
 export interface BenchmarkOptions {
   tokenizer: Tokenizer;
@@ -67,7 +68,7 @@ async function textEmbeddings(model: ClipModel, tok: Tokenizer, texts: readonly 
   for (let s = 0; s < texts.length; s += batch) {
     const part = texts.slice(s, s + batch);
     const full = tok.tokenize(part, { contextLength: t, truncate: true });
-    const ids = cutIds(full, part.length, usedLength(full, part.length, model.config.text.eosTokenId));
+    const { ids } = cutAtPool(full, part.length, model.config.text.eosTokenId);
     const e = noGrad(() => scope(model.ctx, () => l2Normalize(model.encodeText(ids, part.length).embeds, -1)));
     out.set((await e.toArray()) as Float32Array, s * dim);
     e.dispose();

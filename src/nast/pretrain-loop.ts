@@ -10,21 +10,11 @@
  * round-off, e.g. the atomic scatter-add of the embedding gradient).
  */
 import {
-  AdamW, add, backward, noGrad, type ParamGroupSpec, type OptimizerState, type Tensor,
+  AdamW, add, backward, noGrad, warmupCosine, type ParamGroupSpec, type OptimizerState, type Tensor,
 } from '../engine/index.js';
 import type { ClipModel } from '../models/clip.js';
 import { batchLoss, type WorldBatcher } from './world-batches.js';
 import { positiveInt } from './tiny-clip.js';
-
-/** Linear warm-up from lr/warmup to lr, then cosine decay to minRatio * lr at `total`. */
-export function warmupCosine(total: number, warmup: number, minRatio = 0): (stepsTaken: number) => number {
-  return (t) => {
-    if (t < warmup) return (t + 1) / warmup;
-    const span = Math.max(1, total - warmup);
-    const progress = Math.min(1, (t - warmup) / span);
-    return minRatio + (1 - minRatio) * 0.5 * (1 + Math.cos(Math.PI * progress));
-  };
-}
 
 /**
  * Weight decay only on matrices that mix features (linear and patch-embedding weights, the
@@ -94,7 +84,7 @@ export class ClipPretrainer {
     positiveInt('steps', opts.steps);
     if (!Number.isInteger(opts.warmupSteps) || opts.warmupSteps < 0) throw new RangeError(`warmupSteps must be a non-negative integer, got ${opts.warmupSteps}`);
     for (const t of model.params.values()) t.requiresGrad = true;
-    this.schedule = warmupCosine(opts.steps, opts.warmupSteps, opts.minLrRatio ?? 0);
+    this.schedule = warmupCosine({ warmup: opts.warmupSteps, total: opts.steps, minRatio: opts.minLrRatio ?? 0 });
     this.opt = new AdamW(model.ctx, clipParamGroups(model, opts.weightDecay), {
       lr: opts.lr, betas: opts.betas ?? [0.9, 0.98], eps: opts.eps ?? 1e-6, schedule: this.schedule,
     });

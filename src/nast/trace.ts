@@ -5,7 +5,7 @@
  */
 import { add, concat, mul, noGrad, scope, sub, tensor, type Tensor } from '../engine/index.js';
 import type { ClipModel } from '../models/clip.js';
-import { poolPositions } from '../models/clip.js';
+import { cutAtPool } from '../models/text-rows.js';
 
 export interface PairScores {
   /** Token ids of the caption, cut after its end-of-text token. */
@@ -25,8 +25,7 @@ export class TraceInputError extends Error {
 
 /** Where a row of ids ends (the pooled position), and the ids up to and including it. */
 function cut(ids: Int32Array, eos: number | null): number[] {
-  const at = poolPositions(ids, 1, eos)[0];
-  return Array.from(ids.subarray(0, at + 1));
+  return Array.from(cutAtPool(ids, 1, eos).ids);
 }
 
 /**

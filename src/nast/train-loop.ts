@@ -12,9 +12,10 @@
  * 'gradient'` keeps the literal gradient scaling (inside the fused AdamW kernel) for comparison.
  */
 import {
-  AdamW, backward, indexSelect, mulScalar, scope, tensor, type GpuContext, type Tensor,
+  AdamW, backward, indexSelect, mulScalar, scope, tensor, warmupConstant, warmupCosine, type GpuContext, type Tensor,
 } from '../engine/index.js';
 import type { ClipModel } from '../models/clip.js';
+import { cutAtPool } from '../models/text-rows.js';
 import type { LoraParamGroup, LoraSet } from '../models/lora.js';
 import { isDecayed } from './pretrain-loop.js';
 import { claimLoss, clipLoss, nastLoss } from './losses.js';
@@ -45,47 +46,6 @@ export interface NastTrainOptions {
   scaleMode: ScaleMode;
   /** After the warm-up: cosine decay to zero at totalSteps (default), or the full rate throughout (NAST trains at a fixed rate). */
   schedule?: 'cosine' | 'constant';
-}
-
-/** Linear warm-up to the full rate, then cosine decay to zero at `total` steps. */
-export function warmupCosine(warmup: number, total: number): (t: number) => number {
-  return (t) => {
-    if (t < warmup) return (t + 1) / warmup;
-    const span = Math.max(1, total - warmup);
-    const x = Math.min(1, (t - warmup) / span);
-    return 0.5 * (1 + Math.cos(Math.PI * x));
-  };
-}
-
-/** Linear warm-up to the full rate, then the full rate. */
-export function warmupConstant(warmup: number): (t: number) => number {
-  return (t) => (t < warmup ? (t + 1) / warmup : 1);
-}
-
-/** The pooled position + 1 of each row, so a batch can be cut where its longest text ends. */
-export function usedLength(ids: Int32Array, rows: number, eosTokenId: number | null): number {
-  const t = ids.length / rows;
-  let longest = 1;
-  for (let r = 0; r < rows; r++) {
-    let at = -1;
-    if (eosTokenId === null) {
-      let best = -Infinity;
-      for (let p = 0; p < t; p++) if (ids[r * t + p] > best) { best = ids[r * t + p]; at = p; }
-    } else {
-      for (let p = 0; p < t && at < 0; p++) if (ids[r * t + p] === eosTokenId) at = p;
-    }
-    longest = Math.max(longest, at + 1);
-  }
-  return longest;
-}
-
-/** Copies the first `len` columns of [rows, t] ids. */
-export function cutIds(ids: Int32Array, rows: number, len: number): Int32Array {
-  const t = ids.length / rows;
-  if (len === t) return ids;
-  const out = new Int32Array(rows * len);
-  for (let r = 0; r < rows; r++) out.set(ids.subarray(r * t, r * t + len), r * len);
-  return out;
 }
 
 /** A group of trained tensors: one text (or vision) layer's, or the rest of the text tower's (layer -1). */
@@ -143,7 +103,7 @@ export class NastTrainer {
     });
     this.optimizer = new AdamW(this.ctx, specs, {
       lr: opts.lr, betas: opts.betas, weightDecay: opts.weightDecay,
-      schedule: opts.schedule === 'constant' ? warmupConstant(opts.warmupSteps) : warmupCosine(opts.warmupSteps, opts.totalSteps),
+      schedule: opts.schedule === 'constant' ? warmupConstant(opts.warmupSteps) : warmupCosine({ warmup: opts.warmupSteps, total: opts.totalSteps }),
     });
   }
 
@@ -169,7 +129,7 @@ export class NastTrainer {
       choices.set(it.claims, at);
       at += it.claimCount * t;
     }
-    const encode = (ids: Int32Array, rows: number) => m.encodeText(cutIds(ids, rows, usedLength(ids, rows, eos)), rows).embeds;
+    const encode = (ids: Int32Array, rows: number) => m.encodeText(cutAtPool(ids, rows, eos).ids, rows).embeds;
     const logitScale = m.param('logit_scale');
     return scope(this.ctx, () => {
       const img = indexSelect(imageEmbeds, 0, tensor(this.ctx, Int32Array.from(items, (it) => it.image), [b], 'i32'));

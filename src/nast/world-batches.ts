@@ -3,6 +3,7 @@
  * captions (full and partial), counterfactual twins, pixels and cut token ids, and the batch
  * loss. Every batch is a pure function of (seed, step). Browser-safe.
  */
+import { cutAtPool } from '../models/text-rows.js';
 import { noGrad, scope, type Tensor } from '../engine/index.js';
 import type { ClipModel } from '../models/clip.js';
 import type { WordTokenizer } from '../models/tokenizer/word.js';
@@ -42,29 +43,9 @@ export function scenePixels(items: readonly (WorldScene | WorldImage)[], size: n
   return out;
 }
 
-/**
- * Token ids [n, contextLength] cut to the longest row's end-of-text position + 1. The text
- * tower is causal and pools at the end token, so the padding after it never matters; cutting
- * saves its compute.
- */
-export function cutAtEot(ids: Int32Array, n: number, eotId: number): { ids: Int32Array; seqLen: number } {
-  const full = ids.length / n;
-  let seqLen = 1;
-  for (let i = 0; i < n; i++) {
-    let at = -1;
-    for (let p = 0; p < full && at < 0; p++) if (ids[i * full + p] === eotId) at = p;
-    if (at < 0) throw new RangeError(`cutAtEot: row ${i} has no end-of-text id ${eotId}`);
-    seqLen = Math.max(seqLen, at + 1);
-  }
-  if (seqLen === full) return { ids, seqLen };
-  const out = new Int32Array(n * seqLen);
-  for (let i = 0; i < n; i++) out.set(ids.subarray(i * full, i * full + seqLen), i * seqLen);
-  return { ids: out, seqLen };
-}
-
 /** Token ids of captions, cut at the batch's last end token. */
 export function tokenizeCut(tok: WordTokenizer, texts: readonly string[]): { ids: Int32Array; seqLen: number } {
-  return cutAtEot(tok.tokenize(texts), texts.length, tok.eotId);
+  return cutAtPool(tok.tokenize(texts), texts.length, tok.eotId);
 }
 
 export interface WorldBatch {
