@@ -6,6 +6,7 @@
  * load from PEFT's layout (peft.ts) and the optimizer gets one parameter group per layer
  * (NAST scales each text layer's gradients). Browser-safe.
  */
+import { mulberry32 } from '../engine/prng.js';
 import {
   add, matmul, mulScalar, noGrad, scope, tensor, type Tensor,
 } from '../engine/index.js';
@@ -123,18 +124,6 @@ function fnv1a(s: string): number {
     h = Math.imul(h, 0x01000193);
   }
   return h >>> 0;
-}
-
-/** mulberry32: a small, fast 32-bit PRNG with uniform output in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**

@@ -2,6 +2,8 @@
  * Float64 host arrays for reference computations and finite-difference gradient checks.
  * Used by tests only, never by the product.
  */
+import { mulberry32 } from '../../src/engine/prng.js';
+
 export interface Nd {
   shape: number[];
   data: Float64Array;
@@ -17,17 +19,8 @@ export function nd(shape: number[], data?: ArrayLike<number>): Nd {
   return { shape: shape.slice(), data: d };
 }
 
-/** Deterministic PRNG (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic PRNG: the project's mulberry32. */
+export const rng = mulberry32;
 
 export function randNd(shape: number[], seed: number, lo = -1, hi = 1): Nd {
   const r = rng(seed);

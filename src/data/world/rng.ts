@@ -1,7 +1,8 @@
 /**
- * The world's own seeded generator, kept private to this folder so that a change elsewhere can
- * never alter the rendered images of a given seed.
+ * The world's seeded draws. The generator is the project's mulberry32 (engine/prng.ts), whose
+ * stream test/prng.test.ts pins, so a change elsewhere cannot alter the rendered images of a seed.
  */
+import { mulberry32U32 } from '../../engine/prng.js';
 
 /** Mixes a 32-bit value into a well-spread 32-bit value (the murmur3 finaliser). */
 function mix32(h: number): number {
@@ -27,21 +28,13 @@ export function itemState(seed: number, index: number): number {
   return mix32(mix32(mix32(lo ^ 0x9e3779b9) ^ hi) ^ Math.imul(index + 1, 0x27d4eb2f));
 }
 
-/** mulberry32: small, fast, and identical on every JavaScript engine (integer arithmetic only). */
+/** The project's mulberry32 (src/engine/prng.ts) with the draws the world needs. */
 export class WorldRng {
-  private state: number;
+  /** Uniform 32-bit unsigned integer. */
+  readonly nextU32: () => number;
 
   constructor(state: number) {
-    this.state = state >>> 0;
-  }
-
-  /** Uniform 32-bit unsigned integer. */
-  nextU32(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
+    this.nextU32 = mulberry32U32(state);
   }
 
   /** Uniform integer in [0, n). */
