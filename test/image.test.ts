@@ -166,6 +166,21 @@ test('corrupt PNG, truncated JPEG, non-image and missing files: one-line errors 
   }
 });
 
+test('decompression bombs: a small file declaring a huge image fails from its header, before decoding', async () => {
+  const be32 = (v: number) => [(v >>> 24) & 255, (v >>> 16) & 255, (v >>> 8) & 255, v & 255];
+  const png = Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, ...be32(13), 0x49, 0x48, 0x44, 0x52,
+    ...be32(20000), ...be32(20000), 8, 2, 0, 0, 0, 0, 0, 0, 0, ...be32(0), 0x49, 0x45, 0x4e, 0x44, 0, 0, 0, 0]);
+  assert.throws(() => decodeImageBytes(png, 'bomb.png'), /bomb\.png: declares 20000 x 20000 pixels \(400\.0 megapixels\), over the limit of 89\.5/);
+  // JPEG: APP0, then a baseline frame header declaring 30000 x 30000.
+  const jpeg = Uint8Array.from([0xff, 0xd8, 0xff, 0xe0, 0, 16, 0x4a, 0x46, 0x49, 0x46, 0, 1, 1, 0, 0, 1, 0, 1, 0, 0,
+    0xff, 0xc0, 0, 17, 8, 0x75, 0x30, 0x75, 0x30, 3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1, 0xff, 0xd9]);
+  assert.throws(() => decodeImageBytes(jpeg, 'bomb.jpg'), /bomb\.jpg: declares 30000 x 30000 pixels/);
+  // The limit is an option (and NEGCLIP_MAX_IMAGE_PIXELS): a real 37 x 53 image over a limit of 1000.
+  const real = new Uint8Array(readFileSync(join(FIX, 'rgb-37x53.png')));
+  assert.throws(() => decodeImageBytes(real, 'small.png', { maxPixels: 1000 }), /declares 37 x 53 pixels/);
+  assert.is(decodeImageBytes(real, 'small.png', { maxPixels: 37 * 53 }).width, 37);
+});
+
 test('unsupported formats are named; the format is sniffed from the bytes, not the name', () => {
   const gif = new TextEncoder().encode('GIF89a\x01\x00\x01\x00');
   assert.throws(() => decodeImageBytes(gif, 'x.png'), (e: Error) => e instanceof ImageDecodeError && /^x\.png: GIF images are not supported/.test(e.message));

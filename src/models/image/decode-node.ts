@@ -37,6 +37,45 @@ export class ImageDecodeError extends Error {
 export interface DecodeOptions {
   /** 16-bit grayscale PNG rule: 'pil' (clip to 255, Pillow's behaviour) or 'high-byte'. */
   readonly gray16?: 'pil' | 'high-byte';
+  /**
+   * Most pixels an image may declare (default MAX_IMAGE_PIXELS, or NEGCLIP_MAX_IMAGE_PIXELS):
+   * checked in the header before decoding, so a small file declaring a huge image fails at once.
+   */
+  readonly maxPixels?: number;
+}
+
+/**
+ * Pillow's MAX_IMAGE_PIXELS (89.5 megapixels, about 9459 x 9459): where Pillow starts warning of
+ * a decompression bomb, we stop. A 20000 x 20000 PNG of 1 MB would otherwise take 5 GB and 30 s.
+ */
+export const MAX_IMAGE_PIXELS = 89_478_485;
+
+function pixelLimit(opts: DecodeOptions): number {
+  if (opts.maxPixels !== undefined) return opts.maxPixels;
+  const env = process.env.NEGCLIP_MAX_IMAGE_PIXELS;
+  if (env === undefined || env === '') return MAX_IMAGE_PIXELS;
+  const n = Number(env);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`NEGCLIP_MAX_IMAGE_PIXELS: expected a positive number of pixels, got ${JSON.stringify(env)}`);
+  return n;
+}
+
+/** Width and height from a JPEG's start-of-frame marker, without decoding; null if none is found. */
+function jpegSize(b: Uint8Array): { width: number; height: number } | null {
+  let p = 2;
+  while (p + 9 < b.length) {
+    if (b[p] !== 0xff) return null;
+    const m = b[p + 1];
+    if (m === 0xff) { p++; continue; }
+    if (m === 0xd8 || m === 0x01 || (m >= 0xd0 && m <= 0xd7)) { p += 2; continue; }
+    const len = (b[p + 2] << 8) | b[p + 3];
+    // SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC).
+    if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) {
+      return { height: (b[p + 5] << 8) | b[p + 6], width: (b[p + 7] << 8) | b[p + 8] };
+    }
+    if (m === 0xda) return null; // scan data before any frame header: let the decoder complain
+    p += 2 + len;
+  }
+  return null;
 }
 
 export interface DecodedImage extends RawImage {
@@ -138,6 +177,12 @@ export function decodeImageBytes(bytes: Uint8Array, source = '<bytes>', opts: De
   if (kind !== 'png' && kind !== 'jpeg') {
     const what = kind ? `${kind} images are not supported` : 'not a PNG or JPEG file';
     throw new ImageDecodeError(source, `${what} (only PNG and JPEG can be decoded)`);
+  }
+  const limit = pixelLimit(opts);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const declared = kind === 'jpeg' ? jpegSize(bytes) : bytes.length >= 24 ? { width: dv.getUint32(16), height: dv.getUint32(20) } : null;
+  if (declared && declared.width * declared.height > limit) {
+    throw new ImageDecodeError(source, `declares ${declared.width} x ${declared.height} pixels (${(declared.width * declared.height / 1e6).toFixed(1)} megapixels), over the limit of ${(limit / 1e6).toFixed(1)} (a decompression bomb, or set NEGCLIP_MAX_IMAGE_PIXELS to allow it)`);
   }
   let img: DecodedImage;
   try {
