@@ -130,6 +130,26 @@ test('training 2N steps equals N steps, a saved state, and N resumed steps', asy
   straight.forEach((w, i) => w.forEach((v, k) => assert.ok(Math.abs(v - resumed[i][k]) <= 1e-6 * Math.max(1, Math.abs(v)), `param ${i}[${k}]: ${v} vs ${resumed[i][k]}`)));
 });
 
+test('the training step leaks nothing: live GPU bytes after step 1 equal those after steps 2-6', async () => {
+  const ctx = await gpu();
+  const { model, lora, images } = await setup(ctx);
+  const trainer = new NastTrainer(model, lora, { ...OPTS, layerScales: [0.3, 1] });
+  const live: number[] = [];
+  for (let s = 0; s < 6; s++) {
+    const loss = trainer.accumulate(images, items());
+    trainer.apply();
+    await loss.item();
+    loss.dispose();
+    await ctx.sync();
+    live.push(ctx.pool.liveBytes);
+  }
+  assert.ok(live.every((b) => b === live[0]), `live bytes per step: ${live.join(', ')}`);
+  trainer.dispose();
+  images.dispose();
+  lora.dispose();
+  model.dispose();
+});
+
 test('gradient accumulation of two halves equals one full batch', async () => {
   const ctx = await gpu();
   const grads = async (halves: boolean): Promise<Float32Array[]> => {
