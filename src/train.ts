@@ -337,6 +337,7 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR [--recip
     const t0 = Date.now();
     const startStep = loop.step;
     let lastLoss = NaN;
+    let lastSaved = loop.step;
     const last: Record<'val' | 'train', Accuracies> = { val: { claim: null, mcq: null }, train: { claim: null, mcq: null } };
     const pct = (x: number | null) => (x === null ? '-' : `${(100 * x).toFixed(1)}%`);
     const micro = batch / acc;
@@ -349,10 +350,20 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR [--recip
       trainer.apply();
       loop.step++;
       const logNow = loop.step % (f['log-every'] as number) === 0 || loop.step === steps;
-      if (logNow) {
+      const saveNow = loop.step % (f['save-every'] as number) === 0 && loop.step < steps;
+      let stepLoss = NaN;
+      if (logNow || saveNow) {
+        // Also read before each checkpoint, so that no checkpoint holds weights a non-finite loss has reached.
         let sum = 0;
         for (const l of losses) sum += await l.item();
-        lastLoss = sum / acc;
+        stepLoss = sum / acc;
+        if (!Number.isFinite(sum)) {
+          const kept = lastSaved > 0 ? `the last checkpoint (step ${lastSaved}) in ${ckptDir} is from before it` : 'no checkpoint was written';
+          throw new Error(`the loss became ${sum / acc} at step ${loop.step} (learning rate ${trainer.currentLr().toExponential(2)} too high, or bad data); stopped without writing an adapter; ${kept}`);
+        }
+      }
+      if (logNow) {
+        lastLoss = stepLoss;
         const sec = (Date.now() - t0) / 1000;
         const rec = { step: loop.step, epoch: loop.epoch, loss: lastLoss, lr: trainer.currentLr(), samples_per_s: ((loop.step - startStep) * batch) / sec };
         await appendFile(metricsFile, JSON.stringify(rec) + '\n');
@@ -375,7 +386,10 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR [--recip
           process.stderr.write(`\ntrain: step ${loop.step}: claim accuracy validation ${pct(last.val.claim)}, train ${pct(last.train.claim)}${mcq}\n`);
         }
       }
-      if (loop.step % (f['save-every'] as number) === 0 && loop.step < steps) await saveCkpt();
+      if (saveNow) {
+        await saveCkpt();
+        lastSaved = loop.step;
+      }
     }
     process.removeListener('SIGINT', onSigint);
     if (!f.quiet) process.stderr.write('\n');

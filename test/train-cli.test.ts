@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
@@ -10,6 +10,7 @@ import { parseSafetensors } from '../src/models/safetensors.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CLI = join(ROOT, 'build', 'src', 'train.js');
+const EMBED = join(ROOT, 'build', 'src', 'embed.js');
 const MODEL = join(ROOT, 'test', 'fixtures', 'clip', 'tiny-hf');
 const VOCAB = join(ROOT, 'models', 'openai-bpe', 'bpe_simple_vocab_16e6.txt.gz');
 const IMAGES = ['rgb-37x53.png', 'rgb-17x13.png', 'gray-53x41.png', 'rgba-45x30.png', 'palette8-33x27.png', 'rgb-300x200.png'];
@@ -128,11 +129,37 @@ test('a version-1 cte.json still trains, with a note on stderr', async () => {
   assert.equal(JSON.parse(readFileSync(join(data, 'v1', 'report.json'), 'utf8')).layer_scales, [0, 1]);
 });
 
+test('non-finite numbers stop with a clear error: a diverging run (--lr 1e30), NaN in a checkpoint or an adapter', async () => {
+  const data = await dataset();
+  const r = spawnSync('node', [CLI, '--model', MODEL, '--tokenizer', VOCAB, '--batch-size', '3', '--quiet', '--data', data, '--uniform', '--steps', '6', '--save-every', '2', '--log-every', '100', '--lr', '1e30', '--out', join(data, 'nan')], { encoding: 'utf8' });
+  assert.is(r.status, 1, r.stderr);
+  assert.match(r.stderr, /train: the loss became (NaN|-?Infinity) at step \d+ .*stopped without writing an adapter/);
+  assert.not.ok(existsSync(join(data, 'nan', 'adapter')), 'no adapter written');
+  // A checkpoint with one NaN weight, and an adapter with one NaN value.
+  const bad = join(data, 'bad-model');
+  mkdirSync(bad);
+  for (const f of ['config.json', 'model.safetensors']) copyFileSync(join(MODEL, f), join(bad, f));
+  const poison = (file: string) => {
+    const b = readFileSync(file);
+    const at = 8 + Number(b.readBigUInt64LE(0));
+    b.writeUInt32LE(0x7fc00000, at);
+    writeFileSync(file, b);
+  };
+  poison(join(bad, 'model.safetensors'));
+  const e = spawnSync('node', [EMBED, '--model', bad, '--tokenizer', VOCAB, '--text', 'a'], { encoding: 'utf8' });
+  assert.is(e.status, 1);
+  assert.match(e.stderr, /model\.safetensors: \S+ holds NaN at element 0; a checkpoint must hold finite numbers/);
+  train(['--data', data, '--uniform', '--steps', '1', '--out', join(data, 'ok')]);
+  poison(join(data, 'ok', 'adapter', 'adapter_model.safetensors'));
+  const a = spawnSync('node', [EMBED, '--model', MODEL, '--adapter', join(data, 'ok', 'adapter'), '--tokenizer', VOCAB, '--text', 'a'], { encoding: 'utf8' });
+  assert.is(a.status, 1);
+  assert.match(a.stderr, /adapter_model\.safetensors: \S+: holds NaN at element 0; an adapter must hold finite numbers/);
+});
+
 test('--export-merged writes a model whose embeddings equal base + adapter', async () => {
   const data = await dataset();
   const run = join(data, 'run');
   train(['--data', data, '--uniform', '--steps', '2', '--out', run, '--lr', '1e-2', '--export-merged', join(data, 'merged')]);
-  const EMBED = join(ROOT, 'build', 'src', 'embed.js');
   const embed = (args: string[]) => JSON.parse(execFileSync('node', [EMBED, '--tokenizer', VOCAB, '--json', '--text', 'There is no edema.', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })).texts[0].embedding as number[];
   const adapted = embed(['--model', MODEL, '--adapter', join(run, 'adapter')]);
   const merged = embed(['--model', join(data, 'merged')]);

@@ -7,7 +7,7 @@ import {
   add, concat, embedding, exp, expand, indexSelect, l2Normalize, linear, matmul, mul, reshape, scope,
   slice, tensor, type GpuContext, type Tensor,
 } from '../engine/index.js';
-import { ModelInputError } from './errors.js';
+import { firstNonFinite, ModelInputError } from './errors.js';
 import { poolPositions } from './text-rows.js';
 import type { ClipConfig, TowerConfig } from './clip-config.js';
 import { expectedHfShapes, type HfWeights } from './clip-weights.js';
@@ -75,6 +75,8 @@ export class ClipModel {
     try {
       for (const [key, shape] of shapes) {
         const host = await weights.get(key);
+        const bad = firstNonFinite(host.data);
+        if (bad >= 0) throw new ModelInputError(`${weights.source}: ${key} holds ${host.data[bad]} at element ${bad}; a checkpoint must hold finite numbers`);
         const t = tensor(ctx, host.data, shape.length === 0 ? [1] : shape);
         t.name = key;
         params.set(key, t);

@@ -15,6 +15,7 @@ import {
   PEFT_PREFIX, LORA_TARGETS, LORA_TOWERS, createLoraSet, findLoraLinear, loraModuleName, parseLoraModuleName,
   type LoraSet, type LoraSpec, type LoraTarget, type LoraTower,
 } from './lora.js';
+import { firstNonFinite } from './errors.js';
 import type { ClipModel } from './clip.js';
 import { isFloatDtype, parseSafetensors, serializeSafetensors, type SafetensorsSource, type TensorToWrite } from './safetensors.js';
 
@@ -282,7 +283,13 @@ export function attachAdapter(model: ClipModel, cfg: AdapterConfig, weights: Saf
   const keyOf = new Map(modules.map((m) => [loraModuleName(m.tower, m.layer, m.target), m]));
   return createLoraSet(model, spec, modules, (module) => {
     const f = keyOf.get(module)!;
-    return { a: weights.read(f.a!) as Float32Array, b: weights.read(f.b!) as Float32Array };
+    const read = (key: string) => {
+      const data = weights.read(key) as Float32Array;
+      const bad = firstNonFinite(data);
+      if (bad >= 0) throw new AdapterError(file, key, `holds ${data[bad]} at element ${bad}; an adapter must hold finite numbers`);
+      return data;
+    };
+    return { a: read(f.a!), b: read(f.b!) };
   });
 }
 
