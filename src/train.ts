@@ -45,37 +45,37 @@ const FLAGS: FlagTable = {
   uniform: { kind: 'boolean', help: 'baseline: every layer scale 1 (no CTE weighting)' },
   'clip-captions': { kind: 'string', default: 'negated', help: 'captions of the L_CLIP term: negated (the builders\' negated captions), retrieval-neg (the image\'s caption + "There is no X in the image."), affirmative, or all in turn' },
   'full-text': { kind: 'boolean', help: 'train every text-encoder weight instead of LoRA (NegBench fine-tunes the model itself); writes OUT/model' },
-  beta: { kind: 'number', help: 'sharpness: layer scale alpha_l^beta (default: the beta in cte.json)' },
+  beta: { kind: 'number', min: 0, help: 'sharpness: layer scale alpha_l^beta (default: the beta in cte.json)' },
   lambda: { kind: 'number', default: 0.5, help: 'loss = lambda * L_CLIP + (1 - lambda) * L_claim (L_MCQ with --recipe negbench, where lambda is NegBench\'s alpha)' },
-  rank: { kind: 'int', default: 8, help: 'LoRA rank r' },
-  alpha: { kind: 'number', default: 16, help: 'LoRA alpha (branch scaled by alpha / r)' },
+  rank: { kind: 'int', min: 1, default: 8, help: 'LoRA rank r' },
+  alpha: { kind: 'number', above: 0, default: 16, help: 'LoRA alpha (branch scaled by alpha / r)' },
   targets: { kind: 'string', default: 'q_proj,k_proj,v_proj,out_proj', help: 'comma-separated LoRA targets (q_proj,k_proj,v_proj,out_proj,fc1,fc2)' },
-  lr: { kind: 'number', default: 5e-4, help: 'peak learning rate' },
-  'weight-decay': { kind: 'number', default: 0.01, help: 'AdamW weight decay on the LoRA weights' },
-  warmup: { kind: 'int', default: 10, help: 'linear warm-up steps' },
+  lr: { kind: 'number', above: 0, default: 5e-4, help: 'peak learning rate' },
+  'weight-decay': { kind: 'number', min: 0, default: 0.01, help: 'AdamW weight decay on the LoRA weights' },
+  warmup: { kind: 'int', min: 0, default: 10, help: 'linear warm-up steps' },
   schedule: { kind: 'string', default: 'cosine', help: 'after the warm-up: cosine (decay to zero at the last step) or constant (the full rate throughout)' },
-  'batch-size': { kind: 'int', default: 32, help: 'images per optimizer step' },
-  accumulate: { kind: 'int', default: 1, help: 'micro-batches per step (batch-size must divide by it)' },
-  steps: { kind: 'int', help: 'optimizer steps (default: one epoch)' },
-  epochs: { kind: 'number', help: 'train this many epochs instead of --steps' },
-  'max-grad-norm': { kind: 'number', help: 'clip the global gradient norm' },
+  'batch-size': { kind: 'int', min: 1, default: 32, help: 'images per optimizer step' },
+  accumulate: { kind: 'int', min: 1, default: 1, help: 'micro-batches per step (batch-size must divide by it)' },
+  steps: { kind: 'int', min: 1, help: 'optimizer steps (default: one epoch)' },
+  epochs: { kind: 'number', above: 0, help: 'train this many epochs instead of --steps' },
+  'max-grad-norm': { kind: 'number', above: 0, help: 'clip the global gradient norm' },
   'scale-mode': { kind: 'string', default: 'update', help: 'update: CTE scales each layer\'s learning rate; gradient: scales its gradient (Adam mostly cancels it)' },
-  seed: { kind: 'int', default: 0, help: 'seed of LoRA init and data order' },
+  seed: { kind: 'int', min: 0, default: 0, help: 'seed of LoRA init and data order' },
   out: { kind: 'string', meta: 'DIR', default: 'train-out', help: 'output folder: adapter/, checkpoint/, metrics.jsonl, report.json' },
-  'val-every': { kind: 'int', default: 50, help: 'claim (and MCQ) accuracy on the validation split and on a sample of the training split every N steps (0: never)' },
-  'check-sets': { kind: 'int', default: 400, help: 'claim sets (and MCQs) per split in those accuracy checks, a seeded sample' },
-  'log-every': { kind: 'int', default: 10, help: 'read the loss back and log every N steps' },
-  'save-every': { kind: 'int', default: 100, help: 'write a checkpoint every N steps' },
-  'stop-after': { kind: 'int', help: 'stop (with a checkpoint, as on Ctrl-C) once this many steps are done; --resume continues' },
+  'val-every': { kind: 'int', min: 0, default: 50, help: 'claim (and MCQ) accuracy on the validation split and on a sample of the training split every N steps (0: never)' },
+  'check-sets': { kind: 'int', min: 1, default: 400, help: 'claim sets (and MCQs) per split in those accuracy checks, a seeded sample' },
+  'log-every': { kind: 'int', min: 1, default: 10, help: 'read the loss back and log every N steps' },
+  'save-every': { kind: 'int', min: 1, default: 100, help: 'write a checkpoint every N steps' },
+  'stop-after': { kind: 'int', min: 0, help: 'stop (with a checkpoint, as on Ctrl-C) once this many steps are done; --resume continues' },
   'export-merged': { kind: 'string', meta: 'DIR', help: 'also write the base model with the adapter merged in (W + scale * B A) as a Hugging Face folder' },
   resume: { kind: 'boolean', help: 'continue from OUT/checkpoint exactly where it stopped' },
   tokenizer: { kind: 'string', meta: 'PATH', help: 'tokenizer file or folder (default: the model folder)' },
   quiet: { kind: 'boolean', help: 'no progress bar' },
   seeds: { kind: 'string', default: '0,1,2', help: 'default run only: comma-separated seeds, one NegBench, one uniform and one NAST run each' },
-  'world-count': { kind: 'int', default: 1500, help: 'default run only: miniature-world images to build' },
-  'trace-pairs': { kind: 'int', default: 200, help: 'default run only: probe pairs to trace' },
+  'world-count': { kind: 'int', min: 1, default: 1500, help: 'default run only: miniature-world images to build' },
+  'trace-pairs': { kind: 'int', min: 1, default: 200, help: 'default run only: probe pairs to trace' },
   short: { kind: 'boolean', help: 'default run only: a quick check (1 seed, few images and steps) for CI' },
-  jobs: { kind: 'int', default: 2, help: 'default run only: fine-tuning runs side by side' },
+  jobs: { kind: 'int', min: 1, default: 2, help: 'default run only: fine-tuning runs side by side' },
   sweep: { kind: 'string', meta: 'PARAM=V1,V2,...', help: 'default run only: also run the NAST arm for each value of beta, lambda or lr (e.g. beta=0.5,1,2,4) and write the sweep table' },
 };
 
@@ -225,8 +225,25 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR [--recip
     const clipCaptions = f['clip-captions'] as string;
     if (!(CAPTION_KINDS as readonly string[]).includes(clipCaptions)) throw new UsageError(`--clip-captions must be one of ${CAPTION_KINDS.join(', ')}, got ${JSON.stringify(clipCaptions)}`);
     const examples = readExamples(trainRecords, recipe as Recipe, folder, clipCaptions as CaptionKind);
-    const resume = (f.resume as boolean) && hasCheckpoint(ckptDir);
+    if ((f.resume as boolean) && !hasCheckpoint(ckptDir)) {
+      throw new UsageError(`--resume: no checkpoint in ${ckptDir} (no trainer_state.json); run without --resume to start afresh`);
+    }
+    const resume = f.resume as boolean;
     const checkpoint = resume ? await loadCheckpointState(ckptDir) : null;
+    // What a checkpoint records of the run, compared on --resume.
+    const hparams: Record<string, string | number | boolean> = {
+      recipe, 'batch-size': batch, lambda: f.lambda as number, lr: f.lr as number, rank: f.rank as number, alpha: f.alpha as number,
+      targets: f.targets as string, 'full-text': fullText, seed: f.seed as number,
+    };
+    if (checkpoint) {
+      const fixed = ['recipe', 'rank', 'alpha', 'targets', 'full-text', 'seed', 'batch-size'];
+      for (const [k, was] of Object.entries(checkpoint.hparams)) {
+        const now = hparams[k];
+        if (now === undefined || now === was) continue;
+        if (fixed.includes(k)) throw new UsageError(`--resume: --${k} ${now} differs from the checkpoint's ${was} (${ckptDir}); it cannot change mid-run`);
+        process.stderr.write(`train: --resume: --${k} is now ${now} (the checkpoint's run had ${was})\n`);
+      }
+    }
     const loopInit: BatchState = checkpoint ? checkpoint.loop : { step: 0, epoch: 0, cursor: 0, seed: f.seed as number };
     let batcher: ExampleBatcher;
     try {
@@ -235,6 +252,9 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR [--recip
       throw new Error(`${folder}: ${(e as Error).message} (--batch-size ${batch})`);
     }
     const images = batcher.images;
+    if (checkpoint && checkpoint.loop.cursor > images.length) {
+      throw new Error(`${join(ckptDir, 'trainer_state.json')}: cursor ${checkpoint.loop.cursor} is past the ${images.length} training images of ${folder}`);
+    }
     const steps = (f.steps as number | undefined) ?? Math.max(1, Math.round(((f.epochs as number | undefined) ?? 1) * batcher.perEpoch));
 
     const ctx = await nodeContext();
@@ -326,7 +346,7 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR [--recip
     });
     const saveCkpt = async () => {
       if (fullText) await saveClip(model, join(ckptDir, 'model'));
-      await saveCheckpoint(ckptDir, lora, await trainer.optimizer.state(), loop, modelPath);
+      await saveCheckpoint(ckptDir, lora, await trainer.optimizer.state(), loop, modelPath, hparams);
     };
 
     await mkdir(out, { recursive: true });

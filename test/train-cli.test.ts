@@ -69,6 +69,21 @@ test('trains, writes a PEFT adapter, metrics, report; stop + --resume equals one
   const split = join(data, 'split');
   train(['--data', data, '--cte', cteFile, '--steps', '4', '--log-every', '1', '--out', split, '--lr', '1e-2', '--stop-after', '2']);
   assert.not.ok(existsSync(join(split, 'adapter')), 'no final adapter after a stop');
+  // Resume refuses what cannot change mid-run and a checkpoint that is not one.
+  const resumeFails = (args: string[], msg: RegExp) => {
+    const r = spawnSync('node', [CLI, '--model', MODEL, '--tokenizer', VOCAB, '--batch-size', '3', '--quiet', '--data', data, '--cte', cteFile, '--steps', '4', '--lr', '1e-2', '--resume', ...args], { encoding: 'utf8' });
+    assert.is.not(r.status, 0, args.join(' '));
+    assert.match(r.stderr, msg);
+  };
+  resumeFails(['--out', join(data, 'never')], /--resume: no checkpoint in \S+never\/checkpoint/);
+  resumeFails(['--out', split, '--rank', '4'], /--resume: --rank 4 differs from the checkpoint's 8/);
+  const stateFile = join(split, 'checkpoint', 'trainer_state.json');
+  const state = readFileSync(stateFile, 'utf8');
+  writeFileSync(stateFile, JSON.stringify({ ...JSON.parse(state), step: -1 }));
+  resumeFails(['--out', split], /trainer_state\.json: step must not be negative, got -1/);
+  writeFileSync(stateFile, JSON.stringify({ ...JSON.parse(state), cursor: 999 }));
+  resumeFails(['--out', split], /cursor 999 is past the \d+ training images/);
+  writeFileSync(stateFile, state);
   train(['--data', data, '--cte', cteFile, '--steps', '4', '--log-every', '1', '--out', split, '--lr', '1e-2', '--resume']);
   const a = parseSafetensors(readFileSync(join(straight, 'adapter', 'adapter_model.safetensors')));
   const b = parseSafetensors(readFileSync(join(split, 'adapter', 'adapter_model.safetensors')));
@@ -176,6 +191,14 @@ test('bad arguments fail with one line naming the flag', () => {
     [['--data', '/tmp', '--recipe', 'clip'], /--recipe must be one of nast, negbench, got "clip"/],
     [['--data', '/tmp', '--recipe', 'negbench', '--cte', 'x.json'], /--cte does not apply to --recipe negbench/],
     [['--data', '/tmp', '--cte', 'x.json', '--full-text'], /--full-text trains every text weight: use it with --recipe negbench or --uniform/],
+    // bounds at parse time, naming the flag (before: exit 0 with an untrained adapter, or internal names)
+    [['--data', '/tmp', '--uniform', '--steps', '0'], /--steps: must be at least 1, got 0/],
+    [['--data', '/tmp', '--uniform', '--steps', '-1'], /--steps: must be at least 1, got -1/],
+    [['--data', '/tmp', '--uniform', '--steps', '99999999999999999999'], /--steps: expected an integer below 2\^53/],
+    [['--data', '/tmp', '--uniform', '--epochs', '0'], /--epochs: must be greater than 0, got 0/],
+    [['--data', '/tmp', '--uniform', '--rank', '0'], /--rank: must be at least 1, got 0/],
+    [['--data', '/tmp', '--uniform', '--alpha', '-1'], /--alpha: must be greater than 0, got -1/],
+    [['--data', '/tmp', '--uniform', '--lr', '-1'], /--lr: must be greater than 0, got -1/],
   ] as [string[], RegExp][]) {
     try {
       train(args);

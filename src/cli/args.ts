@@ -15,6 +15,10 @@ export interface FlagSpec {
   default?: string | number | boolean;
   /** Shown in --help instead of the kind, e.g. "DIR". */
   meta?: string;
+  /** Bounds of a number or int flag, checked at parse time: min and max inclusive, above exclusive. */
+  min?: number;
+  max?: number;
+  above?: number;
 }
 
 export type FlagTable = Record<string, FlagSpec>;
@@ -32,7 +36,12 @@ function convert(flag: string, spec: FlagSpec, raw: string): string | number {
   if (spec.kind === 'string') return raw;
   const v = Number(raw);
   if (raw.trim() === '' || !Number.isFinite(v)) throw new UsageError(`--${flag}: expected a number, got ${JSON.stringify(raw)}`);
-  if (spec.kind === 'int' && !Number.isInteger(v)) throw new UsageError(`--${flag}: expected an integer, got ${JSON.stringify(raw)}`);
+  if (spec.kind === 'int' && !Number.isSafeInteger(v)) {
+    throw new UsageError(`--${flag}: expected an integer${Number.isInteger(v) ? ` below 2^53` : ''}, got ${JSON.stringify(raw)}`);
+  }
+  if (spec.min !== undefined && v < spec.min) throw new UsageError(`--${flag}: must be at least ${spec.min}, got ${raw}`);
+  if (spec.max !== undefined && v > spec.max) throw new UsageError(`--${flag}: must be at most ${spec.max}, got ${raw}`);
+  if (spec.above !== undefined && !(v > spec.above)) throw new UsageError(`--${flag}: must be greater than ${spec.above}, got ${raw}`);
   return v;
 }
 
