@@ -253,14 +253,14 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR [--recip
     }
     const images = batcher.images;
     if (checkpoint && checkpoint.loop.cursor > images.length) {
-      throw new Error(`${join(ckptDir, 'trainer_state.json')}: cursor ${checkpoint.loop.cursor} is past the ${images.length} training images of ${folder}`);
+      throw new Error(`${join(checkpoint.folder, 'trainer_state.json')}: cursor ${checkpoint.loop.cursor} is past the ${images.length} training images of ${folder}`);
     }
     const steps = (f.steps as number | undefined) ?? Math.max(1, Math.round(((f.epochs as number | undefined) ?? 1) * batcher.perEpoch));
 
     const ctx = await nodeContext();
     // A full-text run resumes from the weights it checkpointed; LoRA from its adapter.
     const configPath = f.config as string | undefined;
-    const model = await loadClip(ctx, resume && fullText ? join(ckptDir, 'model') : modelPath, { configPath: resume && fullText ? undefined : configPath });
+    const model = await loadClip(ctx, checkpoint && fullText ? join(checkpoint.folder, 'model') : modelPath, { configPath: resume && fullText ? undefined : configPath });
     const tok = loadClipTokenizer(modelPath, f.tokenizer as string | undefined);
     const layers = model.config.text.layers;
     let scales: number[] | null = null;
@@ -274,7 +274,7 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR [--recip
       cteLayer = cte.cte_layer;
     }
     const lora = fullText ? null : resume
-      ? await loadLora(model, ckptDir)
+      ? await loadLora(model, checkpoint!.folder)
       : attachLora(model, { rank: f.rank as number, alpha: f.alpha as number, targets: (f.targets as string).split(',').map((s) => s.trim()) as LoraTarget[], seed: f.seed as number });
     const groups = fullText ? fullTextGroups(model, f['weight-decay'] as number) : null;
     // Where every trained text weight started, for the per-layer update norms of a full fine-tune.
@@ -345,15 +345,21 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR [--recip
       return { image, caption: ids.caption, claims: ids.choices, claimCount: example.choices.length, answer: example.answer };
     });
     const saveCkpt = async () => {
-      if (fullText) await saveClip(model, join(ckptDir, 'model'));
-      await saveCheckpoint(ckptDir, lora, await trainer.optimizer.state(), loop, modelPath, hparams);
+      const writeExtra = fullText ? (folder: string) => saveClip(model, join(folder, 'model')) : undefined;
+      await saveCheckpoint(ckptDir, lora, await trainer.optimizer.state(), loop, modelPath, hparams, { writeExtra });
     };
 
     await mkdir(out, { recursive: true });
     const metricsFile = join(out, 'metrics.jsonl');
+    // Ctrl-C or SIGTERM: finish the step, save a checkpoint, stop. A second signal while that
+    // runs must not kill a half-written save: it is answered, not obeyed.
     let stop = false;
-    const onSigint = () => { stop = true; };
-    process.once('SIGINT', onSigint);
+    const onSigint = (sig: NodeJS.Signals) => {
+      if (stop) process.stderr.write(`\ntrain: ${sig} again: still finishing the step and saving the checkpoint, please wait\n`);
+      stop = true;
+    };
+    process.on('SIGINT', onSigint);
+    process.on('SIGTERM', onSigint);
     const t0 = Date.now();
     const startStep = loop.step;
     let lastLoss = NaN;
@@ -411,9 +417,10 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR [--recip
         lastSaved = loop.step;
       }
     }
-    process.removeListener('SIGINT', onSigint);
     if (!f.quiet) process.stderr.write('\n');
     await saveCkpt();
+    process.removeListener('SIGINT', onSigint);
+    process.removeListener('SIGTERM', onSigint);
     const release = () => {
       imageTable.dispose();
       trainer.dispose();

@@ -59,7 +59,7 @@ test('CLIs keep Dawn\'s lines off stderr unless --verbose; --help lists --verbos
   assert.match(sub.stderr, /^data export: --data is required/);
 });
 
-test('SIGINT sent to the CLI\'s own pid reaches the run: train.js stops, saves its checkpoint, exits 130', async () => {
+test('SIGTERM then SIGINT sent to the CLI\'s own pid reach the run: train.js stops, saves a complete checkpoint despite the second signal, exits 130', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'dawn-quiet-'));
   mkdirSync(join(dir, 'images'));
   const records: unknown[] = [];
@@ -76,10 +76,15 @@ test('SIGINT sent to the CLI\'s own pid reaches the run: train.js stops, saves i
   const metrics = join(out, 'metrics.jsonl');
   for (let i = 0; i < 600 && !(existsSync(metrics) && readFileSync(metrics, 'utf8').includes('\n')); i++) await new Promise((r) => setTimeout(r, 100));
   assert.ok(existsSync(metrics), `no metrics after 60 s: ${stderr}`);
+  child.kill('SIGTERM');
+  // A second signal 20 ms later must not cut the save short.
+  await new Promise((r) => setTimeout(r, 20));
   child.kill('SIGINT');
   const code = await new Promise<number | null>((done) => child.on('close', (c) => done(c)));
   assert.is(code, 130, stderr);
+  assert.match(stderr, /SIGINT again: still finishing the step and saving the checkpoint, please wait/);
   assert.match(stderr, /interrupted at step \d+ of 100000; checkpoint saved/);
+  assert.ok(existsSync(join(out, 'checkpoint', readFileSync(join(out, 'checkpoint', 'current'), 'utf8').trim(), 'trainer_state.json')), 'a complete checkpoint');
   assert.not.match(stderr, /artificially reduced/);
 });
 

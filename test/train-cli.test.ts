@@ -52,7 +52,7 @@ test('trains, writes a PEFT adapter, metrics, report; stop + --resume equals one
   const cteFile = cte(data);
   const straight = join(data, 'straight');
   train(['--data', data, '--cte', cteFile, '--steps', '4', '--log-every', '1', '--out', straight, '--lr', '1e-2']);
-  for (const f of ['adapter/adapter_model.safetensors', 'adapter/adapter_config.json', 'metrics.jsonl', 'report.json', 'checkpoint/trainer_state.json']) {
+  for (const f of ['adapter/adapter_model.safetensors', 'adapter/adapter_config.json', 'metrics.jsonl', 'report.json', 'checkpoint/current']) {
     assert.ok(existsSync(join(straight, f)), f);
   }
   const lines = readFileSync(join(straight, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
@@ -77,7 +77,7 @@ test('trains, writes a PEFT adapter, metrics, report; stop + --resume equals one
   };
   resumeFails(['--out', join(data, 'never')], /--resume: no checkpoint in \S+never\/checkpoint/);
   resumeFails(['--out', split, '--rank', '4'], /--resume: --rank 4 differs from the checkpoint's 8/);
-  const stateFile = join(split, 'checkpoint', 'trainer_state.json');
+  const stateFile = join(split, 'checkpoint', readFileSync(join(split, 'checkpoint', 'current'), 'utf8').trim(), 'trainer_state.json');
   const state = readFileSync(stateFile, 'utf8');
   writeFileSync(stateFile, JSON.stringify({ ...JSON.parse(state), step: -1 }));
   resumeFails(['--out', split], /trainer_state\.json: step must not be negative, got -1/);

@@ -1,9 +1,14 @@
 /**
  * Training checkpoints: the PEFT adapter, the optimizer moments (safetensors) and the loop state
  * (JSON, written last so a folder with trainer_state.json is complete).
+ *
+ * Atomic as a set: each checkpoint is written into its own folder `step-NNNNNNNN/`, and only
+ * when that is complete does the one-line pointer file `current` switch to it (an atomic
+ * rename); the previous folder is removed after the switch. A crash at any point leaves
+ * `current` naming a complete checkpoint, never a mix of two steps.
  */
-import { existsSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { OptimizerState } from '../engine/index.js';
 import type { LoraSet } from '../models/lora.js';
@@ -21,28 +26,81 @@ export interface LoopState {
 
 const STATE = 'trainer_state.json';
 const MOMENTS = 'optimizer.safetensors';
+const POINTER = 'current';
+const FOLDER_RE = /^step-\d{8,}$/;
 
-/** `lora` null: the caller saved the trained weights into the folder itself (a full fine-tune). */
+/** Stages of a save, for tests that crash a save part-way (`onStage` throwing). */
+export type SaveStage = 'extra' | 'adapter' | 'moments' | 'state' | 'pointer';
+
+/**
+ * The folder of the checkpoint `current` names under `dir`, or null when there is none. A
+ * `dir` holding trainer_state.json itself (the layout before checkpoint folders) is its own.
+ */
+export function checkpointFolder(dir: string): string | null {
+  const ptr = join(dir, POINTER);
+  if (existsSync(ptr)) {
+    const name = readFileSync(ptr, 'utf8').trim();
+    if (!FOLDER_RE.test(name)) throw new Error(`${ptr}: expected a checkpoint folder name like step-00000100, got ${JSON.stringify(name.slice(0, 40))}`);
+    const folder = join(dir, name);
+    if (!existsSync(join(folder, STATE))) throw new Error(`${ptr} names ${name}, which holds no ${STATE}: the checkpoint is incomplete`);
+    return folder;
+  }
+  return existsSync(join(dir, STATE)) ? dir : null;
+}
+
+export interface SaveOptions {
+  /** Writes more into the new checkpoint folder first (a full fine-tune's weights). */
+  writeExtra?: (folder: string) => Promise<void>;
+  /** Called after each stage (tests throw here to crash the save part-way). */
+  onStage?: (stage: SaveStage) => void;
+}
+
+/**
+ * Writes a checkpoint of `loop.step` into a new folder under `dir` and then points `current`
+ * at it. `lora` null: `writeExtra` saves the trained weights (a full fine-tune). Returns the folder.
+ */
 export async function saveCheckpoint(
-  dir: string, lora: LoraSet | null, opt: OptimizerState, loop: LoopState, baseModel: string, hparams: Record<string, string | number | boolean> = {},
-): Promise<void> {
+  dir: string, lora: LoraSet | null, opt: OptimizerState, loop: LoopState, baseModel: string,
+  hparams: Record<string, string | number | boolean> = {}, opts: SaveOptions = {},
+): Promise<string> {
+  const name = `step-${String(loop.step).padStart(8, '0')}`;
+  const top = dir;
+  dir = join(top, name);
+  const stage = opts.onStage ?? (() => {});
+  await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
+  if (opts.writeExtra) await opts.writeExtra(dir);
+  stage('extra');
   if (lora) await saveLora(dir, lora, { baseModel });
+  stage('adapter');
   const tensors: Record<string, TensorToWrite> = {};
   opt.groups.forEach((g, i) => {
     g.m.forEach((m, k) => { tensors[`g${i}.m${k}`] = { dtype: 'F32', shape: [m.length], data: m }; });
     g.v.forEach((v, k) => { tensors[`g${i}.v${k}`] = { dtype: 'F32', shape: [v.length], data: v }; });
   });
   await writeSafetensorsFile(join(dir, MOMENTS), tensors);
+  stage('moments');
   const groups = opt.groups.map((g) => ({ name: g.name, lr: g.lr, weightDecay: g.weightDecay, gradScale: g.gradScale, params: g.m.length }));
   await writeFileAtomic(join(dir, STATE), JSON.stringify({ ...loop, optimizerStep: opt.step, groups, hparams }, null, 1) + '\n');
+  stage('state');
+  await writeFileAtomic(join(top, POINTER), `${name}\n`);
+  stage('pointer');
+  // Only now is the previous checkpoint superseded. (Files of the flat layout are left alone:
+  // the pointer takes precedence over them.)
+  for (const e of await readdir(top)) {
+    if (FOLDER_RE.test(e) && e !== name) await rm(join(top, e), { recursive: true, force: true });
+  }
+  return dir;
 }
 
 export function hasCheckpoint(dir: string): boolean {
-  return existsSync(join(dir, STATE));
+  return checkpointFolder(dir) !== null;
 }
 
-export async function loadCheckpointState(dir: string): Promise<{ loop: LoopState; optimizer: OptimizerState; hparams: Record<string, unknown> }> {
+/** Reads the current checkpoint under `dir`; `folder` is where its adapter (or model) lies. */
+export async function loadCheckpointState(top: string): Promise<{ loop: LoopState; optimizer: OptimizerState; hparams: Record<string, unknown>; folder: string }> {
+  const dir = checkpointFolder(top);
+  if (!dir) throw new Error(`${top}: no checkpoint (no ${POINTER} and no ${STATE})`);
   const file = join(dir, STATE);
   let j: {
     step: number; epoch: number; cursor: number; seed: number; optimizerStep: number;
@@ -69,5 +127,5 @@ export async function loadCheckpointState(dir: string): Promise<{ loop: LoopStat
     m: Array.from({ length: g.params }, (_, k) => get(`g${i}.m${k}`)),
     v: Array.from({ length: g.params }, (_, k) => get(`g${i}.v${k}`)),
   }));
-  return { loop: { step: j.step, epoch: j.epoch, cursor: j.cursor, seed: j.seed }, optimizer: { step: j.optimizerStep, groups }, hparams: j.hparams ?? {} };
+  return { loop: { step: j.step, epoch: j.epoch, cursor: j.cursor, seed: j.seed }, optimizer: { step: j.optimizerStep, groups }, hparams: j.hparams ?? {}, folder: dir };
 }
