@@ -9,7 +9,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
-import { dirname, extname, join, relative, resolve } from 'node:path';
+import { dirname, extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { runCli, UsageError, type FlagTable, type ParsedFlags } from './cli/args.js';
 import { buildProbePairs, checkAffirmatives, rngFor, shuffle, type AffirmativeMap } from './data/builders.js';
 import { KINDS, attempt, buildStudy, type BuildContext, type Domain, type Kind, type Problem } from './data/build-records.js';
@@ -47,6 +47,7 @@ const FLAGS: FlagTable = {
   'probe-severity': { kind: 'string', meta: 'WORD|any', help: 'present findings become probe pairs only with this severity (default: severe for CAD-Chest, any otherwise)' },
   'max-probe-pairs': { kind: 'int', meta: 'N', help: 'at most N probe pairs per split, half of each polarity where possible' },
   affirmatives: { kind: 'string', meta: 'FILE', help: 'JSON object condition -> affirmative alternative for paired MCQs (default: NAST Table 5; the world\'s own)' },
+  'allow-outside': { kind: 'boolean', help: 'accept image paths that resolve outside --images (or the input\'s folder), such as ../x.png or /abs/x.png' },
   'check-images': { kind: 'boolean', default: true, help: 'skip studies whose image file is missing (with a reason); --check-images=false keeps them' },
   'records-per-shard': { kind: 'int', default: 1024, help: 'records per shard file' },
   'world-count': { kind: 'int', default: 500, help: 'images of the miniature world to generate' },
@@ -194,6 +195,11 @@ async function buildCommand(): Promise<void> {
         studies = [];
         for (const s of result.studies) {
           const abs = resolve(imagesDir, s.image);
+          const inside = relative(imagesDir, abs);
+          if (!f['allow-outside'] && (inside === '..' || inside.startsWith(`..${sep}`) || isAbsolute(inside))) {
+            missingImages.push({ study: s.id, kind: 'image', reason: `image path ${JSON.stringify(s.image)} lies outside ${imagesDir} (--allow-outside accepts it)` });
+            continue;
+          }
           if (f['check-images'] && !(existsSync(abs) && statSync(abs).isFile())) {
             missingImages.push({ study: s.id, kind: 'image', reason: `image not found: ${abs}` });
             continue;

@@ -184,8 +184,12 @@ test('bad input: one clear line and the exit code (2 usage, 1 data)', async () =
   writeFileSync(badCsv, 'Path,Cardiomegaly\npatient00001/study1/view1_frontal.png,1\n');
   const allBad = join(TMP, 'all-bad.jsonl');
   writeFileSync(allBad, '{nope\n{"captions": ["x"]}\n');
+  // Image paths that leave the images folder are rejected (not opened later by eval.js).
+  const outside = join(TMP, 'outside.jsonl');
+  writeFileSync(outside, `${JSON.stringify({ image: '../../../../etc/hostname', caption: 'A dog.' })}\n${JSON.stringify({ image: '/etc/hostname', caption: 'A cat.' })}\n`);
   const out = join(TMP, 'never');
   const cases: [string[], RegExp, number][] = [
+    [['build', '--from', outside, '--images', IMAGES, '--out', out], /outside\.jsonl: no usable studies \(2 skipped; first: \S+: image path "\.\.\/\.\.\/\.\.\/\.\.\/etc\/hostname" lies outside .*--allow-outside accepts it/, 1],
     [[], /--from is required/, 2],
     [['frobnicate'], /unknown command "frobnicate"/, 2],
     [['build', '--from', 'world'], /--out is required/, 2],
