@@ -7,7 +7,7 @@
 //   /models/    models           the shipped models and the CLIP vocabulary
 // Usage: node scripts/serve.mjs [--port 8080] [--host 127.0.0.1] [--verbose]
 import { createReadStream, existsSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { dirname, extname, join, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -39,6 +39,16 @@ const TYPES = {
   '.safetensors': 'application/octet-stream',
 };
 
+/**
+ * Host names the server answers to: anything else is refused, so a page on another origin
+ * cannot reach it through DNS rebinding (its requests carry the attacker's host name).
+ */
+function hostAllowed(header, host) {
+  if (!header) return false;
+  const name = header.startsWith('[') ? header.slice(0, header.indexOf(']') + 1) : header.split(':')[0];
+  return ['127.0.0.1', 'localhost', '[::1]', host].includes(name.toLowerCase());
+}
+
 /** Maps a URL path to a file inside one mount, or null when it would leave the mount or is hidden. */
 function locate(mounts, urlPath) {
   let path;
@@ -55,7 +65,17 @@ function locate(mounts, urlPath) {
   const base = resolve(mount.dir);
   const file = resolve(base, rest);
   if (file !== base && !file.startsWith(base + sep)) return null;
-  return file;
+  return { file, base };
+}
+
+/** Whether `file`, with every symbolic link followed, still lies inside the mount `base`. */
+async function staysInside(file, base) {
+  try {
+    const [real, root] = await Promise.all([realpath(file), realpath(base)]);
+    return real === root || real.startsWith(root + sep);
+  } catch {
+    return false;
+  }
 }
 
 function send(res, status, text) {
@@ -70,14 +90,18 @@ function send(res, status, text) {
 export function startServer({ port = 8080, host = '127.0.0.1', mounts = DEFAULT_MOUNTS, verbose = false } = {}) {
   const server = createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    if (!hostAllowed(req.headers.host, host)) return send(res, 403, `forbidden: this server answers only to 127.0.0.1 / localhost, not ${JSON.stringify(req.headers.host ?? '')}`);
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, `method ${req.method} not allowed`);
     if (mounts.some((m) => m.prefix === `${url.pathname}/`)) {
       res.writeHead(301, { Location: `${url.pathname}/${url.search}` });
       return res.end();
     }
-    let file = locate(mounts, url.pathname);
-    if (!file) return send(res, 404, `not found: ${url.pathname}`);
+    const found = locate(mounts, url.pathname);
+    if (!found) return send(res, 404, `not found: ${url.pathname}`);
+    let file = found.file;
     try {
+      // Links are followed only where they stay inside the mount.
+      if (!(await staysInside(file, found.base))) return send(res, 404, `not found: ${url.pathname}`);
       let st = await stat(file);
       if (st.isDirectory()) {
         if (!url.pathname.endsWith('/')) {
@@ -85,6 +109,7 @@ export function startServer({ port = 8080, host = '127.0.0.1', mounts = DEFAULT_
           return res.end();
         }
         file = join(file, 'index.html');
+        if (!(await staysInside(file, found.base))) return send(res, 404, `not found: ${url.pathname}`);
         st = await stat(file);
       }
       if (!st.isFile()) return send(res, 404, `not found: ${url.pathname}`);
