@@ -98,6 +98,12 @@ export interface HfWeights {
  */
 export function hfWeights(src: WeightSource, cfg: ClipConfig): HfWeights {
   const keys = src.keys().filter((k) => !IGNORED.test(k));
+  // Each encoder layer holds 16 tensors: an absurd layer count (say 1e9) fails here, before
+  // the expected-key table for it is built.
+  const need = 16 * (cfg.text.layers + cfg.vision.layers);
+  if (need > keys.length) {
+    throw new WeightError(src.source, 'config', `text_config.num_hidden_layers ${cfg.text.layers} + vision_config.num_hidden_layers ${cfg.vision.layers} need at least ${need} tensors; the file holds ${keys.length}`);
+  }
   const expected = expectedHfShapes(cfg);
   const read = async (k: string): Promise<HostTensor> => ({ shape: [...src.shape(k)], data: await src.read(k) });
   let resolve: Map<string, Mapping>;

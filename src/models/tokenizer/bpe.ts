@@ -29,6 +29,9 @@ export interface Tokenizer {
 const CACHE_LIMIT = 100_000;
 
 /** OpenAI CLIP's byte-level BPE (`simple_tokenizer.py`) without the ftfy step. */
+/** Longest word (in byte-level symbols) the BPE merge loop takes; real words are far shorter. */
+const MAX_WORD = 2000;
+
 export class ClipTokenizer implements Tokenizer {
   readonly vocabSize: number;
   readonly sotId: number;
@@ -127,6 +130,11 @@ export class ClipTokenizer implements Tokenizer {
     const hit = this.cache.get(token);
     if (hit) return hit;
     const word = Array.from(token);
+    // The merge loop is quadratic in the word; a run of letters this long is not text, and
+    // merging only a part of it would give ids the reference tokenizer does not.
+    if (word.length > MAX_WORD) {
+      throw new RangeError(`tokenize: a word of ${word.length} bytes (over ${MAX_WORD}) starting ${JSON.stringify(token.slice(0, 24))}: not text CLIP's tokenizer can take in reasonable time`);
+    }
     word[word.length - 1] += '</w>';
     while (word.length > 1) {
       let best = -1;
