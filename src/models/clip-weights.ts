@@ -98,9 +98,9 @@ export interface HfWeights {
  */
 export function hfWeights(src: WeightSource, cfg: ClipConfig): HfWeights {
   const keys = src.keys().filter((k) => !IGNORED.test(k));
-  // Each encoder layer holds 16 tensors: an absurd layer count (say 1e9) fails here, before
-  // the expected-key table for it is built.
-  const need = 16 * (cfg.text.layers + cfg.vision.layers);
+  // Each encoder layer holds at least 12 tensors (16 in HF names, 12 with OpenAI's fused
+  // in_proj): an absurd layer count (say 1e9) fails here, before its key table is built.
+  const need = 12 * (cfg.text.layers + cfg.vision.layers);
   if (need > keys.length) {
     throw new WeightError(src.source, 'config', `text_config.num_hidden_layers ${cfg.text.layers} + vision_config.num_hidden_layers ${cfg.vision.layers} need at least ${need} tensors; the file holds ${keys.length}`);
   }
