@@ -2,7 +2,8 @@
  * `node dist/embed.js --model DIR --text "..." --image PATH [--json]`: CLIP text and image
  * embeddings and the image x text similarity matrix.
  */
-import { writeFileSync } from 'node:fs';
+import { writeFileAtomic } from './io/atomic-write-node.js';
+import { checkOutputFolder } from './cli/out-path-node.js';
 import { nodeContext } from './engine/node-gpu.js';
 import { loadClip, loadClipTokenizer } from './models/load-node.js';
 import { loadLora } from './models/peft-node.js';
@@ -38,6 +39,7 @@ await runCli('embed', 'usage: node dist/embed.js --model DIR [--adapter DIR] [--
     const texts = f.text as string[];
     const images = f.image as string[];
     if (texts.length === 0 && images.length === 0) throw new UsageError('nothing to embed: give at least one --text or --image');
+    if (f.out !== undefined) checkOutputFolder('out', f.out as string);
     const ctx = await nodeContext();
     const clip = await loadClip(ctx, model, { configPath: f.config as string | undefined });
     const lora = f.adapter ? await loadLora(clip, f.adapter as string) : null;
@@ -79,7 +81,7 @@ await runCli('embed', 'usage: node dist/embed.js --model DIR [--adapter DIR] [--
     clip.dispose();
     if (f.json || f.out) {
       const json = JSON.stringify({ texts: textOut, images: imageOut, logits_per_image: logits });
-      if (f.out) writeFileSync(f.out as string, json + '\n');
+      if (f.out) await writeFileAtomic(f.out as string, json + '\n');
       else process.stdout.write(json + '\n');
       return;
     }

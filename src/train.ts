@@ -271,6 +271,9 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR [--recip
       if (note) process.stderr.write(`train: ${note}\n`);
       if (cte.layers !== layers) throw new Error(`${f.cte}: traced a text encoder of ${cte.layers} layers, the model has ${layers}`);
       scales = layerScales(cte.alpha, (f.beta as number | undefined) ?? cte.beta);
+      if (scales.every((x) => x === 0)) {
+        throw new Error(`${f.cte}: alpha is 0 for every layer (${cte.alpha.join(', ')}), so no layer would train; re-trace, or train with --uniform`);
+      }
       cteLayer = cte.cte_layer;
     }
     const lora = fullText ? null : resume

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { gpu } from './helpers/gpu.js';
 import { loadClip } from '../src/models/load-node.js';
 import { ClipTokenizer } from '../src/models/tokenizer/index.js';
+import { parseHfConfig } from '../src/models/clip-config.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MODEL = join(ROOT, 'test', 'fixtures', 'clip', 'tiny-hf');
@@ -30,6 +31,12 @@ test('BPE refuses a 100k-letter word instead of spending quadratic time on it', 
   const tok = ClipTokenizer.fromOpenAIGzip(new Uint8Array(readFileSync(join(ROOT, 'models', 'openai-bpe', 'bpe_simple_vocab_16e6.txt.gz'))));
   assert.throws(() => tok.encode(`a ${'x'.repeat(100_000)} b`), /tokenize: a word of 100000 bytes \(over 2000\) starting "xxxx/);
   assert.equal(tok.encode('a cat'), [320, 2368]);
+});
+
+test('layer_norm_eps must be positive, named with its file and key', () => {
+  const cfg = JSON.parse(readFileSync(join(MODEL, 'config.json'), 'utf8'));
+  cfg.vision_config.layer_norm_eps = -1;
+  assert.throws(() => parseHfConfig(cfg, 'my/config.json'), /my\/config\.json: vision_config\.layer_norm_eps: expected a positive number, got -1/);
 });
 
 test.run();

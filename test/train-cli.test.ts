@@ -209,4 +209,20 @@ test('bad arguments fail with one line naming the flag', () => {
   }
 });
 
+test('messages: a missing --out folder fails before any work; an all-zero alpha in cte.json before training', async () => {
+  const e = spawnSync('node', [EMBED, '--model', MODEL, '--tokenizer', VOCAB, '--text', 'a', '--out', '/nonexistent-folder/x.json'], { encoding: 'utf8' });
+  assert.is(e.status, 2);
+  assert.match(e.stderr, /--out \/nonexistent-folder\/x\.json: the folder \/nonexistent-folder does not exist/);
+  const ev = spawnSync('node', [join(ROOT, 'build', 'src', 'eval.js'), '--model', MODEL, '--data', '/tmp', '--out', '/nonexistent-folder/r.json'], { encoding: 'utf8' });
+  assert.is(ev.status, 2);
+  assert.match(ev.stderr, /--out \/nonexistent-folder\/r\.json: the folder \/nonexistent-folder does not exist/);
+  const data = await dataset();
+  const file = join(data, 'zero.json');
+  writeFileSync(file, JSON.stringify({ version: 2, layers: 2, positions: 'differ', beta: 1, pairs: [], skipped: [], cte_mean: [[0], [0], [0]], cte_embeddings: 0, cte_layer: [0, 0], alpha: [0, 0] }));
+  const r = spawnSync('node', [CLI, '--model', MODEL, '--tokenizer', VOCAB, '--batch-size', '3', '--quiet', '--data', data, '--cte', file, '--steps', '2', '--out', join(data, 'z')], { encoding: 'utf8' });
+  assert.is(r.status, 1);
+  assert.match(r.stderr, /zero\.json: alpha is 0 for every layer \(0, 0\), so no layer would train/);
+  assert.not.ok(existsSync(join(data, 'z', 'checkpoint')), 'stopped before training');
+});
+
 test.run();

@@ -59,6 +59,12 @@ function num(src: string, obj: Json, key: string, prefix: string, dflt: number, 
   return v;
 }
 
+function positive(src: string, obj: Json, key: string, prefix: string, dflt: number): number {
+  const v = num(src, obj, key, prefix, dflt, false);
+  if (!(v > 0)) throw new ConfigError(src, `${prefix}${key}`, `expected a positive number, got ${JSON.stringify(v)}`);
+  return v;
+}
+
 function activation(src: string, obj: Json, prefix: string): Activation {
   const v = obj.hidden_act ?? 'quick_gelu';
   const a = typeof v === 'string' ? ACTIVATIONS[v] : undefined;
@@ -77,7 +83,7 @@ function tower(src: string, obj: Json, prefix: string, d: { hidden: number; inte
     intermediateSize: num(src, obj, 'intermediate_size', prefix, d.inter),
     layers: num(src, obj, 'num_hidden_layers', prefix, d.layers),
     heads,
-    layerNormEps: num(src, obj, 'layer_norm_eps', prefix, 1e-5, false),
+    layerNormEps: positive(src, obj, 'layer_norm_eps', prefix, 1e-5),
     activation: activation(src, obj, prefix),
   };
 }
