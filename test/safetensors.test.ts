@@ -239,6 +239,11 @@ test('corrupt files: errors name the file and the key', async () => {
   await expectError(rawFile({ __metadata__: { format: 1 } }, 0), '__metadata__', /value of "format" is not a string/);
   await expectError(rawFile({ __metadata__: 'pt' }, 0), '__metadata__', /is not an object/);
   await expectError(rawFile({ a: { dtype: 'F32', shape: [2 ** 40, 2 ** 20], data_offsets: [0, 4] } }, 4), 'a', /too large/);
+  // The format allows no holes, no trailing bytes, and no key twice.
+  await expectError(rawFile({ a: good.a, c: { dtype: 'F32', shape: [1], data_offsets: [12, 16] } }, 16), 'c', /bytes \[8, 12\) before it belong to no tensor/);
+  await expectError(rawFile({ c: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, 8), 'c', /bytes \[0, 4\) before it belong to no tensor/);
+  await expectError(rawFile(good, 20), undefined, /6 bytes after the last tensor belong to none/);
+  await expectError(rawFile('{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}', 4), 'a', /appears twice in the header/);
   // Zero-byte tensors sit anywhere without overlapping.
   parseSafetensors(rawFile({ a: good.a, z: { dtype: 'F32', shape: [0], data_offsets: [4, 4] } }, 8));
 });

@@ -170,8 +170,45 @@ export function parseHeader(json: Uint8Array, fileSize: number, source: string):
       throw new SafetensorsError(source, cur.key,
         `data_offsets [${cur.begin}, ${cur.end}] overlap those of ${JSON.stringify(prev.key)} [${prev.begin}, ${prev.end}]`);
     }
+    if (cur.begin > prev.end) {
+      throw new SafetensorsError(source, cur.key, `bytes [${prev.end}, ${cur.begin}) before it belong to no tensor (the format allows no holes)`);
+    }
   }
+  if (ranges.length > 0 && ranges[0].begin > 0) {
+    throw new SafetensorsError(source, ranges[0].key, `bytes [0, ${ranges[0].begin}) before it belong to no tensor (the format allows no holes)`);
+  }
+  const used = ranges.length > 0 ? ranges[ranges.length - 1].end : 0;
+  if (used < dataBytes) {
+    throw new SafetensorsError(source, undefined, `${dataBytes - used} bytes after the last tensor belong to none (trailing data; the format allows none)`);
+  }
+  const dup = duplicateTopLevelKey(text);
+  if (dup !== null) throw new SafetensorsError(source, dup, 'appears twice in the header (JSON.parse would keep only the last)');
   return { source, headerLength, dataStart, fileSize, metadata, tensors };
+}
+
+/** The first key that appears twice at the top level of a JSON object's text, or null. */
+function duplicateTopLevelKey(text: string): string | null {
+  const seen = new Set<string>();
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      if (depth === 1) {
+        let k = j + 1;
+        while (/\s/.test(text[k] ?? '')) k++;
+        if (text[k] === ':') {
+          const key = JSON.parse(text.slice(i, j + 1)) as string;
+          if (seen.has(key)) return key;
+          seen.add(key);
+        }
+      }
+      i = j;
+    } else if (c === '{' || c === '[') depth++;
+    else if (c === '}' || c === ']') depth--;
+  }
+  return null;
 }
 
 /** Header of a whole file held in memory. */
