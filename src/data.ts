@@ -216,7 +216,15 @@ async function buildCommand(): Promise<void> {
       }
       if (studies.length === 0) {
         const why = [...skipped.map((s) => `row ${s.row}: ${s.reason}`), ...missingImages.map((m) => `${m.study}: ${m.reason}`)];
-        throw new Error(`${from}: no usable studies${why.length ? ` (${why.length} skipped; first: ${why[0]})` : ''}`);
+        // The commonest reason says more than the first one; paths and ids make every reason
+        // unique, so they are compared with quoted parts and numbers blanked out.
+        const reasons = [...skipped.map((s) => s.reason), ...missingImages.map((m) => m.reason)];
+        const shape = (r: string) => r.replace(/"[^"]*"|\/\S+|\d+/g, '_');
+        const counts = new Map<string, number>();
+        for (const r of reasons) counts.set(shape(r), (counts.get(shape(r)) ?? 0) + 1);
+        const [top, n] = [...counts].sort((a, b) => b[1] - a[1])[0] ?? ['', 0];
+        const commonest = n > 1 ? `; most often (${n}x): ${why[reasons.findIndex((r) => shape(r) === top)]}` : '';
+        throw new Error(`${from}: no usable studies${why.length ? ` (${why.length} skipped; first: ${why[0]}${commonest})` : ''}`);
       }
 
       // ---- splits and builders

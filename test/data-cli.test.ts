@@ -187,8 +187,11 @@ test('bad input: one clear line and the exit code (2 usage, 1 data)', async () =
   // Image paths that leave the images folder are rejected (not opened later by eval.js).
   const outside = join(TMP, 'outside.jsonl');
   writeFileSync(outside, `${JSON.stringify({ image: '../../../../etc/hostname', caption: 'A dog.' })}\n${JSON.stringify({ image: '/etc/hostname', caption: 'A cat.' })}\n`);
+  const mostly = join(TMP, 'mostly-missing.jsonl');
+  writeFileSync(mostly, `{nope\n${JSON.stringify({ image: 'a/missing1.png', caption: 'A dog.' })}\n${JSON.stringify({ image: 'b/missing2.png', caption: 'A cat.' })}\n`);
   const out = join(TMP, 'never');
   const cases: [string[], RegExp, number][] = [
+    [['build', '--from', mostly, '--images', IMAGES, '--out', out], /no usable studies \(3 skipped; first: row 1: not valid JSON.*; most often \(2x\): \S+: image not found: \S+missing1\.png\)/, 1],
     [['build', '--from', outside, '--images', IMAGES, '--out', out], /outside\.jsonl: no usable studies \(2 skipped; first: \S+: image path "\.\.\/\.\.\/\.\.\/\.\.\/etc\/hostname" lies outside .*--allow-outside accepts it/, 1],
     [[], /--from is required/, 2],
     [['frobnicate'], /unknown command "frobnicate"/, 2],

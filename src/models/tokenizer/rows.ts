@@ -27,7 +27,7 @@ export function packRows(
     if (total > contextLength && !truncate) {
       throw new Error(
         `tokenize: text ${JSON.stringify(firstChars(text, 60))} is ${total} tokens with ${names.sot} and ${names.eot}, ` +
-          `longer than the context length ${contextLength} (pass { truncate: true } to cut it)`,
+          `longer than the context length ${contextLength} (embed.js --truncate, or { truncate: true } in code, cuts it)`,
       );
     }
     const row = i * contextLength;
