@@ -176,6 +176,16 @@ test('evaluateClip on a built world split agrees with a direct, unbatched comput
     assert.ok(report.retrieval.r1 <= report.retrieval.r5);
     assert.is(report.counts.truncatedTexts, 0);
     inProcess = report;
+    // Non-finite embeddings fail rather than reading as zero scores.
+    const broken = res.imageEmbeds.slice();
+    broken[3] = Number.NaN;
+    let msg = '';
+    try {
+      await evaluateClip(clip, records, { tokenizer: tok, batchSize: 7, imageEmbeds: broken });
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    assert.match(msg, /non-finite (caption similarities \d+\.\.\d+|image embeddings) \(NaN at element \d+\)/);
   } finally {
     clip.dispose();
   }

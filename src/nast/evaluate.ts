@@ -352,6 +352,12 @@ function checkBatchSize(b: number): number {
  * Scores every record with the model as it is (attach or detach LoRA before calling). Each batch
  * runs without autograd and is read back once.
  */
+/** Metrics of NaN scores would read as plain zeros: fail instead, saying where. */
+function requireFinite(data: Float32Array, what: string): void {
+  const bad = data.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) throw new EvalInputError(`the model gave non-finite ${what} (${data[bad]} at element ${bad}): its weights or adapter are broken`);
+}
+
 export async function evaluateClip(model: ClipModel, records: readonly EvalRecord[], opts: EvaluateOptions): Promise<EvaluateResult> {
   const plan = planEvaluation(records);
   if (planIsEmpty(plan)) throw new EvalInputError('no records to evaluate (no captions, claim sets or MCQs)');
@@ -391,6 +397,7 @@ export async function evaluateClip(model: ClipModel, records: readonly EvalRecor
       const sim = noGrad(() => scope(ctx, () => matmul(l2Normalize(model.encodeText(ids, qs.length).embeds, -1), imgT, { transB: true })));
       const data = await sim.toArray();
       sim.dispose();
+      requireFinite(data as Float32Array, `caption similarities ${s}..${s + qs.length - 1}`);
       ranks.push(...targetRanks({ data, rows: qs.length, cols: nImg }, qs.map((q) => q.image)));
       opts.onProgress?.('captions', Math.min(s + batch, nq), nq);
     }
@@ -410,6 +417,8 @@ export async function evaluateClip(model: ClipModel, records: readonly EvalRecor
     opts.onProgress?.('options', Math.min(s + batch, nt), nt);
   }
 
+  requireFinite(imageEmbeds, 'image embeddings');
+  requireFinite(textEmbeds, 'text embeddings');
   const score = (t: number, i: number): number => {
     let acc = 0;
     const a = t * dim;
