@@ -5,7 +5,7 @@
  */
 import { makeKernel, WGSL_LINEAR, type Kernel, type UniformType, memoKernel } from './kernel.js';
 import {
-  ACT_WGSL, bindings, MATMUL_FIELDS, RB_LANES, regblockShape, SCALAR_EPILOGUE, specName, STORAGE, type MatmulSpec,
+  ACT_WGSL, bindings, MATMUL_FIELDS, RB_LANES, regblockShape, specName, STORAGE, type MatmulSpec,
 } from './matmul.js';
 
 /**

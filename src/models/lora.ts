@@ -94,11 +94,6 @@ export function loraModuleName(tower: LoraTower, layer: number, target: LoraTarg
   return `${TOWER_PREFIX[tower]}.encoder.layers.${layer}.${part}`;
 }
 
-/** The PEFT key prefix of a module: `base_model.model.` + its CLIPModel name. */
-export function peftKeyPrefix(tower: LoraTower, layer: number, target: LoraTarget): string {
-  return PEFT_PREFIX + loraModuleName(tower, layer, target);
-}
-
 const MODULE_RE = /^(text_model|vision_model)\.encoder\.layers\.(\d+)\.(?:self_attn\.(q_proj|k_proj|v_proj|out_proj)|mlp\.(fc1|fc2))$/;
 
 /** The inverse of `loraModuleName`; null for any other name. */

@@ -17,7 +17,7 @@ import {
 } from './lora.js';
 import { firstNonFinite } from './errors.js';
 import type { ClipModel } from './clip.js';
-import { isFloatDtype, parseSafetensors, serializeSafetensors, type SafetensorsSource, type TensorToWrite } from './safetensors.js';
+import { isFloatDtype, parseSafetensors, type SafetensorsSource, type TensorToWrite } from './safetensors.js';
 
 export const ADAPTER_CONFIG_NAME = 'adapter_config.json';
 export const ADAPTER_WEIGHTS_NAME = 'adapter_model.safetensors';
@@ -79,13 +79,6 @@ export async function adapterTensors(set: LoraSet): Promise<Record<string, Tenso
     out[`${m.key}.lora_B.weight`] = { dtype: 'F32', shape: [...b.shape], data: (await b.toArray()) as Float32Array };
   }
   return out;
-}
-
-/** Both files of an adapter as bytes / text. */
-export async function serializeLoraAdapter(set: LoraSet, opts: SaveAdapterOptions = {}): Promise<{ config: string; weights: Uint8Array }> {
-  if (set.disposed) throw new AdapterError(ADAPTER_WEIGHTS_NAME, undefined, 'cannot save a disposed (or merged) LoRA set');
-  const weights = serializeSafetensors(await adapterTensors(set), { format: 'pt' });
-  return { config: serializeAdapterConfig(buildAdapterConfig(set, opts)), weights };
 }
 
 // ---------------------------------------------------------------------------------------------

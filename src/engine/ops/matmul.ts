@@ -165,11 +165,6 @@ function regblockTuning(M: number, N: number, K: number, batch: number, subgroup
   return t;
 }
 
-/** The kernel spec matmul dispatches for a problem on `ctx` (benchmarks print its name). */
-export function matmulSpecFor(ctx: GpuContext, transA: boolean, transB: boolean, M: number, N: number, K: number, batch = 1): MatmulSpec {
-  return matmulPlanFor(ctx, transA, transB, M, N, K, batch).spec;
-}
-
 const dummies = new WeakMap<GpuContext, { read: BufferRange; write: BufferRange }>();
 
 /** Bindings for an absent bias / pre-activation output (kept out of the pool's accounting). */
