@@ -3,7 +3,7 @@
  * embeddings and the image x text similarity matrix.
  */
 import { writeFileAtomic } from './io/atomic-write-node.js';
-import { checkOutputFolder } from './cli/out-path-node.js';
+import { prepareOutputFolder } from './cli/out-path-node.js';
 import { nodeContext } from './engine/node-gpu.js';
 import { loadClip, loadClipTokenizer } from './models/load-node.js';
 import { loadLora } from './models/peft-node.js';
@@ -39,7 +39,7 @@ await runCli('embed', 'usage: node dist/embed.js --model DIR [--adapter DIR] [--
     const texts = f.text as string[];
     const images = f.image as string[];
     if (texts.length === 0 && images.length === 0) throw new UsageError('nothing to embed: give at least one --text or --image');
-    if (f.out !== undefined) checkOutputFolder('out', f.out as string);
+    if (f.out !== undefined) prepareOutputFolder('out', f.out as string);
     const ctx = await nodeContext();
     const clip = await loadClip(ctx, model, { configPath: f.config as string | undefined });
     const lora = f.adapter ? await loadLora(clip, f.adapter as string) : null;

@@ -13,7 +13,7 @@ import type { ClipModel } from './models/clip.js';
 import type { LoraSet } from './models/lora.js';
 import { WordTokenizer, WORD_TOKENIZER_FORMAT, type Tokenizer } from './models/tokenizer/index.js';
 import { stderrIsTty } from './cli/dawn-quiet-node.js';
-import { checkOutputFolder } from './cli/out-path-node.js';
+import { prepareOutputFolder } from './cli/out-path-node.js';
 import { runCli, UsageError, type FlagTable } from './cli/args.js';
 import { imageConfigFor, loadPixels } from './cli/images-node.js';
 import { checkImagesExist, openDatasetSplit, parseSplitName } from './data/dataset-node.js';
@@ -100,7 +100,7 @@ await runCli('eval', 'usage: node dist/eval.js --model DIR [--adapter DIR] (--da
     const model = f.model as string | undefined;
     const data = f.data as string | undefined;
     if (!model) throw new UsageError('--model is required (a CLIP folder or .safetensors file)');
-    if (f.out !== undefined) checkOutputFolder('out', f.out as string);
+    if (f.out !== undefined) prepareOutputFolder('out', f.out as string);
     const benchFiles = { negbenchMcq: f['negbench-mcq'] as string | undefined, negbenchRetrieval: f['negbench-retrieval'] as string | undefined, nastMcq: f['nast-mcq'] as string | undefined, imageRoot: f['image-root'] as string | undefined };
     const anyBench = Boolean(benchFiles.negbenchMcq || benchFiles.negbenchRetrieval || benchFiles.nastMcq);
     if (!data && !anyBench) throw new UsageError('--data is required (a folder written by node dist/data.js build), or a benchmark file (--negbench-mcq, --negbench-retrieval, --nast-mcq)');

@@ -209,13 +209,15 @@ test('bad arguments fail with one line naming the flag', () => {
   }
 });
 
-test('messages: a missing --out folder fails before any work; an all-zero alpha in cte.json before training', async () => {
-  const e = spawnSync('node', [EMBED, '--model', MODEL, '--tokenizer', VOCAB, '--text', 'a', '--out', '/nonexistent-folder/x.json'], { encoding: 'utf8' });
+test('messages: an --out folder that cannot be made fails before any work; an all-zero alpha in cte.json before training', async () => {
+  const blocker = join(mkdtempSync(join(tmpdir(), 'out-')), 'a-file');
+  writeFileSync(blocker, 'not a folder');
+  const e = spawnSync('node', [EMBED, '--model', MODEL, '--tokenizer', VOCAB, '--text', 'a', '--out', join(blocker, 'x.json')], { encoding: 'utf8' });
   assert.is(e.status, 2);
-  assert.match(e.stderr, /--out \/nonexistent-folder\/x\.json: the folder \/nonexistent-folder does not exist/);
-  const ev = spawnSync('node', [join(ROOT, 'build', 'src', 'eval.js'), '--model', MODEL, '--data', '/tmp', '--out', '/nonexistent-folder/r.json'], { encoding: 'utf8' });
+  assert.match(e.stderr, /--out \S+a-file\/x\.json: cannot create the folder \S+a-file \((ENOTDIR|EEXIST)\); nothing was computed/);
+  const ev = spawnSync('node', [join(ROOT, 'build', 'src', 'eval.js'), '--model', MODEL, '--data', '/tmp', '--out', join(blocker, 'sub', 'r.json')], { encoding: 'utf8' });
   assert.is(ev.status, 2);
-  assert.match(ev.stderr, /--out \/nonexistent-folder\/r\.json: the folder \/nonexistent-folder does not exist/);
+  assert.match(ev.stderr, /--out \S+r\.json: cannot create the folder \S+a-file\/sub/);
   const data = await dataset();
   const file = join(data, 'zero.json');
   writeFileSync(file, JSON.stringify({ version: 2, layers: 2, positions: 'differ', beta: 1, pairs: [], skipped: [], cte_mean: [[0], [0], [0]], cte_embeddings: 0, cte_layer: [0, 0], alpha: [0, 0] }));

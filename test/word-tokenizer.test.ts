@@ -79,7 +79,7 @@ test('truncation: too long throws unless truncate, which keeps the first ids and
   assert.is(ids.length, 9);
   // 9 words + start + end fit exactly in 11.
   assert.equal(Array.from(tok.tokenize([text], { contextLength: 11 })), [tok.sotId, ...ids, tok.eotId]);
-  assert.throws(() => tok.tokenize([text], { contextLength: 10 }), /is 11 tokens with \[sot\] and \[eot\], longer than the context length 10 \(pass \{ truncate: true \}/);
+  assert.throws(() => tok.tokenize([text], { contextLength: 10 }), /is 11 tokens with \[sot\] and \[eot\], longer than the context length 10 \(embed\.js --truncate, or \{ truncate: true \} in code, cuts it\)/);
   assert.equal(Array.from(tok.tokenize([text], { contextLength: 6, truncate: true })), [tok.sotId, ...ids.slice(0, 4), tok.eotId]);
   assert.equal(Array.from(tok.tokenize(['a'], { contextLength: 2, truncate: true })), [tok.sotId, tok.eotId]);
 });

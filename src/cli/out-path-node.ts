@@ -1,12 +1,17 @@
-/** Node-only: checks an output path's folder before the work whose result goes there. */
-import { existsSync, statSync } from 'node:fs';
+/** Node-only: makes an output path's folder before the work whose result goes there. */
+import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { UsageError } from './args.js';
 
-/** Throws a usage error naming the flag when the folder `file` would be written into is missing. */
-export function checkOutputFolder(flag: string, file: string): void {
+/**
+ * Creates the folder `file` will be written into (as the write would), now rather than after
+ * the work, and throws a usage error naming the flag when that is impossible.
+ */
+export function prepareOutputFolder(flag: string, file: string): void {
   const dir = dirname(resolve(file));
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-    throw new UsageError(`--${flag} ${file}: the folder ${dir} does not exist (create it first; nothing was computed)`);
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw new UsageError(`--${flag} ${file}: cannot create the folder ${dir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); nothing was computed`);
   }
 }
