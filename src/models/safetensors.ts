@@ -5,6 +5,7 @@
  * raw little-endian data; offsets are relative to the first byte after the header.
  */
 import { getFloat16, setFloat16 } from '@petamoriken/float16';
+import { duplicateTopLevelKey } from './json-keys.js';
 
 export type SafetensorsDtype =
   | 'BOOL' | 'U8' | 'I8' | 'F8_E4M3' | 'F8_E5M2' | 'I16' | 'U16' | 'F16' | 'BF16'
@@ -184,31 +185,6 @@ export function parseHeader(json: Uint8Array, fileSize: number, source: string):
   const dup = duplicateTopLevelKey(text);
   if (dup !== null) throw new SafetensorsError(source, dup, 'appears twice in the header (JSON.parse would keep only the last)');
   return { source, headerLength, dataStart, fileSize, metadata, tensors };
-}
-
-/** The first key that appears twice at the top level of a JSON object's text, or null. */
-function duplicateTopLevelKey(text: string): string | null {
-  const seen = new Set<string>();
-  let depth = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (c === '"') {
-      let j = i + 1;
-      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
-      if (depth === 1) {
-        let k = j + 1;
-        while (/\s/.test(text[k] ?? '')) k++;
-        if (text[k] === ':') {
-          const key = JSON.parse(text.slice(i, j + 1)) as string;
-          if (seen.has(key)) return key;
-          seen.add(key);
-        }
-      }
-      i = j;
-    } else if (c === '{' || c === '[') depth++;
-    else if (c === '}' || c === ']') depth--;
-  }
-  return null;
 }
 
 /** Header of a whole file held in memory. */
