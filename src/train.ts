@@ -236,11 +236,17 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR [--recip
       targets: f.targets as string, 'full-text': fullText, seed: f.seed as number,
     };
     if (checkpoint) {
-      const fixed = ['recipe', 'rank', 'alpha', 'targets', 'full-text', 'seed', 'batch-size'];
+      // The adapter's shape comes from the checkpoint, so rank, alpha and targets matter only
+      // when given; the data order depends on the others, given or defaulted.
+      const adapterShape = ['rank', 'alpha', 'targets'];
+      const dataOrder = ['recipe', 'full-text', 'seed', 'batch-size'];
       for (const [k, was] of Object.entries(checkpoint.hparams)) {
         const now = hparams[k];
         if (now === undefined || now === was) continue;
-        if (fixed.includes(k)) throw new UsageError(`--resume: --${k} ${now} differs from the checkpoint's ${was} (${ckptDir}); it cannot change mid-run`);
+        if (adapterShape.includes(k) && !given(k)) continue;
+        if (adapterShape.includes(k) || dataOrder.includes(k)) {
+          throw new UsageError(`--resume: --${k} ${now} differs from the checkpoint's ${was} (${ckptDir}); it cannot change mid-run${given(k) ? '' : ` (pass --${k} ${was} as the run did)`}`);
+        }
         process.stderr.write(`train: --resume: --${k} is now ${now} (the checkpoint's run had ${was})\n`);
       }
     }
