@@ -2,7 +2,7 @@
  * Training checkpoints: the PEFT adapter, the optimizer moments (safetensors) and the loop state
  * (JSON, written last so a folder with trainer_state.json is complete).
  *
- * Atomic as a set: each checkpoint is written into its own folder `step-NNNNNNNN/`, and only
+ * Atomic as a set: each checkpoint is written into its own folder `step-NNNNNNNN-<id>/`, and only
  * when that is complete does the one-line pointer file `current` switch to it (an atomic
  * rename); the previous folder is removed after the switch. A crash at any point leaves
  * `current` naming a complete checkpoint, never a mix of two steps.
@@ -27,7 +27,7 @@ export interface LoopState {
 const STATE = 'trainer_state.json';
 const MOMENTS = 'optimizer.safetensors';
 const POINTER = 'current';
-const FOLDER_RE = /^step-\d{8,}$/;
+const FOLDER_RE = /^step-\d{8,}(?:-[a-z0-9]+)?$/;
 
 /** Stages of a save, for tests that crash a save part-way (`onStage` throwing). */
 export type SaveStage = 'extra' | 'adapter' | 'moments' | 'state' | 'pointer';
@@ -60,14 +60,14 @@ export interface SaveOptions {
  * at it. `lora` null: `writeExtra` saves the trained weights (a full fine-tune). Returns the folder.
  */
 export async function saveCheckpoint(
-  dir: string, lora: LoraSet | null, opt: OptimizerState, loop: LoopState, baseModel: string,
+  top: string, lora: LoraSet | null, opt: OptimizerState, loop: LoopState, baseModel: string,
   hparams: Record<string, string | number | boolean> = {}, opts: SaveOptions = {},
 ): Promise<string> {
-  const name = `step-${String(loop.step).padStart(8, '0')}`;
-  const top = dir;
-  dir = join(top, name);
+  // A fresh name every save: a second save at the same step (a stop right after --resume) must
+  // not clear the folder `current` still names.
+  const name = `step-${String(loop.step).padStart(8, '0')}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+  const dir = join(top, name);
   const stage = opts.onStage ?? (() => {});
-  await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   if (opts.writeExtra) await opts.writeExtra(dir);
   stage('extra');
