@@ -97,7 +97,7 @@ test('ops encode lazily: one submission for a chain of ops', async () => {
 
 test('a GPU validation error surfaces as a thrown error naming the op', async () => {
   const ctx = await gpu();
-  const broken = makeKernel('broken-kernel', [['n', 'u32']], ['rw'], '@group(0) @binding(1) var<storage, read_write> Y: array<f32>;\n@compute @workgroup_size(64) fn main() { Y[0] = undefined_symbol; }');
+  const broken = makeKernel('broken-kernel', [['n', 'u32']], [['Y', 'rw', 'f32']], '@compute @workgroup_size(64) fn main() { Y[0] = undefined_symbol; }');
   const y = empty(ctx, [4]);
   ctx.withOp('my-broken-op', () => ctx.dispatch(broken, [4], [y.range('t')], [1]));
   try {

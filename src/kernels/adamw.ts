@@ -4,7 +4,7 @@
  * and the arena length is a multiple of 64 floats), so every kernel works on vec4s: lavapipe
  * pays per storage access, not per byte, and GPUs like the wide loads too.
  */
-import { makeKernel, WGSL_LINEAR, type Kernel, memoKernel } from './kernel.js';
+import { makeKernel, type Kernel, memoKernel } from './kernel.js';
 
 export const ADAMW_WG = 256;
 /** vec4s each invocation of the first norm stage sums (256 floats). */
@@ -28,28 +28,21 @@ export const CLIP_EPS = 1e-6;
  * clipping needs no readback.
  */
 function adamwKernelBuild(clip: boolean): Kernel {
-  const storage = clip ? (['rw', 'read', 'rw', 'rw', 'read'] as const) : (['rw', 'read', 'rw', 'rw'] as const);
+  const v = 'vec4<f32>';
   return makeKernel(
     `adamw${clip ? '.clip' : ''}`,
     [['n', 'u32'], ['decay', 'f32'], ['stepSize', 'f32'], ['invSqrtBc2', 'f32'], ['b1', 'f32'], ['b2', 'f32'], ['omb1', 'f32'], ['omb2', 'f32'], ['eps', 'f32'], ['scale', 'f32'], ['maxNorm', 'f32']],
-    storage,
-    `@group(0) @binding(1) var<storage, read_write> P: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> G: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> M: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> V: array<vec4<f32>>;
-${clip ? '@group(0) @binding(5) var<storage, read> S: array<f32>;\n' : ''}${WGSL_LINEAR}
-@compute @workgroup_size(${ADAMW_WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = linearIndex(gid, nwg, ${ADAMW_WG}u);
-  if (i >= u.n) { return; }
-  ${clip ? `let s = u.scale * min(1.0, u.maxNorm / (S[0] + ${CLIP_EPS}));` : 'let s = u.scale;'}
+    [['P', 'rw', v], ['G', 'read', v], ['M', 'rw', v], ['V', 'rw', v], ...(clip ? [['S', 'read', 'f32'] as const] : [])],
+    {
+      linear: ADAMW_WG,
+      body: `  ${clip ? `let s = u.scale * min(1.0, u.maxNorm / (S[0] + ${CLIP_EPS}));` : 'let s = u.scale;'}
   let g = G[i] * s;
   let m = u.b1 * M[i] + u.omb1 * g;
   let v = u.b2 * V[i] + u.omb2 * g * g;
   M[i] = m;
   V[i] = v;
-  P[i] = P[i] * u.decay - u.stepSize * m / (sqrt(v) * u.invSqrtBc2 + u.eps);
-}`,
-    { workgroupSize: ADAMW_WG },
+  P[i] = P[i] * u.decay - u.stepSize * m / (sqrt(v) * u.invSqrtBc2 + u.eps);`,
+    },
   );
 }
 
@@ -60,14 +53,11 @@ ${clip ? '@group(0) @binding(5) var<storage, read> S: array<f32>;\n' : ''}${WGSL
  * dispatch per arena; every arena writes its partials into one shared buffer at `base`.
  */
 function sumSquaresKernelBuild(): Kernel {
-  return makeKernel('adamw.sumsq', [['n', 'u32'], ['parts', 'u32'], ['base', 'u32']], ['read', 'rw'], `
-@group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> OUT: array<f32>;
-${WGSL_LINEAR}
-@compute @workgroup_size(${SUMSQ_WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let k = linearIndex(gid, nwg, ${SUMSQ_WG}u);
-  if (k >= u.parts) { return; }
-  let lane = k % ${SUMSQ_WG}u;
+  return makeKernel('adamw.sumsq', [['n', 'u32'], ['parts', 'u32'], ['base', 'u32']], [['X', 'read', 'vec4<f32>'], ['OUT', 'rw', 'f32']], {
+      linear: SUMSQ_WG,
+      index: 'k',
+      bound: 'u.parts',
+      body: `  let lane = k % ${SUMSQ_WG}u;
   let start = (k - lane) * ${SUMSQ_ITEMS}u + lane;
   var acc = vec4<f32>(0.0);
   for (var j = 0u; j < ${SUMSQ_ITEMS}u; j++) {
@@ -77,8 +67,8 @@ ${WGSL_LINEAR}
       acc += x * x;
     }
   }
-  OUT[u.base + k] = acc.x + acc.y + acc.z + acc.w;
-}`, { workgroupSize: SUMSQ_WG });
+  OUT[u.base + k] = acc.x + acc.y + acc.z + acc.w;`,
+    });
 }
 
 /**
@@ -87,10 +77,7 @@ ${WGSL_LINEAR}
  * global norm sqrt(total) to S[0].
  */
 function normFinalizeKernelBuild(): Kernel {
-  return makeKernel('adamw.norm', [['n', 'u32']], ['read', 'rw'], `
-@group(0) @binding(1) var<storage, read> PARTS: array<f32>;
-@group(0) @binding(2) var<storage, read_write> S: array<f32>;
-var<workgroup> sh: array<f32, ${NORM_WG}>;
+  return makeKernel('adamw.norm', [['n', 'u32']], [['PARTS', 'read', 'f32'], ['S', 'rw', 'f32']], `var<workgroup> sh: array<f32, ${NORM_WG}>;
 @compute @workgroup_size(${NORM_WG}) fn main(@builtin(local_invocation_index) l: u32) {
   var acc = 0.0;
   for (var i = l; i < u.n; i += ${NORM_WG}u) { acc += PARTS[i]; }

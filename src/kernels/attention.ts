@@ -23,7 +23,7 @@
  * ATTN_MAX_HEAD_DIM), so the hot loops can be unrolled with constant indices (see `unrolled`);
  * the actual head dim travels in a uniform and slots past it hold zeros.
  */
-import { makeKernel, type Kernel, type UniformType, memoKernel } from './kernel.js';
+import { makeKernel, type Kernel, type StorageBinding, type UniformType, memoKernel } from './kernel.js';
 
 export const ATTN_MAX_HEAD_DIM = 128;
 const TIERS = [4, 8, 16, 32];
@@ -109,19 +109,21 @@ export const ATTN_UNIFORMS: [string, UniformType][] = [
   ['scale', 'f32'], ['causal', 'u32'], ['hasMask', 'u32'], ['maskFloat', 'u32'],
 ];
 
-/** Storage declaration of a [rows, D] operand and its `ld_X(row, c) -> vec4` loader (zeros past D). */
-function rowBuffer(v: AttnVariant, binding: number, name: string, access: 'read' | 'rw'): string {
-  const mode = access === 'rw' ? 'read_write' : 'read';
+/** The binding of a [rows, D] operand (vec4 rows when the variant has them). */
+function rowBinding(v: AttnVariant, name: string, access: 'read' | 'rw'): StorageBinding {
+  return [name, access, v.vec4 ? 'vec4<f32>' : 'f32'];
+}
+
+/** The `ld_X(row, c) -> vec4` loader of a row operand (zeros past D). */
+function rowLoader(v: AttnVariant, name: string): string {
   if (v.vec4) {
-    return `@group(0) @binding(${binding}) var<storage, ${mode}> ${name}: array<vec4<f32>>;
-fn ld_${name}(row: u32, c: u32) -> vec4<f32> {
+    return `fn ld_${name}(row: u32, c: u32) -> vec4<f32> {
   return select(vec4<f32>(0.0), ${name}[row * u.rs + min(c, u.rs - 1u)], c < u.rs);
 }
 `;
   }
   const comp = (t: number) => `select(0.0, ${name}[b + min(c4 + ${t}u, u.d - 1u)], c4 + ${t}u < u.d)`;
-  return `@group(0) @binding(${binding}) var<storage, ${mode}> ${name}: array<f32>;
-fn ld_${name}(row: u32, c: u32) -> vec4<f32> {
+  return `fn ld_${name}(row: u32, c: u32) -> vec4<f32> {
   let b = row * u.d;
   let c4 = c * 4u;
   return vec4<f32>(${range(4).map(comp).join(', ')});
@@ -307,8 +309,13 @@ ${per(v, (x) => `  let r${x} = r0 + ${Number(x.slice(1)) * wg}u + ${li ? 'li' : 
 `;
 }
 
-function finish(v: AttnVariant, name: string, storage: ('read' | 'rw')[], body: string): Kernel {
-  return makeKernel(`${name}.${attnVariantName(v)}`, ATTN_UNIFORMS, storage, body, { enables: v.subgroup > 0 ? ['subgroups'] : [] });
+/** Q, K, V and the key-mask words (any buffer when hasMask = 0): the first four bindings of every kernel here. */
+function QKVM(v: AttnVariant): StorageBinding[] {
+  return [rowBinding(v, 'Q', 'read'), rowBinding(v, 'K', 'read'), rowBinding(v, 'V', 'read'), ['M', 'read', 'u32']];
+}
+
+function finish(v: AttnVariant, name: string, bindings: readonly StorageBinding[], body: string): Kernel {
+  return makeKernel(`${name}.${attnVariantName(v)}`, ATTN_UNIFORMS, bindings, body, { enables: v.subgroup > 0 ? ['subgroups'] : [] });
 }
 
 /**
@@ -338,11 +345,7 @@ ${lines(bk, (kk) => `    let p${kk}${x} = select(0.0, exp(s${kk}${x} - bm${x}), 
     m${x} = bm${x};`)}
 ${o.accum('acc', 'corr', ks.map((kk) => [`p${kk}`, 'V', kk]))}`,
   });
-  const body = `${rowBuffer(v, 1, 'Q', 'read')}${rowBuffer(v, 2, 'K', 'read')}${rowBuffer(v, 3, 'V', 'read')}
-@group(0) @binding(4) var<storage, read> M: array<u32>;
-@group(0) @binding(5) var<storage, read_write> O: array<${v.vec4 ? 'vec4<f32>' : 'f32'}>;
-@group(0) @binding(6) var<storage, read_write> L: array<f32>;
-${tileDecls(v, ['K', 'V'], false)}${MASK}
+  const body = `${rowLoader(v, 'Q')}${rowLoader(v, 'K')}${rowLoader(v, 'V')}${tileDecls(v, ['K', 'V'], false)}${MASK}
 ${prologue(v, 'u.tq')}
 ${per(v, (x) => `  let qRow${x} = bhI * u.tq + rc${x};
   var q${x}: array<vec4<f32>, ${v.d4}>;
@@ -360,7 +363,7 @@ ${storeRow(v, 'O', `qRow${x}`, `acc${x}`, 'inv')}
     L[qRow${x}] = select(0.0, m${x} + log(l${x}), l${x} > 0.0);
   }`)}
 }`;
-  return finish(v, 'attention.forward', ['read', 'read', 'read', 'read', 'rw', 'rw'], body);
+  return finish(v, 'attention.forward', [...QKVM(v), rowBinding(v, 'O', 'rw'), ['L', 'rw', 'f32']], body);
 }
 
 /**
@@ -370,19 +373,15 @@ ${storeRow(v, 'O', `qRow${x}`, `acc${x}`, 'inv')}
  */
 function attentionRowTermKernelBuild(v: AttnVariant): Kernel {
   const WG = 64;
-  return makeKernel(`attention.backward.rowterm`, [['n', 'u32'], ['d', 'u32'], ['rs', 'u32'], ['nv', 'u32']], ['read', 'read', 'read', 'rw'],
-    `${rowBuffer(v, 1, 'O', 'read')}${rowBuffer(v, 2, 'dO', 'read')}
-@group(0) @binding(3) var<storage, read> L: array<f32>;
-@group(0) @binding(4) var<storage, read_write> LD: array<vec2<f32>>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * ${WG}u;
-  if (i >= u.n) { return; }
-  var s = 0.0;
+  return makeKernel(`attention.backward.rowterm`, [['n', 'u32'], ['d', 'u32'], ['rs', 'u32'], ['nv', 'u32']],
+    [rowBinding(v, 'O', 'read'), rowBinding(v, 'dO', 'read'), ['L', 'read', 'f32'], ['LD', 'rw', 'vec2<f32>']], {
+      linear: WG,
+      helpers: rowLoader(v, 'O') + rowLoader(v, 'dO'),
+      body: `  var s = 0.0;
   // A uniform bound: a constant one gets unrolled into seconds of lavapipe compile time.
   for (var c = 0u; c < u.nv; c++) { s += dot(ld_O(i, c), ld_dO(i, c)); }
-  LD[i] = vec2<f32>(L[i], s);
-}`, { workgroupSize: WG });
+  LD[i] = vec2<f32>(L[i], s);`,
+    });
 }
 
 /**
@@ -407,12 +406,7 @@ ${per(v, (x) => `    let ok${kk}${x} = km${kk} & ((u.causal == 0u) | (j${kk} <= 
     let ds${kk}${x} = p${kk}${x} * (dp${kk}${x} - ld${x}.y);`)}`,
     post: (o) => o.accum('dq', null, ks.map((kk) => [`ds${kk}`, 'K', kk])),
   });
-  const body = `${rowBuffer(v, 1, 'Q', 'read')}${rowBuffer(v, 2, 'K', 'read')}${rowBuffer(v, 3, 'V', 'read')}
-@group(0) @binding(4) var<storage, read> M: array<u32>;
-${rowBuffer(v, 5, 'dO', 'read')}
-@group(0) @binding(6) var<storage, read> LD: array<vec2<f32>>;
-@group(0) @binding(7) var<storage, read_write> dQ: array<${v.vec4 ? 'vec4<f32>' : 'f32'}>;
-${tileDecls(v, ['K', 'V'], false)}${MASK}
+  const body = `${rowLoader(v, 'Q')}${rowLoader(v, 'K')}${rowLoader(v, 'V')}${rowLoader(v, 'dO')}${tileDecls(v, ['K', 'V'], false)}${MASK}
 ${prologue(v, 'u.tq')}
 ${per(v, (x) => `  let qRow${x} = bhI * u.tq + rc${x};
   var q${x}: array<vec4<f32>, ${v.d4}>;
@@ -428,7 +422,7 @@ ${per(v, (x) => `  if (r${x} < u.tq) {
 ${storeRow(v, 'dQ', `qRow${x}`, `dq${x}`, 'u.scale')}
   }`)}
 }`;
-  return finish(v, 'attention.backward.dq', ['read', 'read', 'read', 'read', 'read', 'read', 'rw'], body);
+  return finish(v, 'attention.backward.dq', [...QKVM(v), rowBinding(v, 'dO', 'read'), ['LD', 'read', 'vec2<f32>'], rowBinding(v, 'dQ', 'rw')], body);
 }
 
 /**
@@ -455,13 +449,7 @@ ${per(v, (x) => `    let ok${kk}${x} = (j${kk} < u.tq) & kOk${x} & ((u.causal ==
     post: (o) => `${o.accum('dv', null, ks.map((kk) => [`p${kk}`, 'dO', kk]))}
 ${o.accum('dk', null, ks.map((kk) => [`ds${kk}`, 'Q', kk]))}`,
   });
-  const body = `${rowBuffer(v, 1, 'Q', 'read')}${rowBuffer(v, 2, 'K', 'read')}${rowBuffer(v, 3, 'V', 'read')}
-@group(0) @binding(4) var<storage, read> M: array<u32>;
-${rowBuffer(v, 5, 'dO', 'read')}
-@group(0) @binding(6) var<storage, read> LD: array<vec2<f32>>;
-@group(0) @binding(7) var<storage, read_write> dK: array<${v.vec4 ? 'vec4<f32>' : 'f32'}>;
-@group(0) @binding(8) var<storage, read_write> dV: array<${v.vec4 ? 'vec4<f32>' : 'f32'}>;
-${tileDecls(v, ['Q', 'dO'], true)}${MASK}
+  const body = `${rowLoader(v, 'Q')}${rowLoader(v, 'K')}${rowLoader(v, 'V')}${rowLoader(v, 'dO')}${tileDecls(v, ['Q', 'dO'], true)}${MASK}
 ${prologue(v, 'u.tk')}
 ${per(v, (x) => `  let kRow${x} = bhI * u.tk + rc${x};
   var ks${x}: array<vec4<f32>, ${v.d4}>;
@@ -480,7 +468,8 @@ ${storeRow(v, 'dK', `kRow${x}`, `dk${x}`, 'u.scale')}
 ${storeRow(v, 'dV', `kRow${x}`, `dv${x}`, '1.0')}
   }`)}
 }`;
-  return finish(v, 'attention.backward.dkv', ['read', 'read', 'read', 'read', 'read', 'read', 'rw', 'rw'], body);
+  return finish(v, 'attention.backward.dkv',
+    [...QKVM(v), rowBinding(v, 'dO', 'read'), ['LD', 'read', 'vec2<f32>'], rowBinding(v, 'dK', 'rw'), rowBinding(v, 'dV', 'rw')], body);
 }
 
 // Kernels are pure functions of their arguments: built once, then shared (and so is the pipeline).

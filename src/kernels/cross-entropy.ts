@@ -18,12 +18,7 @@ const NAN = 'bitcast<f32>(u.nanBits)';
 export const NAN_BITS = 0x7fc00000;
 
 function crossEntropyRowsKernelBuild(spec: RowSpec): Kernel {
-  return rowKernel('cross-entropy', spec, [['classes', 'u32'], ['ignore', 'i32'], ['nanBits', 'u32']], ['read', 'read', 'rw', 'rw'], `
-@group(0) @binding(1) var<storage, read> X: array<T>;
-@group(0) @binding(2) var<storage, read> TGT: array<i32>;
-@group(0) @binding(3) var<storage, read_write> LOSS: array<f32>;
-@group(0) @binding(4) var<storage, read_write> LSE: array<f32>;
-${MAX_SUM_WGSL}`, [MAX_SUM_REDUCER], `
+  return rowKernel('cross-entropy', spec, [['classes', 'u32'], ['ignore', 'i32'], ['nanBits', 'u32']], [['X', 'read', 'T'], ['TGT', 'read', 'i32'], ['LOSS', 'rw', 'f32'], ['LSE', 'rw', 'f32']], MAX_SUM_WGSL, [MAX_SUM_REDUCER], `
   var st = vec2<f32>(LOWEST, 0.0);
   for (var j = lane; j < u.len; j += STEP) {
     st = maxSumStep(st, X[at(base, j)]);
@@ -49,11 +44,7 @@ ${MAX_SUM_WGSL}`, [MAX_SUM_REDUCER], `
  * uses: count for 'mean', 1 for 'sum' (0 when nothing counts, so backward writes zeros).
  */
 function crossEntropyReduceKernelBuild(): Kernel {
-  return makeKernel('cross-entropy.reduce', [['rows', 'u32'], ['ignore', 'i32'], ['mean', 'u32']], ['read', 'read', 'rw'], `
-@group(0) @binding(1) var<storage, read> LOSS: array<f32>;
-@group(0) @binding(2) var<storage, read> TGT: array<i32>;
-@group(0) @binding(3) var<storage, read_write> OUT: array<f32>;
-var<workgroup> red: array<vec2<f32>, ${REDUCE_WG}>;
+  return makeKernel('cross-entropy.reduce', [['rows', 'u32'], ['ignore', 'i32'], ['mean', 'u32']], [['LOSS', 'read', 'f32'], ['TGT', 'read', 'i32'], ['OUT', 'rw', 'f32']], `var<workgroup> red: array<vec2<f32>, ${REDUCE_WG}>;
 @compute @workgroup_size(${REDUCE_WG}) fn main(@builtin(local_invocation_index) lane: u32) {
   var acc = vec2<f32>(0.0);
   for (var r = lane; r < u.rows; r += ${REDUCE_WG}u) {
@@ -81,14 +72,7 @@ function crossEntropyBackwardKernelBuild(spec: RowSpec): Kernel {
   const onehot = spec.vec4
     ? 'T(vec4<u32>(j * 4u) + vec4<u32>(0u, 1u, 2u, 3u) == vec4<u32>(tu))'
     : 'T(j == tu)';
-  return rowKernel('cross-entropy.backward', spec, [['classes', 'u32'], ['ignore', 'i32'], ['nanBits', 'u32']], ['read', 'read', 'read', 'read', 'read', 'rw'], `
-@group(0) @binding(1) var<storage, read> X: array<T>;
-@group(0) @binding(2) var<storage, read> TGT: array<i32>;
-@group(0) @binding(3) var<storage, read> LSE: array<f32>;
-@group(0) @binding(4) var<storage, read> G: array<f32>;
-@group(0) @binding(5) var<storage, read> STATS: array<f32>;
-@group(0) @binding(6) var<storage, read_write> DX: array<T>;
-`, [], `
+  return rowKernel('cross-entropy.backward', spec, [['classes', 'u32'], ['ignore', 'i32'], ['nanBits', 'u32']], [['X', 'read', 'T'], ['TGT', 'read', 'i32'], ['LSE', 'read', 'f32'], ['G', 'read', 'f32'], ['STATS', 'read', 'f32'], ['DX', 'rw', 'T']], '', [], `
   let t = TGT[row];
   let div = STATS[1];
   var scale = select(0.0, G[0] / div, div > 0.0);

@@ -2,13 +2,12 @@
  * Elementwise kernels: unary maps with their derivatives, binary ops with broadcasting,
  * reduction of a broadcast gradient back to an operand's shape, fill and casts.
  */
-import { makeKernel, WGSL_LINEAR, type Kernel, memoKernel } from './kernel.js';
+import { makeKernel, memoKernel, type Kernel, type StorageBinding } from './kernel.js';
 
 export const WG = 256;
 export const MAX_RANK = 6;
 
-/** WGSL helpers used by several unary maps. erf: Abramowitz-Stegun 7.1.26 (|error| < 1.5e-7). */
-/** WGSL helpers of the unary ops, shared with the matmul epilogue. */
+/** WGSL helpers of the unary ops, shared with the matmul epilogue. erf: Abramowitz-Stegun 7.1.26 (|error| < 1.5e-7). */
 export const UNARY_MATH_WGSL = `
 fn erf_approx(x: f32) -> f32 {
   let s = sign(x);
@@ -61,32 +60,15 @@ fn gelu_tanh_grad(x: f32) -> f32 {
 
 function unaryKernelBuild(op: UnaryOp, backward: boolean): Kernel {
   const e = UNARY[op];
-  const body = backward
-    ? `@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = linearIndex(gid, nwg, ${WG}u);
-  if (i >= u.n) { return; }
-  let x = X[i];
-  let g = G[i];
-  Y[i] = ${e.bwd};
-}`
-    : `@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = linearIndex(gid, nwg, ${WG}u);
-  if (i >= u.n) { return; }
-  let x = X[i];
-  Y[i] = ${e.fwd};
-}`;
-  const decls = backward
-    ? `@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read> G: array<f32>;
-@group(0) @binding(3) var<storage, read_write> Y: array<f32>;`
-    : `@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read_write> Y: array<f32>;`;
   return makeKernel(
     `unary.${op}${backward ? '.backward' : ''}`,
     [['n', 'u32'], ['p0', 'f32'], ['p1', 'f32']],
-    backward ? ['read', 'read', 'rw'] : ['read', 'rw'],
-    `${decls}\n${WGSL_LINEAR}${UNARY_MATH_WGSL}${GELU_TANH_GRAD}${body}`,
-    { workgroupSize: WG },
+    backward ? [['X', 'read', 'f32'], ['G', 'read', 'f32'], ['Y', 'rw', 'f32']] : [['X', 'read', 'f32'], ['Y', 'rw', 'f32']],
+    {
+      linear: WG,
+      helpers: UNARY_MATH_WGSL + GELU_TANH_GRAD,
+      body: backward ? `  let x = X[i];\n  let g = G[i];\n  Y[i] = ${e.bwd};` : `  let x = X[i];\n  Y[i] = ${e.fwd};`,
+    },
   );
 }
 
@@ -111,29 +93,17 @@ const dimArray = (prefix: string) =>
  */
 function binaryKernelBuild(op: BinaryOp, broadcast: boolean): Kernel {
   const expr = BINARY[op];
-  const decls = `@group(0) @binding(1) var<storage, read> A: array<f32>;
-@group(0) @binding(2) var<storage, read> B: array<f32>;
-@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
-`;
+  const bindings: StorageBinding[] = [['A', 'read', 'f32'], ['B', 'read', 'f32'], ['Y', 'rw', 'f32']];
   if (!broadcast) {
-    return makeKernel(`binary.${op}`, [['n', 'u32']], ['read', 'read', 'rw'], `${decls}${WGSL_LINEAR}
-@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = linearIndex(gid, nwg, ${WG}u);
-  if (i >= u.n) { return; }
-  let a = A[i];
-  let b = B[i];
-  Y[i] = ${expr};
-}`, { workgroupSize: WG });
+    return makeKernel(`binary.${op}`, [['n', 'u32']], bindings, { linear: WG, body: `  let a = A[i];\n  let b = B[i];\n  Y[i] = ${expr};` });
   }
   return makeKernel(
     `binary.${op}.broadcast`,
     [['n', 'u32'], ['rank', 'u32'], ...DIM_FIELDS('d'), ...DIM_FIELDS('sa'), ...DIM_FIELDS('sb')],
-    ['read', 'read', 'rw'],
-    `${decls}${WGSL_LINEAR}
-@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = linearIndex(gid, nwg, ${WG}u);
-  if (i >= u.n) { return; }
-  var dims = ${dimArray('d')};
+    bindings,
+    {
+      linear: WG,
+      body: `  var dims = ${dimArray('d')};
   var sa = ${dimArray('sa')};
   var sb = ${dimArray('sb')};
   var rem = i;
@@ -147,9 +117,8 @@ function binaryKernelBuild(op: BinaryOp, broadcast: boolean): Kernel {
   }
   let a = A[ia];
   let b = B[ib];
-  Y[i] = ${expr};
-}`,
-    { workgroupSize: WG },
+  Y[i] = ${expr};`,
+    },
   );
 }
 
@@ -161,14 +130,11 @@ function reduceToKernelBuild(): Kernel {
   return makeKernel(
     'reduce-to-shape',
     [['n', 'u32'], ['rank', 'u32'], ['r', 'u32'], ...DIM_FIELDS('od'), ...DIM_FIELDS('rd'), ...DIM_FIELDS('st')],
-    ['read', 'rw'],
-    `@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
-${WGSL_LINEAR}
-@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let o = linearIndex(gid, nwg, ${WG}u);
-  if (o >= u.n) { return; }
-  var od = ${dimArray('od')};
+    [['X', 'read', 'f32'], ['Y', 'rw', 'f32']],
+    {
+      linear: WG,
+      index: 'o',
+      body: `  var od = ${dimArray('od')};
   var rd = ${dimArray('rd')};
   var st = ${dimArray('st')};
   var base = 0u;
@@ -187,44 +153,25 @@ ${WGSL_LINEAR}
     }
     acc += X[off];
   }
-  Y[o] = acc;
-}`,
-    { workgroupSize: WG },
+  Y[o] = acc;`,
+    },
   );
 }
 
 function fillKernelBuild(dtype: 'f32' | 'i32' | 'u32'): Kernel {
-  return makeKernel(`fill.${dtype}`, [['n', 'u32'], ['v', dtype]], ['rw'], `@group(0) @binding(1) var<storage, read_write> Y: array<${dtype}>;
-${WGSL_LINEAR}
-@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = linearIndex(gid, nwg, ${WG}u);
-  if (i >= u.n) { return; }
-  Y[i] = u.v;
-}`, { workgroupSize: WG });
+  return makeKernel(`fill.${dtype}`, [['n', 'u32'], ['v', dtype]], [['Y', 'rw', dtype]], { linear: WG, body: '  Y[i] = u.v;' });
 }
 
 /** fill on vec4s (`n` counts vectors); the host widens the output range to whole vectors. */
 function fillKernelVec4Build(dtype: 'f32' | 'i32' | 'u32'): Kernel {
-  return makeKernel(`fill.${dtype}.vec4`, [['n', 'u32'], ['v', dtype]], ['rw'], `@group(0) @binding(1) var<storage, read_write> Y: array<vec4<${dtype}>>;
-${WGSL_LINEAR}
-@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = linearIndex(gid, nwg, ${WG}u);
-  if (i >= u.n) { return; }
-  Y[i] = vec4<${dtype}>(u.v);
-}`, { workgroupSize: WG });
+  return makeKernel(`fill.${dtype}.vec4`, [['n', 'u32'], ['v', dtype]], [['Y', 'rw', `vec4<${dtype}>`]], { linear: WG, body: `  Y[i] = vec4<${dtype}>(u.v);` });
 }
 
 /** Casts between f32, i32 and u32 (and to/from f16 when the device has shader-f16). */
 function castKernelBuild(from: 'f32' | 'f16' | 'i32' | 'u32', to: 'f32' | 'f16' | 'i32' | 'u32'): Kernel {
   const usesF16 = from === 'f16' || to === 'f16';
-  return makeKernel(`cast.${from}.${to}`, [['n', 'u32']], ['read', 'rw'], `@group(0) @binding(1) var<storage, read> X: array<${from}>;
-@group(0) @binding(2) var<storage, read_write> Y: array<${to}>;
-${WGSL_LINEAR}
-@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = linearIndex(gid, nwg, ${WG}u);
-  if (i >= u.n) { return; }
-  Y[i] = ${to}(X[i]);
-}`, { workgroupSize: WG, enables: usesF16 ? ['f16'] : [] });
+  return makeKernel(`cast.${from}.${to}`, [['n', 'u32']], [['X', 'read', from], ['Y', 'rw', to]], { linear: WG, body: `  Y[i] = ${to}(X[i]);` },
+    { enables: usesF16 ? ['f16'] : [] });
 }
 
 /**
@@ -236,10 +183,6 @@ ${WGSL_LINEAR}
  * to a multiple of 16 bytes inside its buffer (the output's padding lanes then hold junk
  * nobody reads).
  */
-const vecIndexPrelude = (wg: number) => `
-  let i = linearIndex(gid, nwg, ${wg}u);
-  if (i >= u.n) { return; }`;
-
 /** The scalar expression applied to each lane of a vec4 (WGSL has no user overloads). */
 function perLane(name: string, params: string, expr: string): string {
   return `fn ${name}(${params}) -> f32 { return ${expr}; }\n`;
@@ -251,37 +194,24 @@ function unaryKernelVec4Build(op: UnaryOp, backward: boolean): Kernel {
   const call = backward
     ? 'vec4<f32>(f1(x.x, g.x), f1(x.y, g.y), f1(x.z, g.z), f1(x.w, g.w))'
     : 'vec4<f32>(f1(x.x), f1(x.y), f1(x.z), f1(x.w))';
-  const decls = backward
-    ? `@group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> G: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> Y: array<vec4<f32>>;`
-    : `@group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> Y: array<vec4<f32>>;`;
+  const v = 'vec4<f32>';
   return makeKernel(
     `unary.${op}${backward ? '.backward' : ''}.vec4`,
     [['n', 'u32'], ['p0', 'f32'], ['p1', 'f32']],
-    backward ? ['read', 'read', 'rw'] : ['read', 'rw'],
-    `${decls}\n${WGSL_LINEAR}${UNARY_MATH_WGSL}${GELU_TANH_GRAD}${fn}
-@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {${vecIndexPrelude(WG)}
-  let x = X[i];
-  ${backward ? 'let g = G[i];' : ''}
-  Y[i] = ${call};
-}`,
-    { workgroupSize: WG },
+    backward ? [['X', 'read', v], ['G', 'read', v], ['Y', 'rw', v]] : [['X', 'read', v], ['Y', 'rw', v]],
+    {
+      linear: WG,
+      helpers: UNARY_MATH_WGSL + GELU_TANH_GRAD + fn,
+      body: `  let x = X[i];\n${backward ? '  let g = G[i];\n' : ''}  Y[i] = ${call};`,
+    },
   );
 }
 
 /** Same-shape binary op on vec4s (`n` counts vectors). */
 function binaryKernelVec4Build(op: BinaryOp): Kernel {
-  return makeKernel(`binary.${op}.vec4`, [['n', 'u32']], ['read', 'read', 'rw'], `@group(0) @binding(1) var<storage, read> A: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> B: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> Y: array<vec4<f32>>;
-${WGSL_LINEAR}
-@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {${vecIndexPrelude(WG)}
-  let a = A[i];
-  let b = B[i];
-  Y[i] = ${BINARY[op]};
-}`, { workgroupSize: WG });
+  const v = 'vec4<f32>';
+  return makeKernel(`binary.${op}.vec4`, [['n', 'u32']], [['A', 'read', v], ['B', 'read', v], ['Y', 'rw', v]],
+    { linear: WG, body: `  let a = A[i];\n  let b = B[i];\n  Y[i] = ${BINARY[op]};` });
 }
 
 /**
@@ -298,7 +228,7 @@ export type BroadcastMode = 'full' | 'row' | 'col' | 'scalar';
  */
 function binary2dKernelBuild(op: BinaryOp, ma: BroadcastMode, mb: BroadcastMode, vec4: boolean): Kernel {
   const T = vec4 ? 'vec4<f32>' : 'f32';
-  const operand = (name: string, m: BroadcastMode): { decl: string; load: string } => {
+  const operand = (name: string, m: BroadcastMode): { elem: string; load: string } => {
     const wide = vec4 && (m === 'full' || m === 'row');
     const elem = vec4 ? 'i * 4u' : 'i';
     const idx = {
@@ -308,20 +238,13 @@ function binary2dKernelBuild(op: BinaryOp, ma: BroadcastMode, mb: BroadcastMode,
       scalar: '0u',
     }[m];
     const load = wide || !vec4 ? `${name}[${idx}]` : `${T}(${name}[${idx}])`;
-    return { decl: `array<${wide ? T : 'f32'}>`, load };
+    return { elem: wide ? T : 'f32', load };
   };
   const A = operand('A', ma);
   const B = operand('B', mb);
-  return makeKernel(`binary.${op}.2d.${ma}.${mb}${vec4 ? '.vec4' : ''}`, [['n', 'u32'], ['cols', 'u32']], ['read', 'read', 'rw'],
-    `@group(0) @binding(1) var<storage, read> A: ${A.decl};
-@group(0) @binding(2) var<storage, read> B: ${B.decl};
-@group(0) @binding(3) var<storage, read_write> Y: array<${T}>;
-${WGSL_LINEAR}
-@compute @workgroup_size(${WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {${vecIndexPrelude(WG)}
-  let a = ${A.load};
-  let b = ${B.load};
-  Y[i] = ${BINARY[op]};
-}`, { workgroupSize: WG });
+  return makeKernel(`binary.${op}.2d.${ma}.${mb}${vec4 ? '.vec4' : ''}`, [['n', 'u32'], ['cols', 'u32']],
+    [['A', 'read', A.elem], ['B', 'read', B.elem], ['Y', 'rw', T]],
+    { linear: WG, body: `  let a = ${A.load};\n  let b = ${B.load};\n  Y[i] = ${BINARY[op]};` });
 }
 
 // Kernels are pure functions of their arguments: built once, then shared (and so is the pipeline).

@@ -6,7 +6,7 @@
  * so the kernels define them: gather writes a row of NaN (loud, rather than a silent clamp to
  * some other row), and scatter-add skips them.
  */
-import { makeKernel, WGSL_LINEAR, type Kernel, memoKernel } from './kernel.js';
+import { makeKernel, type Kernel, memoKernel } from './kernel.js';
 
 export const GATHER_WG = 256;
 /** Elements of one row per invocation (at most), interleaved: see layoutChunk. */
@@ -23,15 +23,11 @@ function gatherKernelBuild(vec4: boolean, ch: number): Kernel {
   return makeKernel(
     `gather.rows${vec4 ? '.vec4' : ''}`,
     [['n', 'u32'], ['chunks', 'u32'], ['nIdx', 'u32'], ['axisLen', 'u32'], ['inner', 'u32'], ['nan', 'u32']],
-    ['read', 'read', 'rw'],
-    `@group(0) @binding(1) var<storage, read> X: array<${T}>;
-@group(0) @binding(2) var<storage, read> I: array<i32>;
-@group(0) @binding(3) var<storage, read_write> Y: array<${T}>;
-${WGSL_LINEAR}
-@compute @workgroup_size(${GATHER_WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let t = linearIndex(gid, nwg, ${GATHER_WG}u);
-  if (t >= u.n) { return; }
-  let row = t / u.chunks;
+    [['X', 'read', T], ['I', 'read', 'i32'], ['Y', 'rw', T]],
+    {
+      linear: GATHER_WG,
+      index: 't',
+      body: `  let row = t / u.chunks;
   let q0 = t % u.chunks;
   let j = row % u.nIdx;
   let o = row / u.nIdx;
@@ -51,9 +47,8 @@ ${WGSL_LINEAR}
     let q = q0 + c * u.chunks;
     if (q >= u.inner) { break; }
     Y[dst + q] = X[src + q];
-  }
-}`,
-    { workgroupSize: GATHER_WG },
+  }`,
+    },
   );
 }
 
@@ -67,12 +62,11 @@ function scatterAddKernelBuild(ch: number): Kernel {
   return makeKernel(
     'gather.scatter-add',
     [['n', 'u32'], ['chunks', 'u32'], ['nIdx', 'u32'], ['axisLen', 'u32'], ['inner', 'u32']],
-    ['read', 'read', 'rw'],
-    `@group(0) @binding(1) var<storage, read> G: array<f32>;
-@group(0) @binding(2) var<storage, read> I: array<i32>;
-@group(0) @binding(3) var<storage, read_write> Y: array<atomic<u32>>;
-${WGSL_LINEAR}
-fn atomicAddF32(i: u32, v: f32) {
+    [['G', 'read', 'f32'], ['I', 'read', 'i32'], ['Y', 'rw', 'atomic<u32>']],
+    {
+      linear: GATHER_WG,
+      index: 't',
+      helpers: `fn atomicAddF32(i: u32, v: f32) {
   var old = atomicLoad(&Y[i]);
   loop {
     let r = atomicCompareExchangeWeak(&Y[i], old, bitcast<u32>(bitcast<f32>(old) + v));
@@ -80,10 +74,8 @@ fn atomicAddF32(i: u32, v: f32) {
     old = r.old_value;
   }
 }
-@compute @workgroup_size(${GATHER_WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let t = linearIndex(gid, nwg, ${GATHER_WG}u);
-  if (t >= u.n) { return; }
-  let row = t / u.chunks;
+`,
+      body: `  let row = t / u.chunks;
   let q0 = t % u.chunks;
   let j = row % u.nIdx;
   let o = row / u.nIdx;
@@ -95,9 +87,8 @@ fn atomicAddF32(i: u32, v: f32) {
     let q = q0 + c * u.chunks;
     if (q >= u.inner) { break; }
     atomicAddF32(dst + q, G[src + q]);
-  }
-}`,
-    { workgroupSize: GATHER_WG },
+  }`,
+    },
   );
 }
 

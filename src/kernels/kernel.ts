@@ -6,9 +6,10 @@
  * - If `uniforms` is non-empty, binding 0 is `var<uniform> u: U` with `struct U` holding those
  *   scalar fields in that order (each 4 bytes); storage bindings follow from binding 1.
  * - Storage bindings are listed in `storage` in binding order: 'read' for
- *   `var<storage, read>`, 'rw' for `var<storage, read_write>`.
- * - Large 1-D grids are folded into (x, y) workgroup counts; kernels rebuild the linear
- *   invocation index with `linearIndex(gid, nwg)` from `WGSL_LINEAR`.
+ *   `var<storage, read>`, 'rw' for `var<storage, read_write>`. `makeKernel` writes both the
+ *   declarations and that list from one StorageBinding list.
+ * - Large 1-D grids are folded into (x, y) workgroup counts; a LinearSource's generated entry
+ *   point rebuilds the linear invocation index (`linearIndex(gid, nwg, wg)`).
  */
 export type UniformType = 'u32' | 'i32' | 'f32';
 export type StorageAccess = 'read' | 'rw';
@@ -24,37 +25,76 @@ export interface Kernel {
 }
 
 /** The WGSL uniform struct declaration for named scalar fields. */
-export function uniformStruct(fields: readonly [string, UniformType][]): string {
+function uniformStruct(fields: readonly [string, UniformType][]): string {
   if (fields.length === 0) return '';
   return `struct U {\n${fields.map(([n, t]) => `  ${n}: ${t},`).join('\n')}\n};\n@group(0) @binding(0) var<uniform> u: U;\n`;
 }
 
-export function storageDecl(binding: number, name: string, access: StorageAccess, type: string): string {
-  const mode = access === 'rw' ? 'read_write' : 'read';
-  return `@group(0) @binding(${binding}) var<storage, ${mode}> ${name}: ${type};\n`;
+/**
+ * One storage binding: its WGSL name, access and array element type. Kernels list these instead
+ * of writing `@binding` lines, so the declarations and the runtime's bind-group layout come from
+ * the same list and cannot disagree.
+ */
+export type StorageBinding = readonly [name: string, access: StorageAccess, element: string];
+
+/** The `@binding` declarations of a storage list, from binding 1 (binding 0 is the uniform struct). */
+function storageDecls(bindings: readonly StorageBinding[]): string {
+  return bindings.map(([name, access, element], i) =>
+    `@group(0) @binding(${i + 1}) var<storage, ${access === 'rw' ? 'read_write' : 'read'}> ${name}: array<${element}>;\n`).join('');
 }
 
-export const WGSL_LINEAR = `
+/** The linear invocation index of a folded 1-D grid. */
+const WGSL_LINEAR = `
 fn linearIndex(gid: vec3<u32>, nwg: vec3<u32>, wg: u32) -> u32 {
   return gid.x + gid.y * nwg.x * wg;
 }
 `;
 
-/** Builds a Kernel from named uniform fields, so the field list and the WGSL cannot drift apart. */
+/**
+ * A 1-D kernel's entry point: one invocation per element of a grid the host may fold into
+ * (x, y) workgroup counts; `body` runs with `index` (default `i`) below `bound` (default `u.n`).
+ */
+export interface LinearSource {
+  linear: number;
+  body: string;
+  index?: string;
+  bound?: string;
+  /** Module-scope WGSL the body calls (helper functions, constants). */
+  helpers?: string;
+}
+
+function linearMain(src: LinearSource): string {
+  const i = src.index ?? 'i';
+  return `${WGSL_LINEAR}${src.helpers ?? ''}
+@compute @workgroup_size(${src.linear}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let ${i} = linearIndex(gid, nwg, ${src.linear}u);
+  if (${i} >= ${src.bound ?? 'u.n'}) { return; }
+${src.body}
+}`;
+}
+
+/**
+ * Builds a Kernel from named uniform fields and storage bindings, so neither list can drift
+ * from the WGSL: the uniform struct and every `@binding` line are generated. `source` is the
+ * rest of the module (helpers and an entry point named `main`), or a LinearSource whose entry
+ * point and index prologue are generated too. `prelude` (e.g. an `alias`) goes before the
+ * declarations.
+ */
 export function makeKernel(
   name: string,
   fields: readonly [string, UniformType][],
-  storage: readonly StorageAccess[],
-  body: string,
-  opts: { workgroupSize?: number; enables?: string[] } = {},
+  bindings: readonly StorageBinding[],
+  source: string | LinearSource,
+  opts: { workgroupSize?: number; enables?: string[]; prelude?: string } = {},
 ): Kernel {
   const enables = (opts.enables ?? []).map((e) => `enable ${e};\n`).join('');
+  const linear = typeof source !== 'string';
   return {
     name,
-    wgsl: enables + uniformStruct(fields) + body,
+    wgsl: enables + (opts.prelude ?? '') + uniformStruct(fields) + storageDecls(bindings) + (linear ? linearMain(source) : source),
     uniforms: fields.map(([, t]) => t),
-    storage,
-    workgroupSize: opts.workgroupSize,
+    storage: bindings.map(([, access]) => access),
+    workgroupSize: linear ? source.linear : opts.workgroupSize,
   };
 }
 

@@ -9,7 +9,7 @@
  *   (chunks = 1 writes the result directly), then summed over chunks by reduce.sum. No atomics:
  *   the order is fixed, so results are deterministic.
  */
-import { makeKernel, WGSL_LINEAR, type Kernel, memoKernel } from './kernel.js';
+import { makeKernel, type Kernel, memoKernel } from './kernel.js';
 import { rowKernel, SUM_REDUCER, type RowReducer, type RowSpec } from './reduce.js';
 
 export const LN_COL_WG = 64;
@@ -34,14 +34,7 @@ fn chunkStats(v: T) -> vec3<f32> {
 `;
 
 function layerNormKernelBuild(spec: RowSpec): Kernel {
-  return rowKernel('layernorm', spec, [['eps', 'f32']], ['read', 'read', 'read', 'rw', 'rw', 'rw'], `
-@group(0) @binding(1) var<storage, read> X: array<T>;
-@group(0) @binding(2) var<storage, read> GAMMA: array<T>;
-@group(0) @binding(3) var<storage, read> BETA: array<T>;
-@group(0) @binding(4) var<storage, read_write> Y: array<T>;
-@group(0) @binding(5) var<storage, read_write> MEAN: array<f32>;
-@group(0) @binding(6) var<storage, read_write> RSTD: array<f32>;
-${welfordWgsl(spec.vec4 ? 4 : 1)}`, [WELFORD], `
+  return rowKernel('layernorm', spec, [['eps', 'f32']], [['X', 'read', 'T'], ['GAMMA', 'read', 'T'], ['BETA', 'read', 'T'], ['Y', 'rw', 'T'], ['MEAN', 'rw', 'f32'], ['RSTD', 'rw', 'f32']], welfordWgsl(spec.vec4 ? 4 : 1), [WELFORD], `
   var st = vec3<f32>(0.0);
   for (var j = lane; j < u.len; j += STEP) {
     st = chan(st, chunkStats(X[at(base, j)]));
@@ -61,14 +54,7 @@ ${welfordWgsl(spec.vec4 ? 4 : 1)}`, [WELFORD], `
 
 function layerNormBackwardKernelBuild(spec: RowSpec): Kernel {
   const d = spec.vec4 ? 'f32(u.len * 4u)' : 'f32(u.len)';
-  return rowKernel('layernorm.backward', spec, [], ['read', 'read', 'read', 'read', 'read', 'rw'], `
-@group(0) @binding(1) var<storage, read> X: array<T>;
-@group(0) @binding(2) var<storage, read> G: array<T>;
-@group(0) @binding(3) var<storage, read> GAMMA: array<T>;
-@group(0) @binding(4) var<storage, read> MEAN: array<f32>;
-@group(0) @binding(5) var<storage, read> RSTD: array<f32>;
-@group(0) @binding(6) var<storage, read_write> DX: array<T>;
-`, [SUM2], `
+  return rowKernel('layernorm.backward', spec, [], [['X', 'read', 'T'], ['G', 'read', 'T'], ['GAMMA', 'read', 'T'], ['MEAN', 'read', 'f32'], ['RSTD', 'read', 'f32'], ['DX', 'rw', 'T']], '', [SUM2], `
   let mean = MEAN[row];
   let rstd = RSTD[row];
   var acc = vec2<f32>(0.0);
@@ -95,19 +81,10 @@ function layerNormParamGradKernelBuild(vec4: boolean): Kernel {
   const T = vec4 ? 'vec4<f32>' : 'f32';
   return makeKernel(`layernorm.param-grad${vec4 ? '.vec4' : ''}`,
     [['rows', 'u32'], ['cols', 'u32'], ['chunkRows', 'u32'], ['n', 'u32']],
-    ['read', 'read', 'read', 'read', 'rw', 'rw'], `
-alias T = ${T};
-@group(0) @binding(1) var<storage, read> X: array<T>;
-@group(0) @binding(2) var<storage, read> G: array<T>;
-@group(0) @binding(3) var<storage, read> MEAN: array<f32>;
-@group(0) @binding(4) var<storage, read> RSTD: array<f32>;
-@group(0) @binding(5) var<storage, read_write> PG: array<T>;
-@group(0) @binding(6) var<storage, read_write> PB: array<T>;
-${WGSL_LINEAR}
-@compute @workgroup_size(${LN_COL_WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = linearIndex(gid, nwg, ${LN_COL_WG}u);
-  if (i >= u.n) { return; }
-  let c = i % u.cols;
+    [['X', 'read', 'T'], ['G', 'read', 'T'], ['MEAN', 'read', 'f32'], ['RSTD', 'read', 'f32'], ['PG', 'rw', 'T'], ['PB', 'rw', 'T']],
+    {
+      linear: LN_COL_WG,
+      body: `  let c = i % u.cols;
   let chunk = i / u.cols;
   let r0 = chunk * u.chunkRows;
   let r1 = min(u.rows, r0 + u.chunkRows);
@@ -120,8 +97,10 @@ ${WGSL_LINEAR}
     db += g;
   }
   PG[i] = dg;
-  PB[i] = db;
-}`, { workgroupSize: LN_COL_WG });
+  PB[i] = db;`,
+    },
+    { prelude: `alias T = ${T};\n` },
+  );
 }
 
 /**
@@ -129,11 +108,7 @@ ${WGSL_LINEAR}
  * Works on strided rows too, so any axis is one kernel without a transpose.
  */
 function l2NormalizeKernelBuild(spec: RowSpec): Kernel {
-  return rowKernel('l2normalize', spec, [['eps', 'f32']], ['read', 'rw', 'rw'], `
-@group(0) @binding(1) var<storage, read> X: array<T>;
-@group(0) @binding(2) var<storage, read_write> Y: array<T>;
-@group(0) @binding(3) var<storage, read_write> NRM: array<f32>;
-`, [SUM_REDUCER()], `
+  return rowKernel('l2normalize', spec, [['eps', 'f32']], [['X', 'read', 'T'], ['Y', 'rw', 'T'], ['NRM', 'rw', 'f32']], '', [SUM_REDUCER()], `
   var ss = 0.0;
   for (var j = lane; j < u.len; j += STEP) {
     let v = X[at(base, j)];
@@ -153,12 +128,7 @@ function l2NormalizeKernelBuild(spec: RowSpec): Kernel {
  * below eps the divisor is the constant eps, so dx = g / eps.
  */
 function l2NormalizeBackwardKernelBuild(spec: RowSpec): Kernel {
-  return rowKernel('l2normalize.backward', spec, [['eps', 'f32']], ['read', 'read', 'read', 'rw'], `
-@group(0) @binding(1) var<storage, read> Y: array<T>;
-@group(0) @binding(2) var<storage, read> NRM: array<f32>;
-@group(0) @binding(3) var<storage, read> G: array<T>;
-@group(0) @binding(4) var<storage, read_write> DX: array<T>;
-`, [SUM_REDUCER()], `
+  return rowKernel('l2normalize.backward', spec, [['eps', 'f32']], [['Y', 'read', 'T'], ['NRM', 'read', 'f32'], ['G', 'read', 'T'], ['DX', 'rw', 'T']], '', [SUM_REDUCER()], `
   let nrm = NRM[row];
   let clamped = nrm < u.eps;
   var s = 0.0;

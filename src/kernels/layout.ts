@@ -7,7 +7,7 @@
  * extents and offsets along the contiguous run are multiples of 4. On lavapipe an access
  * costs about the same whatever its width, so fewer, wider accesses are the main lever.
  */
-import { makeKernel, WGSL_LINEAR, type Kernel, memoKernel } from './kernel.js';
+import { makeKernel, type Kernel, memoKernel } from './kernel.js';
 
 export const LAYOUT_WG = 256;
 export const LAYOUT_MAX_RANK = 6;
@@ -70,14 +70,11 @@ function stridedCopyKernelBuild(mode: StridedMode, ch: number): Kernel {
   return makeKernel(
     `layout.strided.${mode}`,
     fields,
-    ['read', 'rw'],
-    `@group(0) @binding(1) var<storage, read> X: array<${b.x}>;
-@group(0) @binding(2) var<storage, read_write> Y: array<${b.y}>;
-${WGSL_LINEAR}
-@compute @workgroup_size(${LAYOUT_WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let t = linearIndex(gid, nwg, ${LAYOUT_WG}u);
-  if (t >= u.n) { return; }
-  let row = t / u.chunks;
+    [['X', 'read', b.x], ['Y', 'rw', b.y]],
+    {
+      linear: LAYOUT_WG,
+      index: 't',
+      body: `  let row = t / u.chunks;
   let j0 = t % u.chunks;
   var src = 0u;
   var rem = row;
@@ -87,9 +84,8 @@ ${decompose}  src += rem * u.qo;
     let j = j0 + c * u.chunks;
     if (j >= u.inner) { break; }
     ${b.copy}
-  }
-}`,
-    { workgroupSize: LAYOUT_WG },
+  }`,
+    },
   );
 }
 
@@ -140,14 +136,11 @@ function blockCopyKernelBuild(vec4: boolean, ch: number): Kernel {
   return makeKernel(
     `layout.block${vec4 ? '.vec4' : ''}`,
     [['n', 'u32'], ['chunks', 'u32'], ['block', 'u32'], ['srcRow', 'u32'], ['srcOff', 'u32'], ['dstRow', 'u32'], ['dstOff', 'u32']],
-    ['read', 'rw'],
-    `@group(0) @binding(1) var<storage, read> X: array<${T}>;
-@group(0) @binding(2) var<storage, read_write> Y: array<${T}>;
-${WGSL_LINEAR}
-@compute @workgroup_size(${LAYOUT_WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let t = linearIndex(gid, nwg, ${LAYOUT_WG}u);
-  if (t >= u.n) { return; }
-  let o = t / u.chunks;
+    [['X', 'read', T], ['Y', 'rw', T]],
+    {
+      linear: LAYOUT_WG,
+      index: 't',
+      body: `  let o = t / u.chunks;
   let p0 = t % u.chunks;
   let src = o * u.srcRow + u.srcOff;
   let dst = o * u.dstRow + u.dstOff;
@@ -155,9 +148,8 @@ ${WGSL_LINEAR}
     let p = p0 + c * u.chunks;
     if (p >= u.block) { break; }
     Y[dst + p] = X[src + p];
-  }
-}`,
-    { workgroupSize: LAYOUT_WG },
+  }`,
+    },
   );
 }
 
@@ -171,14 +163,11 @@ function padKernelBuild(vec4: boolean, ch: number): Kernel {
   return makeKernel(
     `layout.pad${vec4 ? '.vec4' : ''}`,
     [['n', 'u32'], ['chunks', 'u32'], ['block', 'u32'], ['dstRow', 'u32'], ['off', 'u32']],
-    ['read', 'rw'],
-    `@group(0) @binding(1) var<storage, read> X: array<${T}>;
-@group(0) @binding(2) var<storage, read_write> Y: array<${T}>;
-${WGSL_LINEAR}
-@compute @workgroup_size(${LAYOUT_WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let t = linearIndex(gid, nwg, ${LAYOUT_WG}u);
-  if (t >= u.n) { return; }
-  let o = t / u.chunks;
+    [['X', 'read', T], ['Y', 'rw', T]],
+    {
+      linear: LAYOUT_WG,
+      index: 't',
+      body: `  let o = t / u.chunks;
   let p0 = t % u.chunks;
   let src = o * u.block;
   let dst = o * u.dstRow;
@@ -190,9 +179,8 @@ ${WGSL_LINEAR}
       v = X[src + p - u.off];
     }
     Y[dst + p] = v;
-  }
-}`,
-    { workgroupSize: LAYOUT_WG },
+  }`,
+    },
   );
 }
 

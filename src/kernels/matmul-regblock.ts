@@ -3,9 +3,9 @@
  * blocks of C with vec4 loads along N and subgroup broadcasts of A, its row / transposed
  * epilogues, and the split-K reduction pass.
  */
-import { makeKernel, WGSL_LINEAR, type Kernel, type UniformType, memoKernel } from './kernel.js';
+import { makeKernel, type Kernel, type UniformType, memoKernel } from './kernel.js';
 import {
-  ACT_WGSL, bindings, MATMUL_FIELDS, RB_LANES, regblockShape, specName, STORAGE, type MatmulSpec,
+  ACT_WGSL, matmulBindings, MATMUL_FIELDS, RB_LANES, regblockShape, specName, type MatmulSpec,
 } from './matmul.js';
 
 /**
@@ -119,7 +119,7 @@ function regblockKernelBuild(spec: MatmulSpec): Kernel {
     ${step(!vec4)}
   }`;
   const laneBuiltin = sg > 0 ? '@builtin(subgroup_invocation_id) lane: u32' : '@builtin(local_invocation_index) lane: u32';
-  const body = `${bindings(elem)}${ACT_WGSL}${spec.transC ? transposedEpilogue(vec4) : rowEpilogue(vec4)}
+  const body = `${ACT_WGSL}${spec.transC ? transposedEpilogue(vec4) : rowEpilogue(vec4)}
 @compute @workgroup_size(${lanes})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, ${laneBuiltin}) {
   let row0 = wid.y * ${R}u;
@@ -140,7 +140,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, ${laneBuiltin}) {
   ${stores.join('\n  ')}
   ${spec.transC ? transposedStore(R, CV) : rowStore(R, CV)}
 }`;
-  return makeKernel(specName(spec), MATMUL_FIELDS, STORAGE, body, { enables: sg > 0 ? ['subgroups'] : [] });
+  return makeKernel(specName(spec), MATMUL_FIELDS, matmulBindings(elem), body, { enables: sg > 0 ? ['subgroups'] : [] });
 }
 
 /** put(rowBase, n0, bias4, v): bias, pre-activation, activation and store of C[row, n0..n0+3]. */
@@ -255,12 +255,11 @@ export const SPLIT_REDUCE_FIELDS: readonly [string, UniformType][] = [
  */
 function splitReduceKernelBuild(vec4: boolean): Kernel {
   const elem = vec4 ? 'vec4<f32>' : 'f32';
-  const body = `${bindings(elem)}${ACT_WGSL}${WGSL_LINEAR}
-@compute @workgroup_size(${REDUCE_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = linearIndex(gid, nwg, ${REDUCE_WG}u);
-  if (i >= u.total) { return; }
-  let e = i % u.slab;
+  return makeKernel(`matmul.splitk_reduce${vec4 ? '.vec4' : ''}`, SPLIT_REDUCE_FIELDS, matmulBindings(elem), {
+    linear: REDUCE_WG,
+    bound: 'u.total',
+    helpers: ACT_WGSL,
+    body: `  let e = i % u.slab;
   var p = (i - e) * u.splits + e;
   var s = A[p];
   for (var k = 1u; k < u.splits; k++) {
@@ -271,9 +270,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (u.bias != 0u) { s += Bias[e % u.cols]; }
   if (u.addend != 0u) { s += D[i]; }
   if (u.pre != 0u) { P[i] = s; }
-  C[i] = ${vec4 ? 'activate4' : 'activate'}(s);
-}`;
-  return makeKernel(`matmul.splitk_reduce${vec4 ? '.vec4' : ''}`, SPLIT_REDUCE_FIELDS, STORAGE, body, { workgroupSize: REDUCE_WG });
+  C[i] = ${vec4 ? 'activate4' : 'activate'}(s);`,
+  });
 }
 
 // Kernels are pure functions of their arguments: built once, then shared (and so is the pipeline).

@@ -21,7 +21,7 @@
  * all row-major, batches `strideA` / `strideB` / `strideC` elements apart (stride 0 shares an
  * operand across the batch).
  */
-import { makeKernel, type Kernel, type UniformType, memoKernel } from './kernel.js';
+import { makeKernel, type Kernel, type StorageBinding, type UniformType, memoKernel } from './kernel.js';
 import { UNARY, UNARY_MATH_WGSL } from './elementwise.js';
 import { regblockKernel } from './matmul-regblock.js';
 
@@ -120,17 +120,10 @@ fn activate4(v: vec4<f32>) -> vec4<f32> {
 }
 `;
 
-export function bindings(elem: string): string {
-  return `@group(0) @binding(1) var<storage, read> A: array<${elem}>;
-@group(0) @binding(2) var<storage, read> B: array<${elem}>;
-@group(0) @binding(3) var<storage, read> Bias: array<${elem}>;
-@group(0) @binding(4) var<storage, read_write> C: array<${elem}>;
-@group(0) @binding(5) var<storage, read_write> P: array<${elem}>;
-@group(0) @binding(6) var<storage, read> D: array<${elem}>;
-`;
+/** The binding list every matmul variant shares (Bias, P and D get dummies when unused). */
+export function matmulBindings(elem: string): StorageBinding[] {
+  return [['A', 'read', elem], ['B', 'read', elem], ['Bias', 'read', elem], ['C', 'rw', elem], ['P', 'rw', elem], ['D', 'read', elem]];
 }
-
-export const STORAGE = ['read', 'read', 'read', 'rw', 'rw', 'read'] as const;
 
 /** Scalar epilogue: alpha, bias, addend, pre-activation, activation, store of C[idx] for column n. */
 export const SCALAR_EPILOGUE = `
@@ -182,7 +175,7 @@ function bIndex(transB: boolean, k: string, n: string): string {
 }
 
 function naiveKernel(spec: MatmulSpec): Kernel {
-  return makeKernel(specName(spec), MATMUL_FIELDS, STORAGE, `${bindings('f32')}${ACT_WGSL}${SCALAR_EPILOGUE}
+  return makeKernel(specName(spec), MATMUL_FIELDS, matmulBindings('f32'), `${ACT_WGSL}${SCALAR_EPILOGUE}
 @compute @workgroup_size(${NAIVE_WG}, ${NAIVE_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let n = gid.x;
@@ -223,7 +216,7 @@ function tiledKernel(spec: MatmulSpec): Kernel {
     ? `let nn = e / ${TILE_K}u; let kk = e % ${TILE_K}u;`
     : `let kk = e / ${TILE}u; let nn = e % ${TILE}u;`;
   const perThread = (TILE * TILE_K) / 256;
-  return makeKernel(specName(spec), MATMUL_FIELDS, STORAGE, `${bindings('f32')}${ACT_WGSL}${SCALAR_EPILOGUE}
+  return makeKernel(specName(spec), MATMUL_FIELDS, matmulBindings('f32'), `${ACT_WGSL}${SCALAR_EPILOGUE}
 var<workgroup> As: array<f32, ${TILE * TILE_K}>;
 var<workgroup> Bs: array<f32, ${TILE * TILE_K}>;
 @compute @workgroup_size(16, 16)

@@ -4,7 +4,7 @@
  * full-tensor sums in two stages, and the row-kernel builder shared by softmax, layer norm,
  * cross-entropy and L2 normalisation.
  */
-import { makeKernel, WGSL_LINEAR, type Kernel, type StorageAccess, type UniformType, memoKernel } from './kernel.js';
+import { makeKernel, type Kernel, type StorageBinding, type UniformType, memoKernel } from './kernel.js';
 
 export const REDUCE_WG = 256;
 
@@ -14,14 +14,10 @@ function reduceAxisKernelBuild(op: ReduceOp): Kernel {
   const init = op === 'max' ? '-3.4028234663852886e38' : '0.0';
   const step = op === 'max' ? 'acc = max(acc, v);' : 'acc += v;';
   const fin = op === 'mean' ? 'acc / f32(u.r)' : 'acc';
-  return makeKernel(`reduce.${op}`, [['n', 'u32'], ['r', 'u32'], ['inner', 'u32']], ['read', 'rw'], `
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
-${WGSL_LINEAR}
-@compute @workgroup_size(${REDUCE_WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let o = linearIndex(gid, nwg, ${REDUCE_WG}u);
-  if (o >= u.n) { return; }
-  let outer = o / u.inner;
+  return makeKernel(`reduce.${op}`, [['n', 'u32'], ['r', 'u32'], ['inner', 'u32']], [['X', 'read', 'f32'], ['Y', 'rw', 'f32']], {
+      linear: REDUCE_WG,
+      index: 'o',
+      body: `  let outer = o / u.inner;
   let i = o % u.inner;
   var base = outer * u.r * u.inner + i;
   var acc = ${init};
@@ -29,8 +25,8 @@ ${WGSL_LINEAR}
     let v = X[base + j * u.inner];
     ${step}
   }
-  Y[o] = ${fin};
-}`, { workgroupSize: REDUCE_WG });
+  Y[o] = ${fin};`,
+    });
 }
 
 /**
@@ -49,14 +45,10 @@ function reduceAxisKernelVec4Build(op: ReduceOp, mode: 'columns' | 'rows'): Kern
   if (mode === 'columns') fin = op === 'mean' ? `acc / ${count}` : 'acc';
   else if (op === 'max') fin = 'max(max(acc.x, acc.y), max(acc.z, acc.w))';
   else fin = `((acc.x + acc.y) + (acc.z + acc.w))${op === 'mean' ? ` / ${count}` : ''}`;
-  return makeKernel(`reduce.${op}.${mode}.vec4`, [['n', 'u32'], ['r', 'u32'], ['inner', 'u32']], ['read', 'rw'], `
-@group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> Y: array<${mode === 'columns' ? 'vec4<f32>' : 'f32'}>;
-${WGSL_LINEAR}
-@compute @workgroup_size(${REDUCE_WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let o = linearIndex(gid, nwg, ${REDUCE_WG}u);
-  if (o >= u.n) { return; }
-  let outer = o / u.inner;
+  return makeKernel(`reduce.${op}.${mode}.vec4`, [['n', 'u32'], ['r', 'u32'], ['inner', 'u32']], [['X', 'read', 'vec4<f32>'], ['Y', 'rw', `${mode === 'columns' ? 'vec4<f32>' : 'f32'}`]], {
+      linear: REDUCE_WG,
+      index: 'o',
+      body: `  let outer = o / u.inner;
   let i = o % u.inner;
   let base = outer * u.r * u.inner + i;
   var acc = ${init};
@@ -64,8 +56,8 @@ ${WGSL_LINEAR}
     let v = X[base + j * u.inner];
     ${step}
   }
-  Y[o] = ${fin};
-}`, { workgroupSize: REDUCE_WG });
+  Y[o] = ${fin};`,
+    });
 }
 
 /**
@@ -88,16 +80,10 @@ export function reduceAxisPlan(op: ReduceOp, outer: number, r: number, inner: nu
  * broken by the lowest index, as PyTorch's max(dim) does).
  */
 function maxBackwardKernelBuild(): Kernel {
-  return makeKernel('reduce.max.backward', [['n', 'u32'], ['r', 'u32'], ['inner', 'u32']], ['read', 'read', 'read', 'rw'], `
-@group(0) @binding(1) var<storage, read> X: array<f32>;
-@group(0) @binding(2) var<storage, read> M: array<f32>;
-@group(0) @binding(3) var<storage, read> G: array<f32>;
-@group(0) @binding(4) var<storage, read_write> DX: array<f32>;
-${WGSL_LINEAR}
-@compute @workgroup_size(${REDUCE_WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let o = linearIndex(gid, nwg, ${REDUCE_WG}u);
-  if (o >= u.n) { return; }
-  let outer = o / u.inner;
+  return makeKernel('reduce.max.backward', [['n', 'u32'], ['r', 'u32'], ['inner', 'u32']], [['X', 'read', 'f32'], ['M', 'read', 'f32'], ['G', 'read', 'f32'], ['DX', 'rw', 'f32']], {
+      linear: REDUCE_WG,
+      index: 'o',
+      body: `  let outer = o / u.inner;
   let i = o % u.inner;
   let base = outer * u.r * u.inner + i;
   var found = false;
@@ -109,8 +95,8 @@ ${WGSL_LINEAR}
     } else {
       DX[k] = 0.0;
     }
-  }
-}`, { workgroupSize: REDUCE_WG });
+  }`,
+    });
 }
 
 /**
@@ -182,8 +168,8 @@ export function rowKernel(
   name: string,
   spec: RowSpec,
   fields: readonly [string, UniformType][],
-  storage: readonly StorageAccess[],
-  decls: string,
+  bindings: readonly StorageBinding[],
+  helpers: string,
   reducers: readonly RowReducer[],
   body: string,
 ): Kernel {
@@ -192,35 +178,29 @@ export function rowKernel(
   const wg = rowWorkgroupSize(spec);
   const lead: [string, UniformType][] = [['rows', 'u32'], ['len', 'u32']];
   if (spec.strided) lead.push(['inner', 'u32']);
-  const helpers = `alias T = ${T};
-const STEP: u32 = ${spec.variant === 'lane' ? 1 : wg}u;
+  const common = `const STEP: u32 = ${spec.variant === 'lane' ? 1 : wg}u;
 const LOWEST: f32 = -3.4028234663852886e38;
 fn hsum(v: T) -> f32 { return ${spec.vec4 ? 'v.x + v.y + v.z + v.w' : 'v'}; }
 fn hmax(v: T) -> f32 { return ${spec.vec4 ? 'max(max(v.x, v.y), max(v.z, v.w))' : 'v'}; }
 fn at(base: u32, j: u32) -> u32 { return base + j${spec.strided ? ' * u.inner' : ''}; }
-`;
-  const entry = spec.variant === 'lane'
-    ? `@compute @workgroup_size(${wg}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let row = linearIndex(gid, nwg, ${wg}u);
-  if (row >= u.rows) { return; }
-  let lane = 0u;`
-    : `@compute @workgroup_size(${wg}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
-  let row = wid.x + wid.y * nwg.x;
-  if (row >= u.rows) { return; }`;
+${helpers}${reducers.map((r) => reducerWgsl(r, spec.variant)).join('')}`;
   const base = spec.strided
     ? '(row / u.inner) * u.len * u.inner + row % u.inner'
     : 'row * u.len';
-  return makeKernel(
-    `${name}.${spec.variant}${spec.variant === 'lane' ? wg : ''}${spec.vec4 ? '.vec4' : ''}${spec.strided ? '.strided' : ''}`,
-    [...lead, ...fields],
-    storage,
-    `${decls}\n${WGSL_LINEAR}${helpers}${reducers.map((r) => reducerWgsl(r, spec.variant)).join('')}
-${entry}
+  const kernelName = `${name}.${spec.variant}${spec.variant === 'lane' ? wg : ''}${spec.vec4 ? '.vec4' : ''}${spec.strided ? '.strided' : ''}`;
+  const prelude = `alias T = ${T};\n`;
+  if (spec.variant === 'lane') {
+    // One row per invocation: the generated 1-D entry point, with `row` as its index.
+    return makeKernel(kernelName, [...lead, ...fields], bindings,
+      { linear: wg, index: 'row', bound: 'u.rows', helpers: common, body: `  let lane = 0u;\n  let base = ${base};\n${body}` }, { prelude });
+  }
+  return makeKernel(kernelName, [...lead, ...fields], bindings, `${common}
+@compute @workgroup_size(${wg}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= u.rows) { return; }
   let base = ${base};
 ${body}
-}`,
-    { workgroupSize: wg },
-  );
+}`, { workgroupSize: wg, prelude });
 }
 
 export const SUM_REDUCER = (name = 'rowSum'): RowReducer => ({ name, type: 'f32', combine: 'a + b' });
@@ -232,15 +212,11 @@ export const SUM_REDUCER = (name = 'rowSum'): RowReducer => ({ name, type: 'f32'
  * the same buffer.
  */
 function sumPartialsKernelBuild(): Kernel {
-  return makeKernel('reduce.sum.partials', [['n4', 'u32'], ['tail', 'u32'], ['parts', 'u32']], ['read', 'read', 'rw'], `
-@group(0) @binding(1) var<storage, read> X4: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> X: array<f32>;
-@group(0) @binding(3) var<storage, read_write> P: array<f32>;
-${WGSL_LINEAR}
-@compute @workgroup_size(${REDUCE_WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let p = linearIndex(gid, nwg, ${REDUCE_WG}u);
-  if (p >= u.parts) { return; }
-  var acc = vec4<f32>(0.0);
+  return makeKernel('reduce.sum.partials', [['n4', 'u32'], ['tail', 'u32'], ['parts', 'u32']], [['X4', 'read', 'vec4<f32>'], ['X', 'read', 'f32'], ['P', 'rw', 'f32']], {
+      linear: REDUCE_WG,
+      index: 'p',
+      bound: 'u.parts',
+      body: `  var acc = vec4<f32>(0.0);
   for (var j = p; j < u.n4; j += u.parts) {
     acc += X4[j];
   }
@@ -250,8 +226,8 @@ ${WGSL_LINEAR}
       s += X[u.n4 * 4u + t];
     }
   }
-  P[p] = s;
-}`, { workgroupSize: REDUCE_WG });
+  P[p] = s;`,
+    });
 }
 
 /**
@@ -259,10 +235,7 @@ ${WGSL_LINEAR}
  * and writes Y[0] = sum * scale.
  */
 function sumFinalKernelBuild(): Kernel {
-  return makeKernel('reduce.sum.final', [['parts', 'u32'], ['scale', 'f32']], ['read', 'rw'], `
-@group(0) @binding(1) var<storage, read> P: array<f32>;
-@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
-var<workgroup> red: array<f32, ${REDUCE_WG}>;
+  return makeKernel('reduce.sum.final', [['parts', 'u32'], ['scale', 'f32']], [['P', 'read', 'f32'], ['Y', 'rw', 'f32']], `var<workgroup> red: array<f32, ${REDUCE_WG}>;
 @compute @workgroup_size(${REDUCE_WG}) fn main(@builtin(local_invocation_index) lane: u32) {
   var s = 0.0;
   for (var j = lane; j < u.parts; j += ${REDUCE_WG}u) {
@@ -280,15 +253,10 @@ var<workgroup> red: array<f32, ${REDUCE_WG}>;
 
 /** Y[i] = G[0] * scale for every i: the gradient of a full sum or mean, read on the GPU. */
 function broadcastScalarKernelBuild(): Kernel {
-  return makeKernel('reduce.broadcast-scalar', [['n', 'u32'], ['scale', 'f32']], ['read', 'rw'], `
-@group(0) @binding(1) var<storage, read> G: array<f32>;
-@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
-${WGSL_LINEAR}
-@compute @workgroup_size(${REDUCE_WG}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = linearIndex(gid, nwg, ${REDUCE_WG}u);
-  if (i >= u.n) { return; }
-  Y[i] = G[0] * u.scale;
-}`, { workgroupSize: REDUCE_WG });
+  return makeKernel('reduce.broadcast-scalar', [['n', 'u32'], ['scale', 'f32']], [['G', 'read', 'f32'], ['Y', 'rw', 'f32']], {
+      linear: REDUCE_WG,
+      body: `  Y[i] = G[0] * u.scale;`,
+    });
 }
 
 // Kernels are pure functions of their arguments: built once, then shared (and so is the pipeline).

@@ -6,7 +6,7 @@
  * exp(x - m), rescaling the sum when m grows (once per vector, not per element), then a pass
  * writes the output. Lanes merge their (m, s) pairs with the same rescaling rule.
  */
-import { memoKernel, type Kernel } from './kernel.js';
+import { memoKernel, type Kernel, type StorageBinding } from './kernel.js';
 import { rowKernel, SUM_REDUCER, type RowReducer, type RowSpec } from './reduce.js';
 
 export type SoftmaxKind = 'softmax' | 'log_softmax';
@@ -30,13 +30,11 @@ fn maxSumStep(st: vec2<f32>, v: T) -> vec2<f32> {
 }
 `;
 
-const IO = (inputs: string[], output: string) =>
-  inputs.map((n, i) => `@group(0) @binding(${i + 1}) var<storage, read> ${n}: array<T>;\n`).join('') +
-  `@group(0) @binding(${inputs.length + 1}) var<storage, read_write> ${output}: array<T>;\n`;
+const IO = (inputs: string[], output: string): StorageBinding[] => [...inputs.map((n) => [n, 'read', 'T'] as const), [output, 'rw', 'T']];
 
 function softmaxKernelBuild(kind: SoftmaxKind, spec: RowSpec): Kernel {
   const out = kind === 'softmax' ? 'exp(X[k] - T(m)) * inv' : 'X[k] - T(m + lg)';
-  return rowKernel(`${kind}`, spec, [], ['read', 'rw'], IO(['X'], 'Y') + MAX_SUM_WGSL, [MAX_SUM_REDUCER], `
+  return rowKernel(`${kind}`, spec, [], IO(['X'], 'Y'), MAX_SUM_WGSL, [MAX_SUM_REDUCER], `
   var st = vec2<f32>(LOWEST, 0.0);
   for (var j = lane; j < u.len; j += STEP) {
     st = maxSumStep(st, X[at(base, j)]);
@@ -58,7 +56,7 @@ function softmaxKernelBuild(kind: SoftmaxKind, spec: RowSpec): Kernel {
 function softmaxBackwardKernelBuild(kind: SoftmaxKind, spec: RowSpec): Kernel {
   const acc = kind === 'softmax' ? 'hsum(G[k] * Y[k])' : 'hsum(G[k])';
   const out = kind === 'softmax' ? 'Y[k] * (G[k] - T(s))' : 'G[k] - exp(Y[k]) * T(s)';
-  return rowKernel(`${kind}.backward`, spec, [], ['read', 'read', 'rw'], IO(['Y', 'G'], 'DX'), [SUM_REDUCER()], `
+  return rowKernel(`${kind}.backward`, spec, [], IO(['Y', 'G'], 'DX'), '', [SUM_REDUCER()], `
   var s = 0.0;
   for (var j = lane; j < u.len; j += STEP) {
     let k = at(base, j);
