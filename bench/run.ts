@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { nodeContext } from '../src/engine/node-gpu.js';
 import type { GpuContext } from '../src/engine/context.js';
 import { GpuTimer } from '../src/engine/gpu-timer.js';
+import { describeTuning } from '../src/engine/tuning.js';
 import type { BenchCase, CaseFactory } from './case.js';
 import { FACTORIES } from './cases/index.js';
 
@@ -173,6 +174,7 @@ async function main(): Promise<void> {
   };
   const timer = GpuTimer.create(ctx, GPU_ITERATIONS_MAX);
   log(`adapter: ${ctx.adapterInfo()}`);
+  log(`tuning: ${describeTuning(ctx.tuning)}${Object.keys(ctx.tuningOverride).length ? ` (forced: ${JSON.stringify(ctx.tuningOverride)})` : ''}`);
   log(timer
     ? 'ms and rate: median GPU time (timestamp queries); best: shortest GPU time; wall: median from encode to the host seeing it done'
     : 'ms and rate: median wall time from encode to the host seeing it done (no timestamp-query feature)');

@@ -6,6 +6,7 @@ import { f32, nd, randNd, rng, type Nd } from './helpers/ref.js';
 import * as ops from '../src/engine/ops/index.js';
 import { tensor, type Tensor } from '../src/engine/tensor.js';
 import type { GpuContext } from '../src/engine/context.js';
+import type { TuningOverride } from '../src/engine/tuning.js';
 
 interface Cfg {
   causal?: boolean;
@@ -85,14 +86,14 @@ function maskTensor(ctx: GpuContext, cfg: Cfg, B: number, Tk: number, dtype: 'i3
  */
 interface Family {
   name: string;
-  opts: Pick<ops.AttentionOptions, 'impl' | 'subgroups'>;
+  tuning: TuningOverride;
   maxD: number;
 }
 
 const FAMILIES: Family[] = [
-  { name: 'register+subgroups', opts: { impl: 'register', subgroups: true }, maxD: 128 },
-  { name: 'register', opts: { impl: 'register', subgroups: false }, maxD: 128 },
-  { name: 'tiled', opts: { impl: 'tiled' }, maxD: 16 },
+  { name: 'register+subgroups', tuning: { attention: 'register', attentionSubgroups: true }, maxD: 128 },
+  { name: 'register', tuning: { attention: 'register', attentionSubgroups: false }, maxD: 128 },
+  { name: 'tiled', tuning: { attention: 'tiled' }, maxD: 16 },
 ];
 
 // Forward: f32 kernel vs float64 reference. Inputs are rounded to f32 first, so the only error
@@ -107,7 +108,7 @@ async function checkForward(ctx: GpuContext, fam: Family, dims: number[], cfg: C
   const live = ctx.pool.liveBytes;
   const [qt, kt, vt] = [q, k, v].map((x) => toGpu(ctx, x));
   const mt = maskTensor(ctx, cfg, B, Tk, maskDtype);
-  const y = ops.attention(qt, kt, vt, { causal: cfg.causal, scale: cfg.scale, keyPaddingMask: mt, ...fam.opts });
+  const y = ops.attention(qt, kt, vt, { causal: cfg.causal, scale: cfg.scale, keyPaddingMask: mt });
   const what = `attention.${fam.name} forward ${JSON.stringify(dims)} causal=${!!cfg.causal} mask=${cfg.mask ? maskDtype : 'none'}`;
   assert.equal([...y.shape], [B, H, Tq, D], `${what}: shape`);
   assertClose(what, await y.toArray(), refAttention(q, k, v, cfg).data, FWD_RTOL, FWD_ATOL);
@@ -125,17 +126,22 @@ async function checkGrad(ctx: GpuContext, fam: Family, dims: number[], cfg: Cfg)
   const mt = maskTensor(ctx, cfg, B, Tk);
   const name = `attention.${fam.name} ${JSON.stringify(dims)} causal=${!!cfg.causal} mask=${!!cfg.mask}`;
   await gradCheck(ctx, name,
-    (q, k, v) => ops.attention(q, k, v, { causal: cfg.causal, scale: cfg.scale, keyPaddingMask: mt, ...fam.opts }),
+    (q, k, v) => ops.attention(q, k, v, { causal: cfg.causal, scale: cfg.scale, keyPaddingMask: mt }),
     (q, k, v) => refAttention(q, k, v, cfg),
     inputs(B, H, Tq, Tk, D, 7 + Tq * 3 + D), GRAD);
   mt?.dispose();
 }
 
+/** Runs a test body with the family's kernels forced on the shared context. */
+async function onFamily(fam: Family, fn: (ctx: GpuContext) => Promise<void>): Promise<void> {
+  const ctx = await gpu();
+  await ctx.withTuning(fam.tuning, () => fn(ctx));
+}
+
 for (const fam of FAMILIES) {
   const fits = (dims: number[]) => dims[4] <= fam.maxD;
 
-  test(`${fam.name}: forward matches the float64 reference on odd shapes`, async () => {
-    const ctx = await gpu();
+  test(`${fam.name}: forward matches the float64 reference on odd shapes`, () => onFamily(fam, async (ctx) => {
     // [batch, heads, Tq, Tk, head_dim]
     // 40 x 77 spans several workgroup row blocks and (tiled) several key tiles.
     const shapes = [[1, 1, 1, 1, 1], [2, 3, 7, 7, 7], [2, 1, 3, 7, 1], [1, 2, 7, 3, 5], [1, 2, 40, 77, 16],
@@ -150,10 +156,9 @@ for (const fam of FAMILIES) {
     // Mask dtypes: u32 and f32 masks mean the same as i32.
     await checkForward(ctx, fam, [2, 2, 5, 6, 8], { mask: randMask(2, 6, 3) }, 'u32');
     await checkForward(ctx, fam, [2, 2, 5, 6, 8], { mask: randMask(2, 6, 3) }, 'f32');
-  });
+  }));
 
-  test(`${fam.name}: gradients of q, k, v against finite differences`, async () => {
-    const ctx = await gpu();
+  test(`${fam.name}: gradients of q, k, v against finite differences`, () => onFamily(fam, async (ctx) => {
     for (const dims of [[2, 3, 7, 7, 7], [1, 1, 3, 3, 1], [1, 2, 1, 5, 4]]) {
       const [B, , Tq, Tk] = dims;
       await checkGrad(ctx, fam, dims, {});
@@ -168,17 +173,16 @@ for (const fam of FAMILIES) {
     // Streams longer than a row block and a key tile, on both sides.
     await checkGrad(ctx, fam, [1, 1, 5, 40, 4], { mask: randMask(1, 40, 6) });
     await checkGrad(ctx, fam, [1, 1, 40, 40, 4], { causal: true });
-  });
+  }));
 
-  test(`${fam.name}: a fully masked query row outputs zeros and gets zero gradients`, async () => {
-    const ctx = await gpu();
+  test(`${fam.name}: a fully masked query row outputs zeros and gets zero gradients`, () => onFamily(fam, async (ctx) => {
     // Batch 1 is fully padded; in batch 0, causal rows 0 and 1 see only padded keys 0 and 1.
     const [B, H, T, D] = [2, 2, 5, 4];
     const mask = [0, 0, 1, 1, 1, 0, 0, 0, 0, 0];
     await checkGrad(ctx, fam, [B, H, T, T, D], { causal: true, mask });
     const [q, k, v] = inputs(B, H, T, T, D, 3).map((x) => toGpu(ctx, f32(x), true));
     const mt = tensor(ctx, mask, [B, T], 'i32');
-    const y = ops.attention(q, k, v, { causal: true, keyPaddingMask: mt, ...fam.opts });
+    const y = ops.attention(q, k, v, { causal: true, keyPaddingMask: mt });
     const out = await y.toArray();
     const dy = toGpu(ctx, randNd([B, H, T, D], 5));
     ops.backward(y, { grad: dy });
@@ -195,14 +199,14 @@ for (const fam of FAMILIES) {
       }
     }
     for (const t of [q, k, v, mt, y, dy]) t.dispose();
-  });
+  }));
 }
 
 test('auto picks a kernel family that matches the forced ones', async () => {
   const ctx = await gpu();
   const [q, k, v] = inputs(1, 2, 6, 6, 8, 1).map((x) => toGpu(ctx, f32(x)));
   const a = ops.attention(q, k, v, { causal: true });
-  const r = ops.attention(q, k, v, { causal: true, impl: ctx.info.cpuBacked ? 'register' : 'tiled', subgroups: true });
+  const r = ctx.withTuning({ attention: ctx.info.cpuBacked ? 'register' : 'tiled', attentionSubgroups: true }, () => ops.attention(q, k, v, { causal: true }));
   assert.equal(Array.from(await a.toArray()), Array.from(await r.toArray()));
   for (const t of [q, k, v, a, r]) t.dispose();
 });

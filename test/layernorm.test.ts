@@ -66,7 +66,7 @@ const params = (d: number, seed: number): [Nd, Nd] => [randNd([d], seed, 0.5, 1.
 for (const variant of VARIANTS) {
   test(`layerNorm (${variant}): forward and gradient check of x, gamma, beta`, async () => {
     const ctx = await gpu();
-    ops.setRowVariant(variant);
+    ctx.setTuning({ rows: variant });
     try {
       for (const shape of GRAD_SHAPES) {
         const d = shape[shape.length - 1];
@@ -84,13 +84,13 @@ for (const variant of VARIANTS) {
       await gradCheck(ctx, 'layerNorm params only', (x, g, b) => ops.layerNorm(x, g, b), (x, g, b) => refLn(x, g, b, 1e-5).y,
         [randNd([5, 7], 1), gm, bt], { constant: [0], rtol: 3e-5, atol: 3e-5, gradAtol: 1e-4 });
     } finally {
-      ops.setRowVariant(null);
+      ctx.setTuning({});
     }
   });
 
   test(`layerNorm (${variant}): larger rows against float64 forward and backward`, async () => {
     const ctx = await gpu();
-    ops.setRowVariant(variant);
+    ctx.setTuning({ rows: variant });
     try {
       for (const shape of BIG_SHAPES) {
         const d = shape[shape.length - 1];
@@ -110,7 +110,7 @@ for (const variant of VARIANTS) {
         for (const t of [xt, gt, bt2, gg, y]) t.dispose();
       }
     } finally {
-      ops.setRowVariant(null);
+      ctx.setTuning({});
     }
   });
 }
@@ -118,7 +118,7 @@ for (const variant of VARIANTS) {
 test('layerNorm: accurate when the mean dwarfs the spread', async () => {
   const ctx = await gpu();
   for (const variant of VARIANTS) {
-    ops.setRowVariant(variant);
+    ctx.setTuning({ rows: variant });
     // Rows around 1000 with std ~0.1: sum / sum-of-squares in f32 would lose the variance.
     const x = f32(randNd([9, 516], 8, -0.2, 0.2));
     for (let i = 0; i < x.data.length; i++) x.data[i] = Math.fround(x.data[i] + 1000);
@@ -128,7 +128,7 @@ test('layerNorm: accurate when the mean dwarfs the spread', async () => {
     assertClose(`layerNorm (${variant}) large mean`, await y.toArray(), refLn(x, gm, bt, 1e-5).y.data, 0, 3e-3);
     for (const t of [xt, gt, btt, y]) t.dispose();
   }
-  ops.setRowVariant(null);
+  ctx.setTuning({});
 });
 
 test('layerNorm: argument errors name the op and the shapes', async () => {
@@ -171,7 +171,7 @@ const L2_CASES: [number[], number][] = [
 for (const variant of VARIANTS) {
   test(`l2Normalize (${variant}): forward and gradient check along axis 0, middle and -1`, async () => {
     const ctx = await gpu();
-    ops.setRowVariant(variant);
+    ctx.setTuning({ rows: variant });
     try {
       for (const [shape, axis] of L2_CASES) {
         await gradCheck(ctx, `l2Normalize ${JSON.stringify(shape)} axis ${axis}`, (x) => ops.l2Normalize(x, axis),
@@ -183,7 +183,7 @@ for (const variant of VARIANTS) {
       await gradCheck(ctx, 'l2Normalize clamped axis 0', (x) => ops.l2Normalize(x, 0, 0.5), (x) => refL2(x, 0, 0.5),
         [randNd([3, 7], 2, -0.1, 0.1)], { rtol: 2e-6, atol: 1e-6 });
     } finally {
-      ops.setRowVariant(null);
+      ctx.setTuning({});
     }
   });
 }

@@ -42,7 +42,7 @@ const SHAPES: [number, number][] = [[1, 1], [3, 7], [77, 3], [5, 8], [129, 5], [
 for (const variant of VARIANTS) {
   test(`crossEntropy (${variant}): forward and gradient check, with ignored rows`, async () => {
     const ctx = await gpu();
-    ops.setRowVariant(variant);
+    ctx.setTuning({ rows: variant });
     try {
       for (const [n, c] of SHAPES) {
         for (const [ignore, every] of [[-100, 0], [-100, 3], [2, 2]] as const) {
@@ -55,13 +55,13 @@ for (const variant of VARIANTS) {
         }
       }
     } finally {
-      ops.setRowVariant(null);
+      ctx.setTuning({});
     }
   });
 
   test(`crossEntropy (${variant}): sum reduction and wide rows`, async () => {
     const ctx = await gpu();
-    ops.setRowVariant(variant);
+    ctx.setTuning({ rows: variant });
     try {
       const tg = makeTargets(4, 9, 1, -100, 3);
       const tt = tensor(ctx, tg, [4], 'i32');
@@ -89,7 +89,7 @@ for (const variant of VARIANTS) {
         for (const z of [xt, tgt, loss]) z.dispose();
       }
     } finally {
-      ops.setRowVariant(null);
+      ctx.setTuning({});
     }
   });
 }
@@ -113,7 +113,7 @@ test('crossEntropy: all rows ignored gives loss 0 and zero gradient', async () =
 test('crossEntropy: targets out of range give NaN, not garbage', async () => {
   const ctx = await gpu();
   for (const variant of VARIANTS) {
-    ops.setRowVariant(variant);
+    ctx.setTuning({ rows: variant });
     for (const bad of [5, 6, -1, -101, 1 << 30]) {
       const xt = toGpu(ctx, randNd([3, 5], 1), true);
       const tt = tensor(ctx, [0, bad, 2], [3], 'i32');
@@ -126,7 +126,7 @@ test('crossEntropy: targets out of range give NaN, not garbage', async () => {
       for (const t of [xt, tt, loss]) t.dispose();
     }
   }
-  ops.setRowVariant(null);
+  ctx.setTuning({});
 });
 
 test('crossEntropy: argument errors name the op and the shapes', async () => {

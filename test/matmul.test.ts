@@ -8,7 +8,8 @@ import { noGrad } from '../src/engine/autograd.js';
 import { tensor, type Tensor } from '../src/engine/tensor.js';
 import type { GpuContext } from '../src/engine/context.js';
 import { BufferPool } from '../src/engine/pool.js';
-import type { Activation, MatmulTuning, MatmulVariant } from '../src/engine/ops/index.js';
+import type { Activation, MatmulVariant } from '../src/engine/ops/index.js';
+import type { MatmulTuning } from '../src/engine/tuning.js';
 import { ACTIVATIONS } from '../src/kernels/matmul.js';
 
 // ---- float64 reference -------------------------------------------------------------------
@@ -99,12 +100,7 @@ const VARIANTS: VariantCase[] = [
 
 async function withVariant(v: VariantCase, fn: (ctx: GpuContext) => Promise<void>): Promise<void> {
   const ctx = await gpu();
-  ops.setMatmulVariant(ctx, v.variant, { subgroups: v.subgroups, ...v.tuning });
-  try {
-    await fn(ctx);
-  } finally {
-    ops.setMatmulVariant(ctx, null);
-  }
+  await ctx.withTuning({ matmul: v.variant, matmulSubgroups: v.subgroups, ...(v.tuning ? { regblock: v.tuning } : {}) }, () => fn(ctx));
 }
 
 const TRANS: [boolean, boolean][] = [[false, false], [true, false], [false, true], [true, true]];
@@ -238,7 +234,7 @@ for (const v of TUNED) {
 
 test('matmul: regblock tuning by shape (swap narrow N, short row blocks, split-K for one long workgroup)', async () => {
   const ctx = await gpu();
-  ops.setMatmulVariant(ctx, 'regblock');
+  ctx.setTuning({ matmul: 'regblock' });
   try {
     // LoRA rank-8 forward [6336, 64] x [8, 64]^T: N = 8 would idle most lanes, so C^T is computed.
     const lora = ops.matmulPlanFor(ctx, false, true, 6336, 8, 64);
@@ -260,19 +256,20 @@ test('matmul: regblock tuning by shape (swap narrow N, short row blocks, split-K
     const big = ops.matmulPlanFor(ctx, false, false, 1024, 1024, 1024);
     assert.equal([big.swap, big.spec.rows, big.splits], [false, undefined, 1]);
     // Forced tuning wins over the shape's choice.
-    ops.setMatmulVariant(ctx, 'regblock', { swap: false, splits: 5 });
+    ctx.setTuning({ matmul: 'regblock', regblock: { swap: false, splits: 5 } });
     const forcedPlan = ops.matmulPlanFor(ctx, false, true, 6336, 8, 6400);
     assert.equal([forcedPlan.swap, forcedPlan.splits], [false, 5]);
     // The GPU path has no tuning.
-    ops.setMatmulVariant(ctx, 'tiled');
+    ctx.setTuning({ matmul: 'tiled' });
     const tiled = ops.matmulPlanFor(ctx, false, true, 6336, 8, 64);
     assert.equal([tiled.spec.variant, tiled.swap, tiled.splits], ['tiled', false, 1]);
   } finally {
-    ops.setMatmulVariant(ctx, null);
+    ctx.setTuning({});
   }
-  assert.throws(() => ops.setMatmulVariant(ctx, 'tiled', { rows: 8 }), /setMatmulVariant: rows tunes regblock only, not 'tiled'/);
-  assert.throws(() => ops.setMatmulVariant(ctx, 'regblock', { rows: 6 }), /rows must be a positive multiple of 4, got 6/);
-  assert.throws(() => ops.setMatmulVariant(ctx, 'regblock', { splits: 0 }), /splits must be a positive integer, got 0/);
+  assert.throws(() => ctx.setTuning({ matmul: 'tiled', regblock: { rows: 8 } }), /setTuning: regblock tunes the regblock variant only, not 'tiled'/);
+  assert.throws(() => ctx.setTuning({ regblock: { rows: 6 } }), /regblock\.rows must be a positive multiple of 4, got 6/);
+  assert.throws(() => ctx.setTuning({ regblock: { splits: 0 } }), /regblock\.splits must be a positive integer, got 0/);
+  assert.is(ctx.tuning.matmul.variant, ctx.info.cpuBacked ? 'regblock' : 'tiled', 'a refused override leaves the tuning as it was');
 });
 
 test('matmul: each fused activation, forward and gradient (bias, odd N, K = 1 and K = 77)', async () => {

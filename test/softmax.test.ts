@@ -56,20 +56,20 @@ for (const variant of VARIANTS) {
   for (const [name, f, log] of KINDS) {
     test(`${name} (${variant}): forward and gradient check on odd shapes`, async () => {
       const ctx = await gpu();
-      ops.setRowVariant(variant);
+      ctx.setTuning({ rows: variant });
       try {
         for (const shape of GRAD_SHAPES) {
           await gradCheck(ctx, `${name} ${JSON.stringify(shape)}`, f, (x) => refSoftmax(x, log), [randNd(shape, 5, -3, 3)],
             { rtol: 2e-5, atol: 2e-6, gradRtol: 1e-3, gradAtol: 2e-5 });
         }
       } finally {
-        ops.setRowVariant(null);
+        ctx.setTuning({});
       }
     });
 
     test(`${name} (${variant}): larger rows against float64 forward and backward`, async () => {
       const ctx = await gpu();
-      ops.setRowVariant(variant);
+      ctx.setTuning({ rows: variant });
       try {
         for (const shape of BIG_SHAPES) {
           const x = f32(randNd(shape, 9, -4, 4));
@@ -83,7 +83,7 @@ for (const variant of VARIANTS) {
           for (const t of [xt, gt, y]) t.dispose();
         }
       } finally {
-        ops.setRowVariant(null);
+        ctx.setTuning({});
       }
     });
   }
@@ -92,7 +92,7 @@ for (const variant of VARIANTS) {
 test('softmax is stable for large and very negative logits', async () => {
   const ctx = await gpu();
   for (const variant of VARIANTS) {
-    ops.setRowVariant(variant);
+    ctx.setTuning({ rows: variant });
     // Rows: huge offsets (naive exp overflows), one dominant entry, and -inf (masked) entries.
     const rows = [
       [1000, 1001, 1002, 999, 1000.5, 1003, 998],
@@ -111,7 +111,7 @@ test('softmax is stable for large and very negative logits', async () => {
     }
     xt.dispose();
   }
-  ops.setRowVariant(null);
+  ctx.setTuning({});
 });
 
 test('softmax: empty rows, rank-0 and dtype errors', async () => {

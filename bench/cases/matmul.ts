@@ -1,6 +1,6 @@
 import type { GpuContext } from '../../src/engine/context.js';
 import type { Tensor } from '../../src/engine/tensor.js';
-import { fill, linear, matmul, matmulPlanFor, matmulVariantName, setMatmulVariant, type Activation } from '../../src/engine/ops/index.js';
+import { fill, linear, matmul, matmulPlanFor, matmulVariantName, type Activation } from '../../src/engine/ops/index.js';
 import { matmulKernel } from '../../src/kernels/matmul.js';
 import { noGrad } from '../../src/engine/autograd.js';
 import type { BenchCase } from '../case.js';
@@ -23,12 +23,7 @@ export async function matmulCases(ctx: GpuContext): Promise<BenchCase[]> {
       // couple of iterations give a steady figure.
       kernel: 'matmul.naive', shape: `${n}x${n}x${n}`, flops, iterations: 2,
       run: () => {
-        setMatmulVariant(ctx, 'naive');
-        try {
-          noGrad(() => matmul(a, b)).dispose();
-        } finally {
-          setMatmulVariant(ctx, null);
-        }
+        ctx.withTuning({ matmul: 'naive' }, () => noGrad(() => matmul(a, b)).dispose());
       },
       dispose: () => {},
     },

@@ -16,6 +16,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nodeContext } from '../../src/engine/node-gpu.js';
 import type { GpuContext } from '../../src/engine/context.js';
+import { describeTuning } from '../../src/engine/tuning.js';
 import { kernelCases, type KernelCase, type Runner } from './kernel-cases.js';
 import { STEP_SHAPES, ourStep, shapeLabel, type StepShape } from './step-cases.js';
 import { tfjsPeer, type TfPeer } from './peer-tfjs.js';
@@ -203,6 +204,7 @@ async function main(): Promise<void> {
   const log = (s: string) => { if (!args.json) console.error(s); };
   const ctx = await nodeContext();
   log(`adapter: ${ctx.adapterInfo()}`);
+  log(`tuning: ${describeTuning(ctx.tuning)}`);
   let peer: TfPeer | null = null;
   if (args.tfjs) {
     try {

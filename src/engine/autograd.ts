@@ -1,6 +1,6 @@
 import type { GpuContext } from './context.js';
 import { OpError, shapeStr } from './errors.js';
-import { Tensor } from './tensor.js';
+import { scope, Tensor } from './tensor.js';
 
 let gradEnabled = true;
 
@@ -19,6 +19,10 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+/**
+ * A node's gradient rule. It runs inside a `scope`: every tensor it makes and does not return
+ * is freed when it returns, so rules never dispose their temporaries.
+ */
 export type BackwardFn = (gradOut: Tensor, saved: readonly Tensor[]) => (Tensor | null)[];
 
 /** One recorded op: its inputs, the tensors it saved, and how to push a gradient through it. */
@@ -43,7 +47,8 @@ export class GradNode {
     if (!this.savedTensors) {
       throw new OpError(this.op, 'backward through a graph that was already freed (call backward({ retainGraph: true }) to run it twice)');
     }
-    return this.backwardFn(gradOut, this.savedTensors);
+    const saved = this.savedTensors;
+    return scope(gradOut.ctx, () => this.backwardFn(gradOut, saved));
   }
 
   release(): void {

@@ -4,6 +4,7 @@ import { requestGpuDevice, type AdapterSummary } from './adapter.js';
 import type { Kernel } from '../kernels/kernel.js';
 import type { Tensor } from './tensor.js';
 import { WaitPacer, type PendingWork } from './dawn-wait.js';
+import { decideTuning, type Tuning, type TuningOverride } from './tuning.js';
 
 /** A storage binding: a buffer range a kernel reads or writes. */
 export interface BufferRange {
@@ -15,6 +16,13 @@ export interface BufferRange {
 interface PipelineEntry {
   pipeline: GPUComputePipeline;
   layout: GPUBindGroupLayout;
+}
+
+export interface ContextOptions {
+  /** Forced kernel choices (tests, benchmarks); the adapter decides the rest. */
+  tuning?: TuningOverride;
+  /** Where `tuning` came from, for its error messages (e.g. the environment variable's name). */
+  tuningSource?: string;
 }
 
 const UNIFORM_SLOT = 256;
@@ -52,7 +60,14 @@ export class GpuContext {
   private uploadStaging: GPUBuffer[] = [];
   private pacer = new WaitPacer();
 
-  constructor(readonly device: GPUDevice, readonly info: AdapterSummary) {
+  /** Every kernel-selection decision for this adapter (see tuning.ts). */
+  tuning: Tuning;
+  /** The override `tuning` was decided with (the context option, or the last setTuning). */
+  tuningOverride: TuningOverride;
+
+  constructor(readonly device: GPUDevice, readonly info: AdapterSummary, opts: ContextOptions = {}) {
+    this.tuningOverride = opts.tuning ?? {};
+    this.tuning = decideTuning(info, this.tuningOverride, opts.tuningSource);
     this.pool = new BufferPool(device, device.limits.maxBufferSize);
     this.uniformArena = device.createBuffer({
       size: UNIFORM_SLOT * UNIFORM_ARENA_SLOTS,
@@ -66,9 +81,34 @@ export class GpuContext {
     });
   }
 
-  static async create(gpu: GPU): Promise<GpuContext> {
+  static async create(gpu: GPU, opts: ContextOptions = {}): Promise<GpuContext> {
     const { device, summary } = await requestGpuDevice(gpu);
-    return new GpuContext(device, summary);
+    return new GpuContext(device, summary, opts);
+  }
+
+  /**
+   * Replaces the tuning override (the adapter's defaults with `override` applied; `{}` restores
+   * the defaults). Kernels already built stay cached; the next dispatch uses the new choice.
+   */
+  setTuning(override: TuningOverride, source = 'setTuning'): void {
+    this.tuning = decideTuning(this.info, override, source);
+    this.tuningOverride = override;
+  }
+
+  /** Runs `fn` (sync or async) with `override` on top of the current one, then restores it. */
+  withTuning<T>(override: TuningOverride, fn: () => T): T {
+    const prev = this.tuningOverride;
+    this.setTuning({ ...prev, ...override }, 'withTuning');
+    let r: T;
+    try {
+      r = fn();
+    } catch (e) {
+      this.setTuning(prev);
+      throw e;
+    }
+    if (r instanceof Promise) return r.finally(() => this.setTuning(prev)) as T;
+    this.setTuning(prev);
+    return r;
   }
 
   hasFeature(name: string): boolean {

@@ -5,6 +5,10 @@
 import { create, globals } from 'webgpu';
 import { GpuContext } from './context.js';
 import { NO_ADAPTER_HELP } from './adapter.js';
+import { parseTuningOverride } from './tuning.js';
+
+/** JSON TuningOverride for benchmarks, e.g. NEGCLIP_TUNING='{"matmul":"tiled"}'. */
+export const TUNING_ENV = 'NEGCLIP_TUNING';
 
 // dawn.node crashes at the next await if the object `create()` returned is garbage-collected.
 let dawnGpu: GPU | null = null;
@@ -23,7 +27,9 @@ let shared: Promise<GpuContext> | null = null;
 /** The process-wide context on Dawn; created on first use. */
 export function nodeContext(): Promise<GpuContext> {
   if (!shared) {
-    shared = GpuContext.create(nodeGpu()).catch((e: unknown) => {
+    const env = process.env[TUNING_ENV];
+    const tuning = env ? parseTuningOverride(env, TUNING_ENV) : undefined;
+    shared = GpuContext.create(nodeGpu(), { tuning, tuningSource: TUNING_ENV }).catch((e: unknown) => {
       shared = null;
       const msg = e instanceof Error ? e.message : String(e);
       throw new Error(msg.includes('No WebGPU adapter') ? msg : `${msg}\n${NO_ADAPTER_HELP}`);

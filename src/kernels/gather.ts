@@ -9,8 +9,6 @@
 import { makeKernel, type Kernel, memoKernel } from './kernel.js';
 
 export const GATHER_WG = 256;
-/** Elements of one row per invocation (at most), interleaved: see layoutChunk. */
-export { layoutChunk as gatherChunk } from './layout.js';
 /** A quiet NaN, passed as a uniform: a NaN constant expression is a WGSL compile error. */
 export const NAN_BITS = 0x7fc00000;
 

@@ -11,17 +11,6 @@ import { makeKernel, type Kernel, memoKernel } from './kernel.js';
 
 export const LAYOUT_WG = 256;
 export const LAYOUT_MAX_RANK = 6;
-/**
- * Elements of one output row each invocation copies (at most), interleaved with stride
- * `chunks` so that neighbouring invocations touch neighbouring words (coalesced on GPUs).
- * On CPU adapters per-invocation setup (index decomposition: integer divisions that
- * lavapipe runs as scalar code per lane) costs as much as the copying, so invocations are
- * made fat there; GPUs want many thin ones.
- */
-export function layoutChunk(cpuBacked: boolean): number {
-  return cpuBacked ? 64 : 4;
-}
-
 const word = (vec4: boolean) => (vec4 ? 'vec4<u32>' : 'u32');
 
 /**

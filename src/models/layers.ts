@@ -3,7 +3,7 @@
  * Linear (y = W x + b + scale * B (A x)). Layers own no memory policy: callers decide what is
  * frozen (requiresGrad) and who disposes the weights.
  */
-import { layerNorm, linear, type Tensor } from '../engine/index.js';
+import { layerNorm, linear, scope, type Tensor } from '../engine/index.js';
 import type { Activation } from './clip-config.js';
 
 /** A low-rank update: a [r, in], b [out, r], scale = lora_alpha / r. */
@@ -36,12 +36,10 @@ export class Linear {
     const lora = this.lora;
     const bias = this.bias ?? undefined;
     if (!lora) return linear(x, this.weight, bias, act, { addend: residual });
-    const down = linear(x, lora.a);
-    const up = linear(down, lora.b, undefined, 'none', { alpha: lora.scale, addend: residual });
-    down.dispose();
-    const y = linear(x, this.weight, bias, act, { addend: up });
-    up.dispose();
-    return y;
+    return scope(x.ctx, () => {
+      const up = linear(linear(x, lora.a), lora.b, undefined, 'none', { alpha: lora.scale, addend: residual });
+      return linear(x, this.weight, bias, act, { addend: up });
+    });
   }
 }
 

@@ -29,18 +29,12 @@ export interface EncoderLayer {
 
 function splitHeads(x: Tensor, heads: number): Tensor {
   const [b, t, d] = x.shape;
-  const r = reshape(x, [b, t, heads, d / heads]);
-  const y = permute(r, [0, 2, 1, 3]);
-  r.dispose();
-  return y;
+  return scope(x.ctx, () => permute(reshape(x, [b, t, heads, d / heads]), [0, 2, 1, 3]));
 }
 
 function mergeHeads(x: Tensor): Tensor {
   const [b, h, t, hd] = x.shape;
-  const p = permute(x, [0, 2, 1, 3]);
-  const y = reshape(p, [b, t, h * hd]);
-  p.dispose();
-  return y;
+  return scope(x.ctx, () => reshape(permute(x, [0, 2, 1, 3]), [b, t, h * hd]));
 }
 
 /** One block: x + attn(ln1(x)), then + mlp(ln2(.)). Intermediates are freed on return. */

@@ -4,8 +4,9 @@ import { OpError, shapeStr } from '../errors.js';
 import { empty, type Tensor } from '../tensor.js';
 import {
   ATTN_MAX_HEAD_DIM, attentionBackwardKVKernel, attentionBackwardQKernel, attentionForwardKernel,
-  attentionRowTermKernel, attnRowsPerGroup, attnSubgroupOk, attnVariant, attnVariantName, type AttnImpl, type AttnVariant,
+  attentionRowTermKernel, attnRowsPerGroup, attnVariant, attnVariantName, type AttnVariant,
 } from '../../kernels/attention.js';
+import { attentionSubgroup } from '../tuning.js';
 import { ctxOf, expectDtype, expectRank, run1d } from './util.js';
 
 export interface AttentionOptions {
@@ -15,30 +16,15 @@ export interface AttentionOptions {
   causal?: boolean;
   /** [batch, Tk], i32 / u32 / f32: nonzero = attend, 0 = padded key. */
   keyPaddingMask?: Tensor;
-  /**
-   * Kernel family; 'auto' picks `register` on CPU-backed adapters and `tiled` on GPUs. Tests
-   * and benchmarks force one to cover every variant.
-   */
-  impl?: AttnImpl | 'auto';
-  /** register: share streamed rows through subgroups when the adapter has a fixed size (default true). */
-  subgroups?: boolean;
 }
 
-/** The subgroup size the register variant can rely on (fixed and supported), else 0. */
-function usableSubgroup(ctx: GpuContext): number {
-  const { subgroupMinSize: lo, subgroupMaxSize: hi } = ctx.info;
-  if (!ctx.hasFeature('subgroups') || !lo || lo !== hi || !attnSubgroupOk(lo)) return 0;
-  return lo;
-}
-
-function chooseVariant(ctx: GpuContext, headDim: number, opts: AttentionOptions): AttnVariant {
-  const impl = !opts.impl || opts.impl === 'auto' ? (ctx.info.cpuBacked ? 'register' : 'tiled') : opts.impl;
-  return attnVariant(impl, headDim, opts.subgroups === false ? 0 : usableSubgroup(ctx));
+function chooseVariant(ctx: GpuContext, headDim: number): AttnVariant {
+  return attnVariant(ctx.tuning.attention.impl, headDim, attentionSubgroup(ctx.tuning));
 }
 
 /** The kernel variant attention runs on `ctx` for this head dim, e.g. 'register.sg8' (benchmarks print it). */
-export function attentionVariantName(ctx: GpuContext, headDim: number, opts: AttentionOptions = {}): string {
-  return attnVariantName(chooseVariant(ctx, headDim, opts));
+export function attentionVariantName(ctx: GpuContext, headDim: number): string {
+  return attnVariantName(chooseVariant(ctx, headDim));
 }
 
 interface Plan {
@@ -81,7 +67,7 @@ function plan(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Plan {
   }
   const scale = opts.scale ?? 1 / Math.sqrt(d);
   if (!Number.isFinite(scale)) throw new OpError(OP, `scale must be a finite number, got ${scale}`);
-  const variant = chooseVariant(ctx, d, opts);
+  const variant = chooseVariant(ctx, d);
   const rs = variant.vec4 ? d / 4 : d;
   const nv = Math.ceil(d / 4);
   // In ATTN_UNIFORMS order.

@@ -213,28 +213,15 @@ export function add(a: Tensor, b: Tensor): Tensor {
 
 export function sub(a: Tensor, b: Tensor): Tensor {
   const y = binaryRaw('sub', a, b);
-  return record('sub', y, [a, b], [], (g) => {
-    const gb = sumTo(g, b.shape);
-    const ngb = unaryRaw('neg', gb);
-    gb.dispose();
-    return [sumTo(g, a.shape), ngb];
-  });
+  return record('sub', y, [a, b], [], (g) => [sumTo(g, a.shape), unaryRaw('neg', sumTo(g, b.shape))]);
 }
 
 export function mul(a: Tensor, b: Tensor): Tensor {
   const y = binaryRaw('mul', a, b);
   return record('mul', y, [a, b], [a, b], (g, [as, bs]) => {
     const out: (Tensor | null)[] = [null, null];
-    if (a.requiresGrad) {
-      const t = binaryRaw('mul', g, bs);
-      out[0] = sumTo(t, a.shape);
-      t.dispose();
-    }
-    if (b.requiresGrad) {
-      const t = binaryRaw('mul', g, as);
-      out[1] = sumTo(t, b.shape);
-      t.dispose();
-    }
+    if (a.requiresGrad) out[0] = sumTo(binaryRaw('mul', g, bs), a.shape);
+    if (b.requiresGrad) out[1] = sumTo(binaryRaw('mul', g, as), b.shape);
     return out;
   });
 }
@@ -245,17 +232,8 @@ export function div(a: Tensor, b: Tensor): Tensor {
     const out: (Tensor | null)[] = [null, null];
     const gOverB = binaryRaw('div', g, bs);
     if (a.requiresGrad) out[0] = sumTo(gOverB, a.shape);
-    if (b.requiresGrad) {
-      // d/db (a / b) = -a / b^2 = -(g / b) * (a / b)
-      const aOverB = binaryRaw('div', as, bs);
-      const t = binaryRaw('mul', gOverB, aOverB);
-      const nt = unaryRaw('neg', t);
-      out[1] = sumTo(nt, b.shape);
-      aOverB.dispose();
-      t.dispose();
-      nt.dispose();
-    }
-    gOverB.dispose();
+    // d/db (a / b) = -a / b^2 = -(g / b) * (a / b)
+    if (b.requiresGrad) out[1] = sumTo(unaryRaw('neg', binaryRaw('mul', gOverB, binaryRaw('div', as, bs))), b.shape);
     return out;
   });
 }

@@ -9,7 +9,7 @@ import { record } from '../autograd.js';
 import type { GpuContext } from '../context.js';
 import { OpError, shapeStr } from '../errors.js';
 import { empty, sizeOf, type Tensor } from '../tensor.js';
-import { gatherChunk, gatherKernel, scatterAddKernel, NAN_BITS } from '../../kernels/gather.js';
+import { gatherKernel, scatterAddKernel, NAN_BITS } from '../../kernels/gather.js';
 import { ctxOf, expectDtype, expectRank, normAxis, run1d } from './util.js';
 import { zeros } from './elementwise.js';
 
@@ -32,7 +32,7 @@ function gatherRaw(op: string, x: Tensor, axis: number, idx: Tensor, outShape: r
   if (y.size === 0) return y;
   const v = inner % 4 === 0 ? 4 : 1;
   const words = inner / v;
-  const ch = gatherChunk(ctx.info.cpuBacked);
+  const ch = ctx.tuning.copyChunk;
   const chunks = Math.ceil(words / ch);
   const n = outer * nIdx * chunks;
   ctx.withOp(op, () => run1d(ctx, gatherKernel(v === 4, ch), n, [n, chunks, nIdx, axisLen, words, NAN_BITS],
@@ -46,7 +46,7 @@ function scatterAddRaw(ctx: GpuContext, op: string, g: Tensor, axis: number, idx
   const [outer, axisLen, inner] = split(shape, axis);
   const nIdx = idx.size;
   if (g.size === 0) return y;
-  const ch = gatherChunk(ctx.info.cpuBacked);
+  const ch = ctx.tuning.copyChunk;
   const chunks = Math.ceil(inner / ch);
   const n = outer * nIdx * chunks;
   ctx.withOp(op, () => run1d(ctx, scatterAddKernel(ch), n, [n, chunks, nIdx, axisLen, inner],

@@ -17,7 +17,7 @@ function paramGrads(ctx: GpuContext, x: Tensor, g: Tensor, mean: Tensor, rstd: T
   const op = 'layerNorm';
   const vec4 = d % 4 === 0;
   const cols = vec4 ? d / 4 : d;
-  const target = ctx.info.cpuBacked ? 256 : 16384;
+  const target = ctx.tuning.paramGradInvocations;
   const chunkRows = Math.max(1, Math.ceil(rows / Math.max(1, Math.ceil(target / cols))));
   const chunks = Math.max(1, Math.ceil(rows / chunkRows));
   const dgamma = empty(ctx, [d]);
@@ -31,7 +31,6 @@ function paramGrads(ctx: GpuContext, x: Tensor, g: Tensor, mean: Tensor, rstd: T
     const plan = reduceAxisPlan('sum', 1, chunks, d);
     for (const [p, out] of [[pg, dgamma], [pb, dbeta]]) {
       run1d(ctx, plan.kernel, plan.n, plan.uniforms, [p.range(op), out.range(op)]);
-      p.dispose();
     }
   }
   return [dgamma, dbeta];
@@ -74,9 +73,7 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-5): T
     if (gamma.requiresGrad || beta.requiresGrad) {
       const [dgamma, dbeta] = paramGrads(ctx, xs, g, ms, rs, rows, d);
       if (gamma.requiresGrad) out[1] = dgamma;
-      else dgamma.dispose();
       if (beta.requiresGrad) out[2] = dbeta;
-      else dbeta.dispose();
     }
     return out;
   });

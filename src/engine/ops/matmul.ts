@@ -1,11 +1,11 @@
 import { isGradEnabled, record } from '../autograd.js';
 import type { GpuContext, BufferRange } from '../context.js';
 import { OpError, shapeStr } from '../errors.js';
-import { empty, sizeOf, type Tensor } from '../tensor.js';
+import { empty, scope, sizeOf, type Tensor } from '../tensor.js';
 import {
-  ACTIVATIONS, RB_COLS_NOSG, RB_LANES, RB_ROWS, RB_ROWS_NOSG, matmulKernel, matmulWorkgroups, splitReduceKernel, vec4Ok,
-  type Activation, type MatmulSpec, type MatmulVariant,
+  ACTIVATIONS, matmulKernel, matmulWorkgroups, splitReduceKernel, vec4Ok, type Activation, type MatmulSpec,
 } from '../../kernels/matmul.js';
+import { matmulSubgroup, regblockShape } from '../tuning.js';
 import { unaryKernel } from '../../kernels/elementwise.js';
 import { ctxOf, expectDtype, run1d, sameShape } from './util.js';
 import { sumTo } from './elementwise.js';
@@ -30,73 +30,12 @@ export interface MatmulOptions {
   addend?: Tensor;
 }
 
-/**
- * regblock tuning a test or benchmark may force; fields left out are chosen by shape as usual.
- * `swap` computes C^T = op(B)^T op(A)^T and stores it transposed; `splits` slices K into that
- * many partial products summed by a second pass (split-K).
- */
-export interface MatmulTuning {
-  rows?: number;
-  cols?: number;
-  swap?: boolean;
-  splits?: number;
-}
-
-interface VariantChoice {
-  variant: MatmulVariant;
-  /** regblock: share A through subgroupBroadcast when the adapter allows it. */
-  subgroups: boolean;
-  tuning: MatmulTuning;
-}
-
-const forced = new WeakMap<GpuContext, VariantChoice>();
-
-/**
- * Forces a matmul variant (and regblock tuning) on a context (tests run every variant on one
- * adapter), or restores the per-adapter default with `null`.
- */
-export function setMatmulVariant(
-  ctx: GpuContext, variant: MatmulVariant | null, opts: { subgroups?: boolean } & MatmulTuning = {},
-): void {
-  if (variant === null) {
-    forced.delete(ctx);
-    return;
-  }
-  const { subgroups = true, ...tuning } = opts;
-  for (const [k, v] of Object.entries(tuning)) {
-    if (v === undefined || variant === 'regblock') continue;
-    throw new Error(`setMatmulVariant: ${k} tunes regblock only, not '${variant}'`);
-  }
-  if (tuning.rows !== undefined && (!Number.isInteger(tuning.rows) || tuning.rows <= 0 || tuning.rows % 4 !== 0)) {
-    throw new Error(`setMatmulVariant: rows must be a positive multiple of 4, got ${tuning.rows}`);
-  }
-  if (tuning.cols !== undefined && (!Number.isInteger(tuning.cols) || tuning.cols <= 0)) {
-    throw new Error(`setMatmulVariant: cols must be a positive integer, got ${tuning.cols}`);
-  }
-  if (tuning.splits !== undefined && (!Number.isInteger(tuning.splits) || tuning.splits <= 0)) {
-    throw new Error(`setMatmulVariant: splits must be a positive integer, got ${tuning.splits}`);
-  }
-  forced.set(ctx, { variant, subgroups, tuning });
-}
-
-/** The subgroup size regblock can rely on: fixed, and a divisor of its row block; else 0. */
-function usableSubgroup(ctx: GpuContext): number {
-  const { subgroupMinSize: lo, subgroupMaxSize: hi } = ctx.info;
-  if (!ctx.hasFeature('subgroups') || !lo || lo !== hi) return 0;
-  return RB_ROWS % lo === 0 ? lo : 0;
-}
-
 /** The variant matmul dispatches on `ctx`, e.g. 'regblock.sg8' (benchmarks print it). */
 export function matmulVariantName(ctx: GpuContext): string {
-  const c = choice(ctx);
-  if (c.variant !== 'regblock') return c.variant;
-  const sg = c.subgroups ? usableSubgroup(ctx) : 0;
+  const t = ctx.tuning;
+  if (t.matmul.variant !== 'regblock') return t.matmul.variant;
+  const sg = matmulSubgroup(t);
   return sg ? `regblock.sg${sg}` : 'regblock';
-}
-
-function choice(ctx: GpuContext): VariantChoice {
-  // CPU adapters lose to barriers and win by register blocking; GPUs want shared-memory tiles.
-  return forced.get(ctx) ?? { variant: ctx.info.cpuBacked ? 'regblock' : 'tiled', subgroups: true, tuning: {} };
 }
 
 /** How one product is dispatched: the kernel, whether operands swap, and the split of K. */
@@ -113,13 +52,12 @@ export interface MatmulPlan {
 export function matmulPlanFor(
   ctx: GpuContext, transA: boolean, transB: boolean, M: number, N: number, K: number, batch = 1,
 ): MatmulPlan {
-  const c = choice(ctx);
-  if (c.variant !== 'regblock') {
-    return { spec: { variant: c.variant, transA, transB, vec4: false, subgroup: 0 }, swap: false, splits: 1, kChunk: K };
+  const tuning = ctx.tuning;
+  if (tuning.matmul.variant !== 'regblock') {
+    return { spec: { variant: tuning.matmul.variant, transA, transB, vec4: false, subgroup: 0 }, swap: false, splits: 1, kChunk: K };
   }
-  const subgroup = c.subgroups ? usableSubgroup(ctx) : 0;
-  const auto = regblockTuning(M, N, K, batch, subgroup);
-  const t = { ...auto, ...c.tuning };
+  const subgroup = matmulSubgroup(tuning);
+  const t = regblockShape(tuning, M, N, K, batch);
   const swap = t.swap ?? false;
   // The kernel's view: with swap, A' = op(B)^T [N, K] and B' = op(A)^T [K, M].
   const [kA, kB, kM, kN] = swap ? [!transB, !transA, N, M] : [transA, transB, M, N];
@@ -136,33 +74,6 @@ export function matmulPlanFor(
     splits: splits > 1 ? Math.ceil(K / kChunk) : 1,
     kChunk,
   };
-}
-
-/**
- * Shape-driven regblock tuning on CPU adapters, where every per-lane storage access is a
- * scalar loop and a dispatch has a fixed cost of about 0.1-0.3 ms (lavapipe, 2 cores):
- * - N <= 16 with a taller M: a workgroup's lanes span 32 (or 64) columns of C, so most would
- *   idle; swapping makes M the lane axis (LoRA's rank-8 products, about 2x faster).
- * - Few rows (after a swap too): a row block no taller than the problem (8, 16 or 24 rows;
- *   rows past M are computed and dropped), e.g. the LoRA weight gradients [8, K] x [K, 64].
- * - A single workgroup with a long K: split K over 4 workgroups. Only then: with two
- *   workgroups or more the second dispatch costs more than it saves on this adapter.
- * Other shapes, even tall-skinny ones like [6336, 64] x [64, 64], measured best with the
- * default 32 x 4 block.
- */
-function regblockTuning(M: number, N: number, K: number, batch: number, subgroup: number): MatmulTuning {
-  const t: MatmulTuning = {};
-  if (N <= 16 && M >= 2 * N) t.swap = true;
-  const [m, n] = t.swap ? [N, M] : [M, N];
-  const baseRows = subgroup > 0 ? RB_ROWS : RB_ROWS_NOSG;
-  const step = Math.max(8, subgroup);
-  const rows = Math.ceil(Math.max(m, 1) / step) * step;
-  if (rows < baseRows) t.rows = rows;
-  const lanes = subgroup > 0 ? subgroup : RB_LANES;
-  const cols = subgroup > 0 ? 1 : RB_COLS_NOSG;
-  const workgroups = Math.ceil(n / (lanes * 4 * cols)) * Math.ceil(m / (t.rows ?? baseRows)) * batch;
-  if (workgroups < 2 && K >= 8192) t.splits = Math.min(4, Math.floor(K / 2048));
-  return t;
 }
 
 const dummies = new WeakMap<GpuContext, { read: BufferRange; write: BufferRange }>();
@@ -315,7 +226,6 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     ];
     if (bias) grads.push(bias.requiresGrad ? sumTo(gz, [N]) : null);
     if (addend) grads.push(addend.requiresGrad ? gz.alias() : null);
-    if (gz !== g) gz.dispose();
     return grads;
   });
   pre?.dispose();
@@ -341,7 +251,7 @@ function gradA(a: Tensor, b: Tensor, gz: Tensor, p: Problem, alpha: number): Ten
     ? { transA: transB, transB: true, M: K, N: M, K: N, batch, aBatched: p.bBatched, bBatched: true }
     : { transA: false, transB: !transB, M, N: K, K: N, batch, aBatched: true, bBatched: p.bBatched };
   const t = transA ? product(b, gz, q, [batch, K, M], alpha) : product(gz, b, q, [batch, M, K], alpha);
-  return p.aBatched || batch === 1 ? reshapeOwned(t, a.shape) : sumBatch(t, a.shape);
+  return p.aBatched || batch === 1 ? t.alias(a.shape) : sumTo(t, a.shape);
 }
 
 /** dB from dZ: !transB: dB = op(A)^T @ dZ; transB: dB = dZ^T @ op(A). */
@@ -354,20 +264,7 @@ function gradB(a: Tensor, b: Tensor, gz: Tensor, p: Problem, alpha: number): Ten
   const outRows = transB ? N : K;
   const outCols = transB ? K : N;
   const t = product(transB ? gz : a, transB ? a : gz, q, [batch, outRows, outCols], alpha);
-  return p.bBatched || batch === 1 ? reshapeOwned(t, b.shape) : sumBatch(t, b.shape);
-}
-
-/** A new handle of `shape` on t's storage; t's own handle is released. */
-function reshapeOwned(t: Tensor, shape: readonly number[]): Tensor {
-  const r = t.alias(shape);
-  t.dispose();
-  return r;
-}
-
-function sumBatch(t: Tensor, shape: readonly number[]): Tensor {
-  const s = sumTo(t, shape);
-  t.dispose();
-  return s;
+  return p.bBatched || batch === 1 ? t.alias(b.shape) : sumTo(t, b.shape);
 }
 
 /**
@@ -382,12 +279,9 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor, activation: Act
     throw new OpError('linear', `input ${shapeStr(x.shape)} does not end in in_features=${weight.shape[1]} of weight ${shapeStr(weight.shape)}`);
   }
   if (x.rank >= 2) return matmul(x, weight, { transB: true, bias, activation, ...extra });
-  const x2 = reshape(x, [1, x.shape[0]]);
-  const d2 = extra.addend ? reshape(extra.addend, [1, extra.addend.size]) : undefined;
-  const y2 = matmul(x2, weight, { transB: true, bias, activation, alpha: extra.alpha, addend: d2 });
-  const y = reshape(y2, [weight.shape[0]]);
-  x2.dispose();
-  d2?.dispose();
-  y2.dispose();
-  return y;
+  return scope(x.ctx, () => {
+    const d2 = extra.addend ? reshape(extra.addend, [1, extra.addend.size]) : undefined;
+    const y2 = matmul(reshape(x, [1, x.shape[0]]), weight, { transB: true, bias, activation, alpha: extra.alpha, addend: d2 });
+    return reshape(y2, [weight.shape[0]]);
+  });
 }

@@ -30,28 +30,13 @@ function reduceRaw(op: ReduceOp, x: Tensor, axis: number, keepDims: boolean): Te
   return y;
 }
 
-let forcedRowVariant: RowVariant | null = null;
-
-/**
- * Forces the variant of row kernels (softmax, layer norm, cross-entropy, L2 normalisation) so
- * tests can run both on one adapter; null restores the adapter's choice.
- */
-export function setRowVariant(v: RowVariant | null): void {
-  forcedRowVariant = v;
-}
-
-/** One invocation per row on CPU adapters, one workgroup per row on GPUs. */
-export function rowVariant(ctx: GpuContext): RowVariant {
-  return forcedRowVariant ?? (ctx.info.cpuBacked ? 'lane' : 'workgroup');
-}
-
 /**
  * The row-kernel shape for `rows` rows on this adapter. A workgroup runs on one CPU thread, so
  * with few rows the 'lane' variant uses workgroups of 8 (one SIMD width on lavapipe) to give
  * every core some rows.
  */
 export function rowSpec(ctx: GpuContext, rows: number, vec4: boolean, strided = false): RowSpec {
-  const variant = rowVariant(ctx);
+  const variant = ctx.tuning.rows;
   return { variant, vec4, strided, laneWg: rows >= 4 * ROW_LANE_WG ? ROW_LANE_WG : 8 };
 }
 
@@ -72,7 +57,7 @@ function sumAllRaw(op: string, x: Tensor, scale: number): Tensor {
   const y = empty(ctx, []);
   const n4 = Math.floor(x.size / 4);
   const tail = x.size - n4 * 4;
-  const maxParts = ctx.info.cpuBacked ? 1024 : 65536;
+  const maxParts = ctx.tuning.sumParts;
   const parts = Math.max(1, Math.min(maxParts, Math.ceil(n4 / 64)));
   const p = empty(ctx, [parts]);
   ctx.withOp(op, () => {
@@ -116,10 +101,7 @@ export function mean(x: Tensor, axis?: number, keepDims = false): Tensor {
   const y = reduceRaw('mean', x, a, keepDims);
   const r = x.shape[a];
   return record('mean', y, [x], [], (g) => {
-    const b = broadcastTo(g, x.shape, a, keepDims);
-    const out = affine(b, 1 / r, 0);
-    b.dispose();
-    return [out];
+    return [affine(broadcastTo(g, x.shape, a, keepDims), 1 / r, 0)];
   });
 }
 

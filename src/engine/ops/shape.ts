@@ -1,8 +1,8 @@
 import { record } from '../autograd.js';
 import type { GpuContext } from '../context.js';
 import { OpError, shapeStr } from '../errors.js';
-import { empty, sizeOf, type Tensor } from '../tensor.js';
-import { blockCopyKernel, layoutChunk, padKernel, stridedArgs, stridedCopyKernel, LAYOUT_MAX_RANK } from '../../kernels/layout.js';
+import { empty, scope, sizeOf, type Tensor } from '../tensor.js';
+import { blockCopyKernel, padKernel, stridedArgs, stridedCopyKernel, LAYOUT_MAX_RANK } from '../../kernels/layout.js';
 import { broadcastStrides, coalesce, ctxOf, expectDtype, normAxis, run1d, sameShape } from './util.js';
 import { sumTo } from './elementwise.js';
 
@@ -52,7 +52,7 @@ function stridedCopy(op: string, x: Tensor, outShape: readonly number[], strides
     y.dispose();
     throw new OpError(op, `${shapeStr(x.shape)} -> ${shapeStr(outShape)} needs more than ${LAYOUT_MAX_RANK} dims after merging`);
   }
-  const ch = layoutChunk(ctx.info.cpuBacked);
+  const ch = ctx.tuning.copyChunk;
   const { mode, n, uniforms } = stridedArgs(dims, st, ch);
   ctx.withOp(op, () => run1d(ctx, stridedCopyKernel(mode, ch), n, uniforms, [x.range(op), y.range(op)]));
   return y;
@@ -76,7 +76,7 @@ function blockCopy(ctx: GpuContext, op: string, src: Tensor, dst: Tensor,
     return;
   }
   const v = [block, srcRow, srcOff, dstRow, dstOff].every((k) => k % 4 === 0) ? 4 : 1;
-  const ch = layoutChunk(ctx.info.cpuBacked);
+  const ch = ctx.tuning.copyChunk;
   const chunks = Math.ceil(block / v / ch);
   const n = outer * chunks;
   ctx.withOp(op, () => run1d(ctx, blockCopyKernel(v === 4, ch), n,
@@ -99,7 +99,7 @@ function padRaw(op: string, x: Tensor, axis: number, start: number, len: number)
   const off = start * inner;
   const v = [block, dstRow, off].every((k) => k % 4 === 0) ? 4 : 1;
   if (y.size === 0) return y;
-  const ch = layoutChunk(ctx.info.cpuBacked);
+  const ch = ctx.tuning.copyChunk;
   const chunks = Math.ceil(dstRow / v / ch);
   const n = (y.size / dstRow) * chunks;
   ctx.withOp(op, () => run1d(ctx, padKernel(v === 4, ch), n, [n, chunks, block / v, dstRow / v, off / v], [x.range(op), y.range(op)]));
@@ -225,8 +225,5 @@ export function expand(x: Tensor, shape: readonly number[]): Tensor {
  * to `shape`. Used by reduction backwards.
  */
 export function broadcastTo(g: Tensor, shape: readonly number[], axis: number, keepDims: boolean): Tensor {
-  const kept = keepDims ? g.alias() : g.alias(shape.map((d, i) => (i === axis ? 1 : d)));
-  const y = expand(kept, shape);
-  kept.dispose();
-  return y;
+  return scope(g.ctx, () => expand(keepDims ? g.alias() : g.alias(shape.map((d, i) => (i === axis ? 1 : d))), shape));
 }
