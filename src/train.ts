@@ -18,8 +18,9 @@ import { imageConfigFor, loadPixels } from './cli/images-node.js';
 import { openShards, writeFileAtomic } from './data/shards-node.js';
 import { layerScales } from './nast/cte.js';
 import { cteUpgradeNote, parseCteReport } from './nast/cte-report-parse.js';
-import { fullTextGroups, loraUpdateNorms, NastTrainer, type TrainItem } from './nast/train-loop.js';
-import { CAPTION_KINDS, ExampleBatcher, RECIPES, readExamples, type BatchState, type CaptionKind, type Example, type Recipe } from './nast/train-data.js';
+import { fullTextGroups, loraUpdateNorms, NastTrainer } from './nast/train-loop.js';
+import { NastRun, NonFiniteLossError } from './nast/nast-run.js';
+import { CAPTION_KINDS, ExampleBatcher, RECIPES, readExamples, type BatchState, type CaptionKind, type Recipe } from './nast/train-data.js';
 import type { ClipModel } from './models/clip.js';
 import { updateShares } from './nast/update-shares.js';
 import { hasCheckpoint, loadCheckpointState, saveCheckpoint } from './nast/checkpoint-node.js';
@@ -33,8 +34,6 @@ const DEFAULT_RUN_TRAIN: [string, string][] = [
   ['clip-captions', 'retrieval-neg'], ['log-every', '20'], ['val-every', '1000000'], ['check-sets', '200'],
 ];
 const DEFAULT_RUN_STEPS = 240;
-/** Steps the host may queue before it waits for the GPU (see the training loop). */
-const MAX_STEPS_IN_FLIGHT = 8;
 
 const FLAGS: FlagTable = {
   model: { kind: 'string', meta: 'DIR|FILE', help: 'base CLIP checkpoint (frozen): Hugging Face folder (safetensors or pytorch_model.bin), OpenAI-layout .safetensors, or a PyTorch / open_clip / NegBench .pt (with --config)' },
@@ -336,22 +335,9 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR [--recip
       process.stderr.write(`train: resumed at step ${loop.step} (epoch ${loop.epoch}, position ${loop.cursor})\n`);
     }
     const ctxLen = model.config.text.maxPositions;
-    // Each example is tokenised once, the first time a batch uses it.
-    const tokenized = new Map<Example, { caption: Int32Array; choices: Int32Array }>();
-    const idsOf = (ex: Example) => {
-      let t = tokenized.get(ex);
-      if (!t) {
-        t = {
-          caption: tok.tokenize([ex.caption], { contextLength: ctxLen, truncate: true }),
-          choices: tok.tokenize(ex.choices, { contextLength: ctxLen, truncate: true }),
-        };
-        tokenized.set(ex, t);
-      }
-      return t;
-    };
-    const nextBatch = (): TrainItem[] => batcher.next().map(({ image, example }) => {
-      const ids = idsOf(example);
-      return { image, caption: ids.caption, claims: ids.choices, claimCount: example.choices.length, answer: example.answer };
+    const run = new NastRun(trainer, batcher, imageTable, (texts) => tok.tokenize(texts, { contextLength: ctxLen, truncate: true }), {
+      steps, accumulate: acc, logEvery: f['log-every'] as number, saveEvery: f['save-every'] as number,
+      valEvery: checks.length > 0 ? valEvery : 0, stopAfter: f['stop-after'] as number | undefined,
     });
     const saveCkpt = async () => {
       const writeExtra = fullText ? (folder: string) => saveClip(model, join(folder, 'model')) : undefined;
@@ -370,61 +356,36 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR [--recip
     process.on('SIGINT', onSigint);
     process.on('SIGTERM', onSigint);
     const t0 = Date.now();
-    const startStep = loop.step;
     let lastLoss = NaN;
-    let lastSaved = loop.step;
     const last: Record<'val' | 'train', Accuracies> = { val: { claim: null, mcq: null }, train: { claim: null, mcq: null } };
     const pct = (x: number | null) => (x === null ? '-' : `${(100 * x).toFixed(1)}%`);
-    const micro = batch / acc;
-    const stopAfter = f['stop-after'] as number | undefined;
-    while (loop.step < steps && !stop) {
-      if (stopAfter !== undefined && loop.step >= stopAfter) break;
-      const items = nextBatch();
-      const losses: Tensor[] = [];
-      for (let m = 0; m < acc; m++) losses.push(trainer.accumulate(imageTable, items.slice(m * micro, (m + 1) * micro), 1 / acc));
-      trainer.apply();
-      loop.step++;
-      const logNow = loop.step % (f['log-every'] as number) === 0 || loop.step === steps;
-      const saveNow = loop.step % (f['save-every'] as number) === 0 && loop.step < steps;
-      let stepLoss = NaN;
-      if (logNow || saveNow) {
-        // Also read before each checkpoint, so that no checkpoint holds weights a non-finite loss has reached.
-        let sum = 0;
-        for (const l of losses) sum += await l.item();
-        stepLoss = sum / acc;
-        if (!Number.isFinite(sum)) {
-          const kept = lastSaved > 0 ? `the last checkpoint (step ${lastSaved}) in ${ckptDir} is from before it` : 'no checkpoint was written';
-          throw new Error(`the loss became ${sum / acc} at step ${loop.step} (learning rate ${trainer.currentLr().toExponential(2)} too high, or bad data); stopped without writing an adapter; ${kept}`);
-        }
-      }
-      if (logNow) {
-        lastLoss = stepLoss;
-        const sec = (Date.now() - t0) / 1000;
-        const rec = { step: loop.step, epoch: loop.epoch, loss: lastLoss, lr: trainer.currentLr(), samples_per_s: ((loop.step - startStep) * batch) / sec };
-        await appendFile(metricsFile, JSON.stringify(rec) + '\n');
-        if (!f.quiet) process.stderr.write(`\rtrain ${bar(loop.step, steps)} loss ${lastLoss.toFixed(4)} lr ${rec.lr.toExponential(2)} ${rec.samples_per_s.toFixed(1)} samples/s   `);
-      }
-      for (const l of losses) l.dispose();
-      // Bound how far the host runs ahead of the GPU between readbacks: with 100 steps queued
-      // (--log-every 100) dawn.node on lavapipe crashed with a segmentation fault.
-      if (!logNow && loop.step % MAX_STEPS_IN_FLIGHT === 0) await ctx.sync();
-      if (checks.length > 0 && (loop.step % valEvery === 0 || loop.step === steps)) {
-        const rec: Record<string, number | null> = { step: loop.step };
-        for (const c of checks) {
-          last[c.name] = await measure(c);
-          rec[`${c.name}_claim_accuracy`] = last[c.name].claim;
-          if (negbench) rec[`${c.name}_mcq_accuracy`] = last[c.name].mcq;
-        }
-        await appendFile(metricsFile, JSON.stringify(rec) + '\n');
-        if (!f.quiet) {
-          const mcq = negbench ? `; MCQ accuracy ${pct(last.val.mcq)} (train ${pct(last.train.mcq)})` : '';
-          process.stderr.write(`\ntrain: step ${loop.step}: claim accuracy validation ${pct(last.val.claim)}, train ${pct(last.train.claim)}${mcq}\n`);
-        }
-      }
-      if (saveNow) {
-        await saveCkpt();
-        lastSaved = loop.step;
-      }
+    try {
+      ({ lastLoss } = await run.run({
+        shouldStop: () => stop,
+        onLog: async (log) => {
+          const rec = { step: log.step, epoch: log.epoch, loss: log.loss, lr: log.lr, samples_per_s: log.samplesPerSec };
+          await appendFile(metricsFile, JSON.stringify(rec) + '\n');
+          if (!f.quiet) process.stderr.write(`\rtrain ${bar(log.step, steps)} loss ${log.loss.toFixed(4)} lr ${log.lr.toExponential(2)} ${log.samplesPerSec.toFixed(1)} samples/s   `);
+        },
+        onValidate: async (step) => {
+          const rec: Record<string, number | null> = { step };
+          for (const c of checks) {
+            last[c.name] = await measure(c);
+            rec[`${c.name}_claim_accuracy`] = last[c.name].claim;
+            if (negbench) rec[`${c.name}_mcq_accuracy`] = last[c.name].mcq;
+          }
+          await appendFile(metricsFile, JSON.stringify(rec) + '\n');
+          if (!f.quiet) {
+            const mcq = negbench ? `; MCQ accuracy ${pct(last.val.mcq)} (train ${pct(last.train.mcq)})` : '';
+            process.stderr.write(`\ntrain: step ${step}: claim accuracy validation ${pct(last.val.claim)}, train ${pct(last.train.claim)}${mcq}\n`);
+          }
+        },
+        onCheckpoint: saveCkpt,
+      }));
+    } catch (e) {
+      if (!(e instanceof NonFiniteLossError)) throw e;
+      const kept = run.lastSaved > 0 ? `the last checkpoint (step ${run.lastSaved}) in ${ckptDir} is from before it` : 'no checkpoint was written';
+      throw new Error(`${e.message}; stopped without writing an adapter; ${kept}`);
     }
     if (!f.quiet) process.stderr.write('\n');
     await saveCkpt();

@@ -35,4 +35,48 @@ test('src/ has no upward imports: kernels < engine, io < models < data < cli < n
   assert.equal(bad, []);
 });
 
+/** Runtime imports of a file (type-only imports and re-exports of types leave no edge at run time). */
+function runtimeImports(file: string): string[] {
+  const out: string[] = [];
+  const text = readFileSync(file, 'utf8');
+  for (const m of text.matchAll(/^(?:import|export)\s+(type\s+)?([^;]*?)\s+from\s+'(\.{1,2}\/[^']+)'/gms)) {
+    if (m[1]) continue;
+    const names = /^\{([^}]*)\}$/.exec(m[2].trim());
+    if (names && names[1].split(',').map((n) => n.trim()).filter(Boolean).every((n) => n.startsWith('type '))) continue;
+    out.push(resolve(dirname(file), m[3].replace(/\.js$/, '.ts')));
+  }
+  return out;
+}
+
+test('no import cycles between files of src/ (runtime imports)', () => {
+  const all = files(SRC);
+  const graph = new Map(all.map((f) => [f, runtimeImports(f).filter((t) => t !== f)]));
+  // Depth-first search with colours; a grey target closes a cycle, reported as its path.
+  const colour = new Map<string, 'grey' | 'black'>();
+  const cycles: string[] = [];
+  const path: string[] = [];
+  const visit = (f: string) => {
+    colour.set(f, 'grey');
+    path.push(f);
+    for (const t of graph.get(f) ?? []) {
+      if (!graph.has(t)) continue;
+      if (colour.get(t) === 'grey') cycles.push([...path.slice(path.indexOf(t)), t].map((x) => relative(SRC, x)).join(' -> '));
+      else if (!colour.has(t)) visit(t);
+    }
+    path.pop();
+    colour.set(f, 'black');
+  };
+  for (const f of all) if (!colour.has(f)) visit(f);
+  assert.equal(cycles, []);
+});
+
+test('the import scan keeps runtime edges and skips type-only ones', () => {
+  const of = (f: string) => runtimeImports(join(SRC, ...f.split('/'))).map((x) => relative(SRC, x));
+  // autograd.ts calls scope() from tensor.ts; tensor.ts names GradNode only as a type.
+  assert.ok(of('engine/autograd.ts').includes(join('engine', 'tensor.ts')));
+  assert.not.ok(of('engine/tensor.ts').includes(join('engine', 'autograd.ts')));
+  assert.ok(of('kernels/matmul.ts').includes(join('kernels', 'matmul-regblock.ts')));
+  assert.not.ok(of('kernels/matmul-regblock.ts').includes(join('kernels', 'matmul.ts')));
+});
+
 test.run();

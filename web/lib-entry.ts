@@ -23,6 +23,8 @@ export * from '../src/nast/cte.js';
 export * from '../src/nast/heatmap-svg.js';
 export * from '../src/nast/losses.js';
 export * from '../src/nast/train-loop.js';
+export * from '../src/nast/nast-run.js';
+export { ExampleBatcher, type Example as TrainExample } from '../src/nast/train-data.js';
 export { escapeXml, formatNumber } from '../src/io/report.js';
 // The data builders and the miniature world share a few helper names (locationPhrase): only
 // what a page needs to make world images, captions and claim sets is re-exported.

@@ -6,9 +6,8 @@
  * The trained adapter stays attached, so the other panels then show the fine-tuned model.
  */
 import {
-  DEFAULT_SPEC, GENERIC_TEMPLATES, NastTrainer, attachLora, buildClaimSets, buildNegatedCaptions, cutAtPool, formatNumber,
-  l2Normalize, loraUpdateNorms, makeRng, matmul, noGrad, scope, shuffle, type LoraSet, type NegationVocab,
-  type Tensor, type TrainItem, type WorldRecord,
+  DEFAULT_SPEC, ExampleBatcher, GENERIC_TEMPLATES, NastRun, NastTrainer, NonFiniteLossError, attachLora, buildClaimSets, buildNegatedCaptions, cutAtPool, formatNumber,
+  l2Normalize, loraUpdateNorms, matmul, noGrad, scope, type LoraSet, type NegationVocab, type Tensor, type WorldRecord,
 } from './lib-entry.js';
 import type { App, ModelState } from './app.js';
 import { embedImages } from './clip-panel.js';
@@ -151,12 +150,19 @@ export function setUpTrainPanel(app: App): void {
         const size = worldRenderSize(m.model.config.vision.imageSize);
         const records = worldRecords(dataSeed, 0, count, size);
         const perImage = worldExamples(records, seed, k);
-        const usable = perImage.map((e, i) => (e.length ? i : -1)).filter((i) => i >= 0);
-        if (usable.length < batch) throw new Error(`only ${usable.length} of ${count} scenes have a claim set of ${k} claims; lower k or the batch, or add images`);
-        const allExamples = perImage.flat();
-        setStatus(status, `embedding ${count} images (the vision tower is frozen: once)…`, true);
+        const usable = perImage.filter((e) => e.length > 0).length;
+        if (usable < batch) throw new Error(`only ${usable} of ${count} scenes have a claim set of ${k} claims; lower k or the batch, or add images`);
+        // The CLI's batcher and loop (src/nast/nast-run.ts): distinct images per batch, each
+        // image's claim sets in turn. Images are named by their scene index.
+        const batcher = new ExampleBatcher(
+          perImage.flat().map((e) => ({ image: String(e.image), caption: e.caption, choices: e.claims, answer: e.answer })),
+          batch, { step: 0, epoch: 0, cursor: 0, seed },
+        );
+        // Accuracy over every claim set, with images as rows of the batcher's table.
+        const allExamples = perImage.flat().map((e) => ({ ...e, image: batcher.row(String(e.image)) }));
+        setStatus(status, `embedding ${batcher.images.length} images (the vision tower is frozen: once)…`, true);
         await yieldToPage();
-        imageTable = embedImages(m, records.map((r, i) => ({ id: 0, ...worldPageImage(r, dataSeed, i) })));
+        imageTable = embedImages(m, batcher.images.map((id) => ({ id: 0, ...worldPageImage(records[Number(id)], dataSeed, Number(id)) })));
         setStatus(status, `claim accuracy of the base model on ${allExamples.length} claim sets…`, true);
         await yieldToPage();
         const accBefore = await claimAccuracy(m, imageTable, allExamples);
@@ -167,42 +173,24 @@ export function setUpTrainPanel(app: App): void {
           layerScales: scales, scaleMode: 'update',
         });
         const ctxLen = m.model.config.text.maxPositions;
-        const tok = (texts: readonly string[]) => m.tokenizer.tokenize(texts, { contextLength: ctxLen, truncate: true });
-        let epoch = 0;
-        let cursor = 0;
-        let perm = shuffle(makeRng(seed * 1000003), usable);
-        // Which of an image's claim sets a batch uses is drawn at random: taking them in turn
-        // would make whole epochs systematically easier or harder than others.
-        const pickRng = makeRng(seed * 1000003 + 1);
-        const nextBatch = (): TrainItem[] => {
-          if (cursor + batch > perm.length) {
-            epoch++;
-            cursor = 0;
-            perm = shuffle(makeRng(seed * 1000003 + epoch), usable);
-          }
-          const pick = perm.slice(cursor, cursor + batch);
-          cursor += batch;
-          return pick.map((img) => {
-            const opts = perImage[img];
-            const e = opts[Math.floor(pickRng() * opts.length)];
-            return { image: e.image, caption: tok([e.caption]), claims: tok(e.claims), claimCount: e.claims.length, answer: e.answer };
-          });
-        };
-
+        const run = new NastRun(trainer, batcher, imageTable, (texts) => m.tokenizer.tokenize(texts, { contextLength: ctxLen, truncate: true }), { steps });
         const losses: number[] = [];
         const tTrain = performance.now();
-        for (let step = 1; step <= steps && !stop; step++) {
-          const loss = trainer.accumulate(imageTable, nextBatch());
-          trainer.apply();
-          const v = await loss.item();
-          loss.dispose();
-          if (!Number.isFinite(v)) throw new Error(`the loss became ${v} at step ${step}: lower the learning rate`);
-          losses.push(v);
-          chart.innerHTML = lossChartSvg(losses, steps);
-          setProgress(progress, step, steps);
-          const rate = step / ((performance.now() - tTrain) / 1000);
-          setStatus(status, `step ${step} of ${steps}: loss ${formatNumber(v, 4)}, ${rate.toFixed(2)} steps/s (${(rate * batch).toFixed(1)} images/s)`, true);
+        try {
+          await run.run({
+            shouldStop: () => stop,
+            onLog: async (log) => {
+              losses.push(log.loss);
+              chart.innerHTML = lossChartSvg(losses, steps);
+              setProgress(progress, log.step, steps);
+              const rate = log.step / ((performance.now() - tTrain) / 1000);
+              setStatus(status, `step ${log.step} of ${steps}: loss ${formatNumber(log.loss, 4)}, ${rate.toFixed(2)} steps/s (${(rate * batch).toFixed(1)} images/s)`, true);
+            },
+          });
+        } catch (e) {
+          throw e instanceof NonFiniteLossError ? new Error(`${e.message}: lower the learning rate`) : e;
         }
+        const epoch = batcher.state.epoch;
         const done = losses.length;
         const trainMs = performance.now() - tTrain;
         setStatus(status, `claim accuracy after ${done} steps…`, true);
@@ -213,7 +201,7 @@ export function setUpTrainPanel(app: App): void {
         lora = null;
         chart.dataset.steps = String(done);
         setFacts(summary, [
-          ['steps', `${done}${done < steps ? ` of ${steps} (stopped)` : ''}, batch ${batch}, epoch ${epoch + 1} of ${count} scenes (${usable.length} with claim sets of ${k})`],
+          ['steps', `${done}${done < steps ? ` of ${steps} (stopped)` : ''}, batch ${batch}, epoch ${epoch + 1} of ${count} scenes (${usable} with claim sets of ${k})`],
           ['loss', `${formatNumber(losses[0], 4)} → ${formatNumber(losses[done - 1], 4)} (lambda ${lambda}: ${lambda} L_CLIP + ${formatNumber(1 - lambda, 2)} L_claim)`],
           ['claim accuracy on these scenes', `${(100 * accBefore).toFixed(1)}% → ${(100 * accAfter).toFixed(1)}% of ${allExamples.length} claim sets (true claim ranked first among ${k}; training scenes, so not a held-out score)`],
           ['learning-rate scales', scales ? `CTE alpha^beta per block: ${scales.map((s) => s.toFixed(3)).join(', ')}` : 'uniform'],

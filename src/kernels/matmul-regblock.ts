@@ -6,7 +6,7 @@
 import { makeKernel, type Kernel, type UniformType, memoKernel } from './kernel.js';
 import {
   ACT_WGSL, matmulBindings, MATMUL_FIELDS, RB_LANES, regblockShape, specName, type MatmulSpec,
-} from './matmul.js';
+} from './matmul-spec.js';
 
 /**
  * Register-blocked kernel. One workgroup is `lanes` invocations side by side along N (with

@@ -21,112 +21,18 @@
  * all row-major, batches `strideA` / `strideB` / `strideC` elements apart (stride 0 shares an
  * operand across the batch).
  */
-import { makeKernel, type Kernel, type StorageBinding, type UniformType, memoKernel } from './kernel.js';
-import { UNARY, UNARY_MATH_WGSL } from './elementwise.js';
+import { makeKernel, type Kernel, memoKernel } from './kernel.js';
+import { ACT_WGSL, MATMUL_FIELDS, matmulBindings, RB_LANES, regblockShape, specName, type MatmulShape, type MatmulSpec } from './matmul-spec.js';
 import { regblockKernel } from './matmul-regblock.js';
 
-const FUSED = ['gelu_tanh', 'gelu_erf', 'quick_gelu', 'relu'] as const;
-export const ACTIVATIONS = ['none', ...FUSED] as const;
-export type Activation = (typeof ACTIVATIONS)[number];
+export * from './matmul-spec.js';
 
-export type MatmulVariant = 'regblock' | 'tiled' | 'naive';
-
-export interface MatmulSpec {
-  variant: MatmulVariant;
-  transA: boolean;
-  transB: boolean;
-  /**
-   * regblock only: vec4 loads and stores, valid when N and K (and M when transA) are multiples
-   * of 4 (see vec4Ok). Otherwise every vec4 is assembled from guarded scalar loads.
-   */
-  vec4: boolean;
-  /** regblock only: subgroup size to share A through subgroupBroadcast; 0 = each lane loads A. */
-  subgroup: number;
-  /** regblock tuning: rows of C per invocation (multiple of 4 and of the subgroup size). */
-  rows?: number;
-  /** regblock tuning: vec4 column groups of C per invocation. */
-  cols?: number;
-  /**
-   * regblock only: the kernel computes C^T and stores it transposed, with the bias along its
-   * rows. The op passes op(B)^T and op(A)^T as A and B, so a narrow N becomes the wide axis
-   * the lanes span (N = 8 would leave 3 of 4 lanes idle otherwise).
-   */
-  transC?: boolean;
-}
-
-/** Uniform fields, in order, of every matmul kernel. */
-export const MATMUL_FIELDS: readonly [string, UniformType][] = [
-  ['M', 'u32'], ['N', 'u32'], ['K', 'u32'],
-  ['strideA', 'u32'], ['strideB', 'u32'], ['strideC', 'u32'],
-  // Index into ACTIVATIONS; bias and pre are 0/1 flags (their bindings get dummies when 0).
-  ['act', 'u32'], ['bias', 'u32'], ['pre', 'u32'],
-  // regblock split-K: workgroup z = batch * splits + split, each summing kChunk (a multiple of
-  // 4) of K into its own [M, N] slab of C; splits = 1 and kChunk = K otherwise.
-  ['splits', 'u32'], ['kChunk', 'u32'],
-  // Scale of the product (before bias and addend), and a 0/1 flag for the addend D.
-  ['alpha', 'f32'], ['addend', 'u32'],
-];
-
-export interface MatmulShape {
-  M: number;
-  N: number;
-  K: number;
-  batch: number;
-  /** regblock split-K: slices of K, each a workgroup layer along z (default 1). */
-  splits?: number;
-}
-
-/**
- * Rows of C per regblock invocation with subgroups: A then costs R / 8 fetches per lane and
- * step, B 4; 24..32 rows measured best on lavapipe (more spill the accumulators further).
- */
-export const RB_ROWS = 32;
-/**
- * Without subgroups every lane fetches all R vec4s of A, so a squarer block wins:
- * 16 rows x 2 vec4 columns (about 2x the 32 x 1 block there).
- */
-export const RB_ROWS_NOSG = 16;
-export const RB_COLS_NOSG = 2;
-/** Lanes per regblock workgroup when no subgroup is used (a subgroup otherwise). */
-export const RB_LANES = 8;
-
-/** Rows and vec4 column groups per regblock invocation (also used by ./matmul-regblock.ts). */
-export function regblockShape(spec: MatmulSpec): { R: number; CV: number } {
-  return {
-    R: spec.rows ?? (spec.subgroup > 0 ? RB_ROWS : RB_ROWS_NOSG),
-    CV: spec.cols ?? (spec.subgroup > 0 ? 1 : RB_COLS_NOSG),
-  };
-}
 const TILE = 64;
 const TILE_K = 16;
 const NAIVE_WG = 16;
 
-/** Whether the vec4 regblock layout applies to a problem. */
-export function vec4Ok(transA: boolean, M: number, N: number, K: number): boolean {
-  return N % 4 === 0 && K % 4 === 0 && (!transA || M % 4 === 0);
-}
-
-// The unary ops' own erf_approx / tanh_safe / sigmoid, so the fused forward agrees with the
-// backward kernels that differentiate the activation.
-export const ACT_WGSL = `${UNARY_MATH_WGSL}fn activate(x: f32) -> f32 {
-  switch u.act {
-${FUSED.map((a, i) => `    case ${i + 1}u: { return ${UNARY[a].fwd}; }`).join('\n')}
-    default: { return x; }
-  }
-}
-fn activate4(v: vec4<f32>) -> vec4<f32> {
-  if (u.act == 0u) { return v; }
-  return vec4<f32>(activate(v.x), activate(v.y), activate(v.z), activate(v.w));
-}
-`;
-
-/** The binding list every matmul variant shares (Bias, P and D get dummies when unused). */
-export function matmulBindings(elem: string): StorageBinding[] {
-  return [['A', 'read', elem], ['B', 'read', elem], ['Bias', 'read', elem], ['C', 'rw', elem], ['P', 'rw', elem], ['D', 'read', elem]];
-}
-
 /** Scalar epilogue: alpha, bias, addend, pre-activation, activation, store of C[idx] for column n. */
-export const SCALAR_EPILOGUE = `
+const SCALAR_EPILOGUE = `
 fn finish(idx: u32, n: u32, acc: f32) {
   var v = u.alpha * acc;
   if (u.bias != 0u) { v += Bias[n]; }
@@ -155,15 +61,6 @@ export function matmulWorkgroups(spec: MatmulSpec, s: MatmulShape): [number, num
       return [Math.ceil(s.N / (lanes * 4 * CV)), Math.ceil(s.M / R), s.batch * (s.splits ?? 1)];
     }
   }
-}
-
-export function specName(spec: MatmulSpec): string {
-  const t = `${spec.transA ? 'T' : 'N'}${spec.transB ? 'T' : 'N'}`;
-  const { R, CV } = regblockShape(spec);
-  const extra = spec.variant === 'regblock'
-    ? `${spec.vec4 ? '.vec4' : '.scalar'}${spec.subgroup ? `.sg${spec.subgroup}` : ''}.${R}x${4 * CV}${spec.transC ? '.transC' : ''}`
-    : '';
-  return `matmul.${spec.variant}.${t}${extra}`;
 }
 
 /** Element index expressions of op(A)[m, k] and op(B)[k, n] (batch bases aBase / bBase). */

@@ -134,7 +134,7 @@ export interface RowReducer {
   combine: string;
 }
 
-export const rowWorkgroupSize = (spec: RowSpec) => (spec.variant === 'lane' ? spec.laneWg ?? ROW_LANE_WG : ROW_GROUP_WG);
+const rowWorkgroupSize = (spec: RowSpec) => (spec.variant === 'lane' ? spec.laneWg ?? ROW_LANE_WG : ROW_GROUP_WG);
 
 function reducerWgsl(r: RowReducer, variant: RowVariant): string {
   if (variant === 'lane') return `fn ${r.name}(lane: u32, v: ${r.type}) -> ${r.type} { return v; }\n`;
@@ -260,8 +260,8 @@ function broadcastScalarKernelBuild(): Kernel {
 }
 
 // Kernels are pure functions of their arguments: built once, then shared (and so is the pipeline).
-export const reduceAxisKernel = memoKernel(reduceAxisKernelBuild);
-export const reduceAxisKernelVec4 = memoKernel(reduceAxisKernelVec4Build);
+const reduceAxisKernel = memoKernel(reduceAxisKernelBuild);
+const reduceAxisKernelVec4 = memoKernel(reduceAxisKernelVec4Build);
 export const maxBackwardKernel = memoKernel(maxBackwardKernelBuild);
 export const sumPartialsKernel = memoKernel(sumPartialsKernelBuild);
 export const sumFinalKernel = memoKernel(sumFinalKernelBuild);
