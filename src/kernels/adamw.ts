@@ -54,10 +54,10 @@ function adamwKernelBuild(clip: boolean): Kernel {
  */
 function sumSquaresKernelBuild(): Kernel {
   return makeKernel('adamw.sumsq', [['n', 'u32'], ['parts', 'u32'], ['base', 'u32']], [['X', 'read', 'vec4<f32>'], ['OUT', 'rw', 'f32']], {
-      linear: SUMSQ_WG,
-      index: 'k',
-      bound: 'u.parts',
-      body: `  let lane = k % ${SUMSQ_WG}u;
+    linear: SUMSQ_WG,
+    index: 'k',
+    bound: 'u.parts',
+    body: `  let lane = k % ${SUMSQ_WG}u;
   let start = (k - lane) * ${SUMSQ_ITEMS}u + lane;
   var acc = vec4<f32>(0.0);
   for (var j = 0u; j < ${SUMSQ_ITEMS}u; j++) {
@@ -68,7 +68,7 @@ function sumSquaresKernelBuild(): Kernel {
     }
   }
   OUT[u.base + k] = acc.x + acc.y + acc.z + acc.w;`,
-    });
+  });
 }
 
 /**

@@ -15,9 +15,9 @@ function reduceAxisKernelBuild(op: ReduceOp): Kernel {
   const step = op === 'max' ? 'acc = max(acc, v);' : 'acc += v;';
   const fin = op === 'mean' ? 'acc / f32(u.r)' : 'acc';
   return makeKernel(`reduce.${op}`, [['n', 'u32'], ['r', 'u32'], ['inner', 'u32']], [['X', 'read', 'f32'], ['Y', 'rw', 'f32']], {
-      linear: REDUCE_WG,
-      index: 'o',
-      body: `  let outer = o / u.inner;
+    linear: REDUCE_WG,
+    index: 'o',
+    body: `  let outer = o / u.inner;
   let i = o % u.inner;
   var base = outer * u.r * u.inner + i;
   var acc = ${init};
@@ -26,7 +26,7 @@ function reduceAxisKernelBuild(op: ReduceOp): Kernel {
     ${step}
   }
   Y[o] = ${fin};`,
-    });
+  });
 }
 
 /**
@@ -45,10 +45,10 @@ function reduceAxisKernelVec4Build(op: ReduceOp, mode: 'columns' | 'rows'): Kern
   if (mode === 'columns') fin = op === 'mean' ? `acc / ${count}` : 'acc';
   else if (op === 'max') fin = 'max(max(acc.x, acc.y), max(acc.z, acc.w))';
   else fin = `((acc.x + acc.y) + (acc.z + acc.w))${op === 'mean' ? ` / ${count}` : ''}`;
-  return makeKernel(`reduce.${op}.${mode}.vec4`, [['n', 'u32'], ['r', 'u32'], ['inner', 'u32']], [['X', 'read', 'vec4<f32>'], ['Y', 'rw', `${mode === 'columns' ? 'vec4<f32>' : 'f32'}`]], {
-      linear: REDUCE_WG,
-      index: 'o',
-      body: `  let outer = o / u.inner;
+  return makeKernel(`reduce.${op}.${mode}.vec4`, [['n', 'u32'], ['r', 'u32'], ['inner', 'u32']], [['X', 'read', 'vec4<f32>'], ['Y', 'rw', mode === 'columns' ? 'vec4<f32>' : 'f32']], {
+    linear: REDUCE_WG,
+    index: 'o',
+    body: `  let outer = o / u.inner;
   let i = o % u.inner;
   let base = outer * u.r * u.inner + i;
   var acc = ${init};
@@ -57,7 +57,7 @@ function reduceAxisKernelVec4Build(op: ReduceOp, mode: 'columns' | 'rows'): Kern
     ${step}
   }
   Y[o] = ${fin};`,
-    });
+  });
 }
 
 /**
@@ -81,9 +81,9 @@ export function reduceAxisPlan(op: ReduceOp, outer: number, r: number, inner: nu
  */
 function maxBackwardKernelBuild(): Kernel {
   return makeKernel('reduce.max.backward', [['n', 'u32'], ['r', 'u32'], ['inner', 'u32']], [['X', 'read', 'f32'], ['M', 'read', 'f32'], ['G', 'read', 'f32'], ['DX', 'rw', 'f32']], {
-      linear: REDUCE_WG,
-      index: 'o',
-      body: `  let outer = o / u.inner;
+    linear: REDUCE_WG,
+    index: 'o',
+    body: `  let outer = o / u.inner;
   let i = o % u.inner;
   let base = outer * u.r * u.inner + i;
   var found = false;
@@ -96,7 +96,7 @@ function maxBackwardKernelBuild(): Kernel {
       DX[k] = 0.0;
     }
   }`,
-    });
+  });
 }
 
 /**
@@ -162,7 +162,8 @@ fn ${r.name}(lane: u32, v: ${r.type}) -> ${r.type} {
  * Builds a row kernel. The body runs with `row` (< u.rows), `lane`, `base` in scope, and may use
  * `at(base, j)` for the index of element j, `STEP` as the loop stride of j (start j at `lane`),
  * `T` for the element type, and hsum / hmax to fold a T into an f32. Uniforms `rows`, `len`
- * (and `inner` when strided) come first; `fields` follow.
+ * (and `inner` when strided) come first; `fields` follow. `helpers` is module-scope WGSL the body
+ * calls (beside the reducers' functions).
  */
 export function rowKernel(
   name: string,
@@ -213,10 +214,10 @@ export const SUM_REDUCER = (name = 'rowSum'): RowReducer => ({ name, type: 'f32'
  */
 function sumPartialsKernelBuild(): Kernel {
   return makeKernel('reduce.sum.partials', [['n4', 'u32'], ['tail', 'u32'], ['parts', 'u32']], [['X4', 'read', 'vec4<f32>'], ['X', 'read', 'f32'], ['P', 'rw', 'f32']], {
-      linear: REDUCE_WG,
-      index: 'p',
-      bound: 'u.parts',
-      body: `  var acc = vec4<f32>(0.0);
+    linear: REDUCE_WG,
+    index: 'p',
+    bound: 'u.parts',
+    body: `  var acc = vec4<f32>(0.0);
   for (var j = p; j < u.n4; j += u.parts) {
     acc += X4[j];
   }
@@ -227,7 +228,7 @@ function sumPartialsKernelBuild(): Kernel {
     }
   }
   P[p] = s;`,
-    });
+  });
 }
 
 /**
@@ -254,9 +255,9 @@ function sumFinalKernelBuild(): Kernel {
 /** Y[i] = G[0] * scale for every i: the gradient of a full sum or mean, read on the GPU. */
 function broadcastScalarKernelBuild(): Kernel {
   return makeKernel('reduce.broadcast-scalar', [['n', 'u32'], ['scale', 'f32']], [['G', 'read', 'f32'], ['Y', 'rw', 'f32']], {
-      linear: REDUCE_WG,
-      body: `  Y[i] = G[0] * u.scale;`,
-    });
+    linear: REDUCE_WG,
+    body: `  Y[i] = G[0] * u.scale;`,
+  });
 }
 
 // Kernels are pure functions of their arguments: built once, then shared (and so is the pipeline).
