@@ -10,11 +10,11 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { runCli, UsageError, type FlagTable } from './cli/args.js';
 import { clipConfigFor, openWeights } from './models/load-node.js';
 import { expectedHfShapes, hfWeights } from './models/clip-weights.js';
-import { hfConfigJson, preprocessorConfigJson } from './models/save-node.js';
+import { hfConfigJson, hfConfigText, preprocessorConfigJson } from './models/save-node.js';
 import { writeSafetensorsFile } from './models/safetensors-node.js';
 import type { TensorToWrite } from './models/safetensors.js';
 import { shippedVocabPath } from './models/tokenizer/load-node.js';
-import { writeJsonAtomic } from './io/atomic-write-node.js';
+import { writeFileAtomic, writeJsonAtomic } from './io/atomic-write-node.js';
 
 const FLAGS: FlagTable = {
   from: { kind: 'string', meta: 'FILE|DIR', help: 'the checkpoint: Hugging Face folder, .safetensors, or a PyTorch .pt/.pth/.bin (plain or open_clip / NegBench training checkpoint)' },
@@ -52,7 +52,7 @@ await runCli('convert', 'usage: node dist/convert.js --from FILE|DIR --to DIR [-
     const shipped = shippedVocabPath();
     if (copied.length === 0 && shipped) copyFileSync(shipped, join(to, basename(shipped)));
     // config.json last: a folder with a config.json has the weights it describes.
-    await writeJsonAtomic(join(to, 'config.json'), hfConfigJson(config));
+    await writeFileAtomic(join(to, 'config.json'), hfConfigText(hfConfigJson(config)));
     const params = Object.values(tensors).reduce((s, t) => s + t.data.length, 0);
     console.log(`wrote ${to}: ${Object.keys(tensors).length} tensors (${params} parameters, f32), ${copied.length ? `tokenizer files ${copied.join(', ')}` : 'the shipped CLIP vocabulary'}`);
   });

@@ -68,6 +68,7 @@ const FLAGS: FlagTable = {
   'stop-after': { kind: 'int', min: 0, help: 'stop (with a checkpoint, as on Ctrl-C) once this many steps are done; --resume continues' },
   'export-merged': { kind: 'string', meta: 'DIR', help: 'also write the base model with the adapter merged in (W + scale * B A) as a Hugging Face folder' },
   resume: { kind: 'boolean', help: 'continue from OUT/checkpoint exactly where it stopped' },
+  'init-adapter': { kind: 'string', meta: 'DIR', help: 'start the LoRA weights from this PEFT adapter folder (e.g. one interop/torch wrote) instead of a fresh init; rank, alpha and targets are the adapter\'s' },
   tokenizer: { kind: 'string', meta: 'PATH', help: 'tokenizer file or folder (default: the model folder)' },
   quiet: { kind: 'boolean', help: 'no progress bar' },
   seeds: { kind: 'string', default: '0,1,2', help: 'default run only: comma-separated seeds, one NegBench, one uniform and one NAST run each' },
@@ -190,7 +191,7 @@ interface Accuracies {
   mcq: number | null;
 }
 
-await runCli('train', 'usage: node dist/train.js --model DIR --data DIR [--recipe nast|negbench] [--cte cte.json | --uniform] [--beta 1] [--lambda 0.5] [--rank 8] [--alpha 16] [--full-text] [--lr] [--batch-size] [--steps|--epochs] [--out DIR] [--resume]',
+await runCli('train', 'usage: node dist/train.js --model DIR --data DIR [--recipe nast|negbench] [--cte cte.json | --uniform] [--beta 1] [--lambda 0.5] [--rank 8] [--alpha 16] [--full-text] [--init-adapter DIR] [--lr] [--batch-size] [--steps|--epochs] [--out DIR] [--resume]',
   'Fine-tuning of the CLIP text encoder on negation data, loss lambda * L_CLIP + (1 - lambda) * L_choice, AdamW.\n' +
   '--recipe nast (default): LoRA with per-layer CTE scales (or --uniform), choices = claim sets (L_claim). --recipe negbench: NegBench\'s recipe, every layer at the same rate, choices = NegBench MCQs (L_MCQ, lambda = NegBench\'s alpha); --full-text trains every text-encoder weight instead of LoRA.\n' +
   'With neither --model nor --data: the embedded default run (miniature world, tiny CLIP in models/tiny-world, trace, base / NegBench / uniform / NAST over --seeds, evaluation table in default-run/).', FLAGS, async (f) => {
@@ -205,6 +206,9 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR [--recip
     if (negbench && f.cte) throw new UsageError('--cte does not apply to --recipe negbench (NegBench trains every layer at the same rate)');
     if (!negbench && !f.cte && !f.uniform) throw new UsageError('--cte is required (or --uniform for the baseline)');
     if (fullText && f['export-merged']) throw new UsageError('--export-merged merges a LoRA adapter; a --full-text run writes the fine-tuned model to OUT/model itself');
+    const initAdapter = f['init-adapter'] as string | undefined;
+    if (initAdapter && fullText) throw new UsageError('--init-adapter starts LoRA weights; a --full-text run trains the model\'s own weights');
+    if (initAdapter && f.resume) throw new UsageError('--init-adapter starts a run; --resume continues from OUT/checkpoint (drop one of them)');
     if (fullText && !negbench && !f.uniform) throw new UsageError('--full-text trains every text weight: use it with --recipe negbench or --uniform (CTE scales are defined for LoRA layers)');
     const uniform = negbench || (f.uniform as boolean);
     const lambda = f.lambda as number;
@@ -283,7 +287,19 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR [--recip
     }
     const lora = fullText ? null : resume
       ? await loadLora(model, checkpoint!.folder)
-      : attachLora(model, { rank: f.rank as number, alpha: f.alpha as number, targets: (f.targets as string).split(',').map((s) => s.trim()) as LoraTarget[], seed: f.seed as number });
+      : initAdapter ? await loadLora(model, initAdapter)
+        : attachLora(model, { rank: f.rank as number, alpha: f.alpha as number, targets: (f.targets as string).split(',').map((s) => s.trim()) as LoraTarget[], seed: f.seed as number });
+    if (initAdapter && lora) {
+      // The adapter decides the shape; a flag that says otherwise is a mistake, not a wish.
+      const spec = lora.spec;
+      const has: Record<string, string | number> = { rank: spec.rank, alpha: spec.alpha, targets: spec.targets.join(',') };
+      for (const k of ['rank', 'alpha', 'targets'] as const) {
+        if (given(k) && String(f[k]).replace(/\s/g, '') !== String(has[k])) {
+          throw new UsageError(`--${k} ${f[k]} differs from the adapter's ${has[k]} (${initAdapter}); drop --${k}, the adapter's is used`);
+        }
+        hparams[k] = has[k];
+      }
+    }
     const groups = fullText ? fullTextGroups(model, f['weight-decay'] as number) : null;
     // Where every trained text weight started, for the per-layer update norms of a full fine-tune.
     const start = groups && !resume ? await textSnapshot(model) : null;

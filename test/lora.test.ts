@@ -466,6 +466,18 @@ test('adapter_config parsing: regex target_modules, layers_to_transform, rsLoRA'
   assert.throws(() => parseAdapterConfig({ ...base, use_dora: true }), /use_dora: is true/);
   assert.throws(() => parseAdapterConfig({ ...base, modules_to_save: ['text_projection'] }), /modules_to_save/);
   assert.throws(() => parseAdapterConfig({ ...base, rank_pattern: { q_proj: 8 } }), /rank_pattern/);
+  // PEFT 0.21 writes more fields (adapter_config.json of interop/torch's adapters): their defaults
+  // read, and any that change what the adapter computes is refused by name.
+  const peft021 = {
+    ...base, alora_invocation_tokens: null, arrow_config: null, corda_config: null, ensure_weight_tying: false, eva_config: null,
+    exclude_modules: null, lora_bias: false, loftq_config: {}, layer_replication: null, megatron_config: null, peft_version: '0.21.0',
+    qalora_group_size: 16, target_parameters: null, trainable_token_indices: null, use_qalora: false,
+  };
+  assert.is(parseAdapterConfig(peft021).rank, base.r);
+  assert.throws(() => parseAdapterConfig({ ...peft021, lora_bias: true }), /lora_bias: is true/);
+  assert.throws(() => parseAdapterConfig({ ...peft021, use_qalora: true }), /use_qalora: is true/);
+  assert.throws(() => parseAdapterConfig({ ...peft021, exclude_modules: ['fc1'] }), /exclude_modules: is \["fc1"\]/);
+  assert.throws(() => parseAdapterConfig({ ...peft021, trainable_token_indices: [5] }), /trainable_token_indices/);
 
   // A regex config with layers_to_transform loads only the modules it names; rsLoRA scales by alpha / sqrt(r).
   const ctx = await gpu();

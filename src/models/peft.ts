@@ -132,6 +132,12 @@ export function parseAdapterConfig(json: unknown, file = ADAPTER_CONFIG_NAME): A
   if (!isEmpty(c.modules_to_save)) throw fail('modules_to_save', `is ${JSON.stringify(c.modules_to_save)}; fully trained extra modules are not supported`);
   if (!isEmpty(c.rank_pattern)) throw fail('rank_pattern', 'per-module ranks are not supported');
   if (!isEmpty(c.alpha_pattern)) throw fail('alpha_pattern', 'per-module alphas are not supported');
+  // Newer PEFT releases (0.14-0.21) write these; each changes what the adapter computes.
+  if (c.lora_bias === true) throw fail('lora_bias', 'is true; LoRA B biases are not supported');
+  if (c.use_qalora === true) throw fail('use_qalora', 'is true; QA-LoRA adapters are not supported');
+  for (const key of ['exclude_modules', 'target_parameters', 'trainable_token_indices', 'layer_replication']) {
+    if (!isEmpty(c[key])) throw fail(key, `is ${JSON.stringify(c[key])}; not supported (only plain LoRA on CLIP's linears)`);
+  }
   if (c.use_rslora !== undefined && typeof c.use_rslora !== 'boolean') throw fail('use_rslora', `expected true or false, got ${JSON.stringify(c.use_rslora)}`);
   let layers: number[] | null = null;
   const lt = c.layers_to_transform;

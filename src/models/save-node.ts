@@ -8,7 +8,7 @@
  */
 import { mkdirSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeJsonAtomic } from '../io/atomic-write-node.js';
+import { writeFileAtomic, writeJsonAtomic } from '../io/atomic-write-node.js';
 import type { ClipModel } from './clip.js';
 import type { Activation, ClipConfig } from './clip-config.js';
 import { expectedHfShapes, type HostTensor } from './clip-weights.js';
@@ -73,6 +73,18 @@ export function hfConfigJson(cfg: ClipConfig, extras: HfConfigExtras = {}): Reco
   };
 }
 
+/**
+ * Keys of config.json that transformers declares as floats: since transformers 5 a config is a
+ * strict dataclass, and `"initializer_factor": 1` (JSON.stringify's 1.0) fails to load.
+ */
+const FLOAT_KEYS = ['initializer_factor', 'logit_scale_init_value', 'layer_norm_eps', 'attention_dropout', 'initializer_range'];
+
+/** config.json text as transformers reads it: float fields keep a decimal point. */
+export function hfConfigText(config: Record<string, unknown>): string {
+  const text = JSON.stringify(config, null, 2) + '\n';
+  return text.replace(new RegExp(`^(\\s*"(?:${FLOAT_KEYS.join('|')})": )(-?\\d+)(,?)$`, 'gm'), '$1$2.0$3');
+}
+
 /** CLIPImageProcessor settings at a resolution (what clipImageConfig(size) does). */
 export function preprocessorConfigJson(size: number): Record<string, unknown> {
   return {
@@ -125,7 +137,7 @@ export async function saveClip(model: ClipModel, dir: string, opts: SaveClipOpti
   await writeSafetensorsFile(join(dir, 'model.safetensors'), tensors, { format: 'pt', ...opts.metadata });
   await writeJsonAtomic(join(dir, 'preprocessor_config.json'), preprocessorConfigJson(cfg.vision.imageSize));
   if (tok) await writeJsonAtomic(join(dir, WORD_TOKENIZER_FILE), tok.toJSON());
-  await writeJsonAtomic(join(dir, 'config.json'), hfConfigJson(cfg, tok ? { bosTokenId: tok.sotId, padTokenId: tok.padId } : {}));
+  await writeFileAtomic(join(dir, 'config.json'), hfConfigText(hfConfigJson(cfg, tok ? { bosTokenId: tok.sotId, padTokenId: tok.padId } : {})));
 }
 
 /** The word tokenizer saved in a model folder, or null when the folder has none. */
