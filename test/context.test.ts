@@ -75,6 +75,40 @@ test('a reshape shares storage: memory returns only when both handles are gone',
   assert.throws(() => ops.reshape(tensor(ctx, [1, 2, 3], [3]), [2, 2]), /reshape: cannot reshape \[3\]/);
 });
 
+test('a repeated step reuses its buffers and bind groups, and cached groups see new data and new uniforms', async () => {
+  const ctx = await gpu();
+  const a = tensor(ctx, [1, 2, 3, 4, 5], [5]);
+  const b = tensor(ctx, [10, 20, 30, 40, 50], [5]);
+  // One "step": temporaries of two sizes, freed at the end in an order that differs from the
+  // order they were made in (as a scope's end frees them).
+  const step = (k: number) => scope(ctx, () => {
+    const t1 = ops.mulScalar(ops.add(a, b), k);
+    const wide = ops.concat([t1, t1, t1], 0);
+    return ops.sum(ops.add(ops.mul(t1, a), ops.sum(wide)));
+  });
+  const first = step(1);
+  const r1 = await first.item();
+  first.dispose();
+  const made = ctx.bindGroupsCreated;
+  const liveBuffers = ctx.pool.liveBuffers;
+  for (let k = 2; k <= 4; k++) {
+    const s = step(k);
+    const want = [1, 2, 3, 4, 5].reduce((acc, x, i) => acc + (x + 10 * (i + 1)) * k * x, 0) + 5 * 3 * k * 165;
+    assert.is(await s.item(), want, `step ${k}: a cached bind group with new uniforms (k) computes the new value`);
+    s.dispose();
+  }
+  assert.is(r1, [1, 2, 3, 4, 5].reduce((acc, x, i) => acc + (x + 10 * (i + 1)) * x, 0) + 5 * 3 * 165);
+  assert.is(ctx.bindGroupsCreated, made, 'steps after the first made no bind group: same buffers, same groups');
+  assert.is(ctx.pool.liveBuffers, liveBuffers);
+  // New contents of a bound buffer are read through the cached group.
+  ctx.upload(a.range('tensor'), new Uint8Array(new Float32Array([0, 0, 0, 0, 1]).buffer));
+  const s = step(1);
+  assert.is(await s.item(), 1 * 51 + 5 * 3 * (10 + 20 + 30 + 40 + 51));
+  s.dispose();
+  a.dispose();
+  b.dispose();
+});
+
 test('ops encode lazily: one submission for a chain of ops', async () => {
   const ctx = await gpu();
   await ctx.sync();

@@ -16,6 +16,8 @@ export interface BufferRange {
 interface PipelineEntry {
   pipeline: GPUComputePipeline;
   layout: GPUBindGroupLayout;
+  /** Names the layout in bind-group cache keys. */
+  id: number;
 }
 
 export interface ContextOptions {
@@ -27,6 +29,13 @@ export interface ContextOptions {
 
 const UNIFORM_SLOT = 256;
 const UNIFORM_ARENA_SLOTS = 4096;
+/**
+ * Bind groups kept for reuse. createBindGroup cost 55 us per call on dawn.node + lavapipe
+ * (2026-12-02), about 30 ms of a tiny-model NAST step's 554 dispatches; a training loop binds the
+ * same pooled buffers step after step. Cleared when full rather than tracked per buffer: buffer
+ * ids are never reused, so an entry naming a destroyed buffer is merely dead, never hit.
+ */
+const BIND_GROUP_CACHE_MAX = 8192;
 
 /**
  * One GPUDevice with its buffer pool, pipeline cache and the open command encoder.
@@ -42,6 +51,8 @@ export class GpuContext {
   /** Number of submissions so far (for tests and benchmarks of batching). */
   submissions = 0;
   dispatches = 0;
+  /** Bind groups created (the rest of `dispatches` reused a cached one). */
+  bindGroupsCreated = 0;
 
   private pipelines = new Map<string, PipelineEntry>();
   // Memoised kernels are the same object every dispatch: found without hashing their WGSL.
@@ -59,6 +70,10 @@ export class GpuContext {
   private opStack: string[] = [];
   private uploadStaging: GPUBuffer[] = [];
   private pacer = new WaitPacer();
+  private bindGroups = new Map<string, GPUBindGroup>();
+  private bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 1;
+  private nextPipelineId = 1;
 
   /** Every kernel-selection decision for this adapter (see tuning.ts). */
   tuning: Tuning;
@@ -146,7 +161,8 @@ export class GpuContext {
     const entries: GPUBindGroupLayoutEntry[] = [];
     let b = 0;
     if (kernel.uniforms.length > 0) {
-      entries.push({ binding: b++, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } });
+      // Dynamic: the arena slot is an offset at setBindGroup, so the bind group can be reused.
+      entries.push({ binding: b++, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform', hasDynamicOffset: true } });
     }
     for (const access of kernel.storage) {
       entries.push({
@@ -162,7 +178,7 @@ export class GpuContext {
       layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
       compute: { module, entryPoint: 'main' },
     });
-    entry = { pipeline, layout };
+    entry = { pipeline, layout, id: this.nextPipelineId++ };
     this.pipelines.set(kernel.wgsl, entry);
     this.pipelinesByKernel.set(kernel, entry);
     return entry;
@@ -205,6 +221,33 @@ export class GpuContext {
     return slot * UNIFORM_SLOT;
   }
 
+  private bufferId(buffer: GPUBuffer): number {
+    let id = this.bufferIds.get(buffer);
+    if (id === undefined) {
+      id = this.nextBufferId++;
+      this.bufferIds.set(buffer, id);
+    }
+    return id;
+  }
+
+  /** The bind group of these ranges (and the uniform arena, when `uniformSize` > 0), cached. */
+  private bindGroupFor(entry: PipelineEntry, uniformSize: number, storage: readonly BufferRange[]): GPUBindGroup {
+    const sizes = storage.map((r) => Math.max(4, Math.ceil(r.size / 4) * 4));
+    let key = `${entry.id}`;
+    storage.forEach((r, i) => { key += `|${this.bufferId(r.buffer)}:${r.offset}:${sizes[i]}`; });
+    let group = this.bindGroups.get(key);
+    if (group) return group;
+    const entries: GPUBindGroupEntry[] = [];
+    let b = 0;
+    if (uniformSize > 0) entries.push({ binding: b++, resource: { buffer: this.uniformArena, offset: 0, size: uniformSize } });
+    storage.forEach((r, i) => entries.push({ binding: b++, resource: { buffer: r.buffer, offset: r.offset, size: sizes[i] } }));
+    group = this.device.createBindGroup({ layout: entry.layout, entries });
+    this.bindGroupsCreated++;
+    if (this.bindGroups.size >= BIND_GROUP_CACHE_MAX) this.bindGroups.clear();
+    this.bindGroups.set(key, group);
+    return group;
+  }
+
   /**
    * Encodes one dispatch. `storage` ranges bind from binding 1 (or 0 without uniforms), in the
    * kernel's declared order.
@@ -220,20 +263,14 @@ export class GpuContext {
     if (x > maxWg || y > maxWg || z > maxWg) {
       throw new Error(`${kernel.name}: dispatch ${x}x${y}x${z} exceeds ${maxWg} workgroups per dimension`);
     }
-    const { pipeline, layout } = this.pipelineFor(kernel);
-    const entries: GPUBindGroupEntry[] = [];
-    let b = 0;
-    if (kernel.uniforms.length > 0) {
-      const offset = this.writeUniforms(kernel, uniforms);
-      entries.push({ binding: b++, resource: { buffer: this.uniformArena, offset, size: Math.max(16, kernel.uniforms.length * 4 + 15 & ~15) } });
-    }
-    for (const r of storage) {
-      entries.push({ binding: b++, resource: { buffer: r.buffer, offset: r.offset, size: Math.max(4, Math.ceil(r.size / 4) * 4) } });
-    }
-    const bindGroup = this.device.createBindGroup({ layout, entries });
+    const entry = this.pipelineFor(kernel);
+    const hasUniforms = kernel.uniforms.length > 0;
+    const offset = hasUniforms ? this.writeUniforms(kernel, uniforms) : 0;
+    const bindGroup = this.bindGroupFor(entry, hasUniforms ? Math.max(16, kernel.uniforms.length * 4 + 15 & ~15) : 0, storage);
     const pass = this.computePass();
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
+    pass.setPipeline(entry.pipeline);
+    if (hasUniforms) pass.setBindGroup(0, bindGroup, [offset]);
+    else pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
     this.dispatches++;
     this.batchOps.push(this.opStack[this.opStack.length - 1] ?? kernel.name);
@@ -355,6 +392,7 @@ export class GpuContext {
   destroy(): void {
     this.pool.trim();
     for (const b of this.readbackPool) b.destroy();
+    this.bindGroups.clear();
     this.uniformArena.destroy();
     this.device.destroy();
   }
