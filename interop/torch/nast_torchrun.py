@@ -339,9 +339,11 @@ class Tokens:
 
 
 class Images:
-    """Frozen image embeddings, computed once per image and kept (the vision tower never changes)."""
+    """Frozen image embeddings: the vision tower never changes, so the first `keep` images'
+    embeddings are kept (on the device) and the rest computed each time they come round, which
+    bounds the memory on CC12M-sized data."""
 
-    def __init__(self, clip, model_dir, device):
+    def __init__(self, clip, model_dir, device, keep):
         from PIL import Image
         from transformers import CLIPImageProcessor
 
@@ -349,9 +351,11 @@ class Images:
         self.proc = CLIPImageProcessor.from_pretrained(model_dir)
         self.clip = clip
         self.device = device
+        self.keep = keep
         self.cache = {}
 
     def embed(self, paths):
+        got = {}
         todo = [p for p in dict.fromkeys(paths) if p not in self.cache]
         for i in range(0, len(todo), 64):
             chunk = todo[i:i + 64]
@@ -366,8 +370,10 @@ class Images:
                 out = self.clip.get_image_features(pixel_values=px)
                 out = out if torch.is_tensor(out) else out.pooler_output
             for p, row in zip(chunk, out):
-                self.cache[p] = row
-        return torch.stack([self.cache[p] for p in paths])
+                got[p] = row
+                if len(self.cache) < self.keep:
+                    self.cache[p] = row
+        return torch.stack([self.cache[p] if p in self.cache else got[p] for p in paths])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -480,6 +486,7 @@ def parse_args(argv):
     p.add_argument("--stop-after", type=int, help="stop with a checkpoint once this many steps are done; --resume continues")
     p.add_argument("--backend", choices=("auto", "gloo", "nccl"), default="auto", help="auto: nccl with CUDA, else gloo")
     p.add_argument("--threads", type=int, help="torch CPU threads per process")
+    p.add_argument("--image-cache", type=int, default=200000, help="image embeddings kept per process (the rest are recomputed when their image comes round)")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
     for name, lo in (("rank", 1), ("batch_size", 2), ("log_every", 1), ("save_every", 1), ("warmup", 0), ("val_every", 1)):
@@ -619,7 +626,7 @@ def train(args, world, rank, device):
     else:
         ddp = tower
     tokens = Tokens(args.model, tcfg.max_position_embeddings, "caption_ids" in examples[0])
-    images = Images(clip, args.model, device)
+    images = Images(clip, args.model, device, args.image_cache)
     scale = clip.logit_scale.detach().exp()
     pad = tcfg.pad_token_id if tcfg.pad_token_id is not None else 0
     local_b = args.batch_size // world
