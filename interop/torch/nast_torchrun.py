@@ -635,7 +635,7 @@ def train(args, world, rank, device):
     if rank == 0 and not resume_state and os.path.exists(metrics):
         os.remove(metrics)
     log(rank, f"torchrun: {recipe} recipe, LoRA r{r} on {','.join(targets)}, {len(examples)} examples over {len(batcher.images) if hasattr(batcher, 'images') else '?'} images, "
-              f"{world} process(es) on {device.type} ({'gloo' if world > 1 and device.type != 'cuda' else 'nccl' if world > 1 else 'single'}), {steps} steps")
+              f"{world} process(es) on {device.type} ({dist.get_backend() if world > 1 else 'no process group'}), {steps} steps")
 
     def accuracy(rows):
         """Share of examples whose true choice is the closest to the image (rank 0)."""
@@ -664,13 +664,13 @@ def train(args, world, rank, device):
             return
         batch = batcher.next()
         mine = [examples[n] for n in batch[rank * local_b:(rank + 1) * local_b]]
-        rows, counts, answers = [], [], []
+        rows, claim_rows, counts, answers = [], [], [], []
         for e in mine:
             ids = tokens.ids(e)
             rows.append(ids[0])
+            claim_rows.extend(ids[1:])
             counts.append(len(ids) - 1)
             answers.append(e["answer"])
-        claim_rows = [c for e in mine for c in tokens.ids(e)[1:]]
         feats = ddp(pad_rows(rows + claim_rows, pad).to(device))
         txt, claims = feats[:local_b], feats[local_b:]
         img = images.embed([e["image"] for e in mine])
