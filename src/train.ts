@@ -13,6 +13,7 @@ import { attachLora, type LoraTarget } from './models/lora.js';
 import { loadLora, saveLora } from './models/peft-node.js';
 import { saveClip } from './models/save-node.js';
 import { runCli, UsageError, type FlagTable, type ParsedFlags } from './cli/args.js';
+import { StopRequests, stopExitCode, stopName } from './cli/stop-signals-node.js';
 import { defaultRun, type SweepSpec } from './nast/default-run-node.js';
 import { imageConfigFor, loadPixels } from './cli/images-node.js';
 import { openShards, writeFileAtomic } from './data/shards-node.js';
@@ -362,22 +363,19 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR [--recip
 
     await mkdir(out, { recursive: true });
     const metricsFile = join(out, 'metrics.jsonl');
-    // Ctrl-C or SIGTERM: finish the step, save a checkpoint, stop. A second signal while that
-    // runs must not kill a half-written save: it is answered, not obeyed.
-    let stop = false;
-    const onSigint = (sig: NodeJS.Signals) => {
-      if (stop) process.stderr.write(`\ntrain: ${sig} again: still finishing the step and saving the checkpoint, please wait\n`);
-      stop = true;
-    };
-    process.on('SIGINT', onSigint);
-    process.on('SIGTERM', onSigint);
+    // Ctrl-C, SIGTERM, SIGHUP or the parent's death: finish the step, save a checkpoint, stop. A
+    // later signal while that runs must not kill a half-written save: it is answered, not obeyed.
+    const stops = new StopRequests({
+      first: (cause) => process.stderr.write(`\ntrain: ${stopName(cause)}: finishing step ${loop.step + 1}, then saving a checkpoint\n`),
+      repeat: (cause) => process.stderr.write(`\ntrain: ${stopName(cause)} again: still finishing the step and saving the checkpoint, please wait\n`),
+    });
     const t0 = Date.now();
     let lastLoss = NaN;
     const last: Record<'val' | 'train', Accuracies> = { val: { claim: null, mcq: null }, train: { claim: null, mcq: null } };
     const pct = (x: number | null) => (x === null ? '-' : `${(100 * x).toFixed(1)}%`);
     try {
       ({ lastLoss } = await run.run({
-        shouldStop: () => stop,
+        shouldStop: () => stops.requested,
         onLog: async (log) => {
           const rec = { step: log.step, epoch: log.epoch, loss: log.loss, lr: log.lr, samples_per_s: log.samplesPerSec };
           await appendFile(metricsFile, JSON.stringify(rec) + '\n');
@@ -405,8 +403,7 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR [--recip
     }
     if (!f.quiet) process.stderr.write('\n');
     await saveCkpt();
-    process.removeListener('SIGINT', onSigint);
-    process.removeListener('SIGTERM', onSigint);
+    stops.dispose();
     const release = () => {
       imageTable.dispose();
       trainer.dispose();
@@ -414,8 +411,8 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR [--recip
       model.dispose();
     };
     if (loop.step < steps) {
-      process.stderr.write(`train: ${stop ? 'interrupted' : 'stopped'} at step ${loop.step} of ${steps}; checkpoint saved in ${ckptDir}, continue with --resume\n`);
-      if (stop) process.exitCode = 130;
+      process.stderr.write(`train: ${stops.cause ? 'interrupted' : 'stopped'} at step ${loop.step} of ${steps}; checkpoint saved in ${ckptDir}, continue with --resume\n`);
+      if (stops.cause) process.exitCode = stopExitCode(stops.cause);
       release();
       return;
     }

@@ -4,6 +4,7 @@
  */
 
 import { relaunchWithoutDawnWarnings } from './dawn-quiet-node.js';
+import { exitIfStopped } from './stop-signals-node.js';
 
 export type FlagKind = 'string' | 'number' | 'int' | 'boolean';
 
@@ -110,10 +111,12 @@ export async function runCli(name: string, usage: string, about: string, table: 
   try {
     if (await relaunchWithoutDawnWarnings(argv)) return;
     await main(parseFlags(argv, flags));
+    exitIfStopped();
   } catch (e) {
     const err = e as Error;
     process.stderr.write(`${name}: ${err.message ?? String(e)}\n`);
     if (process.env.DEBUG && err.stack) process.stderr.write(`${err.stack}\n`);
     process.exitCode = err instanceof UsageError ? 2 : 1;
+    exitIfStopped();
   }
 }

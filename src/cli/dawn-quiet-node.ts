@@ -7,6 +7,7 @@
  * (or NEGCLIP_DAWN_WARNINGS=1) runs it directly instead.
  */
 import { spawn } from 'node:child_process';
+import { STOP_SIGNALS, stopWhenParentExits } from './stop-signals-node.js';
 
 const CHILD_ENV = 'NEGCLIP_FILTERED_CHILD';
 const TTY_ENV = 'NEGCLIP_STDERR_TTY';
@@ -56,32 +57,46 @@ export class DawnLineFilter {
  * inside the child, with --verbose, or with NEGCLIP_DAWN_WARNINGS=1.
  */
 export async function relaunchWithoutDawnWarnings(argv: readonly string[]): Promise<boolean> {
-  if (process.env[CHILD_ENV] === '1' || process.env.NEGCLIP_DAWN_WARNINGS === '1' || argv.includes('--verbose')) return false;
+  if (process.env[CHILD_ENV] === '1') {
+    stopWhenParentExits();
+    return false;
+  }
+  if (process.env.NEGCLIP_DAWN_WARNINGS === '1' || argv.includes('--verbose')) return false;
   const script = process.argv[1];
   if (!script) return false;
   const env = { ...process.env, [CHILD_ENV]: '1', ...(process.stderr.isTTY ? { [TTY_ENV]: '1' } : {}) };
-  const child = spawn(process.execPath, [...process.execArgv, script, ...LAUNCH_ARGS], { stdio: ['inherit', 'inherit', 'pipe'], env });
+  // The IPC channel carries no messages: its closing tells the child that this process is gone.
+  const child = spawn(process.execPath, [...process.execArgv, script, ...LAUNCH_ARGS], { stdio: ['inherit', 'inherit', 'pipe', 'ipc'], env });
   const filter = new DawnLineFilter((s) => process.stderr.write(s));
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (s: string) => filter.push(s));
   // At a terminal, Ctrl-C reaches the whole foreground process group, the child included;
-  // forwarding it as well would deliver it twice (train.js stops on the first, dies on the second).
+  // forwarding it as well would deliver it twice (train.js stops on the first, answers the second).
   // Signals sent to this process alone (kill, a supervisor, a script) are passed on.
   const interactive = Boolean(process.stdin.isTTY);
+  let forwarded = false;
   const forward = (sig: NodeJS.Signals) => () => {
+    forwarded = true;
     if (sig === 'SIGINT' && interactive) return;
-    child.kill(sig);
+    if (child.exitCode === null && child.signalCode === null) child.kill(sig);
   };
-  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
-  const handlers = signals.map((s) => [s, forward(s)] as const);
+  const handlers = STOP_SIGNALS.map((s) => [s, forward(s)] as const);
   for (const [s, h] of handlers) process.on(s, h);
   const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((done, fail) => {
     child.on('error', fail);
     child.on('close', (c, s) => done([c, s]));
   });
   filter.end();
-  for (const [s, h] of handlers) process.removeListener(s, h);
-  if (signal) process.kill(process.pid, signal);
+  if (signal) {
+    // The child died by a signal: so do we, as a shell expects of the command it ran.
+    for (const [s, h] of handlers) process.removeListener(s, h);
+    process.kill(process.pid, signal);
+  }
   process.exitCode = code ?? 1;
+  // Once a signal was passed on, the handlers stay until we exit, and we exit at once: a later
+  // signal must not turn the child's clean stop (exit 130/143) into our death by signal, which a
+  // natural exit allows while it closes the signal handles.
+  if (forwarded) process.exit(process.exitCode);
+  for (const [s, h] of handlers) process.removeListener(s, h);
   return true;
 }
