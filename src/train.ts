@@ -22,7 +22,7 @@ import { cteUpgradeNote, parseCteReport } from './nast/cte-report-parse.js';
 import { fullTextGroups, loraUpdateNorms, NastTrainer } from './nast/train-loop.js';
 import { NastRun, NonFiniteLossError } from './nast/nast-run.js';
 import { CAPTION_KINDS, ExampleBatcher, RECIPES, readExamples, type BatchState, type CaptionKind, type Recipe } from './nast/train-data.js';
-import type { ClipModel } from './models/clip.js';
+import { recomputePays, type ClipModel } from './models/clip.js';
 import { updateShares } from './nast/update-shares.js';
 import { hasCheckpoint, loadCheckpointState, saveCheckpoint } from './nast/checkpoint-node.js';
 import { makeRng, shuffle } from './data/rng.js';
@@ -71,6 +71,8 @@ const FLAGS: FlagTable = {
   resume: { kind: 'boolean', help: 'continue from OUT/checkpoint exactly where it stopped' },
   'init-adapter': { kind: 'string', meta: 'DIR', help: 'start the LoRA weights from this PEFT adapter folder (e.g. one interop/torch wrote) instead of a fresh init; rank, alpha and targets are the adapter\'s' },
   tokenizer: { kind: 'string', meta: 'PATH', help: 'tokenizer file or folder (default: the model folder)' },
+  recompute: { kind: 'boolean', help: 'recompute each transformer block in backward from its input: same gradients, a fraction of the activation memory, one extra forward pass per step (default: on where the text tower is 512 wide or more, CLIP ViT-B and up)' },
+  'no-recompute': { kind: 'boolean', help: 'keep every block\'s activations for backward (faster where memory allows)' },
   quiet: { kind: 'boolean', help: 'no progress bar' },
   seeds: { kind: 'string', default: '0,1,2', help: 'default run only: comma-separated seeds, one NegBench, one uniform and one NAST run each' },
   'world-count': { kind: 'int', min: 1, default: 1500, help: 'default run only: miniature-world images to build' },
@@ -81,7 +83,7 @@ const FLAGS: FlagTable = {
 };
 
 /** Flags of the fine-tuning runs that the default run passes through when the user gives them. */
-const PASS_THROUGH = ['clip-captions', 'schedule', 'lambda', 'rank', 'alpha', 'targets', 'lr', 'weight-decay', 'warmup', 'batch-size', 'accumulate', 'max-grad-norm', 'log-every', 'val-every', 'check-sets', 'quiet'];
+const PASS_THROUGH = ['clip-captions', 'schedule', 'lambda', 'rank', 'alpha', 'targets', 'lr', 'weight-decay', 'warmup', 'batch-size', 'accumulate', 'max-grad-norm', 'log-every', 'val-every', 'check-sets', 'recompute', 'no-recompute', 'quiet'];
 /** ... and those that only the NAST arm takes. */
 const NAST_ONLY = ['beta', 'scale-mode'];
 const SWEEPABLE = ['beta', 'lambda', 'lr'] as const;
@@ -271,6 +273,8 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR [--recip
     // A full-text run resumes from the weights it checkpointed; LoRA from its adapter.
     const configPath = f.config as string | undefined;
     const model = await loadClip(ctx, checkpoint && fullText ? join(checkpoint.folder, 'model') : modelPath, { configPath: resume && fullText ? undefined : configPath });
+    if (f.recompute && f['no-recompute']) throw new UsageError('--recompute and --no-recompute contradict each other: give one');
+    model.recompute = f.recompute ? true : f['no-recompute'] ? false : recomputePays(model.config);
     const tok = loadClipTokenizer(modelPath, f.tokenizer as string | undefined);
     const layers = model.config.text.layers;
     let scales: number[] | null = null;

@@ -4,7 +4,7 @@
  * each image's softmax over the captions as colour.
  */
 import {
-  GpuTimer, WordTokenizer, concat, cutAtPool, noGrad, scope, type Tensor,
+  GpuTimer, WordTokenizer, concat, cutAtPool, inference, type Tensor,
 } from './lib-entry.js';
 import type { App, ModelState, PageImage } from './app.js';
 import { decodeImageFile, pixelsFor, thumbnail, worldPageImage, worldRecords, worldRenderSize } from './images.js';
@@ -33,14 +33,14 @@ export function unknownWords(m: ModelState, texts: readonly string[]): string[] 
 export function embedPixels(m: ModelState, px: Float32Array, n: number): Tensor {
   const size = m.model.config.vision.imageSize;
   const per = 3 * size * size;
-  return noGrad(() => scope(m.model.ctx, () => {
+  return inference(m.model.ctx, () => {
     const parts: Tensor[] = [];
     for (let i = 0; i < n; i += IMAGE_CHUNK) {
       const k = Math.min(IMAGE_CHUNK, n - i);
       parts.push(m.model.encodeImage(px.subarray(i * per, (i + k) * per), k).embeds);
     }
     return parts.length === 1 ? parts[0] : concat(parts, 0);
-  }));
+  });
 }
 
 /** Projected image embeddings [n, E] of page images. */
@@ -68,10 +68,10 @@ export async function similarity(m: ModelState, captions: readonly string[], ima
   try {
     img = embedPixels(m, px, images.length);
     const imageEmbeds = img;
-    logits = noGrad(() => scope(m.model.ctx, () => {
+    logits = inference(m.model.ctx, () => {
       const text = m.model.encodeText(cut, n);
       return m.model.logitsPerImage(imageEmbeds, text.embeds);
-    }));
+    });
   } finally {
     timer?.end();
     img?.dispose();

@@ -7,7 +7,7 @@
  */
 import {
   DEFAULT_SPEC, ExampleBatcher, GENERIC_TEMPLATES, NastRun, NastTrainer, NonFiniteLossError, attachLora, buildClaimSets, buildNegatedCaptions, cutAtPool, formatNumber,
-  l2Normalize, loraUpdateNorms, matmul, noGrad, scope, type LoraSet, type NegationVocab, type Tensor, type WorldRecord,
+  inference, l2Normalize, loraUpdateNorms, matmul, type LoraSet, type NegationVocab, type Tensor, type WorldRecord,
 } from './lib-entry.js';
 import type { App, ModelState } from './app.js';
 import { embedImages } from './clip-panel.js';
@@ -52,10 +52,10 @@ async function claimAccuracy(m: ModelState, imageTable: Tensor, examples: readon
     const texts = part.flatMap((e) => e.claims);
     const ids = m.tokenizer.tokenize(texts, { contextLength: ctxLen, truncate: true });
     const cut = cutAtPool(ids, texts.length, m.model.config.text.eosTokenId).ids;
-    const cos = noGrad(() => scope(m.model.ctx, () => {
+    const cos = inference(m.model.ctx, () => {
       const text = l2Normalize(m.model.encodeText(cut, texts.length).embeds, -1);
       return matmul(l2Normalize(imageTable, -1), text, { transB: true });
-    }));
+    });
     const v = await cos.toArray();
     cos.dispose();
     let at = 0;

@@ -147,7 +147,7 @@ function torchSteps(shapes: StepShape[], steps: number, log: (s: string) => void
   const python = process.env.PYTHON ?? (spawnSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' }).status === 0 ? '/usr/bin/python3' : 'python3');
   const probe = spawnSync(python, ['-c', 'import torch'], { encoding: 'utf8' });
   if (probe.status !== 0) return `PyTorch not importable by ${python} (apt-get install python3-torch libopenblas0-pthread, or set PYTHON)`;
-  const only = shapes.flatMap((s) => ['--only', s.config.text.layers === 4 ? 'tiny' : 'vit']);
+  const only = [...new Set(shapes.map((s) => (s.config.text.layers === 4 ? 'tiny' : 'vit')))].flatMap((w) => ['--only', w]);
   log(`running ${script} (${shapes.map((s) => s.name).join(', ')}) ...`);
   const r = spawnSync(python, [script, '--steps', String(steps), ...only], { encoding: 'utf8', maxBuffer: 1 << 24 });
   if (r.status !== 0) return `torch_step.py failed: ${(r.stderr || r.stdout).trim().split('\n').pop()}`;
@@ -172,7 +172,7 @@ async function stepRow(s: StepShape, ctx: GpuContext, steps: number, torch: Map<
       times.push(performance.now() - t0);
     }
     const ms = median(times);
-    const t = torch instanceof Map ? torch.get(s.name) ?? null : null;
+    const t = torch instanceof Map ? torch.get(s.peerCase ?? s.name) ?? null : null;
     const samples = s.images;
     return {
       case: s.name, shape: shapeLabel(s), ours_ms: round(ms, 1),

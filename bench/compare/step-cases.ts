@@ -19,6 +19,10 @@ export interface StepShape {
   tokens: number;
   images: number;
   claims: number;
+  /** Activation recomputation per block (train.js --recompute). */
+  recompute?: boolean;
+  /** The PyTorch row this one is compared with, when not its own name. */
+  peerCase?: string;
 }
 
 export const TINY_WORLD: ClipConfig = {
@@ -30,12 +34,14 @@ export const TINY_WORLD: ClipConfig = {
 
 export const STEP_SHAPES: StepShape[] = [
   { name: 'tiny-world NAST step', config: TINY_WORLD, tokens: 20, images: 32, claims: 5 },
-  { name: 'ViT-B/32 text NAST step', config: VIT_B32, tokens: 77, images: 32, claims: 5 },
+  // As train.js runs it by default at this width (--recompute on), and without recomputation.
+  { name: 'ViT-B/32 text NAST step', config: VIT_B32, tokens: 77, images: 32, claims: 5, recompute: true },
+  { name: 'ViT-B/32 text NAST step, no recompute', config: VIT_B32, tokens: 77, images: 32, claims: 5, recompute: false, peerCase: 'ViT-B/32 text NAST step' },
 ];
 
 export function shapeLabel(s: StepShape): string {
   const t = s.config.text;
-  return `${t.layers}x${t.hiddenSize}, ${s.images} img x ${1 + s.claims} texts x ${s.tokens} tok`;
+  return `${t.layers}x${t.hiddenSize}, ${s.images} img x ${1 + s.claims} texts x ${s.tokens} tok${s.recompute ? ', recompute' : ''}`;
 }
 
 /** A text row of `tokens` ids: start, words, end, then padding to the context length. */
@@ -61,6 +67,7 @@ export interface StepRunner {
 export async function ourStep(ctx: GpuContext, s: StepShape): Promise<StepRunner> {
   const cfg = s.config;
   const model = await ClipModel.load(ctx, cfg, hostWeights(initClipWeights(cfg, 1)));
+  model.recompute = s.recompute ?? false;
   const lora = attachLora(model, { rank: 8, alpha: 16, targets: ['q_proj', 'k_proj', 'v_proj', 'out_proj'] });
   const layerScales = Array.from({ length: cfg.text.layers }, (_, l) => (l + 1) / cfg.text.layers);
   const trainer = new NastTrainer(model, lora, {

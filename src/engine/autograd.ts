@@ -8,15 +8,37 @@ export function isGradEnabled(): boolean {
   return gradEnabled;
 }
 
-/** Runs `fn` without recording autograd nodes (inference, tracing, optimizer updates). */
-export function noGrad<T>(fn: () => T): T {
+function withGradMode<T>(enabled: boolean, fn: () => T): T {
   const prev = gradEnabled;
-  gradEnabled = false;
+  gradEnabled = enabled;
   try {
-    return fn();
+    const r = fn();
+    if (r instanceof Promise) throw new Error('noGrad/enableGrad(fn): fn returned a Promise; grad mode is not kept across awaits');
+    return r;
   } finally {
     gradEnabled = prev;
   }
+}
+
+/** Runs `fn` without recording autograd nodes (inference, tracing, optimizer updates). */
+export function noGrad<T>(fn: () => T): T {
+  return withGradMode(false, fn);
+}
+
+/**
+ * Runs `fn` with recording on, also inside `noGrad` or a backward rule: how a rule recomputes
+ * a block's forward (see `checkpoint`).
+ */
+export function enableGrad<T>(fn: () => T): T {
+  return withGradMode(true, fn);
+}
+
+/**
+ * Runs `fn` without recording and frees every tensor it makes except those it returns: a
+ * forward pass for evaluation, embedding or tracing.
+ */
+export function inference<T>(ctx: GpuContext, fn: () => T): T {
+  return noGrad(() => scope(ctx, fn));
 }
 
 /**
@@ -25,9 +47,17 @@ export function noGrad<T>(fn: () => T): T {
  */
 export type BackwardFn = (gradOut: Tensor, saved: readonly Tensor[]) => (Tensor | null)[];
 
-/** One recorded op: its inputs, the tensors it saved, and how to push a gradient through it. */
+/**
+ * One recorded op: its inputs, the tensors it saved, and how to push a gradient through it.
+ *
+ * A graph frees itself: a node lives while its output tensor's handle is alive or a live node
+ * consumes that output (`Tensor.graphUses`). When the last of these goes (a scope disposes the
+ * handles of a forward that never ran backward, or an exception unwinds one), the node frees
+ * its saved tensors and lets go of its inputs, and so on down the graph.
+ */
 export class GradNode {
   private savedTensors: Tensor[] | null;
+  private detached = false;
 
   constructor(
     readonly op: string,
@@ -37,6 +67,7 @@ export class GradNode {
   ) {
     // Saved tensors are aliases: they keep the memory alive after the caller disposes its handle.
     this.savedTensors = saved.map((t) => t.alias().keep());
+    for (const t of inputs) t.graphUses++;
   }
 
   get released(): boolean {
@@ -51,10 +82,29 @@ export class GradNode {
     return scope(gradOut.ctx, () => this.backwardFn(gradOut, saved));
   }
 
-  release(): void {
+  /** Frees the saved tensors only: backward does this as it goes, the graph's shape stays. */
+  freeSaved(): void {
     if (!this.savedTensors) return;
     for (const t of this.savedTensors) t.dispose();
     this.savedTensors = null;
+  }
+
+  /**
+   * Frees this node and lets go of its inputs; an input whose handle is gone and that no other
+   * live node consumes is released in turn (iteratively: graphs are deep).
+   */
+  release(): void {
+    const stack: GradNode[] = [this];
+    while (stack.length > 0) {
+      const node = stack.pop()!;
+      if (node.detached) continue;
+      node.detached = true;
+      node.freeSaved();
+      for (const t of node.inputs) {
+        t.graphUses--;
+        if (t.disposed && t.graphUses === 0 && t.node) stack.push(t.node);
+      }
+    }
   }
 }
 
@@ -137,7 +187,7 @@ export function backward(root: Tensor, ones: (ctx: GpuContext, shape: readonly n
       }
       const gin = ctx.withOp(`${node.op}.backward`, () => node.backward(g));
       g.dispose();
-      if (!opts.retainGraph) node.release();
+      if (!opts.retainGraph) node.freeSaved();
       node.inputs.forEach((inp, i) => {
         const gi = gin[i];
         if (!gi) return;
@@ -162,6 +212,8 @@ export function backward(root: Tensor, ones: (ctx: GpuContext, shape: readonly n
       for (let i = node.inputs.length; i < gin.length; i++) gin[i]?.dispose();
     }
     for (const g of grads.values()) g.dispose();
+    // Nodes no gradient reached were skipped above; without retainGraph they go too.
+    if (!opts.retainGraph) for (const t of order) t.node?.release();
   });
 }
 

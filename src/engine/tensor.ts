@@ -58,6 +58,8 @@ export class Tensor {
   grad: Tensor | null = null;
   /** The op that produced this tensor, when it was recorded for autograd. */
   node: GradNode | null = null;
+  /** How many live autograd nodes take this tensor as an input (they keep its node alive). */
+  graphUses = 0;
   name?: string;
   private store: Storage | null;
 
@@ -106,13 +108,15 @@ export class Tensor {
 
   /**
    * Frees this handle; the memory returns to the pool when no handle or saved tensor uses it.
-   * The autograd node stays: a graph outlives the intermediate handles a scope disposes, and is
-   * freed by `backward()` or `freeGraph()`.
+   * The autograd node stays while a live node consumes this tensor (a graph outlives the
+   * intermediate handles a scope disposes); once nothing does, it is released with its saved
+   * tensors, so a forward whose results are all disposed without backward leaks nothing.
    */
   dispose(): void {
     if (!this.store) return;
     this.store.release();
     this.store = null;
+    if (this.node && this.graphUses === 0) this.node.release();
     for (const s of this.ctx.scopes) s.delete(this);
     if (this.grad) {
       this.grad.dispose();

@@ -58,9 +58,24 @@ export function patchify(pixels: Float32Array, n: number, channels: number, size
   return out;
 }
 
+/**
+ * Whether training should recompute blocks by default: where activations, not weights, bound
+ * the memory. From 512 wide (CLIP ViT-B) a 32-image step's activations are gigabytes; the
+ * miniatures' fit many times over and would only pay the extra forward pass.
+ */
+export function recomputePays(config: ClipConfig): boolean {
+  return config.text.hiddenSize >= 512;
+}
+
 export class ClipModel {
   readonly textLayers: EncoderLayer[];
   readonly visionLayers: EncoderLayer[];
+  /**
+   * Recompute each transformer block in backward from its input instead of keeping its
+   * activations (train.js --recompute): same gradients, a fraction of the peak memory, one extra
+   * forward pass. Only recorded passes are affected.
+   */
+  recompute = false;
 
   private constructor(readonly ctx: GpuContext, readonly config: ClipConfig, readonly params: Map<string, Tensor>) {
     this.textLayers = this.tower('text_model', config.text);
@@ -148,7 +163,7 @@ export class ClipModel {
       const tok = embedding(this.param('text_model.embeddings.token_embedding.weight'), idsT);
       const pos = slice(this.param('text_model.embeddings.position_embedding.weight'), 0, 0, t);
       const x = add(tok, pos);
-      const h = encoderForward(this.textLayers, x, { causal: true, hook: opts.hook });
+      const h = encoderForward(this.textLayers, x, { causal: true, hook: opts.hook, recompute: this.recompute });
       const at = tensor(this.ctx, poolPositions(ids, n, cfg.eosTokenId), [n], 'i32');
       const rows = indexSelect(reshape(h, [n * t, cfg.hiddenSize]), 0, at);
       const pooled = this.norm('text_model.final_layer_norm', cfg.layerNormEps).forward(rows);
@@ -174,7 +189,7 @@ export class ClipModel {
       const cls = expand(reshape(this.param('vision_model.embeddings.class_embedding'), [1, 1, d]), [n, 1, d]);
       const x = add(concat([cls, patches], 1), this.param('vision_model.embeddings.position_embedding.weight'));
       const x0 = this.norm('vision_model.pre_layrnorm', cfg.layerNormEps).forward(x);
-      const h = encoderForward(this.visionLayers, x0, { causal: false });
+      const h = encoderForward(this.visionLayers, x0, { causal: false, recompute: this.recompute });
       const first = reshape(slice(h, 1, 0, 1), [n, d]);
       const pooled = this.norm('vision_model.post_layernorm', cfg.layerNormEps).forward(first);
       const embeds = linear(pooled, this.param('visual_projection.weight'));

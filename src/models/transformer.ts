@@ -3,7 +3,7 @@
  * encoder's input (the embeddings output), index l the output of block l — Hugging Face's
  * `hidden_states` numbering, which causal tracing patches into.
  */
-import { attention, permute, reshape, scope, type Tensor } from '../engine/index.js';
+import { attention, checkpoint, permute, reshape, scope, type Tensor } from '../engine/index.js';
 import type { Activation } from './clip-config.js';
 import type { LayerNorm, Linear } from './layers.js';
 
@@ -55,6 +55,11 @@ export function encoderLayerForward(layer: EncoderLayer, x: Tensor, causal: bool
 export interface EncoderOptions {
   causal: boolean;
   hook?: ResidualHook;
+  /**
+   * Activation recomputation: keep only each block's input while recording, and run the block
+   * again in backward (one extra forward per step for a peak of one block's activations).
+   */
+  recompute?: boolean;
 }
 
 /** Runs every block; returns the last block's output (before any final layer norm). */
@@ -71,7 +76,10 @@ export function encoderForward(layers: readonly EncoderLayer[], x: Tensor, opts:
   };
   visit(0);
   for (let i = 0; i < layers.length; i++) {
-    const next = encoderLayerForward(layers[i], h, opts.causal);
+    const layer = layers[i];
+    const next = opts.recompute
+      ? checkpoint((input) => encoderLayerForward(layer, input, opts.causal), [h])
+      : encoderLayerForward(layer, h, opts.causal);
     if (owned) h.dispose();
     h = next;
     owned = true;

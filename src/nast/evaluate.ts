@@ -18,7 +18,7 @@
  * set when its true claim has one (sets built around absent facts, whose true claim states the
  * absence). The paired benchmark's polarity is its twin.
  */
-import { l2Normalize, matmul, noGrad, scope, tensor, type Tensor } from '../engine/index.js';
+import { inference, l2Normalize, matmul, tensor, type Tensor } from '../engine/index.js';
 import type { ClipModel } from '../models/clip.js';
 import type { Tokenizer } from '../models/tokenizer/index.js';
 import type { EvalRecord } from '../data/records.js';
@@ -378,7 +378,7 @@ export async function evaluateClip(model: ClipModel, records: readonly EvalRecor
     for (let s = 0; s < nImg; s += batch) {
       const refs = plan.images.slice(s, s + batch);
       const pixels = await opts.loadPixels(refs);
-      const out = noGrad(() => scope(ctx, () => l2Normalize(model.encodeImage(pixels, refs.length).embeds, -1)));
+      const out = inference(ctx, () => l2Normalize(model.encodeImage(pixels, refs.length).embeds, -1));
       imageEmbeds.set(await out.toArray() as Float32Array, s * dim);
       out.dispose();
       opts.onProgress?.('images', Math.min(s + batch, nImg), nImg);
@@ -394,7 +394,7 @@ export async function evaluateClip(model: ClipModel, records: readonly EvalRecor
       const qs = plan.queries.slice(s, s + batch);
       const { ids, truncated: cut } = tokenizeFor(model, opts.tokenizer, qs.map((q) => q.text));
       truncated += cut;
-      const sim = noGrad(() => scope(ctx, () => matmul(l2Normalize(model.encodeText(ids, qs.length).embeds, -1), imgT, { transB: true })));
+      const sim = inference(ctx, () => matmul(l2Normalize(model.encodeText(ids, qs.length).embeds, -1), imgT, { transB: true }));
       const data = await sim.toArray();
       sim.dispose();
       requireFinite(data as Float32Array, `caption similarities ${s}..${s + qs.length - 1}`);
@@ -411,7 +411,7 @@ export async function evaluateClip(model: ClipModel, records: readonly EvalRecor
     const texts = plan.texts.slice(s, s + batch);
     const { ids, truncated: cut } = tokenizeFor(model, opts.tokenizer, texts);
     truncated += cut;
-    const out = noGrad(() => scope(ctx, () => l2Normalize(model.encodeText(ids, texts.length).embeds, -1)));
+    const out = inference(ctx, () => l2Normalize(model.encodeText(ids, texts.length).embeds, -1));
     textEmbeds.set(await out.toArray() as Float32Array, s * dim);
     out.dispose();
     opts.onProgress?.('options', Math.min(s + batch, nt), nt);

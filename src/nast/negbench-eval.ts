@@ -6,7 +6,7 @@
  * "text_retrieval"), and NAST's paired negated / affirmative MCQs. Browser-safe: images come
  * through the caller's pixel loader.
  */
-import { l2Normalize, noGrad, scope } from '../engine/index.js';
+import { inference, l2Normalize } from '../engine/index.js';
 import type { ClipModel } from '../models/clip.js';
 import type { Tokenizer } from '../models/tokenizer/index.js';
 import { strictArgmax, type Accuracy, type PairedReport } from '../data/metrics.js';
@@ -69,7 +69,7 @@ async function textEmbeddings(model: ClipModel, tok: Tokenizer, texts: readonly 
     const part = texts.slice(s, s + batch);
     const full = tok.tokenize(part, { contextLength: t, truncate: true });
     const { ids } = cutAtPool(full, part.length, model.config.text.eosTokenId);
-    const e = noGrad(() => scope(model.ctx, () => l2Normalize(model.encodeText(ids, part.length).embeds, -1)));
+    const e = inference(model.ctx, () => l2Normalize(model.encodeText(ids, part.length).embeds, -1));
     out.set((await e.toArray()) as Float32Array, s * dim);
     e.dispose();
   }
@@ -82,7 +82,7 @@ async function imageEmbeddings(model: ClipModel, images: readonly string[], o: B
   for (let s = 0; s < images.length; s += batch) {
     const part = images.slice(s, s + batch);
     const px = await o.loadPixels(part);
-    const e = noGrad(() => scope(model.ctx, () => l2Normalize(model.encodeImage(px, part.length).embeds, -1)));
+    const e = inference(model.ctx, () => l2Normalize(model.encodeImage(px, part.length).embeds, -1));
     out.set((await e.toArray()) as Float32Array, s * dim);
     e.dispose();
   }

@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { l2Normalize, noGrad, scope } from '../engine/index.js';
+import { inference, l2Normalize } from '../engine/index.js';
 import type { ClipModel } from '../models/clip.js';
 import type { ClipImageConfig } from '../models/image/preprocess.js';
 import { loadPixels } from '../cli/images-node.js';
@@ -48,7 +48,7 @@ async function embedPaths(model: ClipModel, paths: readonly string[], cfg: ClipI
   for (let s = 0; s < paths.length; s += batch) {
     const part = paths.slice(s, s + batch);
     const px = await loadPixels(part, cfg, model.config.vision.imageSize);
-    const e = noGrad(() => scope(model.ctx, () => l2Normalize(model.encodeImage(px, part.length).embeds, -1)));
+    const e = inference(model.ctx, () => l2Normalize(model.encodeImage(px, part.length).embeds, -1));
     out.set((await e.toArray()) as Float32Array, s * dim);
     e.dispose();
   }

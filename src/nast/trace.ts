@@ -3,7 +3,7 @@
  * pair of equal token length, the score of the caption with the foil's residual state patched in
  * at one (layer index l, position p). Every (l, p) of a pair runs in one batched forward pass.
  */
-import { add, concat, mul, noGrad, scope, sub, tensor, type Tensor } from '../engine/index.js';
+import { add, concat, inference, mul, sub, tensor, type Tensor } from '../engine/index.js';
 import type { ClipModel } from '../models/clip.js';
 import { cutAtPool } from '../models/text-rows.js';
 
@@ -44,7 +44,7 @@ export async function tracePair(model: ClipModel, imageEmbeds: Tensor, captionId
   const t = cap.length;
   const layers = model.config.text.layers + 1;
   const n = layers * t;
-  const scores = noGrad(() => scope(model.ctx, () => {
+  const scores = inference(model.ctx, () => {
     const foilStates: Tensor[] = [];
     const foilOut = model.encodeText(Int32Array.from(foil), 1, { hook: (_l, s) => { foilStates.push(s.alias().keep()); } });
     const capOut = model.encodeText(Int32Array.from(cap), 1);
@@ -60,7 +60,7 @@ export async function tracePair(model: ClipModel, imageEmbeds: Tensor, captionId
     });
     for (const f of foilStates) f.dispose();
     return model.logitsPerImage(imageEmbeds, concat([capOut.embeds, foilOut.embeds, patched.embeds], 0));
-  }));
+  });
   const data = await scores.toArray();
   scores.dispose();
   const rows: number[][] = [];
