@@ -12,14 +12,15 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { runCli, UsageError, type FlagTable, type ParsedFlags } from './cli/args.js';
+import { asUsage, runCli, UsageError, type FlagTable, type ParsedFlags } from './cli/args.js';
 import { openDatasetSplit, parseSplitName, type DatasetSplit } from './data/dataset-node.js';
 import { negBenchMcqCsv, negBenchRetrievalCsv } from './data/export-negbench.js';
 import type { NegBenchMcq } from './data/mcq.js';
 import type { SplitName } from './data/splits.js';
 import { writeFileAtomic } from './io/atomic-write-node.js';
 import { clipConfigFor, loadClipTokenizer } from './models/load-node.js';
-import { CAPTION_KINDS, RECIPES, readExamples, type CaptionKind, type Recipe } from './nast/train-data.js';
+import { CAPTION_KINDS, readExamples, type CaptionKind } from './nast/train-data.js';
+import { recipeNamed } from './nast/recipe.js';
 import { drawOrder, trainJsonl, TRAIN_JSONL_FORMAT, TRAIN_JSONL_VERSION, type JsonlTokenizer } from './nast/train-jsonl.js';
 
 const FORMATS = ['negbench', 'jsonl'] as const;
@@ -67,8 +68,7 @@ async function exportNegBench(ds: DatasetSplit, out: string): Promise<void> {
 }
 
 async function exportJsonl(f: ParsedFlags, data: string, out: string): Promise<void> {
-  const recipe = f.recipe as string;
-  if (!(RECIPES as readonly string[]).includes(recipe)) throw new UsageError(`--recipe must be one of ${RECIPES.join(', ')}, got ${JSON.stringify(recipe)}`);
+  const recipe = asUsage(() => recipeNamed(f.recipe as string));
   const captions = f['clip-captions'] as string;
   if (!(CAPTION_KINDS as readonly string[]).includes(captions)) throw new UsageError(`--clip-captions must be one of ${CAPTION_KINDS.join(', ')}, got ${JSON.stringify(captions)}`);
   const splits = [...new Set(((f.split as string | undefined) ?? 'train').split(',').map(splitName))];
@@ -94,7 +94,7 @@ async function exportJsonl(f: ParsedFlags, data: string, out: string): Promise<v
   const counts: Record<string, { examples: number; images: number }> = {};
   for (const split of splits) {
     const ds = await openDatasetSplit(data, split);
-    const examples = readExamples(await ds.readRecords(), recipe as Recipe, ds.dir, captions as CaptionKind);
+    const examples = readExamples(await ds.readRecords(), recipe, ds.dir, captions as CaptionKind);
     await writeFileAtomic(join(out, `${split}.jsonl`), trainJsonl(examples, ds.resolveImage, tok));
     const images = new Set(examples.map((e) => e.image)).size;
     counts[split] = { examples: examples.length, images };
@@ -112,7 +112,7 @@ async function exportJsonl(f: ParsedFlags, data: string, out: string): Promise<v
     }
   }
   const meta = {
-    format: TRAIN_JSONL_FORMAT, version: TRAIN_JSONL_VERSION, data: resolve(data), recipe, clip_captions: captions, splits: counts,
+    format: TRAIN_JSONL_FORMAT, version: TRAIN_JSONL_VERSION, data: resolve(data), recipe: recipe.name, clip_captions: captions, splits: counts,
     ...tokInfo,
     ...(steps !== undefined ? { order: { steps, batch_size: f['batch-size'], seed: f.seed } } : {}),
   };

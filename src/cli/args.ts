@@ -31,6 +31,16 @@ export class UsageError extends Error {
   }
 }
 
+/** Runs `fn`, turning a RangeError it throws (a bad value for a flag) into a usage error (exit 2). */
+export function asUsage<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof RangeError) throw new UsageError(e.message);
+    throw e;
+  }
+}
+
 export type ParsedFlags = Record<string, string | number | boolean | (string | number)[] | undefined>;
 
 function convert(flag: string, spec: FlagSpec, raw: string): string | number {

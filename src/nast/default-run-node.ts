@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../io/atomic-write-node.js';
 import { barChartSvg, markdownTable } from '../io/report.js';
 import { updateShares } from './update-shares.js';
+import { NAST_RECIPE, NEGBENCH_RECIPE } from './recipe.js';
 import type { EvalReport } from './evaluate.js';
 import { probeFamilyTable, type ProbeReport } from './linear-probe.js';
 
@@ -86,11 +87,11 @@ export async function pool<T>(n: number, tasks: readonly (() => Promise<T>)[]): 
 export const ARMS = ['base', 'NegBench', 'uniform', 'NAST'] as const;
 export type Arm = (typeof ARMS)[number];
 
-/** Train flags and run folder of a fine-tuned arm. */
+/** Train flags and run folder of a fine-tuned arm: a recipe, with CTE scales where it takes them. */
 const ARM_RUN: Record<Exclude<Arm, 'base'>, { dir: string; flags: (cte: string) => string[] }> = {
-  NegBench: { dir: 'negbench', flags: () => ['--recipe', 'negbench'] },
-  uniform: { dir: 'uniform', flags: () => ['--recipe', 'nast', '--uniform'] },
-  NAST: { dir: 'nast', flags: (cte) => ['--recipe', 'nast', '--cte', cte] },
+  NegBench: { dir: 'negbench', flags: () => ['--recipe', NEGBENCH_RECIPE.name] },
+  uniform: { dir: 'uniform', flags: () => ['--recipe', NAST_RECIPE.name, '--uniform'] },
+  NAST: { dir: 'nast', flags: (cte) => ['--recipe', NAST_RECIPE.name, '--cte', cte] },
 };
 
 interface Summary {

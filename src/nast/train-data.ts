@@ -11,12 +11,13 @@
  * image without one falls back to its affirmative caption, then to the true choice, so every
  * example has a caption.
  */
-import type { ClaimSet } from '../data/claims.js';
-import type { NegBenchMcq } from '../data/mcq.js';
 import { makeRng, shuffle } from '../data/rng.js';
+import { asRecipe, RECIPE_BY_NAME, RECIPE_NAMES, type Recipe as RecipeObject, type RecipeName } from './recipe.js';
 
-export const RECIPES = ['nast', 'negbench'] as const;
-export type Recipe = (typeof RECIPES)[number];
+/** @deprecated the recipe names: use RECIPE_NAMES from recipe.ts (recipes are objects now). */
+export const RECIPES = RECIPE_NAMES;
+/** @deprecated a recipe's name: use RecipeName, or the Recipe object of recipe.ts. */
+export type Recipe = RecipeName;
 
 export interface Example {
   image: string;
@@ -35,8 +36,8 @@ export const CAPTION_KINDS = ['negated', 'retrieval-neg', 'affirmative', 'all'] 
 export type CaptionKind = (typeof CAPTION_KINDS)[number];
 const RECORD_KIND: Record<Exclude<CaptionKind, 'all'>, string> = { negated: 'negated-caption', 'retrieval-neg': 'retrieval-neg-caption', affirmative: 'caption' };
 
-/** The record kinds a recipe's choice sets come from. */
-export const CHOICE_KIND: Record<Recipe, 'claim-set' | 'negbench-mcq'> = { nast: 'claim-set', negbench: 'negbench-mcq' };
+/** @deprecated the record kinds a recipe's choice sets come from: use `recipe.choiceKind`. */
+export const CHOICE_KIND: Record<RecipeName, 'claim-set' | 'negbench-mcq'> = { nast: RECIPE_BY_NAME.nast.choiceKind, negbench: RECIPE_BY_NAME.negbench.choiceKind };
 
 interface RecordLike {
   kind: string;
@@ -44,7 +45,8 @@ interface RecordLike {
 }
 
 /** Each choice set of the recipe with a caption of its image (of `captions` kind, in turn). */
-export function readExamples(records: readonly RecordLike[], recipe: Recipe, where: string, captions: CaptionKind = 'negated'): Example[] {
+export function readExamples(records: readonly RecordLike[], recipeOrName: RecipeObject | RecipeName, where: string, captions: CaptionKind = 'negated'): Example[] {
+  const recipe = asRecipe(recipeOrName);
   const negated = new Map<string, string[]>();
   const plain = new Map<string, string>();
   const wanted = captions === 'all' ? Object.values(RECORD_KIND) : [RECORD_KIND[captions]];
@@ -56,28 +58,17 @@ export function readExamples(records: readonly RecordLike[], recipe: Recipe, whe
   }
   const out: Example[] = [];
   const used = new Map<string, number>();
-  const kind = CHOICE_KIND[recipe];
+  const kind = recipe.choiceKind;
   for (const r of records) {
     if (r.kind !== kind) continue;
-    let choices: string[];
-    let answer: number;
-    if (recipe === 'nast') {
-      const c = r as unknown as ClaimSet;
-      choices = c.claims.map((x) => x.text);
-      answer = c.answer;
-    } else {
-      const m = r as unknown as NegBenchMcq;
-      choices = m.options;
-      answer = m.answer;
-    }
+    const { choices, answer } = recipe.readChoices(r);
     const caps = negated.get(r.image);
     const k = used.get(r.image) ?? 0;
     used.set(r.image, k + 1);
     out.push({ image: r.image, caption: caps ? caps[k % caps.length] : plain.get(r.image) ?? choices[answer], choices, answer });
   }
   if (out.length === 0) {
-    const how = recipe === 'nast' ? 'dist/data.js --kind claims' : 'dist/data.js --kind mcq';
-    throw new Error(`${where}: no ${kind} records for --recipe ${recipe} to train on (build them with ${how})`);
+    throw new Error(`${where}: no ${kind} records for --recipe ${recipe.name} to train on (build them with ${recipe.buildHint})`);
   }
   return out;
 }
