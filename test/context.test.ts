@@ -133,7 +133,7 @@ test('a GPU validation error surfaces as a thrown error naming the op', async ()
   const ctx = await gpu();
   const broken = makeKernel('broken-kernel', [['n', 'u32']], [['Y', 'rw', 'f32']], '@compute @workgroup_size(64) fn main() { Y[0] = undefined_symbol; }');
   const y = empty(ctx, [4]);
-  ctx.withOp('my-broken-op', () => ctx.dispatch(broken, [4], [y.range('t')], [1]));
+  ctx.withOp('my-broken-op', () => ctx.dispatch(broken, { n: 4 }, [y.range('t')], [1]));
   try {
     await ctx.sync();
     assert.unreachable('expected a GpuError');
@@ -154,6 +154,20 @@ test('a lost device makes every later op throw instead of returning zeros', asyn
   other.device.destroy();
   await other.device.lost;
   assert.throws(() => ops.exp(x), /GPU device lost/);
+});
+
+test('uniforms are passed by name and packed in struct order; a missing or unknown field is named', async () => {
+  const ctx = await gpu();
+  const k = makeKernel('uniform-order', [['n', 'u32'], ['scale', 'f32'], ['shift', 'i32']], [['Y', 'rw', 'f32']],
+    { linear: 64, body: '  Y[i] = f32(i) * u.scale + f32(u.shift);' });
+  const y = empty(ctx, [5]);
+  // Keys in another order than the struct's: packing follows the kernel's field list.
+  ctx.dispatch(k, { shift: -3, scale: 2, n: 5 }, [y.range('t')], [1]);
+  assert.equal([...await y.toArray()], [-3, -1, 1, 3, 5]);
+  const loose = k as unknown as Parameters<typeof ctx.dispatch>[0];
+  assert.throws(() => ctx.dispatch(loose, { n: 5, scale: 2 }, [y.range('t')], [1]), /uniform-order: uniforms missing shift \(fields: n, scale, shift\)/);
+  assert.throws(() => ctx.dispatch(loose, { n: 5, scale: 2, shift: 1, bogus: 1 }, [y.range('t')], [1]), /unknown bogus/);
+  y.dispose();
 });
 
 test.run();

@@ -1,7 +1,7 @@
 import { BufferPool } from './pool.js';
 import { GpuError } from './errors.js';
 import { requestGpuDevice, type AdapterSummary } from './adapter.js';
-import type { Kernel } from '../kernels/kernel.js';
+import type { Kernel, Uniforms } from '../kernels/kernel.js';
 import type { Tensor } from './tensor.js';
 import { WaitPacer, type PendingWork } from './dawn-wait.js';
 import { decideTuning, type Tuning, type TuningOverride } from './tuning.js';
@@ -205,15 +205,18 @@ export class GpuContext {
     }
   }
 
-  private writeUniforms(kernel: Kernel, values: readonly number[]): number {
-    if (values.length !== kernel.uniforms.length) {
-      throw new Error(`${kernel.name}: expected ${kernel.uniforms.length} uniform values, got ${values.length}`);
+  private writeUniforms<F extends string>(kernel: Kernel<F>, values: Uniforms<F>): number {
+    const given = Object.keys(values);
+    if (given.length !== kernel.fields.length || kernel.fields.some((f) => typeof values[f] !== 'number')) {
+      const missing = kernel.fields.filter((f) => typeof values[f] !== 'number');
+      const extra = given.filter((k) => !(kernel.fields as readonly string[]).includes(k));
+      throw new Error(`${kernel.name}: uniforms ${missing.length ? `missing ${missing.join(', ')}` : ''}${missing.length && extra.length ? '; ' : ''}${extra.length ? `unknown ${extra.join(', ')}` : ''} (fields: ${kernel.fields.join(', ')})`);
     }
     if (this.uniformSlots === UNIFORM_ARENA_SLOTS) this.flush();
     const slot = this.uniformSlots++;
     const view = new DataView(this.uniformHost, slot * UNIFORM_SLOT, UNIFORM_SLOT);
     kernel.uniforms.forEach((t, i) => {
-      const v = values[i];
+      const v = values[kernel.fields[i]];
       if (t === 'f32') view.setFloat32(i * 4, v, true);
       else if (t === 'i32') view.setInt32(i * 4, v, true);
       else view.setUint32(i * 4, v >>> 0, true);
@@ -252,7 +255,7 @@ export class GpuContext {
    * Encodes one dispatch. `storage` ranges bind from binding 1 (or 0 without uniforms), in the
    * kernel's declared order.
    */
-  dispatch(kernel: Kernel, uniforms: readonly number[], storage: readonly BufferRange[], workgroups: readonly number[]): void {
+  dispatch<F extends string>(kernel: Kernel<F>, uniforms: Uniforms<F>, storage: readonly BufferRange[], workgroups: readonly number[]): void {
     this.checkAlive();
     if (storage.length !== kernel.storage.length) {
       throw new Error(`${kernel.name}: expected ${kernel.storage.length} storage bindings, got ${storage.length}`);

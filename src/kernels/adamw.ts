@@ -27,7 +27,7 @@ export const CLIP_EPS = 1e-6;
  * With `clip`, the global gradient norm is read from S[0] (written by `normFinalizeKernel`), so
  * clipping needs no readback.
  */
-function adamwKernelBuild(clip: boolean): Kernel {
+function adamwKernelBuild(clip: boolean) {
   const v = 'vec4<f32>';
   return makeKernel(
     `adamw${clip ? '.clip' : ''}`,
@@ -52,7 +52,7 @@ function adamwKernelBuild(clip: boolean): Kernel {
  * workgroup's block, so neighbouring lanes read neighbouring memory (coalesced on GPUs). One
  * dispatch per arena; every arena writes its partials into one shared buffer at `base`.
  */
-function sumSquaresKernelBuild(): Kernel {
+function sumSquaresKernelBuild() {
   return makeKernel('adamw.sumsq', [['n', 'u32'], ['parts', 'u32'], ['base', 'u32']], [['X', 'read', 'vec4<f32>'], ['OUT', 'rw', 'f32']], {
     linear: SUMSQ_WG,
     index: 'k',
@@ -76,7 +76,7 @@ function sumSquaresKernelBuild(): Kernel {
  * level: a single workgroup, so the barrier cost on CPU adapters is negligible) and writes the
  * global norm sqrt(total) to S[0].
  */
-function normFinalizeKernelBuild(): Kernel {
+function normFinalizeKernelBuild() {
   return makeKernel('adamw.norm', [['n', 'u32']], [['PARTS', 'read', 'f32'], ['S', 'rw', 'f32']], `var<workgroup> sh: array<f32, ${NORM_WG}>;
 @compute @workgroup_size(${NORM_WG}) fn main(@builtin(local_invocation_index) l: u32) {
   var acc = 0.0;

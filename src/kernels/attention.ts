@@ -102,12 +102,13 @@ function tileRows(v: AttnVariant): number {
   return Math.min(32, Math.floor(448 / v.d4 / 2) * 2);
 }
 
-/** Uniforms shared by the forward and both backward kernels, in this order. */
-export const ATTN_UNIFORMS: [string, UniformType][] = [
+/** Uniforms shared by the forward and both backward kernels (dispatch packs them by name). */
+export const ATTN_UNIFORMS = [
   // rs: row stride in bound elements (D / 4 for vec4 rows, else D); nv: vec4 slots used, ceil(D / 4).
   ['bh', 'u32'], ['heads', 'u32'], ['tq', 'u32'], ['tk', 'u32'], ['d', 'u32'], ['rs', 'u32'], ['nv', 'u32'],
   ['scale', 'f32'], ['causal', 'u32'], ['hasMask', 'u32'], ['maskFloat', 'u32'],
-];
+] as const satisfies readonly (readonly [string, UniformType])[];
+export type AttnField = (typeof ATTN_UNIFORMS)[number][0];
 
 /** The binding of a [rows, D] operand (vec4 rows when the variant has them). */
 function rowBinding(v: AttnVariant, name: string, access: 'read' | 'rw'): StorageBinding {
@@ -314,7 +315,7 @@ function QKVM(v: AttnVariant): StorageBinding[] {
   return [rowBinding(v, 'Q', 'read'), rowBinding(v, 'K', 'read'), rowBinding(v, 'V', 'read'), ['M', 'read', 'u32']];
 }
 
-function finish(v: AttnVariant, name: string, bindings: readonly StorageBinding[], body: string): Kernel {
+function finish(v: AttnVariant, name: string, bindings: readonly StorageBinding[], body: string) {
   return makeKernel(`${name}.${attnVariantName(v)}`, ATTN_UNIFORMS, bindings, body, { enables: v.subgroup > 0 ? ['subgroups'] : [] });
 }
 
@@ -323,7 +324,7 @@ function finish(v: AttnVariant, name: string, bindings: readonly StorageBinding[
  * masked scaled scores (0 for a row whose every key is masked; such a row outputs zeros).
  * Bindings: Q, K, V, M (mask words; any buffer when hasMask = 0), O, L.
  */
-function attentionForwardKernelBuild(v: AttnVariant): Kernel {
+function attentionForwardKernelBuild(v: AttnVariant) {
   const bk = stepRows(v);
   const ks = range(bk);
   const loop = streamLoop(v, {
@@ -371,7 +372,7 @@ ${storeRow(v, 'O', `qRow${x}`, `acc${x}`, 'inv')}
  * FlashAttention-2 row term), packed so each backward kernel binds one buffer for both.
  * Bindings: O, dO, L, LD. Uniforms: n (rows), d, rs, nv.
  */
-function attentionRowTermKernelBuild(v: AttnVariant): Kernel {
+function attentionRowTermKernelBuild(v: AttnVariant) {
   const WG = 64;
   return makeKernel(`attention.backward.rowterm`, [['n', 'u32'], ['d', 'u32'], ['rs', 'u32'], ['nv', 'u32']],
     [rowBinding(v, 'O', 'read'), rowBinding(v, 'dO', 'read'), ['L', 'read', 'f32'], ['LD', 'rw', 'vec2<f32>']], {
@@ -389,7 +390,7 @@ function attentionRowTermKernelBuild(v: AttnVariant): Kernel {
  * p_ij = exp(s_ij - lse_i) and dS_ij = p_ij (dO_i . v_j - D_i).
  * Bindings: Q, K, V, M, dO, LD, dQ.
  */
-function attentionBackwardQKernelBuild(v: AttnVariant): Kernel {
+function attentionBackwardQKernelBuild(v: AttnVariant) {
   const ks = range(stepRows(v));
   const loop = streamLoop(v, {
     names: ['K', 'V'],
@@ -430,7 +431,7 @@ ${storeRow(v, 'dQ', `qRow${x}`, `dq${x}`, 'u.scale')}
  * dK_j = scale * sum_i dS_ij q_i. A masked key's rows stay zero.
  * Bindings: Q, K, V, M, dO, LD, dK, dV.
  */
-function attentionBackwardKVKernelBuild(v: AttnVariant): Kernel {
+function attentionBackwardKVKernelBuild(v: AttnVariant) {
   const ks = range(stepRows(v));
   const loop = streamLoop(v, {
     names: ['Q', 'dO'],

@@ -17,7 +17,7 @@ import { MAX_SUM_REDUCER, MAX_SUM_WGSL } from './softmax.js';
 const NAN = 'bitcast<f32>(u.nanBits)';
 export const NAN_BITS = 0x7fc00000;
 
-function crossEntropyRowsKernelBuild(spec: RowSpec): Kernel {
+function crossEntropyRowsKernelBuild(spec: RowSpec) {
   return rowKernel('cross-entropy', spec, [['classes', 'u32'], ['ignore', 'i32'], ['nanBits', 'u32']], [['X', 'read', 'T'], ['TGT', 'read', 'i32'], ['LOSS', 'rw', 'f32'], ['LSE', 'rw', 'f32']], MAX_SUM_WGSL, [MAX_SUM_REDUCER], `
   var st = vec2<f32>(LOWEST, 0.0);
   for (var j = lane; j < u.len; j += STEP) {
@@ -43,7 +43,7 @@ function crossEntropyRowsKernelBuild(spec: RowSpec): Kernel {
  * OUT[0] = sum of row losses / count (0 when no row counts); OUT[1] = the divisor backward
  * uses: count for 'mean', 1 for 'sum' (0 when nothing counts, so backward writes zeros).
  */
-function crossEntropyReduceKernelBuild(): Kernel {
+function crossEntropyReduceKernelBuild() {
   return makeKernel('cross-entropy.reduce', [['rows', 'u32'], ['ignore', 'i32'], ['mean', 'u32']], [['LOSS', 'read', 'f32'], ['TGT', 'read', 'i32'], ['OUT', 'rw', 'f32']], `var<workgroup> red: array<vec2<f32>, ${REDUCE_WG}>;
 @compute @workgroup_size(${REDUCE_WG}) fn main(@builtin(local_invocation_index) lane: u32) {
   var acc = vec2<f32>(0.0);
@@ -68,7 +68,7 @@ function crossEntropyReduceKernelBuild(): Kernel {
 }
 
 /** dx = (exp(x - lse) - onehot(target)) * G[0] / STATS[1], zero on ignored rows. */
-function crossEntropyBackwardKernelBuild(spec: RowSpec): Kernel {
+function crossEntropyBackwardKernelBuild(spec: RowSpec) {
   const onehot = spec.vec4
     ? 'T(vec4<u32>(j * 4u) + vec4<u32>(0u, 1u, 2u, 3u) == vec4<u32>(tu))'
     : 'T(j == tu)';

@@ -58,7 +58,7 @@ fn gelu_tanh_grad(x: f32) -> f32 {
 }
 `;
 
-function unaryKernelBuild(op: UnaryOp, backward: boolean): Kernel {
+function unaryKernelBuild(op: UnaryOp, backward: boolean) {
   const e = UNARY[op];
   return makeKernel(
     `unary.${op}${backward ? '.backward' : ''}`,
@@ -81,8 +81,18 @@ export const BINARY = {
 
 export type BinaryOp = keyof typeof BINARY;
 
-const DIM_FIELDS = (prefix: string): [string, 'u32'][] =>
-  Array.from({ length: MAX_RANK }, (_, i) => [`${prefix}${i}`, 'u32'] as [string, 'u32']);
+const DIM_FIELDS = <P extends string>(prefix: P): [`${P}${number}`, 'u32'][] =>
+  Array.from({ length: MAX_RANK }, (_, i) => [`${prefix}${i}`, 'u32'] as [`${P}${number}`, 'u32']);
+
+/**
+ * The per-dimension uniforms `${prefix}0..` of a broadcast kernel: `values` padded with `fill`
+ * to MAX_RANK entries.
+ */
+export function dimUniforms<P extends string>(prefix: P, values: readonly number[], fill: number): Record<`${P}${number}`, number> {
+  const out = {} as Record<`${P}${number}`, number>;
+  for (let i = 0; i < MAX_RANK; i++) out[`${prefix}${i}`] = values[i] ?? fill;
+  return out;
+}
 
 const dimArray = (prefix: string) =>
   `array<u32, ${MAX_RANK}>(${Array.from({ length: MAX_RANK }, (_, i) => `u.${prefix}${i}`).join(', ')})`;
@@ -91,12 +101,15 @@ const dimArray = (prefix: string) =>
  * Binary op. `same` variant: both operands have the output's shape. Broadcast variant:
  * operands are read through strides (0 on broadcast dims) of the output's coordinates.
  */
-function binaryKernelBuild(op: BinaryOp, broadcast: boolean): Kernel {
+const BINARY_BINDINGS: StorageBinding[] = [['A', 'read', 'f32'], ['B', 'read', 'f32'], ['Y', 'rw', 'f32']];
+
+function binaryKernelBuild(op: BinaryOp) {
+  return makeKernel(`binary.${op}`, [['n', 'u32']], BINARY_BINDINGS, { linear: WG, body: `  let a = A[i];\n  let b = B[i];\n  Y[i] = ${BINARY[op]};` });
+}
+
+function binaryBroadcastKernelBuild(op: BinaryOp) {
   const expr = BINARY[op];
-  const bindings: StorageBinding[] = [['A', 'read', 'f32'], ['B', 'read', 'f32'], ['Y', 'rw', 'f32']];
-  if (!broadcast) {
-    return makeKernel(`binary.${op}`, [['n', 'u32']], bindings, { linear: WG, body: `  let a = A[i];\n  let b = B[i];\n  Y[i] = ${expr};` });
-  }
+  const bindings = BINARY_BINDINGS;
   return makeKernel(
     `binary.${op}.broadcast`,
     [['n', 'u32'], ['rank', 'u32'], ...DIM_FIELDS('d'), ...DIM_FIELDS('sa'), ...DIM_FIELDS('sb')],
@@ -126,7 +139,7 @@ function binaryKernelBuild(op: BinaryOp, broadcast: boolean): Kernel {
  * Sums an input over the dims where the target has extent 1 (the gradient of a broadcast).
  * One invocation per output element loops over the reduced coordinates.
  */
-function reduceToKernelBuild(): Kernel {
+function reduceToKernelBuild() {
   return makeKernel(
     'reduce-to-shape',
     [['n', 'u32'], ['rank', 'u32'], ['r', 'u32'], ...DIM_FIELDS('od'), ...DIM_FIELDS('rd'), ...DIM_FIELDS('st')],
@@ -158,17 +171,17 @@ function reduceToKernelBuild(): Kernel {
   );
 }
 
-function fillKernelBuild(dtype: 'f32' | 'i32' | 'u32'): Kernel {
+function fillKernelBuild(dtype: 'f32' | 'i32' | 'u32') {
   return makeKernel(`fill.${dtype}`, [['n', 'u32'], ['v', dtype]], [['Y', 'rw', dtype]], { linear: WG, body: '  Y[i] = u.v;' });
 }
 
 /** fill on vec4s (`n` counts vectors); the host widens the output range to whole vectors. */
-function fillKernelVec4Build(dtype: 'f32' | 'i32' | 'u32'): Kernel {
+function fillKernelVec4Build(dtype: 'f32' | 'i32' | 'u32') {
   return makeKernel(`fill.${dtype}.vec4`, [['n', 'u32'], ['v', dtype]], [['Y', 'rw', `vec4<${dtype}>`]], { linear: WG, body: `  Y[i] = vec4<${dtype}>(u.v);` });
 }
 
 /** Casts between f32, i32 and u32 (and to/from f16 when the device has shader-f16). */
-function castKernelBuild(from: 'f32' | 'f16' | 'i32' | 'u32', to: 'f32' | 'f16' | 'i32' | 'u32'): Kernel {
+function castKernelBuild(from: 'f32' | 'f16' | 'i32' | 'u32', to: 'f32' | 'f16' | 'i32' | 'u32') {
   const usesF16 = from === 'f16' || to === 'f16';
   return makeKernel(`cast.${from}.${to}`, [['n', 'u32']], [['X', 'read', from], ['Y', 'rw', to]], { linear: WG, body: `  Y[i] = ${to}(X[i]);` },
     { enables: usesF16 ? ['f16'] : [] });
@@ -188,7 +201,7 @@ function perLane(name: string, params: string, expr: string): string {
   return `fn ${name}(${params}) -> f32 { return ${expr}; }\n`;
 }
 
-function unaryKernelVec4Build(op: UnaryOp, backward: boolean): Kernel {
+function unaryKernelVec4Build(op: UnaryOp, backward: boolean) {
   const e = UNARY[op];
   const fn = backward ? perLane('f1', 'x: f32, g: f32', e.bwd) : perLane('f1', 'x: f32', e.fwd);
   const call = backward
@@ -208,7 +221,7 @@ function unaryKernelVec4Build(op: UnaryOp, backward: boolean): Kernel {
 }
 
 /** Same-shape binary op on vec4s (`n` counts vectors). */
-function binaryKernelVec4Build(op: BinaryOp): Kernel {
+function binaryKernelVec4Build(op: BinaryOp) {
   const v = 'vec4<f32>';
   return makeKernel(`binary.${op}.vec4`, [['n', 'u32']], [['A', 'read', v], ['B', 'read', v], ['Y', 'rw', v]],
     { linear: WG, body: `  let a = A[i];\n  let b = B[i];\n  Y[i] = ${BINARY[op]};` });
@@ -226,7 +239,7 @@ export type BroadcastMode = 'full' | 'row' | 'col' | 'scalar';
  * With `vec4`, `n` counts vectors and cols % 4 == 0, so a 'row' operand is read as vec4 and a
  * 'col' or 'scalar' operand (constant along a vector) is read once and splatted.
  */
-function binary2dKernelBuild(op: BinaryOp, ma: BroadcastMode, mb: BroadcastMode, vec4: boolean): Kernel {
+function binary2dKernelBuild(op: BinaryOp, ma: BroadcastMode, mb: BroadcastMode, vec4: boolean) {
   const T = vec4 ? 'vec4<f32>' : 'f32';
   const operand = (name: string, m: BroadcastMode): { elem: string; load: string } => {
     const wide = vec4 && (m === 'full' || m === 'row');
@@ -250,6 +263,7 @@ function binary2dKernelBuild(op: BinaryOp, ma: BroadcastMode, mb: BroadcastMode,
 // Kernels are pure functions of their arguments: built once, then shared (and so is the pipeline).
 export const unaryKernel = memoKernel(unaryKernelBuild);
 export const binaryKernel = memoKernel(binaryKernelBuild);
+export const binaryBroadcastKernel = memoKernel(binaryBroadcastKernelBuild);
 export const reduceToKernel = memoKernel(reduceToKernelBuild);
 export const fillKernel = memoKernel(fillKernelBuild);
 export const fillKernelVec4 = memoKernel(fillKernelVec4Build);

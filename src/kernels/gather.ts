@@ -16,7 +16,7 @@ export const NAN_BITS = 0x7fc00000;
  * Y[o, j, q] = X[o, I[j], q]. `inner` is in units of the element type (vec4 when the host
  * found inner % 4 == 0); `chunks` = ceil(inner / ch); n = outer * nIdx * chunks.
  */
-function gatherKernelBuild(vec4: boolean, ch: number): Kernel {
+function gatherKernelBuild(vec4: boolean, ch: number) {
   const T = vec4 ? 'vec4<f32>' : 'f32';
   return makeKernel(
     `gather.rows${vec4 ? '.vec4' : ''}`,
@@ -56,7 +56,7 @@ function gatherKernelBuild(vec4: boolean, ch: number): Kernel {
  * compare-exchange loop on the word's bits (Y is bound as atomic<u32>). The order of the adds
  * is not fixed: results can differ in the last bits from run to run.
  */
-function scatterAddKernelBuild(ch: number): Kernel {
+function scatterAddKernelBuild(ch: number) {
   return makeKernel(
     'gather.scatter-add',
     [['n', 'u32'], ['chunks', 'u32'], ['nIdx', 'u32'], ['axisLen', 'u32'], ['inner', 'u32']],

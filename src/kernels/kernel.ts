@@ -14,10 +14,19 @@
 export type UniformType = 'u32' | 'i32' | 'f32';
 export type StorageAccess = 'read' | 'rw';
 
-export interface Kernel {
+/**
+ * A kernel's uniform values by field name. Dispatch packs them in the struct's order, so a call
+ * site never depends on the order of a field list it cannot see.
+ */
+export type Uniforms<F extends string = string> = { readonly [K in F]: number };
+
+/** `F` names the uniform fields (string literals where the field list is written out). */
+export interface Kernel<F extends string = string> {
   /** Kernel family and variant, for errors and benchmark tables. */
   readonly name: string;
   readonly wgsl: string;
+  /** Uniform field names and types, in struct order. */
+  readonly fields: readonly F[];
   readonly uniforms: readonly UniformType[];
   readonly storage: readonly StorageAccess[];
   /** Workgroup size along x (the folded 1-D dimension), when the kernel is dispatched 1-D. */
@@ -25,7 +34,7 @@ export interface Kernel {
 }
 
 /** The WGSL uniform struct declaration for named scalar fields. */
-function uniformStruct(fields: readonly [string, UniformType][]): string {
+function uniformStruct(fields: readonly (readonly [string, UniformType])[]): string {
   if (fields.length === 0) return '';
   return `struct U {\n${fields.map(([n, t]) => `  ${n}: ${t},`).join('\n')}\n};\n@group(0) @binding(0) var<uniform> u: U;\n`;
 }
@@ -80,18 +89,19 @@ ${src.body}
  * point and index prologue are generated too. `prelude` (e.g. an `alias`) goes before the
  * declarations.
  */
-export function makeKernel(
+export function makeKernel<const F extends string>(
   name: string,
-  fields: readonly [string, UniformType][],
+  fields: readonly (readonly [F, UniformType])[],
   bindings: readonly StorageBinding[],
   source: string | LinearSource,
   opts: { workgroupSize?: number; enables?: string[]; prelude?: string } = {},
-): Kernel {
+): Kernel<F> {
   const enables = (opts.enables ?? []).map((e) => `enable ${e};\n`).join('');
   const linear = typeof source !== 'string';
   return {
     name,
     wgsl: enables + (opts.prelude ?? '') + uniformStruct(fields) + storageDecls(bindings) + (linear ? linearMain(source) : source),
+    fields: fields.map(([n]) => n),
     uniforms: fields.map(([, t]) => t),
     storage: bindings.map(([, access]) => access),
     workgroupSize: linear ? source.linear : opts.workgroupSize,
@@ -103,8 +113,8 @@ export function makeKernel(
  * generated once per distinct kernel rather than at every dispatch, and the context can find
  * the pipeline by the kernel object instead of hashing its text.
  */
-export function memoKernel<A extends unknown[]>(build: (...args: A) => Kernel): (...args: A) => Kernel {
-  const cache = new Map<string, Kernel>();
+export function memoKernel<A extends unknown[], F extends string>(build: (...args: A) => Kernel<F>): (...args: A) => Kernel<F> {
+  const cache = new Map<string, Kernel<F>>();
   return (...args: A) => {
     const key = JSON.stringify(args);
     let k = cache.get(key);

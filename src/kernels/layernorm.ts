@@ -33,7 +33,7 @@ fn chunkStats(v: T) -> vec3<f32> {
 }
 `;
 
-function layerNormKernelBuild(spec: RowSpec): Kernel {
+function layerNormKernelBuild(spec: RowSpec) {
   return rowKernel('layernorm', spec, [['eps', 'f32']], [['X', 'read', 'T'], ['GAMMA', 'read', 'T'], ['BETA', 'read', 'T'], ['Y', 'rw', 'T'], ['MEAN', 'rw', 'f32'], ['RSTD', 'rw', 'f32']], welfordWgsl(spec.vec4 ? 4 : 1), [WELFORD], `
   var st = vec3<f32>(0.0);
   for (var j = lane; j < u.len; j += STEP) {
@@ -52,7 +52,7 @@ function layerNormKernelBuild(spec: RowSpec): Kernel {
   }`);
 }
 
-function layerNormBackwardKernelBuild(spec: RowSpec): Kernel {
+function layerNormBackwardKernelBuild(spec: RowSpec) {
   const d = spec.vec4 ? 'f32(u.len * 4u)' : 'f32(u.len)';
   return rowKernel('layernorm.backward', spec, [], [['X', 'read', 'T'], ['G', 'read', 'T'], ['GAMMA', 'read', 'T'], ['MEAN', 'read', 'f32'], ['RSTD', 'read', 'f32'], ['DX', 'rw', 'T']], '', [SUM2], `
   let mean = MEAN[row];
@@ -77,7 +77,7 @@ function layerNormBackwardKernelBuild(spec: RowSpec): Kernel {
  * [chunk * chunkRows, min(rows, (chunk + 1) * chunkRows)) of column vector c and writes
  * PG[chunk * cols + c], PB[chunk * cols + c]. `cols` counts T elements per row.
  */
-function layerNormParamGradKernelBuild(vec4: boolean): Kernel {
+function layerNormParamGradKernelBuild(vec4: boolean) {
   const T = vec4 ? 'vec4<f32>' : 'f32';
   return makeKernel(`layernorm.param-grad${vec4 ? '.vec4' : ''}`,
     [['rows', 'u32'], ['cols', 'u32'], ['chunkRows', 'u32'], ['n', 'u32']],
@@ -107,7 +107,7 @@ function layerNormParamGradKernelBuild(vec4: boolean): Kernel {
  * L2 normalisation of each row (F.normalize): y = x / max(||x||, eps); saves ||x|| per row.
  * Works on strided rows too, so any axis is one kernel without a transpose.
  */
-function l2NormalizeKernelBuild(spec: RowSpec): Kernel {
+function l2NormalizeKernelBuild(spec: RowSpec) {
   return rowKernel('l2normalize', spec, [['eps', 'f32']], [['X', 'read', 'T'], ['Y', 'rw', 'T'], ['NRM', 'rw', 'f32']], '', [SUM_REDUCER()], `
   var ss = 0.0;
   for (var j = lane; j < u.len; j += STEP) {
@@ -127,7 +127,7 @@ function l2NormalizeKernelBuild(spec: RowSpec): Kernel {
  * Backward from the saved output y and norms: where ||x|| >= eps, dx = (g - y * (y . g)) / ||x||;
  * below eps the divisor is the constant eps, so dx = g / eps.
  */
-function l2NormalizeBackwardKernelBuild(spec: RowSpec): Kernel {
+function l2NormalizeBackwardKernelBuild(spec: RowSpec) {
   return rowKernel('l2normalize.backward', spec, [['eps', 'f32']], [['Y', 'read', 'T'], ['NRM', 'read', 'f32'], ['G', 'read', 'T'], ['DX', 'rw', 'T']], '', [SUM_REDUCER()], `
   let nrm = NRM[row];
   let clamped = nrm < u.eps;

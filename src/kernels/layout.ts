@@ -7,7 +7,7 @@
  * extents and offsets along the contiguous run are multiples of 4. On lavapipe an access
  * costs about the same whatever its width, so fewer, wider accesses are the main lever.
  */
-import { makeKernel, type Kernel, memoKernel } from './kernel.js';
+import { makeKernel, type Kernel, type Uniforms, memoKernel } from './kernel.js';
 
 export const LAYOUT_WG = 256;
 export const LAYOUT_MAX_RANK = 6;
@@ -48,9 +48,9 @@ const DIVIDED = LAYOUT_MAX_RANK - 2;
  * the other dims innermost first, `qo` the stride of the outermost one. Unrolled uniform
  * reads instead of a private array: dynamic indexing of a per-lane array is slow on lavapipe.
  */
-function stridedCopyKernelBuild(mode: StridedMode, ch: number): Kernel {
+function stridedCopyKernelBuild(mode: StridedMode, ch: number) {
   const b = STRIDED_BODY[mode];
-  const fields: [string, 'u32'][] = [['n', 'u32'], ['chunks', 'u32'], ['nr', 'u32'], ['inner', 'u32'], ['si', 'u32'], ['qo', 'u32']];
+  const fields: [StridedField, 'u32'][] = [['n', 'u32'], ['chunks', 'u32'], ['nr', 'u32'], ['inner', 'u32'], ['si', 'u32'], ['qo', 'u32']];
   let decompose = '';
   for (let k = 0; k < DIVIDED; k++) {
     fields.push([`r${k}`, 'u32'], [`q${k}`, 'u32']);
@@ -82,7 +82,10 @@ ${decompose}  src += rem * u.qo;
  * Picks the widest mode for coalesced output extents `dims` and input strides `st` (in 4-byte
  * words; no dim of extent 1) and packs the uniforms. Returns the invocation count too.
  */
-export function stridedArgs(dims: readonly number[], st: readonly number[], ch: number): { mode: StridedMode; n: number; uniforms: number[] } {
+/** The strided copy's uniform fields: the fixed ones, then a dim `r{k}` and stride `q{k}` per divided row dim. */
+export type StridedField = 'n' | 'chunks' | 'nr' | 'inner' | 'si' | 'qo' | `r${number}` | `q${number}`;
+
+export function stridedArgs(dims: readonly number[], st: readonly number[], ch: number): { mode: StridedMode; n: number; uniforms: Uniforms<StridedField> } {
   const r = dims.length;
   if (r < 1 || r > LAYOUT_MAX_RANK) throw new Error(`stridedArgs: rank ${r} outside 1..${LAYOUT_MAX_RANK}`);
   const by4 = (skip: number) => st.every((v, i) => i === skip || v % 4 === 0);
@@ -108,8 +111,11 @@ export function stridedArgs(dims: readonly number[], st: readonly number[], ch: 
   const rowStrides = s.slice(0, r - 1).reverse();
   const nr = rowDims.length;
   const rows = rowDims.reduce((a, v) => a * v, 1);
-  const uniforms = [rows * chunks, chunks, nr, inner, s[r - 1], nr > 0 ? rowStrides[nr - 1] : 0];
-  for (let k = 0; k < DIVIDED; k++) uniforms.push(rowDims[k] ?? 1, rowStrides[k] ?? 0);
+  const uniforms: Record<StridedField, number> = { n: rows * chunks, chunks, nr, inner, si: s[r - 1], qo: nr > 0 ? rowStrides[nr - 1] : 0 };
+  for (let k = 0; k < DIVIDED; k++) {
+    uniforms[`r${k}`] = rowDims[k] ?? 1;
+    uniforms[`q${k}`] = rowStrides[k] ?? 0;
+  }
   return { mode, n: rows * chunks, uniforms };
 }
 
@@ -120,7 +126,7 @@ export function stridedArgs(dims: readonly number[], st: readonly number[], ch: 
  * Slice reads a block out of a larger row; concat writes each input into its part of a row.
  * Each invocation copies up to `ch` words of one block (interleaved by `chunks`, as above).
  */
-function blockCopyKernelBuild(vec4: boolean, ch: number): Kernel {
+function blockCopyKernelBuild(vec4: boolean, ch: number) {
   const T = word(vec4);
   return makeKernel(
     `layout.block${vec4 ? '.vec4' : ''}`,
@@ -147,7 +153,7 @@ function blockCopyKernelBuild(vec4: boolean, ch: number): Kernel {
  * `dstRow`) is written, with X's rows (of `block` words) placed at `off` and zeros elsewhere.
  * Serves pad and the backward of slice. Up to `ch` words per invocation, interleaved.
  */
-function padKernelBuild(vec4: boolean, ch: number): Kernel {
+function padKernelBuild(vec4: boolean, ch: number) {
   const T = word(vec4);
   return makeKernel(
     `layout.pad${vec4 ? '.vec4' : ''}`,

@@ -14,7 +14,7 @@ import {
  * groups. Per step of 4 along K the R x 4 block of op(A) is R vec4s: lane l fetches vec4s
  * l, l+lanes, ... and broadcasts them, so A costs R/lanes fetches per lane instead of R.
  */
-function regblockKernelBuild(spec: MatmulSpec): Kernel {
+function regblockKernelBuild(spec: MatmulSpec) {
   const { R, CV } = regblockShape(spec);
   const sg = spec.subgroup;
   const lanes = sg > 0 ? sg : RB_LANES;
@@ -241,10 +241,10 @@ function transposedStore(R: number, CV: number): string {
 const REDUCE_WG = 64;
 
 /** Uniform fields of the split-K reduction; sizes count elements of the kernel's type. */
-export const SPLIT_REDUCE_FIELDS: readonly [string, UniformType][] = [
+export const SPLIT_REDUCE_FIELDS = [
   ['slab', 'u32'], ['total', 'u32'], ['cols', 'u32'], ['splits', 'u32'],
   ['act', 'u32'], ['bias', 'u32'], ['pre', 'u32'], ['alpha', 'f32'], ['addend', 'u32'],
-];
+] as const satisfies readonly (readonly [string, UniformType])[];
 
 /**
  * Second pass of split-K: out[b, i] = epilogue(sum over s of part[b, s, i]) (alpha, bias,
@@ -253,7 +253,7 @@ export const SPLIT_REDUCE_FIELDS: readonly [string, UniformType][] = [
  * (all divided by 4 in vec4 mode, which needs N % 4 == 0). Bindings follow the matmul layout:
  * the partials in A's place, B unused.
  */
-function splitReduceKernelBuild(vec4: boolean): Kernel {
+function splitReduceKernelBuild(vec4: boolean) {
   const elem = vec4 ? 'vec4<f32>' : 'f32';
   return makeKernel(`matmul.splitk_reduce${vec4 ? '.vec4' : ''}`, SPLIT_REDUCE_FIELDS, matmulBindings(elem), {
     linear: REDUCE_WG,

@@ -37,7 +37,7 @@ export interface MatmulSpec {
 }
 
 /** Uniform fields, in order, of every matmul kernel. */
-export const MATMUL_FIELDS: readonly [string, UniformType][] = [
+export const MATMUL_FIELDS = [
   ['M', 'u32'], ['N', 'u32'], ['K', 'u32'],
   ['strideA', 'u32'], ['strideB', 'u32'], ['strideC', 'u32'],
   // Index into ACTIVATIONS; bias and pre are 0/1 flags (their bindings get dummies when 0).
@@ -47,7 +47,8 @@ export const MATMUL_FIELDS: readonly [string, UniformType][] = [
   ['splits', 'u32'], ['kChunk', 'u32'],
   // Scale of the product (before bias and addend), and a 0/1 flag for the addend D.
   ['alpha', 'f32'], ['addend', 'u32'],
-];
+] as const satisfies readonly (readonly [string, UniformType])[];
+export type MatmulField = (typeof MATMUL_FIELDS)[number][0];
 
 export interface MatmulShape {
   M: number;

@@ -42,7 +42,7 @@ fn finish(idx: u32, n: u32, acc: f32) {
 }
 `;
 
-function matmulKernelBuild(spec: MatmulSpec): Kernel {
+function matmulKernelBuild(spec: MatmulSpec) {
   switch (spec.variant) {
     case 'naive': return naiveKernel(spec);
     case 'tiled': return tiledKernel(spec);
@@ -71,7 +71,7 @@ function bIndex(transB: boolean, k: string, n: string): string {
   return transB ? `bBase + (${n}) * u.K + (${k})` : `bBase + (${k}) * u.N + (${n})`;
 }
 
-function naiveKernel(spec: MatmulSpec): Kernel {
+function naiveKernel(spec: MatmulSpec) {
   return makeKernel(specName(spec), MATMUL_FIELDS, matmulBindings('f32'), `${ACT_WGSL}${SCALAR_EPILOGUE}
 @compute @workgroup_size(${NAIVE_WG}, ${NAIVE_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -92,7 +92,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
  * Shared-memory tiles of TILE x TILE_K (A) and TILE_K x TILE (B), both stored k-major; each of
  * the 16x16 threads owns a 4x4 block of C strided by 16 so reads of the tiles do not conflict.
  */
-function tiledKernel(spec: MatmulSpec): Kernel {
+function tiledKernel(spec: MatmulSpec) {
   const acc = (i: number, j: number) => `c${i}${j}`;
   const decl: string[] = [];
   const fma: string[] = [];

@@ -4,13 +4,13 @@
  * full-tensor sums in two stages, and the row-kernel builder shared by softmax, layer norm,
  * cross-entropy and L2 normalisation.
  */
-import { makeKernel, type Kernel, type StorageBinding, type UniformType, memoKernel } from './kernel.js';
+import { makeKernel, type Kernel, type StorageBinding, type Uniforms, type UniformType, memoKernel } from './kernel.js';
 
 export const REDUCE_WG = 256;
 
 export type ReduceOp = 'sum' | 'mean' | 'max';
 
-function reduceAxisKernelBuild(op: ReduceOp): Kernel {
+function reduceAxisKernelBuild(op: ReduceOp) {
   const init = op === 'max' ? '-3.4028234663852886e38' : '0.0';
   const step = op === 'max' ? 'acc = max(acc, v);' : 'acc += v;';
   const fin = op === 'mean' ? 'acc / f32(u.r)' : 'acc';
@@ -37,7 +37,7 @@ function reduceAxisKernelBuild(op: ReduceOp): Kernel {
  *   vectors; reductions over the last axis. Elements are folded in a different order than
  *   the scalar kernel, so sums may differ in the last bits.
  */
-function reduceAxisKernelVec4Build(op: ReduceOp, mode: 'columns' | 'rows'): Kernel {
+function reduceAxisKernelVec4Build(op: ReduceOp, mode: 'columns' | 'rows') {
   const init = op === 'max' ? 'vec4<f32>(-3.4028234663852886e38)' : 'vec4<f32>(0.0)';
   const step = op === 'max' ? 'acc = max(acc, v);' : 'acc += v;';
   const count = mode === 'rows' ? 'f32(u.r * 4u)' : 'f32(u.r)';
@@ -64,22 +64,22 @@ function reduceAxisKernelVec4Build(op: ReduceOp, mode: 'columns' | 'rows'): Kern
  * The kernel, invocation count and uniforms reducing the middle axis of [outer, r, inner]:
  * a vec4 variant where the layout allows, else the scalar kernel.
  */
-export function reduceAxisPlan(op: ReduceOp, outer: number, r: number, inner: number): { kernel: Kernel; n: number; uniforms: number[] } {
+export function reduceAxisPlan(op: ReduceOp, outer: number, r: number, inner: number): { kernel: Kernel<'n' | 'r' | 'inner'>; n: number; uniforms: Uniforms<'n' | 'r' | 'inner'> } {
   if (inner % 4 === 0 && r > 0) {
     const n = outer * (inner / 4);
-    return { kernel: reduceAxisKernelVec4(op, 'columns'), n, uniforms: [n, r, inner / 4] };
+    return { kernel: reduceAxisKernelVec4(op, 'columns'), n, uniforms: { n, r, inner: inner / 4 } };
   }
   if (inner === 1 && r % 4 === 0 && r > 0) {
-    return { kernel: reduceAxisKernelVec4(op, 'rows'), n: outer, uniforms: [outer, r / 4, 1] };
+    return { kernel: reduceAxisKernelVec4(op, 'rows'), n: outer, uniforms: { n: outer, r: r / 4, inner: 1 } };
   }
-  return { kernel: reduceAxisKernel(op), n: outer * inner, uniforms: [outer * inner, r, inner] };
+  return { kernel: reduceAxisKernel(op), n: outer * inner, uniforms: { n: outer * inner, r, inner } };
 }
 
 /**
  * Gradient of max over an axis: g goes to the first position holding the maximum (ties
  * broken by the lowest index, as PyTorch's max(dim) does).
  */
-function maxBackwardKernelBuild(): Kernel {
+function maxBackwardKernelBuild() {
   return makeKernel('reduce.max.backward', [['n', 'u32'], ['r', 'u32'], ['inner', 'u32']], [['X', 'read', 'f32'], ['M', 'read', 'f32'], ['G', 'read', 'f32'], ['DX', 'rw', 'f32']], {
     linear: REDUCE_WG,
     index: 'o',
@@ -158,6 +158,9 @@ fn ${r.name}(lane: u32, v: ${r.type}) -> ${r.type} {
 `;
 }
 
+/** The uniform fields every row kernel starts with (`inner` only when strided): `runRows` fills them. */
+export type RowLeadField = 'rows' | 'len' | 'inner';
+
 /**
  * Builds a row kernel. The body runs with `row` (< u.rows), `lane`, `base` in scope, and may use
  * `at(base, j)` for the index of element j, `STEP` as the loop stride of j (start j at `lane`),
@@ -165,19 +168,19 @@ fn ${r.name}(lane: u32, v: ${r.type}) -> ${r.type} {
  * (and `inner` when strided) come first; `fields` follow. `helpers` is module-scope WGSL the body
  * calls (beside the reducers' functions).
  */
-export function rowKernel(
+export function rowKernel<const F extends string = never>(
   name: string,
   spec: RowSpec,
-  fields: readonly [string, UniformType][],
+  fields: readonly (readonly [F, UniformType])[],
   bindings: readonly StorageBinding[],
   helpers: string,
   reducers: readonly RowReducer[],
   body: string,
-): Kernel {
+): Kernel<RowLeadField | F> {
   if (spec.strided && spec.vec4) throw new Error(`${name}: strided rows are scalar`);
   const T = spec.vec4 ? 'vec4<f32>' : 'f32';
   const wg = rowWorkgroupSize(spec);
-  const lead: [string, UniformType][] = [['rows', 'u32'], ['len', 'u32']];
+  const lead: [RowLeadField, UniformType][] = [['rows', 'u32'], ['len', 'u32']];
   if (spec.strided) lead.push(['inner', 'u32']);
   const common = `const STEP: u32 = ${spec.variant === 'lane' ? 1 : wg}u;
 const LOWEST: f32 = -3.4028234663852886e38;
@@ -192,10 +195,10 @@ ${helpers}${reducers.map((r) => reducerWgsl(r, spec.variant)).join('')}`;
   const prelude = `alias T = ${T};\n`;
   if (spec.variant === 'lane') {
     // One row per invocation: the generated 1-D entry point, with `row` as its index.
-    return makeKernel(kernelName, [...lead, ...fields], bindings,
+    return makeKernel<RowLeadField | F>(kernelName, [...lead, ...fields], bindings,
       { linear: wg, index: 'row', bound: 'u.rows', helpers: common, body: `  let lane = 0u;\n  let base = ${base};\n${body}` }, { prelude });
   }
-  return makeKernel(kernelName, [...lead, ...fields], bindings, `${common}
+  return makeKernel<RowLeadField | F>(kernelName, [...lead, ...fields], bindings, `${common}
 @compute @workgroup_size(${wg}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
   let row = wid.x + wid.y * nwg.x;
   if (row >= u.rows) { return; }
@@ -212,7 +215,7 @@ export const SUM_REDUCER = (name = 'rowSum'): RowReducer => ({ name, type: 'f32'
  * per step). The scalar tail (n % 4 elements) goes to invocation 0 through a scalar view of
  * the same buffer.
  */
-function sumPartialsKernelBuild(): Kernel {
+function sumPartialsKernelBuild() {
   return makeKernel('reduce.sum.partials', [['n4', 'u32'], ['tail', 'u32'], ['parts', 'u32']], [['X4', 'read', 'vec4<f32>'], ['X', 'read', 'f32'], ['P', 'rw', 'f32']], {
     linear: REDUCE_WG,
     index: 'p',
@@ -235,7 +238,7 @@ function sumPartialsKernelBuild(): Kernel {
  * Final stage: one workgroup folds `parts` partials through a fixed-order tree (deterministic)
  * and writes Y[0] = sum * scale.
  */
-function sumFinalKernelBuild(): Kernel {
+function sumFinalKernelBuild() {
   return makeKernel('reduce.sum.final', [['parts', 'u32'], ['scale', 'f32']], [['P', 'read', 'f32'], ['Y', 'rw', 'f32']], `var<workgroup> red: array<f32, ${REDUCE_WG}>;
 @compute @workgroup_size(${REDUCE_WG}) fn main(@builtin(local_invocation_index) lane: u32) {
   var s = 0.0;
@@ -253,7 +256,7 @@ function sumFinalKernelBuild(): Kernel {
 }
 
 /** Y[i] = G[0] * scale for every i: the gradient of a full sum or mean, read on the GPU. */
-function broadcastScalarKernelBuild(): Kernel {
+function broadcastScalarKernelBuild() {
   return makeKernel('reduce.broadcast-scalar', [['n', 'u32'], ['scale', 'f32']], [['G', 'read', 'f32'], ['Y', 'rw', 'f32']], {
     linear: REDUCE_WG,
     body: `  Y[i] = G[0] * u.scale;`,

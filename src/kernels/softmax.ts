@@ -32,7 +32,7 @@ fn maxSumStep(st: vec2<f32>, v: T) -> vec2<f32> {
 
 const IO = (inputs: string[], output: string): StorageBinding[] => [...inputs.map((n) => [n, 'read', 'T'] as const), [output, 'rw', 'T']];
 
-function softmaxKernelBuild(kind: SoftmaxKind, spec: RowSpec): Kernel {
+function softmaxKernelBuild(kind: SoftmaxKind, spec: RowSpec) {
   const out = kind === 'softmax' ? 'exp(X[k] - T(m)) * inv' : 'X[k] - T(m + lg)';
   return rowKernel(`${kind}`, spec, [], IO(['X'], 'Y'), MAX_SUM_WGSL, [MAX_SUM_REDUCER], `
   var st = vec2<f32>(LOWEST, 0.0);
@@ -53,7 +53,7 @@ function softmaxKernelBuild(kind: SoftmaxKind, spec: RowSpec): Kernel {
  * Backward from the saved output Y and the incoming gradient G:
  * softmax: dx = y * (g - sum(g * y)); log-softmax: dx = g - exp(y) * sum(g).
  */
-function softmaxBackwardKernelBuild(kind: SoftmaxKind, spec: RowSpec): Kernel {
+function softmaxBackwardKernelBuild(kind: SoftmaxKind, spec: RowSpec) {
   const acc = kind === 'softmax' ? 'hsum(G[k] * Y[k])' : 'hsum(G[k])';
   const out = kind === 'softmax' ? 'Y[k] * (G[k] - T(s))' : 'G[k] - exp(Y[k]) * T(s)';
   return rowKernel(`${kind}.backward`, spec, [], IO(['Y', 'G'], 'DX'), '', [SUM_REDUCER()], `

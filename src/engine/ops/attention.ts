@@ -4,8 +4,9 @@ import { OpError, shapeStr } from '../errors.js';
 import { empty, type Tensor } from '../tensor.js';
 import {
   ATTN_MAX_HEAD_DIM, attentionBackwardKVKernel, attentionBackwardQKernel, attentionForwardKernel,
-  attentionRowTermKernel, attnRowsPerGroup, attnVariant, attnVariantName, type AttnVariant,
+  attentionRowTermKernel, attnRowsPerGroup, attnVariant, attnVariantName, type AttnField, type AttnVariant,
 } from '../../kernels/attention.js';
+import type { Uniforms } from '../../kernels/kernel.js';
 import { attentionSubgroup } from '../tuning.js';
 import { ctxOf, expectDtype, expectRank, run1d } from './util.js';
 
@@ -38,7 +39,7 @@ interface Plan {
   rs: number;
   nv: number;
   variant: AttnVariant;
-  uniforms: number[];
+  uniforms: Uniforms<AttnField>;
   mask: Tensor | undefined;
 }
 
@@ -70,8 +71,9 @@ function plan(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Plan {
   const variant = chooseVariant(ctx, d);
   const rs = variant.vec4 ? d / 4 : d;
   const nv = Math.ceil(d / 4);
-  // In ATTN_UNIFORMS order.
-  const uniforms = [batch * heads, heads, tq, tk, d, rs, nv, scale, opts.causal ? 1 : 0, mask ? 1 : 0, mask?.dtype === 'f32' ? 1 : 0];
+  const uniforms = {
+    bh: batch * heads, heads, tq, tk, d, rs, nv, scale, causal: opts.causal ? 1 : 0, hasMask: mask ? 1 : 0, maskFloat: mask?.dtype === 'f32' ? 1 : 0,
+  };
   return { ctx, batch, heads, tq, tk, d, rs, nv, variant, uniforms, mask };
 }
 
@@ -120,7 +122,7 @@ export function attentionBackward(
   let dk: Tensor | null = null;
   let dv: Tensor | null = null;
   ctx.withOp(op, () => {
-    run1d(ctx, attentionRowTermKernel(p.variant), rows, [rows, p.d, p.rs, p.nv],
+    run1d(ctx, attentionRowTermKernel(p.variant), rows, { n: rows, d: p.d, rs: p.rs, nv: p.nv },
       [out.range(op), gradOut.range(op), lse.range(op), ld.range(op)]);
     const common = [q.range(op), k.range(op), v.range(op), maskRange(p, q), gradOut.range(op), ld.range(op)];
     if (want.q) {

@@ -4,11 +4,11 @@ import { empty, Tensor } from '../tensor.js';
 import type { DType } from '../dtype.js';
 import type { BufferRange, GpuContext } from '../context.js';
 import {
-  binary2dKernel, binaryKernel, binaryKernelVec4, castKernel, fillKernel, fillKernelVec4, reduceToKernel, unaryKernel, unaryKernelVec4, MAX_RANK,
+  binary2dKernel, binaryBroadcastKernel, binaryKernel, dimUniforms, binaryKernelVec4, castKernel, fillKernel, fillKernelVec4, reduceToKernel, unaryKernel, unaryKernelVec4, MAX_RANK,
   type BinaryOp, type BroadcastMode, type UnaryOp,
 } from '../../kernels/elementwise.js';
 import { reduceAxisPlan } from '../../kernels/reduce.js';
-import { broadcastShapes, broadcastStrides, coalesce, ctxOf, expectDtype, pad, run1d, sameShape } from './util.js';
+import { broadcastShapes, broadcastStrides, coalesce, ctxOf, expectDtype, run1d, sameShape } from './util.js';
 
 /**
  * The tensor's range widened to whole vec4s, or null when its buffer has no room for that.
@@ -39,8 +39,8 @@ function unaryRaw(op: UnaryOp, x: Tensor, p0 = 0, p1 = 0): Tensor {
   const y = empty(ctx, x.shape);
   const v = vec4Ranges(op, x, y);
   ctx.withOp(op, () => {
-    if (v) run1d(ctx, unaryKernelVec4(op, false), Math.ceil(x.size / 4), [Math.ceil(x.size / 4), p0, p1], v);
-    else run1d(ctx, unaryKernel(op, false), x.size, [x.size, p0, p1], [x.range(op), y.range(op)]);
+    if (v) run1d(ctx, unaryKernelVec4(op, false), Math.ceil(x.size / 4), { n: Math.ceil(x.size / 4), p0, p1 }, v);
+    else run1d(ctx, unaryKernel(op, false), x.size, { n: x.size, p0, p1 }, [x.range(op), y.range(op)]);
   });
   return y;
 }
@@ -49,8 +49,8 @@ function unaryGrad(op: UnaryOp, x: Tensor, g: Tensor, p0 = 0, p1 = 0): Tensor {
   const ctx = ctxOf(op, x, g);
   const y = empty(ctx, x.shape);
   const v = vec4Ranges(op, x, g, y);
-  if (v) run1d(ctx, unaryKernelVec4(op, true), Math.ceil(x.size / 4), [Math.ceil(x.size / 4), p0, p1], v);
-  else run1d(ctx, unaryKernel(op, true), x.size, [x.size, p0, p1], [x.range(op), g.range(op), y.range(op)]);
+  if (v) run1d(ctx, unaryKernelVec4(op, true), Math.ceil(x.size / 4), { n: Math.ceil(x.size / 4), p0, p1 }, v);
+  else run1d(ctx, unaryKernel(op, true), x.size, { n: x.size, p0, p1 }, [x.range(op), g.range(op), y.range(op)]);
   return y;
 }
 
@@ -94,8 +94,8 @@ function binaryRaw(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   ctx.withOp(op, () => {
     if (sameShape(a.shape, b.shape)) {
       const v = vec4Ranges(op, a, b, y);
-      if (v) run1d(ctx, binaryKernelVec4(op), Math.ceil(y.size / 4), [Math.ceil(y.size / 4)], v);
-      else run1d(ctx, binaryKernel(op, false), y.size, [y.size], [a.range(op), b.range(op), y.range(op)]);
+      if (v) run1d(ctx, binaryKernelVec4(op), Math.ceil(y.size / 4), { n: Math.ceil(y.size / 4) }, v);
+      else run1d(ctx, binaryKernel(op), y.size, { n: y.size }, [a.range(op), b.range(op), y.range(op)]);
       return;
     }
     const c = coalesce(outShape, [broadcastStrides(a.shape, outShape), broadcastStrides(b.shape, outShape)]);
@@ -104,8 +104,8 @@ function binaryRaw(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
     }
     if (binary2d(op, a, b, y, c.shape, c.strides)) return;
     const r = c.shape.length;
-    run1d(ctx, binaryKernel(op, true), y.size,
-      [y.size, r, ...pad(c.shape, MAX_RANK), ...pad(c.strides[0], MAX_RANK, 0), ...pad(c.strides[1], MAX_RANK, 0)],
+    run1d(ctx, binaryBroadcastKernel(op), y.size,
+      { n: y.size, rank: r, ...dimUniforms('d', c.shape, 1), ...dimUniforms('sa', c.strides[0], 0), ...dimUniforms('sb', c.strides[1], 0) },
       [a.range(op), b.range(op), y.range(op)]);
   });
   return y;
@@ -139,11 +139,11 @@ function binary2d(op: BinaryOp, a: Tensor, b: Tensor, y: Tensor, shape: readonly
     const ry = vec4Range(y, op);
     if (ra && rb && ry) {
       const n4 = Math.ceil(y.size / 4);
-      run1d(ctx, binary2dKernel(op, ma, mb, true), n4, [n4, cols], [ra, rb, ry]);
+      run1d(ctx, binary2dKernel(op, ma, mb, true), n4, { n: n4, cols }, [ra, rb, ry]);
       return true;
     }
   }
-  run1d(ctx, binary2dKernel(op, ma, mb, false), y.size, [y.size, cols], [a.range(op), b.range(op), y.range(op)]);
+  run1d(ctx, binary2dKernel(op, ma, mb, false), y.size, { n: y.size, cols }, [a.range(op), b.range(op), y.range(op)]);
   return true;
 }
 
@@ -201,7 +201,7 @@ export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
     throw new OpError('sumTo', `${shapeStr(g.shape)} -> ${shapeStr(shape)} needs more than ${MAX_RANK} dims`);
   }
   ctx.withOp('sumTo', () => run1d(ctx, reduceToKernel(), y.size,
-    [y.size, od.length, r, ...pad(od, MAX_RANK), ...pad(rd, MAX_RANK), ...pad(st, MAX_RANK, 0)],
+    { n: y.size, rank: od.length, r, ...dimUniforms('od', od, 1), ...dimUniforms('rd', rd, 1), ...dimUniforms('st', st, 0) },
     [g.range('sumTo'), y.range('sumTo')]));
   return y;
 }
@@ -242,8 +242,8 @@ export function fill(ctx: GpuContext, shape: readonly number[], value: number, d
   const y = empty(ctx, shape, dtype);
   const v = vec4Range(y, 'fill');
   ctx.withOp('fill', () => {
-    if (v) run1d(ctx, fillKernelVec4(dtype), Math.ceil(y.size / 4), [Math.ceil(y.size / 4), value], [v]);
-    else run1d(ctx, fillKernel(dtype), y.size, [y.size, value], [y.range('fill')]);
+    if (v) run1d(ctx, fillKernelVec4(dtype), Math.ceil(y.size / 4), { n: Math.ceil(y.size / 4), v: value }, [v]);
+    else run1d(ctx, fillKernel(dtype), y.size, { n: y.size, v: value }, [y.range('fill')]);
   });
   return y;
 }
@@ -259,7 +259,7 @@ export function cast(x: Tensor, dtype: DType): Tensor {
     throw new OpError('cast', `f16 needs the 'shader-f16' feature, which this adapter lacks`);
   }
   const y = empty(ctx, x.shape, dtype);
-  ctx.withOp('cast', () => run1d(ctx, castKernel(x.dtype, dtype), x.size, [x.size], [x.range('cast'), y.range('cast')]));
+  ctx.withOp('cast', () => run1d(ctx, castKernel(x.dtype, dtype), x.size, { n: x.size }, [x.range('cast'), y.range('cast')]));
   if (x.dtype === 'f32' && dtype === 'f16') return record('cast', y, [x], [], (g) => [cast(g, 'f32')]);
   if (x.dtype === 'f16' && dtype === 'f32') return record('cast', y, [x], [], (g) => [cast(g, 'f16')]);
   return y;

@@ -35,7 +35,7 @@ function gatherRaw(op: string, x: Tensor, axis: number, idx: Tensor, outShape: r
   const ch = ctx.tuning.copyChunk;
   const chunks = Math.ceil(words / ch);
   const n = outer * nIdx * chunks;
-  ctx.withOp(op, () => run1d(ctx, gatherKernel(v === 4, ch), n, [n, chunks, nIdx, axisLen, words, NAN_BITS],
+  ctx.withOp(op, () => run1d(ctx, gatherKernel(v === 4, ch), n, { n, chunks, nIdx, axisLen, inner: words, nan: NAN_BITS },
     [x.range(op), idx.range(op), y.range(op)]));
   return y;
 }
@@ -49,7 +49,7 @@ function scatterAddRaw(ctx: GpuContext, op: string, g: Tensor, axis: number, idx
   const ch = ctx.tuning.copyChunk;
   const chunks = Math.ceil(inner / ch);
   const n = outer * nIdx * chunks;
-  ctx.withOp(op, () => run1d(ctx, scatterAddKernel(ch), n, [n, chunks, nIdx, axisLen, inner],
+  ctx.withOp(op, () => run1d(ctx, scatterAddKernel(ch), n, { n, chunks, nIdx, axisLen, inner },
     [g.range(op), idx.range(op), y.range(op)]));
   return y;
 }

@@ -25,7 +25,7 @@ function paramGrads(ctx: GpuContext, x: Tensor, g: Tensor, mean: Tensor, rstd: T
   const pg = chunks === 1 ? dgamma : empty(ctx, [chunks, d]);
   const pb = chunks === 1 ? dbeta : empty(ctx, [chunks, d]);
   const n = chunks * cols;
-  run1d(ctx, layerNormParamGradKernel(vec4), n, [rows, cols, chunkRows, n],
+  run1d(ctx, layerNormParamGradKernel(vec4), n, { rows, cols, chunkRows, n },
     [x.range(op), g.range(op), mean.range(op), rstd.range(op), pg.range(op), pb.range(op)]);
   if (chunks > 1) {
     const plan = reduceAxisPlan('sum', 1, chunks, d);
@@ -57,7 +57,7 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-5): T
   const mean = empty(ctx, [rows]);
   const rstd = empty(ctx, [rows]);
   if (rows > 0) {
-    ctx.withOp(op, () => runRows(ctx, layerNormKernel(spec), spec.variant, rows, [rows, len, eps],
+    ctx.withOp(op, () => runRows(ctx, layerNormKernel(spec), spec.variant, { rows, len }, { eps },
       [x.range(op), gamma.range(op), beta.range(op), y.range(op), mean.range(op), rstd.range(op)]));
   }
   record(op, y, [x, gamma, beta], [x, gamma, mean, rstd], (g, [xs, gs, ms, rs]) => {
@@ -65,7 +65,7 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-5): T
     if (x.requiresGrad) {
       const dx = empty(ctx, x.shape);
       if (rows > 0) {
-        runRows(ctx, layerNormBackwardKernel(spec), spec.variant, rows, [rows, len],
+        runRows(ctx, layerNormBackwardKernel(spec), spec.variant, { rows, len }, {},
           [xs.range(op), g.range(op), gs.range(op), ms.range(op), rs.range(op), dx.range(op)]);
       }
       out[0] = dx;

@@ -55,10 +55,10 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   const stats = empty(ctx, [2]);
   ctx.withOp(op, () => {
     if (n > 0) {
-      runRows(ctx, crossEntropyRowsKernel(spec), spec.variant, n, [n, len, c, ignoreIndex, NAN_BITS],
+      runRows(ctx, crossEntropyRowsKernel(spec), spec.variant, { rows: n, len }, { classes: c, ignore: ignoreIndex, nanBits: NAN_BITS },
         [logits.range(op), targets.range(op), rowLoss.range(op), lse.range(op)]);
     }
-    ctx.dispatch(crossEntropyReduceKernel(), [n, ignoreIndex, reduction === 'mean' ? 1 : 0],
+    ctx.dispatch(crossEntropyReduceKernel(), { rows: n, ignore: ignoreIndex, mean: reduction === 'mean' ? 1 : 0 },
       [rowLoss.range(op), targets.range(op), stats.range(op)], [1]);
   });
   rowLoss.dispose();
@@ -66,7 +66,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   record(op, loss, [logits, targets], [logits, targets, lse, stats], (g, [xs, ts, ls, st]) => {
     const dx = empty(ctx, xs.shape);
     if (n > 0) {
-      runRows(ctx, crossEntropyBackwardKernel(spec), spec.variant, n, [n, len, c, ignoreIndex, NAN_BITS],
+      runRows(ctx, crossEntropyBackwardKernel(spec), spec.variant, { rows: n, len }, { classes: c, ignore: ignoreIndex, nanBits: NAN_BITS },
         [xs.range(op), ts.range(op), ls.range(op), g.range(op), st.range(op), dx.range(op)]);
     }
     return [dx, null];

@@ -120,25 +120,25 @@ function encode(
     : [a, b, p.aBatched, p.bBatched, p.M, p.N];
   const actIndex = ACTIVATIONS.indexOf(act);
   const shape = { M, N, K: p.K, batch: p.batch, splits };
-  const strides = [xBatched ? M * p.K : 0, yBatched ? p.K * N : 0, p.M * p.N];
+  const strides = { strideA: xBatched ? M * p.K : 0, strideB: yBatched ? p.K * N : 0, strideC: p.M * p.N };
   const biasRange = bias ? bias.range(op) : d.read;
   const preRange = pre ? pre.range(op) : d.write;
   const addRange = addend ? addend.range(op) : d.read;
   if (splits === 1) {
-    const uniforms = [M, N, p.K, ...strides, actIndex, bias ? 1 : 0, pre ? 1 : 0, 1, plan.kChunk, alpha, addend ? 1 : 0];
+    const uniforms = { M, N, K: p.K, ...strides, act: actIndex, bias: bias ? 1 : 0, pre: pre ? 1 : 0, splits: 1, kChunk: plan.kChunk, alpha, addend: addend ? 1 : 0 };
     const ranges = [x.range(op), y.range(op), biasRange, out.range(op), preRange, addRange];
     ctx.dispatch(matmulKernel(spec), uniforms, ranges, matmulWorkgroups(spec, shape));
     return;
   }
   // Split-K: raw partial sums per slice of K, then one pass adds them up with the epilogue.
   const part = empty(ctx, [p.batch * splits * p.M * p.N]);
-  const uniforms = [M, N, p.K, ...strides, 0, 0, 0, splits, plan.kChunk, 1, 0];
+  const uniforms = { M, N, K: p.K, ...strides, act: 0, bias: 0, pre: 0, splits, kChunk: plan.kChunk, alpha: 1, addend: 0 };
   ctx.dispatch(matmulKernel(spec), uniforms, [x.range(op), y.range(op), d.read, part.range(op), d.write, d.read], matmulWorkgroups(spec, shape));
   const v4 = p.N % 4 === 0;
   const w = v4 ? 4 : 1;
   const total = (p.batch * p.M * p.N) / w;
   run1d(ctx, splitReduceKernel(v4), total,
-    [(p.M * p.N) / w, total, p.N / w, splits, actIndex, bias ? 1 : 0, pre ? 1 : 0, alpha, addend ? 1 : 0],
+    { slab: (p.M * p.N) / w, total, cols: p.N / w, splits, act: actIndex, bias: bias ? 1 : 0, pre: pre ? 1 : 0, alpha, addend: addend ? 1 : 0 },
     [part.range(op), d.read, biasRange, out.range(op), preRange, addRange]);
   part.dispose();
 }
@@ -237,7 +237,7 @@ function activationGrad(act: Activation, z: Tensor, g: Tensor): Tensor {
   if (act === 'none') throw new Error('unreachable');
   const ctx = z.ctx;
   const out = empty(ctx, z.shape);
-  run1d(ctx, unaryKernel(act, true), z.size, [z.size, 0, 0], [z.range('matmul'), g.range('matmul'), out.range('matmul')]);
+  run1d(ctx, unaryKernel(act, true), z.size, { n: z.size, p0: 0, p1: 0 }, [z.range('matmul'), g.range('matmul'), out.range('matmul')]);
   return out;
 }
 

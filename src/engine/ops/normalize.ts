@@ -25,17 +25,17 @@ export function l2Normalize(x: Tensor, axis = -1, eps = 1e-12): Tensor {
   const vec4 = !strided && r % 4 === 0;
   const spec = rowSpec(ctx, rows, vec4, strided);
   const len = vec4 ? r / 4 : r;
-  const lead = strided ? [rows, len, inner] : [rows, len];
+  const extent = strided ? { rows, len, inner } : { rows, len };
   const y = empty(ctx, x.shape);
   const nrm = empty(ctx, [rows]);
   if (rows > 0 && r > 0) {
-    ctx.withOp(op, () => runRows(ctx, l2NormalizeKernel(spec), spec.variant, rows, [...lead, eps],
+    ctx.withOp(op, () => runRows(ctx, l2NormalizeKernel(spec), spec.variant, extent, { eps },
       [x.range(op), y.range(op), nrm.range(op)]));
   }
   record(op, y, [x], [y, nrm], (g, [ys, ns]) => {
     const dx = empty(ctx, x.shape);
     if (rows > 0 && r > 0) {
-      runRows(ctx, l2NormalizeBackwardKernel(spec), spec.variant, rows, [...lead, eps],
+      runRows(ctx, l2NormalizeBackwardKernel(spec), spec.variant, extent, { eps },
         [ys.range(op), ns.range(op), g.range(op), dx.range(op)]);
     }
     return [dx];

@@ -1,10 +1,10 @@
 import { record } from '../autograd.js';
 import type { BufferRange, GpuContext } from '../context.js';
 import { empty, Tensor } from '../tensor.js';
-import type { Kernel } from '../../kernels/kernel.js';
+import type { Kernel, Uniforms } from '../../kernels/kernel.js';
 import {
   broadcastScalarKernel, maxBackwardKernel, reduceAxisPlan, sumFinalKernel, sumPartialsKernel,
-  ROW_LANE_WG, type ReduceOp, type RowSpec, type RowVariant,
+  ROW_LANE_WG, type ReduceOp, type RowLeadField, type RowSpec, type RowVariant,
 } from '../../kernels/reduce.js';
 import { ctxOf, expectDtype, normAxis, run1d } from './util.js';
 import { affine } from './elementwise.js';
@@ -40,10 +40,23 @@ export function rowSpec(ctx: GpuContext, rows: number, vec4: boolean, strided = 
   return { variant, vec4, strided, laneWg: rows >= 4 * ROW_LANE_WG ? ROW_LANE_WG : 8 };
 }
 
-/** Dispatches a row kernel of `variant` over `rows` rows. */
-export function runRows(ctx: GpuContext, kernel: Kernel, variant: RowVariant, rows: number, uniforms: readonly number[], ranges: readonly BufferRange[]): void {
-  const groups = variant === 'lane' ? Math.ceil(rows / (kernel.workgroupSize ?? ROW_LANE_WG)) : rows;
-  ctx.dispatch(kernel, uniforms, ranges, ctx.grid1d(groups));
+/** The leading uniforms of a row kernel: row count, row length, and the stride of strided rows. */
+export interface RowExtent {
+  rows: number;
+  len: number;
+  inner?: number;
+}
+
+/** Dispatches a row kernel of `variant` over `rows` rows; `fields` are the kernel's own uniforms. */
+export function runRows<F extends string>(
+  ctx: GpuContext, kernel: Kernel<RowLeadField | F>, variant: RowVariant, extent: RowExtent,
+  fields: Uniforms<Exclude<F, RowLeadField>>, ranges: readonly BufferRange[],
+): void {
+  const strided = (kernel.fields as readonly string[]).includes('inner');
+  if (strided !== (extent.inner !== undefined)) throw new Error(`${kernel.name}: ${strided ? 'strided rows need' : 'contiguous rows take no'} an inner stride`);
+  const groups = variant === 'lane' ? Math.ceil(extent.rows / (kernel.workgroupSize ?? ROW_LANE_WG)) : extent.rows;
+  const lead = strided ? { rows: extent.rows, len: extent.len, inner: extent.inner } : { rows: extent.rows, len: extent.len };
+  ctx.dispatch(kernel, { ...lead, ...fields } as Uniforms<RowLeadField | F>, ranges, ctx.grid1d(groups));
 }
 
 /**
@@ -65,8 +78,8 @@ function sumAllRaw(op: string, x: Tensor, scale: number): Tensor {
     // A vec4 binding must cover one whole vector. A tensor under 4 elements is all tail, so the
     // view is never read: bind y's (pooled, 16-byte) buffer, which this dispatch does not write.
     const r4 = n4 > 0 ? { ...r, size: n4 * 16 } : { ...y.range(op), size: 16 };
-    run1d(ctx, sumPartialsKernel(), parts, [n4, tail, parts], [r4, r, p.range(op)]);
-    ctx.dispatch(sumFinalKernel(), [parts, scale], [p.range(op), y.range(op)], [1]);
+    run1d(ctx, sumPartialsKernel(), parts, { n4, tail, parts }, [r4, r, p.range(op)]);
+    ctx.dispatch(sumFinalKernel(), { parts, scale }, [p.range(op), y.range(op)], [1]);
   });
   p.dispose();
   return y;
@@ -76,7 +89,7 @@ function sumAllRaw(op: string, x: Tensor, scale: number): Tensor {
 function broadcastScalar(g: Tensor, shape: readonly number[], scale: number): Tensor {
   const ctx = g.ctx;
   const y = empty(ctx, shape);
-  run1d(ctx, broadcastScalarKernel(), y.size, [y.size, scale], [g.range('broadcast'), y.range('broadcast')]);
+  run1d(ctx, broadcastScalarKernel(), y.size, { n: y.size, scale }, [g.range('broadcast'), y.range('broadcast')]);
   return y;
 }
 
@@ -113,7 +126,7 @@ export function max(x: Tensor, axis: number, keepDims = false): Tensor {
     const ctx = xs.ctx;
     const { outer, r, inner } = split(xs.shape, a);
     const dx = empty(ctx, xs.shape);
-    run1d(ctx, maxBackwardKernel(), outer * inner, [outer * inner, r, inner],
+    run1d(ctx, maxBackwardKernel(), outer * inner, { n: outer * inner, r, inner },
       [xs.range('max'), ys.range('max'), g.range('max'), dx.range('max')]);
     return [dx];
   });

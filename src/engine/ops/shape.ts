@@ -80,7 +80,7 @@ function blockCopy(ctx: GpuContext, op: string, src: Tensor, dst: Tensor,
   const chunks = Math.ceil(block / v / ch);
   const n = outer * chunks;
   ctx.withOp(op, () => run1d(ctx, blockCopyKernel(v === 4, ch), n,
-    [n, chunks, block / v, srcRow / v, srcOff / v, dstRow / v, dstOff / v], [src.range(op), dst.range(op)]));
+    { n, chunks, block: block / v, srcRow: srcRow / v, srcOff: srcOff / v, dstRow: dstRow / v, dstOff: dstOff / v }, [src.range(op), dst.range(op)]));
 }
 
 /** Outer extent, axis extent, inner extent of `shape` around `axis`. */
@@ -102,7 +102,7 @@ function padRaw(op: string, x: Tensor, axis: number, start: number, len: number)
   const ch = ctx.tuning.copyChunk;
   const chunks = Math.ceil(dstRow / v / ch);
   const n = (y.size / dstRow) * chunks;
-  ctx.withOp(op, () => run1d(ctx, padKernel(v === 4, ch), n, [n, chunks, block / v, dstRow / v, off / v], [x.range(op), y.range(op)]));
+  ctx.withOp(op, () => run1d(ctx, padKernel(v === 4, ch), n, { n, chunks, block: block / v, dstRow: dstRow / v, off: off / v }, [x.range(op), y.range(op)]));
   return y;
 }
 

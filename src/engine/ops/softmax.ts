@@ -22,12 +22,12 @@ function softmaxOp(kind: SoftmaxKind, op: string, x: Tensor): Tensor {
   const { rows, len, spec } = lastDimRows(ctx, op, x);
   const y = empty(ctx, x.shape);
   if (rows > 0) {
-    ctx.withOp(op, () => runRows(ctx, softmaxKernel(kind, spec), spec.variant, rows, [rows, len], [x.range(op), y.range(op)]));
+    ctx.withOp(op, () => runRows(ctx, softmaxKernel(kind, spec), spec.variant, { rows, len }, {}, [x.range(op), y.range(op)]));
   }
   return record(op, y, [x], [y], (g, [ys]) => {
     const dx = empty(ctx, x.shape);
     if (rows > 0) {
-      runRows(ctx, softmaxBackwardKernel(kind, spec), spec.variant, rows, [rows, len], [ys.range(op), g.range(op), dx.range(op)]);
+      runRows(ctx, softmaxBackwardKernel(kind, spec), spec.variant, { rows, len }, {}, [ys.range(op), g.range(op), dx.range(op)]);
     }
     return [dx];
   });

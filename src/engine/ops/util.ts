@@ -1,7 +1,7 @@
 import type { GpuContext, BufferRange } from '../context.js';
 import type { DType } from '../dtype.js';
 import { OpError, shapeStr } from '../errors.js';
-import type { Kernel } from '../../kernels/kernel.js';
+import type { Kernel, Uniforms } from '../../kernels/kernel.js';
 import { Tensor } from '../tensor.js';
 
 /** The context shared by an op's tensor arguments; they must all live on one device. */
@@ -35,7 +35,7 @@ export function normAxis(op: string, axis: number, rank: number): number {
 }
 
 /** Dispatches a 1-D kernel over n invocations. */
-export function run1d(ctx: GpuContext, kernel: Kernel, n: number, uniforms: readonly number[], ranges: readonly BufferRange[]): void {
+export function run1d<F extends string>(ctx: GpuContext, kernel: Kernel<F>, n: number, uniforms: Uniforms<F>, ranges: readonly BufferRange[]): void {
   const wg = kernel.workgroupSize ?? 256;
   ctx.dispatch(kernel, uniforms, ranges, ctx.grid1d(Math.ceil(n / wg)));
 }

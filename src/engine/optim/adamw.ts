@@ -188,9 +188,9 @@ export class AdamW {
     this.arenas.forEach((a, i) => {
       const n4 = a.length / 4;
       const parts = Math.ceil(n4 / (SUMSQ_ITEMS * SUMSQ_WG)) * SUMSQ_WG;
-      run1d(ctx, sumSquaresKernel(), parts, [n4, parts, this.partialBase[i]], [a.range(a.grads), pr]);
+      run1d(ctx, sumSquaresKernel(), parts, { n: n4, parts, base: this.partialBase[i] }, [a.range(a.grads), pr]);
     });
-    ctx.dispatch(normFinalizeKernel(), [this.partialCount], [pr, { buffer: this.stats, offset: 0, size: 4 }], [1]);
+    ctx.dispatch(normFinalizeKernel(), { n: this.partialCount }, [pr, { buffer: this.stats, offset: 0, size: 4 }], [1]);
     this.normValid = true;
   }
 
@@ -233,7 +233,10 @@ export class AdamW {
         const ranges = [a.range(a.params), a.range(a.grads), a.range(a.m), a.range(a.v)];
         if (clip) ranges.push({ buffer: this.stats, offset: 0, size: 4 });
         run1d(ctx, kernel, n4,
-          [n4, 1 - lr * g.weightDecay, lr / bc1, 1 / Math.sqrt(bc2), b1, b2, 1 - b1, 1 - b2, this.eps, g.gradScale, opts.maxGradNorm ?? 0],
+          {
+            n: n4, decay: 1 - lr * g.weightDecay, stepSize: lr / bc1, invSqrtBc2: 1 / Math.sqrt(bc2), b1, b2, omb1: 1 - b1, omb2: 1 - b2,
+            eps: this.eps, scale: g.gradScale, maxNorm: opts.maxGradNorm ?? 0,
+          },
           ranges);
       });
       this.stepCount = t;

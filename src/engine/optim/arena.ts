@@ -73,7 +73,7 @@ export class ParamArena {
   }
 
   private zero(r: BufferRange, n: number): void {
-    run1d(this.ctx, fillKernel('f32'), n, [n, 0], [r]);
+    run1d(this.ctx, fillKernel('f32'), n, { n, v: 0 }, [r]);
   }
 
   /** Throws before anything is encoded if a gradient does not fit its parameter. */
