@@ -238,14 +238,14 @@ test('matmul: regblock tuning by shape (swap narrow N, short row blocks, split-K
   try {
     // LoRA rank-8 forward [6336, 64] x [8, 64]^T: N = 8 would idle most lanes, so C^T is computed.
     const lora = ops.matmulPlanFor(ctx, false, true, 6336, 8, 64);
-    assert.ok(lora.swap && lora.spec.transC, 'N = 8 swaps to a transposed store');
-    assert.is(lora.spec.transA, false, 'the kernel reads op(B)^T = B as its A');
-    assert.is(lora.spec.transB, true, 'and op(A)^T = A^T as its B');
-    assert.ok((lora.spec.rows ?? 32) <= 16, `rows ${lora.spec.rows} fit N = 8`);
+    assert.ok(lora.swap && lora.transC, 'N = 8 swaps to a transposed store');
+    assert.is(lora.transA, false, 'the kernel reads op(B)^T = B as its A');
+    assert.is(lora.transB, true, 'and op(A)^T = A^T as its B');
+    assert.ok((lora.rows ?? 32) <= 16, `rows ${lora.rows} fit N = 8`);
     // LoRA weight gradient [8, 6336] x [6336, 64]: 8 rows, two workgroups, no split.
     const dA = ops.matmulPlanFor(ctx, true, false, 8, 64, 6336);
     assert.is(dA.swap, false);
-    assert.ok((dA.spec.rows ?? 32) <= 16, `rows ${dA.spec.rows} fit M = 8`);
+    assert.ok((dA.rows ?? 32) <= 16, `rows ${dA.rows} fit M = 8`);
     assert.is(dA.splits, 1);
     // One workgroup over a long K: split in 4 slices of a multiple of 4.
     const one = ops.matmulPlanFor(ctx, true, false, 8, 8, 65536);
@@ -254,7 +254,7 @@ test('matmul: regblock tuning by shape (swap narrow N, short row blocks, split-K
     assert.ok(one.kChunk * one.splits >= 65536 && one.kChunk * (one.splits - 1) < 65536, 'the slices cover K once');
     // Big shapes keep the default block.
     const big = ops.matmulPlanFor(ctx, false, false, 1024, 1024, 1024);
-    assert.equal([big.swap, big.spec.rows, big.splits], [false, undefined, 1]);
+    assert.equal([big.swap, big.rows, big.splits], [false, undefined, 1]);
     // Forced tuning wins over the shape's choice.
     ctx.setTuning({ matmul: 'regblock', regblock: { swap: false, splits: 5 } });
     const forcedPlan = ops.matmulPlanFor(ctx, false, true, 6336, 8, 6400);
@@ -262,7 +262,7 @@ test('matmul: regblock tuning by shape (swap narrow N, short row blocks, split-K
     // The GPU path has no tuning.
     ctx.setTuning({ matmul: 'tiled' });
     const tiled = ops.matmulPlanFor(ctx, false, true, 6336, 8, 64);
-    assert.equal([tiled.spec.variant, tiled.swap, tiled.splits], ['tiled', false, 1]);
+    assert.equal([tiled.variant, tiled.swap, tiled.splits], ['tiled', false, 1]);
   } finally {
     ctx.setTuning({});
   }

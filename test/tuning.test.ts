@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AdapterSummary } from '../src/engine/adapter.js';
-import { attentionSubgroup, decideTuning, describeTuning, matmulSubgroup, parseTuningOverride, regblockShape } from '../src/engine/tuning.js';
+import { attentionSubgroup, decideTuning, describeTuning, matmulSubgroup, parseTuningOverride, regblockKnobs } from '../src/engine/tuning.js';
 import * as ops from '../src/engine/ops/index.js';
 import { gpu } from './helpers/gpu.js';
 
@@ -34,9 +34,9 @@ test('an override replaces only what it names; regblock knobs win over the shape
   const t = decideTuning(adapter(true, [8, 8]), { matmul: 'regblock', matmulSubgroups: false, rows: 'workgroup' });
   assert.equal([t.matmul.variant, t.rows, t.attention.impl], ['regblock', 'workgroup', 'register']);
   assert.is(matmulSubgroup(t), 0);
-  assert.is(regblockShape(t, 6336, 8, 64, 1).swap, true, 'N = 8 swaps by shape');
+  assert.is(regblockKnobs(t, 6336, 8, 64, 1).swap, true, 'N = 8 swaps by shape');
   const forced = decideTuning(adapter(true, [8, 8]), { regblock: { swap: false, splits: 3 } });
-  const shape = regblockShape(forced, 6336, 8, 64, 1);
+  const shape = regblockKnobs(forced, 6336, 8, 64, 1);
   assert.equal([shape.swap, shape.splits], [false, 3]);
   assert.is(decideTuning(adapter(false), { adapterClass: 'cpu' }).matmul.variant, 'regblock');
 });

@@ -76,7 +76,7 @@ export async function matmulCases(ctx: GpuContext): Promise<BenchCase[]> {
     const bias = withBias ? t([N]) : undefined;
     // Which kernel the shape gets (transC: operands swapped, C^T stored transposed).
     const plan = matmulPlanFor(ctx, transA, transB, M, N, K);
-    const how = `${matmulKernel(plan.spec).name}${plan.splits > 1 ? ` + split-K x${plan.splits}` : ''}`;
+    const how = `${matmulKernel(plan).name}${plan.splits > 1 ? ` + split-K x${plan.splits}` : ''}`;
     cases.push({
       kernel: `matmul.${variant}`, shape: `${M}x${N}x${K}`, flops: 2 * M * N * K, note: `tiny CLIP ${what}: ${how}`,
       run: () => noGrad(() => matmul(x, w, { transA, transB, bias, activation })).dispose(),

@@ -12,18 +12,13 @@
  * discrete GPUs and were not measured here (no GPU was lent).
  */
 import type { AdapterSummary } from './adapter.js';
-import type { MatmulVariant } from '../kernels/matmul.js';
+import type { MatmulTuning, MatmulVariant } from '../kernels/matmul.js';
 import { RB_COLS_NOSG, RB_LANES, RB_ROWS, RB_ROWS_NOSG } from '../kernels/matmul.js';
 import type { RowVariant } from '../kernels/reduce.js';
 import { attnSubgroupOk, type AttnImpl } from '../kernels/attention.js';
 
-/** Regblock shape knobs: forced here, or picked per problem by `regblockShape`. */
-export interface MatmulTuning {
-  rows?: number;
-  cols?: number;
-  swap?: boolean;
-  splits?: number;
-}
+/** Regblock shape knobs (a view of MatmulPlan): forced here, or picked per problem by `regblockKnobs`. */
+export type { MatmulTuning } from '../kernels/matmul.js';
 
 export interface Tuning {
   /**
@@ -44,7 +39,7 @@ export interface Tuning {
     readonly variant: MatmulVariant;
     /** regblock shares A through subgroupBroadcast when the size is usable (1024^3: 25.4 GFLOP/s, 9.0 without). */
     readonly subgroups: boolean;
-    /** Forced regblock knobs; unset ones come from `regblockShape`. */
+    /** Forced regblock knobs; unset ones come from `regblockKnobs`. */
     readonly regblock: MatmulTuning;
   };
   /**
@@ -196,7 +191,7 @@ export function attentionSubgroup(t: Tuning, allowed = true): number {
  * Other shapes, even tall-skinny ones like [6336, 64] x [64, 64], measured best with the
  * default 32 x 4 block.
  */
-export function regblockShape(t: Tuning, M: number, N: number, K: number, batch: number): MatmulTuning {
+export function regblockKnobs(t: Tuning, M: number, N: number, K: number, batch: number): MatmulTuning {
   const subgroup = matmulSubgroup(t);
   const auto: MatmulTuning = {};
   if (N <= 16 && M >= 2 * N) auto.swap = true;

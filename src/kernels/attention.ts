@@ -34,6 +34,40 @@ const lines = (n: number, f: (i: number) => string) => range(n).map(f).join('\n'
 
 export type AttnImpl = 'register' | 'tiled';
 
+/**
+ * What distinguishes an implementation; the code generators below ask these, not the name, so a
+ * new AttnImpl does not compile until it states them here.
+ */
+export interface AttnImplTraits {
+  /** Invocations per workgroup (a subgroup's size when one shares the streamed rows). */
+  lanes(subgroup: number): number;
+  /** The label in kernel names and benchmark notes. */
+  label(subgroup: number): string;
+  /**
+   * Streamed rows go through workgroup-memory tiles (GPUs), and the lane's own rows stay
+   * unrolled in registers; otherwise they are streamed from storage, in registers or through
+   * subgroup broadcasts (CPU adapters: no barriers, no workgroup memory).
+   */
+  tiles: boolean;
+  /** May share streamed rows through subgroupBroadcast. */
+  subgroups: boolean;
+}
+
+export const ATTN_IMPLS: { readonly [I in AttnImpl]: AttnImplTraits } = {
+  register: {
+    lanes: (sg) => (sg > 0 ? sg : 8),
+    label: (sg) => (sg > 0 ? `register.sg${sg}` : 'register'),
+    tiles: false,
+    subgroups: true,
+  },
+  tiled: {
+    lanes: () => 32,
+    label: () => 'tiled',
+    tiles: true,
+    subgroups: false,
+  },
+};
+
 export interface AttnVariant {
   impl: AttnImpl;
   /** vec4 slots per row (head dim rounded up to a tier). */
@@ -64,7 +98,7 @@ function stepRows(v: AttnVariant): number {
 export function attnVariant(impl: AttnImpl, headDim: number, subgroup = 0, rows?: number): AttnVariant {
   const d4 = TIERS.find((t) => t * 4 >= headDim);
   if (d4 === undefined) throw new Error(`attention: head dim ${headDim} above ${ATTN_MAX_HEAD_DIM}`);
-  const v = { impl, d4, vec4: headDim % 4 === 0, subgroup: impl === 'register' ? subgroup : 0, rows: 1 };
+  const v = { impl, d4, vec4: headDim % 4 === 0, subgroup: ATTN_IMPLS[impl].subgroups ? subgroup : 0, rows: 1 };
   if (v.subgroup > 0 && (stepRows(v) * d4) % v.subgroup !== 0) v.subgroup = 0;
   v.rows = rows ?? (v.subgroup > 0 ? 2 : 1);
   return v;
@@ -77,13 +111,12 @@ export function attnSubgroupOk(size: number): boolean {
 
 /** e.g. 'register.sg8', for kernel labels and benchmark notes. */
 export function attnVariantName(v: AttnVariant): string {
-  return v.impl === 'tiled' ? 'tiled' : v.subgroup > 0 ? `register.sg${v.subgroup}` : 'register';
+  return ATTN_IMPLS[v.impl].label(v.subgroup);
 }
 
 /** Invocations per workgroup. Small on CPUs: fewer idle rows and a tighter causal range. */
 function lanes(v: AttnVariant): number {
-  if (v.impl === 'tiled') return 32;
-  return v.subgroup > 0 ? v.subgroup : 8;
+  return ATTN_IMPLS[v.impl].lanes(v.subgroup);
 }
 
 /** Own rows per workgroup. */
@@ -138,7 +171,8 @@ function rowLoader(v: AttnVariant, name: string): string {
  * whose per-lane loads of every streamed element would otherwise make a huge shader that
  * lavapipe takes tens of seconds to compile).
  */
-const unrolled = (v: AttnVariant) => v.impl === 'tiled' || v.subgroup > 0;
+const unrolled = (v: AttnVariant) => ATTN_IMPLS[v.impl].tiles || v.subgroup > 0;
+const tiles = (v: AttnVariant) => ATTN_IMPLS[v.impl].tiles;
 
 /**
  * Loads / stores of this lane's own rows. On CPU adapters they are loops over the uniform `nv`:
@@ -148,16 +182,16 @@ const unrolled = (v: AttnVariant) => v.impl === 'tiled' || v.subgroup > 0;
  * them unrolled so the arrays stay in registers.
  */
 function loadRow(v: AttnVariant, arr: string, name: string, row: string, factor: string): string {
-  if (v.impl === 'tiled') return lines(v.d4, (c) => `  ${arr}[${c}] = ld_${name}(${row}, ${c}u) * ${factor};`);
+  if (tiles(v)) return lines(v.d4, (c) => `  ${arr}[${c}] = ld_${name}(${row}, ${c}u) * ${factor};`);
   return `  for (var c = 0u; c < u.nv; c++) { ${arr}[c] = ld_${name}(${row}, c) * ${factor}; }`;
 }
 
 function storeRow(v: AttnVariant, name: string, row: string, arr: string, factor: string): string {
   if (v.vec4) {
-    if (v.impl === 'tiled') return lines(v.d4, (c) => `    if (${c}u < u.rs) { ${name}[${row} * u.rs + ${c}u] = ${arr}[${c}] * ${factor}; }`);
+    if (tiles(v)) return lines(v.d4, (c) => `    if (${c}u < u.rs) { ${name}[${row} * u.rs + ${c}u] = ${arr}[${c}] * ${factor}; }`);
     return `    for (var c = 0u; c < u.nv; c++) { ${name}[${row} * u.rs + c] = ${arr}[c] * ${factor}; }`;
   }
-  if (v.impl === 'tiled') {
+  if (tiles(v)) {
     return lines(v.d4 * 4, (e) => `    if (${e}u < u.d) { ${name}[${row} * u.d + ${e}u] = ${arr}[${e >> 2}][${e & 3}] * ${factor}; }`);
   }
   return `    for (var e = 0u; e < u.d; e++) { ${name}[${row} * u.d + e] = ${arr}[e / 4u][e % 4u] * ${factor}; }`;
@@ -237,14 +271,14 @@ ${lines(bk, (kk) => s.step(kk, o))}
 ${s.post(o)}`;
   };
   const cs = (c: number | 'c') => (c === 'c' ? 'c' : `${c}u`);
-  if (v.impl === 'register' && v.subgroup === 0) {
+  if (!tiles(v) && v.subgroup === 0) {
     const get: Getter = (name, kk, c) => `ld_${name}(${s.rowBase} + jc${kk}, ${cs(c)})`;
     const sc = (kk: number) => `LD[${s.rowBase} + jc${kk}]`;
     return `  for (var jb = ${s.begin}; jb < ${s.end}; jb += ${bk}u) {
 ${body(get, sc, '    ')}
   }`;
   }
-  if (v.impl === 'register') {
+  if (!tiles(v)) {
     // Lane l holds vec4 e = l + sg * t of the step's bk x d4 block in f{name}{t}.
     const sg = v.subgroup;
     const per = (bk * v.d4) / sg;
@@ -285,7 +319,7 @@ ${body(get, sc, '      ')}
 }
 
 function tileDecls(v: AttnVariant, names: string[], scalars: boolean): string {
-  if (v.impl !== 'tiled') return '';
+  if (!tiles(v)) return '';
   const ts = tileRows(v);
   return names.map((n) => `var<workgroup> t_${n}: array<vec4<f32>, ${ts * v.d4}>;\n`).join('') +
     (scalars ? `var<workgroup> t_LD: array<vec2<f32>, ${ts}>;\n` : '');

@@ -5,7 +5,7 @@
  */
 import { makeKernel, type Kernel, type UniformType, memoKernel } from './kernel.js';
 import {
-  ACT_WGSL, matmulBindings, MATMUL_FIELDS, RB_LANES, regblockShape, specName, type MatmulSpec,
+  ACT_WGSL, matmulBindings, MATMUL_FIELDS, RB_LANES, regblockShape, specName, type MatmulKernelFields,
 } from './matmul-spec.js';
 
 /**
@@ -14,7 +14,7 @@ import {
  * groups. Per step of 4 along K the R x 4 block of op(A) is R vec4s: lane l fetches vec4s
  * l, l+lanes, ... and broadcasts them, so A costs R/lanes fetches per lane instead of R.
  */
-function regblockKernelBuild(spec: MatmulSpec) {
+function regblockKernelBuild(spec: MatmulKernelFields) {
   const { R, CV } = regblockShape(spec);
   const sg = spec.subgroup;
   const lanes = sg > 0 ? sg : RB_LANES;

@@ -13,8 +13,28 @@ export type Activation = (typeof ACTIVATIONS)[number];
 
 export type MatmulVariant = 'regblock' | 'tiled' | 'naive';
 
-export interface MatmulSpec {
+/**
+ * What to compute: C = op(A) @ op(B) with op(A) [M, K] and op(B) [K, N], over `batch` entries;
+ * `aBatched` / `bBatched` say whether an operand advances per entry (false: shared, a weight).
+ */
+export interface MatmulProblem {
+  transA: boolean;
+  transB: boolean;
+  M: number;
+  N: number;
+  K: number;
+  batch: number;
+  aBatched: boolean;
+  bBatched: boolean;
+}
+
+/**
+ * How one product is dispatched. The fields up to `transC` describe the kernel (they alone key
+ * its memo: `kernelFields`); `swap`, `splits` and `kChunk` are this problem's choices.
+ */
+export interface MatmulPlan {
   variant: MatmulVariant;
+  /** The kernel's own view: with `swap` these are !transB and !transA of the problem. */
   transA: boolean;
   transB: boolean;
   /**
@@ -34,6 +54,29 @@ export interface MatmulSpec {
    * the lanes span (N = 8 would leave 3 of 4 lanes idle otherwise).
    */
   transC?: boolean;
+  /** The kernel computes C^T = op(B)^T op(A)^T (transC stores it transposed). */
+  swap: boolean;
+  /** regblock split-K: slices of K (1: no split), each `kChunk` long (a multiple of 4). */
+  splits: number;
+  kChunk: number;
+}
+
+/** The part of a plan that decides the kernel (what a kernel builder reads). */
+export type MatmulKernelFields = Omit<MatmulPlan, 'swap' | 'splits' | 'kChunk'>;
+
+/** @deprecated the kernel part of a plan: use MatmulPlan (or MatmulKernelFields). */
+export type MatmulSpec = MatmulKernelFields;
+
+/** Regblock knobs a tuning may force (unset ones are picked per problem). */
+export type MatmulTuning = Partial<Pick<MatmulPlan, 'rows' | 'cols' | 'swap' | 'splits'>>;
+
+/** The kernel fields of a plan, in a fixed order: the key kernels are memoised by. */
+export function kernelFields(p: MatmulKernelFields): MatmulKernelFields {
+  const k: MatmulKernelFields = { variant: p.variant, transA: p.transA, transB: p.transB, vec4: p.vec4, subgroup: p.subgroup };
+  if (p.rows !== undefined) k.rows = p.rows;
+  if (p.cols !== undefined) k.cols = p.cols;
+  if (p.transC) k.transC = true;
+  return k;
 }
 
 /** Uniform fields, in order, of every matmul kernel. */
@@ -50,14 +93,6 @@ export const MATMUL_FIELDS = [
 ] as const satisfies readonly (readonly [string, UniformType])[];
 export type MatmulField = (typeof MATMUL_FIELDS)[number][0];
 
-export interface MatmulShape {
-  M: number;
-  N: number;
-  K: number;
-  batch: number;
-  /** regblock split-K: slices of K, each a workgroup layer along z (default 1). */
-  splits?: number;
-}
 
 /**
  * Rows of C per regblock invocation with subgroups: A then costs R / 8 fetches per lane and
@@ -74,7 +109,7 @@ export const RB_COLS_NOSG = 2;
 export const RB_LANES = 8;
 
 /** Rows and vec4 column groups per regblock invocation (also used by ./matmul-regblock.ts). */
-export function regblockShape(spec: MatmulSpec): { R: number; CV: number } {
+export function regblockShape(spec: MatmulKernelFields): { R: number; CV: number } {
   return {
     R: spec.rows ?? (spec.subgroup > 0 ? RB_ROWS : RB_ROWS_NOSG),
     CV: spec.cols ?? (spec.subgroup > 0 ? 1 : RB_COLS_NOSG),
@@ -104,7 +139,7 @@ export function matmulBindings(elem: string): StorageBinding[] {
   return [['A', 'read', elem], ['B', 'read', elem], ['Bias', 'read', elem], ['C', 'rw', elem], ['P', 'rw', elem], ['D', 'read', elem]];
 }
 
-export function specName(spec: MatmulSpec): string {
+export function specName(spec: MatmulKernelFields): string {
   const t = `${spec.transA ? 'T' : 'N'}${spec.transB ? 'T' : 'N'}`;
   const { R, CV } = regblockShape(spec);
   const extra = spec.variant === 'regblock'

@@ -22,7 +22,10 @@
  * operand across the batch).
  */
 import { makeKernel, type Kernel, memoKernel } from './kernel.js';
-import { ACT_WGSL, MATMUL_FIELDS, matmulBindings, RB_LANES, regblockShape, specName, type MatmulShape, type MatmulSpec } from './matmul-spec.js';
+import {
+  ACT_WGSL, kernelFields, MATMUL_FIELDS, matmulBindings, RB_LANES, regblockShape, specName,
+  type MatmulField, type MatmulKernelFields, type MatmulPlan, type MatmulVariant,
+} from './matmul-spec.js';
 import { regblockKernel } from './matmul-regblock.js';
 
 export * from './matmul-spec.js';
@@ -42,25 +45,42 @@ fn finish(idx: u32, n: u32, acc: f32) {
 }
 `;
 
-function matmulKernelBuild(spec: MatmulSpec) {
-  switch (spec.variant) {
-    case 'naive': return naiveKernel(spec);
-    case 'tiled': return tiledKernel(spec);
-    case 'regblock': return regblockKernel(spec);
-  }
+/**
+ * What a matmul variant supplies: its kernel for a plan's kernel fields, and the workgroup grid
+ * of an M x N output (the kernel's view, after any swap) over `layers` = batch x splits.
+ */
+export interface MatmulVariantImpl {
+  build(k: MatmulKernelFields): Kernel<MatmulField>;
+  workgroups(k: MatmulKernelFields, M: number, N: number, layers: number): [number, number, number];
 }
 
-/** Workgroup counts for a problem. */
-export function matmulWorkgroups(spec: MatmulSpec, s: MatmulShape): [number, number, number] {
-  switch (spec.variant) {
-    case 'naive': return [Math.ceil(s.N / NAIVE_WG), Math.ceil(s.M / NAIVE_WG), s.batch];
-    case 'tiled': return [Math.ceil(s.N / TILE), Math.ceil(s.M / TILE), s.batch];
-    case 'regblock': {
-      const lanes = spec.subgroup > 0 ? spec.subgroup : RB_LANES;
-      const { R, CV } = regblockShape(spec);
-      return [Math.ceil(s.N / (lanes * 4 * CV)), Math.ceil(s.M / R), s.batch * (s.splits ?? 1)];
-    }
-  }
+/** Every variant, in one typed record: a new MatmulVariant does not compile until it is here. */
+export const MATMUL_VARIANTS: { readonly [V in MatmulVariant]: MatmulVariantImpl } = {
+  naive: {
+    build: (k) => naiveKernel(k),
+    workgroups: (_, M, N, layers) => [Math.ceil(N / NAIVE_WG), Math.ceil(M / NAIVE_WG), layers],
+  },
+  tiled: {
+    build: (k) => tiledKernel(k),
+    workgroups: (_, M, N, layers) => [Math.ceil(N / TILE), Math.ceil(M / TILE), layers],
+  },
+  regblock: {
+    build: (k) => regblockKernel(k),
+    workgroups: (k, M, N, layers) => {
+      const lanes = k.subgroup > 0 ? k.subgroup : RB_LANES;
+      const { R, CV } = regblockShape(k);
+      return [Math.ceil(N / (lanes * 4 * CV)), Math.ceil(M / R), layers];
+    },
+  },
+};
+
+function matmulKernelBuild(k: MatmulKernelFields): Kernel<MatmulField> {
+  return MATMUL_VARIANTS[k.variant].build(k);
+}
+
+/** Workgroup counts of a plan over an M x N output (the kernel's M and N) and `batch` entries. */
+export function matmulWorkgroups(plan: MatmulPlan, M: number, N: number, batch: number): [number, number, number] {
+  return MATMUL_VARIANTS[plan.variant].workgroups(plan, M, N, batch * plan.splits);
 }
 
 /** Element index expressions of op(A)[m, k] and op(B)[k, n] (batch bases aBase / bBase). */
@@ -71,7 +91,7 @@ function bIndex(transB: boolean, k: string, n: string): string {
   return transB ? `bBase + (${n}) * u.K + (${k})` : `bBase + (${k}) * u.N + (${n})`;
 }
 
-function naiveKernel(spec: MatmulSpec) {
+function naiveKernel(spec: MatmulKernelFields) {
   return makeKernel(specName(spec), MATMUL_FIELDS, matmulBindings('f32'), `${ACT_WGSL}${SCALAR_EPILOGUE}
 @compute @workgroup_size(${NAIVE_WG}, ${NAIVE_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -92,7 +112,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
  * Shared-memory tiles of TILE x TILE_K (A) and TILE_K x TILE (B), both stored k-major; each of
  * the 16x16 threads owns a 4x4 block of C strided by 16 so reads of the tiles do not conflict.
  */
-function tiledKernel(spec: MatmulSpec) {
+function tiledKernel(spec: MatmulKernelFields) {
   const acc = (i: number, j: number) => `c${i}${j}`;
   const decl: string[] = [];
   const fma: string[] = [];
@@ -171,4 +191,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 export { splitReduceKernel, SPLIT_REDUCE_FIELDS } from './matmul-regblock.js';
 
 // Kernels are pure functions of their arguments: built once, then shared (and so is the pipeline).
-export const matmulKernel = memoKernel(matmulKernelBuild);
+const memoMatmulKernel = memoKernel(matmulKernelBuild);
+
+/** The kernel of a plan (or of its kernel fields): memoised by those fields alone. */
+export function matmulKernel(plan: MatmulKernelFields): Kernel<MatmulField> {
+  return memoMatmulKernel(kernelFields(plan));
+}

@@ -3,15 +3,15 @@ import type { GpuContext, BufferRange } from '../context.js';
 import { OpError, shapeStr } from '../errors.js';
 import { empty, scope, sizeOf, type Tensor } from '../tensor.js';
 import {
-  ACTIVATIONS, matmulKernel, matmulWorkgroups, splitReduceKernel, vec4Ok, type Activation, type MatmulSpec,
+  ACTIVATIONS, matmulKernel, matmulWorkgroups, splitReduceKernel, vec4Ok, type Activation, type MatmulPlan, type MatmulProblem,
 } from '../../kernels/matmul.js';
-import { matmulSubgroup, regblockShape } from '../tuning.js';
+import { matmulSubgroup, regblockKnobs } from '../tuning.js';
 import { unaryKernel } from '../../kernels/elementwise.js';
 import { ctxOf, expectDtype, run1d, sameShape } from './util.js';
 import { sumTo } from './elementwise.js';
 import { reshape } from './shape.js';
 
-export type { Activation, MatmulVariant } from '../../kernels/matmul.js';
+export type { Activation, MatmulPlan, MatmulProblem, MatmulVariant } from '../../kernels/matmul.js';
 
 export interface MatmulOptions {
   /** Use A^T: `a` is [..., K, M]. */
@@ -38,26 +38,16 @@ export function matmulVariantName(ctx: GpuContext): string {
   return sg ? `regblock.sg${sg}` : 'regblock';
 }
 
-/** How one product is dispatched: the kernel, whether operands swap, and the split of K. */
-export interface MatmulPlan {
-  spec: MatmulSpec;
-  /** The kernel computes C^T = op(B)^T op(A)^T (spec.transC stores it transposed). */
-  swap: boolean;
-  /** Slices of K (1: no split) and the K each covers, a multiple of 4. */
-  splits: number;
-  kChunk: number;
-}
-
 /** The plan matmul dispatches for a [batch] x [M, K] @ [K, N] problem on `ctx`. */
 export function matmulPlanFor(
   ctx: GpuContext, transA: boolean, transB: boolean, M: number, N: number, K: number, batch = 1,
 ): MatmulPlan {
   const tuning = ctx.tuning;
   if (tuning.matmul.variant !== 'regblock') {
-    return { spec: { variant: tuning.matmul.variant, transA, transB, vec4: false, subgroup: 0 }, swap: false, splits: 1, kChunk: K };
+    return { variant: tuning.matmul.variant, transA, transB, vec4: false, subgroup: 0, swap: false, splits: 1, kChunk: K };
   }
   const subgroup = matmulSubgroup(tuning);
-  const t = regblockShape(tuning, M, N, K, batch);
+  const t = regblockKnobs(tuning, M, N, K, batch);
   const swap = t.swap ?? false;
   // The kernel's view: with swap, A' = op(B)^T [N, K] and B' = op(A)^T [K, M].
   const [kA, kB, kM, kN] = swap ? [!transB, !transA, N, M] : [transA, transB, M, N];
@@ -69,10 +59,8 @@ export function matmulPlanFor(
   const splits = Math.max(1, Math.min(t.splits ?? 1, Math.ceil(K / 4)));
   const kChunk = splits > 1 ? 4 * Math.ceil(K / (4 * splits)) : K;
   return {
-    spec: { variant: 'regblock', transA: kA, transB: kB, vec4, subgroup, rows: t.rows, cols: t.cols, transC: swap },
-    swap,
-    splits: splits > 1 ? Math.ceil(K / kChunk) : 1,
-    kChunk,
+    variant: 'regblock', transA: kA, transB: kB, vec4, subgroup, rows: t.rows, cols: t.cols, transC: swap,
+    swap, splits: splits > 1 ? Math.ceil(K / kChunk) : 1, kChunk,
   };
 }
 
@@ -89,37 +77,24 @@ function dummyRanges(ctx: GpuContext): { read: BufferRange; write: BufferRange }
   return d;
 }
 
-interface Problem {
-  transA: boolean;
-  transB: boolean;
-  M: number;
-  N: number;
-  K: number;
-  batch: number;
-  /** Whether each operand advances per batch entry (false: shared across the batch). */
-  aBatched: boolean;
-  bBatched: boolean;
-}
-
 /**
  * Encodes one batched product into `out` (and `pre`). Shapes are already validated; `a` and `b`
  * are only read through their storage.
  */
 function encode(
-  op: string, a: Tensor, b: Tensor, p: Problem, out: Tensor, bias: Tensor | null, act: Activation, pre: Tensor | null,
+  op: string, a: Tensor, b: Tensor, p: MatmulProblem, out: Tensor, bias: Tensor | null, act: Activation, pre: Tensor | null,
   alpha = 1, addend: Tensor | null = null,
 ): void {
   const ctx = out.ctx;
   if (p.M === 0 || p.N === 0 || p.batch === 0) return;
   const plan = matmulPlanFor(ctx, p.transA, p.transB, p.M, p.N, p.K, p.batch);
-  const { spec, splits } = plan;
+  const { splits } = plan;
   const d = dummyRanges(ctx);
   // With swap the kernel multiplies op(B)^T [N, K] by op(A)^T [K, M].
   const [x, y, xBatched, yBatched, M, N] = plan.swap
     ? [b, a, p.bBatched, p.aBatched, p.N, p.M]
     : [a, b, p.aBatched, p.bBatched, p.M, p.N];
   const actIndex = ACTIVATIONS.indexOf(act);
-  const shape = { M, N, K: p.K, batch: p.batch, splits };
   const strides = { strideA: xBatched ? M * p.K : 0, strideB: yBatched ? p.K * N : 0, strideC: p.M * p.N };
   const biasRange = bias ? bias.range(op) : d.read;
   const preRange = pre ? pre.range(op) : d.write;
@@ -127,13 +102,13 @@ function encode(
   if (splits === 1) {
     const uniforms = { M, N, K: p.K, ...strides, act: actIndex, bias: bias ? 1 : 0, pre: pre ? 1 : 0, splits: 1, kChunk: plan.kChunk, alpha, addend: addend ? 1 : 0 };
     const ranges = [x.range(op), y.range(op), biasRange, out.range(op), preRange, addRange];
-    ctx.dispatch(matmulKernel(spec), uniforms, ranges, matmulWorkgroups(spec, shape));
+    ctx.dispatch(matmulKernel(plan), uniforms, ranges, matmulWorkgroups(plan, M, N, p.batch));
     return;
   }
   // Split-K: raw partial sums per slice of K, then one pass adds them up with the epilogue.
   const part = empty(ctx, [p.batch * splits * p.M * p.N]);
   const uniforms = { M, N, K: p.K, ...strides, act: 0, bias: 0, pre: 0, splits, kChunk: plan.kChunk, alpha: 1, addend: 0 };
-  ctx.dispatch(matmulKernel(spec), uniforms, [x.range(op), y.range(op), d.read, part.range(op), d.write, d.read], matmulWorkgroups(spec, shape));
+  ctx.dispatch(matmulKernel(plan), uniforms, [x.range(op), y.range(op), d.read, part.range(op), d.write, d.read], matmulWorkgroups(plan, M, N, p.batch));
   const v4 = p.N % 4 === 0;
   const w = v4 ? 4 : 1;
   const total = (p.batch * p.M * p.N) / w;
@@ -144,7 +119,7 @@ function encode(
 }
 
 /** Raw product for backward (times alpha): no bias, no activation, never recorded. */
-function product(a: Tensor, b: Tensor, p: Problem, outShape: readonly number[], alpha = 1): Tensor {
+function product(a: Tensor, b: Tensor, p: MatmulProblem, outShape: readonly number[], alpha = 1): Tensor {
   const out = empty(a.ctx, outShape);
   encode('matmul', a, b, p, out, null, 'none', null, alpha);
   return out;
@@ -210,7 +185,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const pre = training && activation !== 'none' ? empty(ctx, outShape) : null;
   // Shared weights under a batched, untransposed A: one tall product over batch * M rows.
   const flat = batchA.length > 0 && batchB.length === 0 && !transA;
-  const p: Problem = flat
+  const p: MatmulProblem = flat
     ? { transA, transB, M: batch * M, N, K, batch: 1, aBatched: false, bBatched: false }
     : { transA, transB, M, N, K, batch, aBatched: batchA.length > 0, bBatched: batchB.length > 0 };
   ctx.withOp(op, () => encode(op, a, b, p, out, bias, activation, pre, alpha, addend));
@@ -245,9 +220,9 @@ function activationGrad(act: Activation, z: Tensor, g: Tensor): Tensor {
  * dA from dZ [batch, M, N]: !transA: dA = dZ @ op(B)^T; transA: dA = op(B) @ dZ^T. A gradient
  * for an operand shared across a batch is the sum over the batch.
  */
-function gradA(a: Tensor, b: Tensor, gz: Tensor, p: Problem, alpha: number): Tensor {
+function gradA(a: Tensor, b: Tensor, gz: Tensor, p: MatmulProblem, alpha: number): Tensor {
   const { M, N, K, batch, transA, transB } = p;
-  const q: Problem = transA
+  const q: MatmulProblem = transA
     ? { transA: transB, transB: true, M: K, N: M, K: N, batch, aBatched: p.bBatched, bBatched: true }
     : { transA: false, transB: !transB, M, N: K, K: N, batch, aBatched: true, bBatched: p.bBatched };
   const t = transA ? product(b, gz, q, [batch, K, M], alpha) : product(gz, b, q, [batch, M, K], alpha);
@@ -255,10 +230,10 @@ function gradA(a: Tensor, b: Tensor, gz: Tensor, p: Problem, alpha: number): Ten
 }
 
 /** dB from dZ: !transB: dB = op(A)^T @ dZ; transB: dB = dZ^T @ op(A). */
-function gradB(a: Tensor, b: Tensor, gz: Tensor, p: Problem, alpha: number): Tensor {
+function gradB(a: Tensor, b: Tensor, gz: Tensor, p: MatmulProblem, alpha: number): Tensor {
   const { M, N, K, batch, transA, transB } = p;
   // After a flat (tall) forward, the batch sum is part of the K = batch * M contraction.
-  const q: Problem = transB
+  const q: MatmulProblem = transB
     ? { transA: true, transB: transA, M: N, N: K, K: M, batch, aBatched: true, bBatched: p.aBatched }
     : { transA: !transA, transB: false, M: K, N, K: M, batch, aBatched: p.aBatched, bBatched: true };
   const outRows = transB ? N : K;
