@@ -3,16 +3,18 @@
  * on the text encoder (or `--uniform` for the baseline), with checkpoints, exact resume and the
  * per-layer update analysis.
  */
-import { copyFileSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { nodeContext } from './engine/node-gpu.js';
+import { MAX_CONFIG_BYTES, readRegularFileSync, readRegularTextSync } from './io/read-file-node.js';
 import { concat, noGrad, type Tensor } from './engine/index.js';
 import { loadClip, loadClipTokenizer } from './models/load-node.js';
 import { attachLora, type LoraTarget } from './models/lora.js';
 import { loadLora, saveLora } from './models/peft-node.js';
 import { saveClip } from './models/save-node.js';
 import { runCli, UsageError, type FlagTable, type ParsedFlags } from './cli/args.js';
+import { requireInputFiles } from './cli/input-file-node.js';
 import { StopRequests, stopExitCode, stopName } from './cli/stop-signals-node.js';
 import { defaultRun, type SweepSpec } from './nast/default-run-node.js';
 import { imageConfigFor, loadPixels } from './cli/images-node.js';
@@ -136,11 +138,14 @@ async function embeddedDefault(f: ParsedFlags): Promise<void> {
   });
 }
 
-/** Tokenizer and preprocessing files travel with a merged export (the weights are written anew). */
-function copyModelFiles(modelPath: string, dir: string): void {
+/**
+ * Tokenizer and preprocessing files travel with a merged export (the weights are written anew);
+ * each is a configuration-sized regular file, read within that bound and written atomically.
+ */
+async function copyModelFiles(modelPath: string, dir: string): Promise<void> {
   const from = statSync(modelPath).isDirectory() ? modelPath : dirname(modelPath);
   for (const name of ['vocab.json', 'merges.txt', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'bpe_simple_vocab_16e6.txt.gz', 'word_tokenizer.json', 'preprocessor_config.json']) {
-    if (existsSync(join(from, name))) copyFileSync(join(from, name), join(dir, name));
+    if (existsSync(join(from, name))) await writeFileAtomic(join(dir, name), readRegularFileSync(join(from, name), MAX_CONFIG_BYTES, 'a tokenizer or preprocessing file'));
   }
 }
 
@@ -221,6 +226,8 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR [--recip
     const batch = f['batch-size'] as number;
     const acc = f.accumulate as number;
     if (batch < 2 || batch % acc !== 0) throw new UsageError(`--batch-size ${batch} must be >= 2 and divisible by --accumulate ${acc}`);
+    requireInputFiles('cte', f.cte as string | undefined);
+    requireInputFiles('config', f.config as string | undefined);
     const out = f.out as string;
     const ckptDir = join(out, 'checkpoint');
 
@@ -276,7 +283,7 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR [--recip
     let scales: number[] | null = null;
     let cteLayer: number[] | null = null;
     if (!uniform) {
-      const cte = parseCteReport(readFileSync(f.cte as string, 'utf8'), f.cte as string);
+      const cte = parseCteReport(readRegularTextSync(f.cte as string, MAX_CONFIG_BYTES, 'a cte.json'), f.cte as string);
       const note = cteUpgradeNote(cte, f.cte as string);
       if (note) process.stderr.write(`train: ${note}\n`);
       if (cte.layers !== layers) throw new Error(`${f.cte}: traced a text encoder of ${cte.layers} layers, the model has ${layers}`);
@@ -423,7 +430,7 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR [--recip
     } else {
       const dir = join(out, 'model');
       await saveClip(model, dir, { metadata: { fine_tuned_from: modelPath, recipe } });
-      copyModelFiles(modelPath, dir);
+      await copyModelFiles(modelPath, dir);
       const base = start ?? await textSnapshot(await loadClip(ctx, modelPath, { configPath }), true);
       norms = layerUpdateNorms(base, await textSnapshot(model), layers);
     }
@@ -444,7 +451,7 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR [--recip
       const dir = f['export-merged'] as string;
       lora.merge();
       await saveClip(model, dir, { metadata: { merged_adapter: join(out, 'adapter') } });
-      copyModelFiles(modelPath, dir);
+      await copyModelFiles(modelPath, dir);
       console.log(`merged the adapter into the base weights: ${dir}`);
     }
     release();
