@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, truncateSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -144,5 +144,7 @@ test('adapter: adapter_config.json that is a FIFO, or a sparse 100 MB one, is re
     fails('embed', ['--model', MODEL, '--tokenizer', VOCAB, '--text', 'x', '--adapter', dir], msg);
   }
 });
+
+test.after(() => rmSync(TMP, { recursive: true, force: true }));
 
 test.run();
