@@ -78,6 +78,19 @@ async function staysInside(file, base) {
   }
 }
 
+/**
+ * The request target as a URL, or null when it is not origin-form ("/path?query"). A target
+ * starting "//" is refused too: URL would read its first segment as a host (and throw on "//[").
+ */
+function parseTarget(target) {
+  if (typeof target !== 'string' || !target.startsWith('/') || target.startsWith('//')) return null;
+  try {
+    return new URL(target, 'http://localhost');
+  } catch {
+    return null;
+  }
+}
+
 function send(res, status, text) {
   res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' });
   res.end(text + '\n');
@@ -88,8 +101,22 @@ function send(res, status, text) {
  * (always 127.0.0.1 unless `host` says otherwise) and a close function.
  */
 export function startServer({ port = 8080, host = '127.0.0.1', mounts = DEFAULT_MOUNTS, verbose = false } = {}) {
-  const server = createServer(async (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+  // One bad request must never stop the server: whatever the handler throws is answered (500
+  // while the headers are still unsent, else the connection is cut) and the server goes on.
+  const server = createServer((req, res) => {
+    handle(req, res).catch((e) => {
+      console.error(`[serve] internal error on ${JSON.stringify(req.url)}: ${e?.message ?? e}`);
+      try {
+        if (!res.headersSent) send(res, 500, 'internal server error');
+        else res.destroy();
+      } catch {
+        res.destroy();
+      }
+    });
+  });
+  async function handle(req, res) {
+    const url = parseTarget(req.url);
+    if (!url) return send(res, 400, `bad request target: ${JSON.stringify(req.url ?? '')} (expected /path)`);
     if (!hostAllowed(req.headers.host, host)) return send(res, 403, `forbidden: this server answers only to 127.0.0.1 / localhost, not ${JSON.stringify(req.headers.host ?? '')}`);
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, `method ${req.method} not allowed`);
     if (mounts.some((m) => m.prefix === `${url.pathname}/`)) {
@@ -125,7 +152,7 @@ export function startServer({ port = 8080, host = '127.0.0.1', mounts = DEFAULT_
       if (verbose) console.log(`[serve] 404 ${url.pathname}`);
       send(res, 404, `not found: ${url.pathname}`);
     }
-  });
+  }
   return new Promise((resolvePromise, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

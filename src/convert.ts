@@ -5,9 +5,10 @@
  * config.json, model.safetensors (f32, Hugging Face names), preprocessor_config.json and the
  * tokenizer files, so later runs load it fast. Host-side only: no GPU is needed.
  */
-import { copyFileSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { runCli, UsageError, type FlagTable } from './cli/args.js';
+import { requireInputFiles } from './cli/input-file-node.js';
 import { clipConfigFor, openWeights } from './models/load-node.js';
 import { expectedHfShapes, hfWeights } from './models/clip-weights.js';
 import { hfConfigJson, hfConfigText, preprocessorConfigJson } from './models/save-node.js';
@@ -15,6 +16,7 @@ import { writeSafetensorsFile } from './models/safetensors-node.js';
 import type { TensorToWrite } from './models/safetensors.js';
 import { shippedVocabPath } from './models/tokenizer/load-node.js';
 import { writeFileAtomic, writeJsonAtomic } from './io/atomic-write-node.js';
+import { MAX_CONFIG_BYTES, readRegularFileSync } from './io/read-file-node.js';
 
 const FLAGS: FlagTable = {
   from: { kind: 'string', meta: 'FILE|DIR', help: 'the checkpoint: Hugging Face folder, .safetensors, or a PyTorch .pt/.pth/.bin (plain or open_clip / NegBench training checkpoint)' },
@@ -31,6 +33,7 @@ await runCli('convert', 'usage: node dist/convert.js --from FILE|DIR --to DIR [-
     if (!from) throw new UsageError('--from is required (a checkpoint file or folder)');
     if (!to) throw new UsageError('--to is required (the folder to write)');
     if (resolve(from) === resolve(to)) throw new UsageError('--to must not be the --from folder');
+    requireInputFiles('config', f.config as string | undefined);
     const config = await clipConfigFor(from, f.config as string | undefined);
     const src = await openWeights(from);
     const tensors: Record<string, TensorToWrite> = {};
@@ -48,9 +51,11 @@ await runCli('convert', 'usage: node dist/convert.js --from FILE|DIR --to DIR [-
     await writeJsonAtomic(join(to, 'preprocessor_config.json'), preprocessorConfigJson(config.vision.imageSize));
     const folder = existsSync(from) && statSync(from).isDirectory() ? from : dirname(from);
     const copied = TOKENIZER_FILES.filter((n) => existsSync(join(folder, n)));
-    for (const n of copied) copyFileSync(join(folder, n), join(to, n));
+    // Configuration-sized regular files only: a FIFO or device among them is refused by name.
+    const copy = (file: string, dest: string) => writeFileAtomic(dest, readRegularFileSync(file, MAX_CONFIG_BYTES, 'a tokenizer file'));
+    for (const n of copied) await copy(join(folder, n), join(to, n));
     const shipped = shippedVocabPath();
-    if (copied.length === 0 && shipped) copyFileSync(shipped, join(to, basename(shipped)));
+    if (copied.length === 0 && shipped) await copy(shipped, join(to, basename(shipped)));
     // config.json last: a folder with a config.json has the weights it describes.
     await writeFileAtomic(join(to, 'config.json'), hfConfigText(hfConfigJson(config)));
     const params = Object.values(tensors).reduce((s, t) => s + t.data.length, 0);

@@ -8,7 +8,7 @@
  * Image paths in records and in probe.jsonl are relative to their split folder.
  */
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { dirname, extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { runCli, UsageError, type FlagTable, type ParsedFlags } from './cli/args.js';
 import { buildProbePairs, checkAffirmatives, rngFor, shuffle, type AffirmativeMap } from './data/builders.js';
@@ -24,6 +24,7 @@ import { SPLIT_NAMES, splitByPatient, type SplitName } from './data/splits.js';
 import { writeShards } from './data/shards-node.js';
 import { writePngAtomic } from './data/png-write-node.js';
 import { writeFileAtomic } from './io/atomic-write-node.js';
+import { FileReadError, isRegularFile, MAX_CONFIG_BYTES, MAX_TEXT_BYTES, readRegularText } from './io/read-file-node.js';
 import { ATTRIBUTES_FILE, DATASET_FILE, DATASET_FORMAT, PROBE_FILE, parseSplitName, portablePath } from './data/dataset-node.js';
 import { DEFAULT_SPEC, generateWorld, renderScene, sceneAttributes, type WorldRecord } from './data/world/index.js';
 import { factAttributes } from './data/attributes.js';
@@ -99,10 +100,9 @@ function positiveInt(flags: ParsedFlags, name: string, min = 1): number {
 async function readAffirmatives(path: string): Promise<AffirmativeMap> {
   let json: unknown;
   try {
-    json = JSON.parse(await readFile(path, 'utf8'));
+    json = JSON.parse(await readRegularText(path, MAX_CONFIG_BYTES, 'a JSON config'));
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new Error(`${path}: ${code ? `cannot read (${code})` : `not valid JSON (${(e as Error).message})`}`);
+    throw new Error(`${path}: ${e instanceof FileReadError ? e.reason : `not valid JSON (${(e as Error).message})`}`);
   }
   checkAffirmatives(json as AffirmativeMap, path);
   return json as AffirmativeMap;
@@ -183,8 +183,8 @@ async function buildCommand(): Promise<void> {
         domain = worldDomain(userAffirmatives, (s) => worldById.get(s.id)?.propertyFacts);
       } else {
         const file = resolve(from);
-        if (!existsSync(file) || !statSync(file).isFile()) throw new Error(`${from}: no such file`);
-        const text = await readFile(file, 'utf8');
+        if (!existsSync(file)) throw new Error(`${from}: no such file`);
+        const text = await readRegularText(file, MAX_TEXT_BYTES, 'a source file read whole');
         const result = type === 'chexpert' ? ingestChexpertCsv(text, { file: from })
           : type === 'cad' ? ingestCadJson(text, { file: from })
             : ingestJsonl(text);
@@ -200,8 +200,8 @@ async function buildCommand(): Promise<void> {
             missingImages.push({ study: s.id, kind: 'image', reason: `image path ${JSON.stringify(s.image)} lies outside ${imagesDir} (--allow-outside accepts it)` });
             continue;
           }
-          if (f['check-images'] && !(existsSync(abs) && statSync(abs).isFile())) {
-            missingImages.push({ study: s.id, kind: 'image', reason: `image not found: ${abs}` });
+          if (f['check-images'] && !isRegularFile(abs)) {
+            missingImages.push({ study: s.id, kind: 'image', reason: existsSync(abs) ? `image is not a regular file: ${abs}` : `image not found: ${abs}` });
             continue;
           }
           // Every split folder sits at OUT/<split>, so one relative path serves them all.

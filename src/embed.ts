@@ -4,6 +4,7 @@
  */
 import { writeFileAtomic } from './io/atomic-write-node.js';
 import { prepareOutputFolder } from './cli/out-path-node.js';
+import { requireInputFiles } from './cli/input-file-node.js';
 import { nodeContext } from './engine/node-gpu.js';
 import { loadClip, loadClipTokenizer } from './models/load-node.js';
 import { loadLora } from './models/peft-node.js';
@@ -39,6 +40,8 @@ await runCli('embed', 'usage: node dist/embed.js --model DIR [--adapter DIR] [--
     const texts = f.text as string[];
     const images = f.image as string[];
     if (texts.length === 0 && images.length === 0) throw new UsageError('nothing to embed: give at least one --text or --image');
+    requireInputFiles('image', images);
+    requireInputFiles('config', f.config as string | undefined);
     if (f.out !== undefined) prepareOutputFolder('out', f.out as string);
     const ctx = await nodeContext();
     const clip = await loadClip(ctx, model, { configPath: f.config as string | undefined });

@@ -4,7 +4,8 @@
  * the same one with another adapter) on a split built by `node dist/data.js build`, prints a
  * Markdown table and writes report.json + report.md atomically.
  */
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { isRegularFile, MAX_CONFIG_BYTES, readRegularTextSync } from './io/read-file-node.js';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { nodeContext } from './engine/node-gpu.js';
 import { loadClip, loadClipTokenizer } from './models/load-node.js';
@@ -15,6 +16,7 @@ import { WordTokenizer, WORD_TOKENIZER_FORMAT, type Tokenizer } from './models/t
 import { stderrIsTty } from './cli/dawn-quiet-node.js';
 import { prepareOutputFolder } from './cli/out-path-node.js';
 import { runCli, UsageError, type FlagTable } from './cli/args.js';
+import { requireInputFiles } from './cli/input-file-node.js';
 import { imageConfigFor, loadPixels } from './cli/images-node.js';
 import { checkImagesExist, openDatasetSplit, parseSplitName } from './data/dataset-node.js';
 import type { SplitName } from './data/splits.js';
@@ -47,10 +49,10 @@ const FLAGS: FlagTable = {
 
 /** A word-tokenizer JSON file, or undefined when the file is something else. */
 function wordTokenizerAt(path: string): WordTokenizer | undefined {
-  if (!existsSync(path) || !statSync(path).isFile() || extname(path) !== '.json') return undefined;
+  if (!isRegularFile(path) || extname(path) !== '.json') return undefined;
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
+    json = JSON.parse(readRegularTextSync(path, MAX_CONFIG_BYTES, 'a tokenizer file'));
   } catch {
     return undefined;
   }
@@ -103,6 +105,7 @@ await runCli('eval', 'usage: node dist/eval.js --model DIR [--adapter DIR] (--da
     if (f.out !== undefined) prepareOutputFolder('out', f.out as string);
     const benchFiles = { negbenchMcq: f['negbench-mcq'] as string | undefined, negbenchRetrieval: f['negbench-retrieval'] as string | undefined, nastMcq: f['nast-mcq'] as string | undefined, imageRoot: f['image-root'] as string | undefined };
     const anyBench = Boolean(benchFiles.negbenchMcq || benchFiles.negbenchRetrieval || benchFiles.nastMcq);
+    for (const flag of ['config', 'negbench-mcq', 'negbench-retrieval', 'nast-mcq']) requireInputFiles(flag, f[flag] as string | undefined);
     if (!data && !anyBench) throw new UsageError('--data is required (a folder written by node dist/data.js build), or a benchmark file (--negbench-mcq, --negbench-retrieval, --nast-mcq)');
     if (benchFiles.imageRoot && !(existsSync(benchFiles.imageRoot) && statSync(benchFiles.imageRoot).isDirectory())) throw new UsageError(`--image-root ${benchFiles.imageRoot}: no such folder`);
     if (f.probe && !data) throw new UsageError('--probe needs --data (the probe is fitted on a data folder\'s train split)');

@@ -4,13 +4,15 @@
  * (version 2: CTE_l and alpha over the encoder's layers 1..L) and an SVG heat map of CTE(l, p)
  * with the per-layer bars beside it.
  */
-import { readFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { MAX_TEXT_BYTES, readFailure, readRegularTextSync } from './io/read-file-node.js';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { nodeContext } from './engine/node-gpu.js';
 import { noGrad, type Tensor } from './engine/index.js';
 import { loadClip, loadClipTokenizer } from './models/load-node.js';
 import { loadLora } from './models/peft-node.js';
 import { runCli, UsageError, type FlagTable } from './cli/args.js';
+import { requireInputFiles } from './cli/input-file-node.js';
 import { imageConfigFor, loadPixels } from './cli/images-node.js';
 import { tracePair, TraceInputError } from './nast/trace.js';
 import {
@@ -48,9 +50,9 @@ interface PairLine {
 export function readPairs(file: string): PairLine[] {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readRegularTextSync(file, MAX_TEXT_BYTES, 'a pairs file read whole');
   } catch (e) {
-    throw new Error(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new Error(`${file}: ${readFailure(e)}`);
   }
   const out: PairLine[] = [];
   text.split('\n').forEach((line, i) => {
@@ -83,6 +85,8 @@ await runCli('trace', 'usage: node dist/trace.js --model DIR --pairs FILE.jsonl 
     const rule = f.positions as string;
     if (!isPositionRule(rule)) throw new UsageError(`--positions must be one of ${POSITION_RULES.join(', ')}, got ${JSON.stringify(rule)}`);
     if (!((f.bootstrap as number) >= 0)) throw new UsageError(`--bootstrap must be >= 0, got ${f.bootstrap}`);
+    requireInputFiles('pairs', f.pairs as string);
+    requireInputFiles('config', f.config as string | undefined);
     let pairs = readPairs(f.pairs as string);
     if (f.limit !== undefined) pairs = pairs.slice(0, f.limit as number);
     const ctx = await nodeContext();

@@ -2,6 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -20,6 +21,58 @@ function get(url: string, path: string, host?: string): Promise<{ status: number
     req.end();
   });
 }
+
+/** Sends `raw` over a fresh socket and resolves with everything the server wrote before closing. */
+function rawRequest(url: string, raw: string): Promise<string> {
+  const u = new URL(url);
+  return new Promise((done, fail) => {
+    const sock = connect({ host: '127.0.0.1', port: Number(u.port) });
+    let got = '';
+    sock.setTimeout(5000, () => { sock.destroy(); fail(new Error(`no answer to ${JSON.stringify(raw)}`)); });
+    sock.on('data', (d) => { got += d; });
+    sock.on('end', () => done(got));
+    sock.on('error', fail);
+    sock.write(raw);
+  });
+}
+
+test('demo server: a malformed request target is answered 400 and the server keeps serving', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'serve-'));
+  writeFileSync(join(dir, 'index.html'), '<p>demo</p>');
+  const { startServer } = await import(pathToFileURL(join(ROOT, 'scripts', 'serve.mjs')).href);
+  const { url, close } = await startServer({ port: 0, mounts: [{ prefix: '/', dir }] });
+  try {
+    // Each of these made `new URL()` throw before any check, and the server process exited.
+    for (const target of ['//[', '//a:99999', '//%', '//', 'http://x/', '*']) {
+      const answer = await rawRequest(url, `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
+      assert.match(answer, /^HTTP\/1\.1 400 /, target);
+      assert.match(answer, /bad request target/, target);
+    }
+    assert.equal(await get(url, '/'), { status: 200, body: '<p>demo</p>' });
+  } finally {
+    await close();
+  }
+});
+
+test('demo server: an exception inside the handler is answered 500 and the server keeps serving', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'serve-'));
+  writeFileSync(join(dir, 'index.html'), '<p>demo</p>');
+  const { startServer } = await import(pathToFileURL(join(ROOT, 'scripts', 'serve.mjs')).href);
+  // A mount that throws when looked at stands in for any bug in the handler.
+  const broken = { prefix: '/boom/', get dir(): string { throw new Error('broken mount'); } };
+  const { url, close } = await startServer({ port: 0, mounts: [broken, { prefix: '/', dir }] });
+  const logged: unknown[] = [];
+  const error = console.error;
+  console.error = (...a: unknown[]) => { logged.push(a.join(' ')); };
+  try {
+    assert.is((await get(url, '/boom/x')).status, 500);
+    assert.match(String(logged[0]), /internal error on "\/boom\/x": broken mount/);
+    assert.equal(await get(url, '/'), { status: 200, body: '<p>demo</p>' });
+  } finally {
+    console.error = error;
+    await close();
+  }
+});
 
 test('demo server: answers only to localhost names, never follows links out of a mount, refuses traversal', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'serve-'));

@@ -1,6 +1,7 @@
 /** Node-side image loading for the CLIs: decode files and preprocess them for a CLIP model. */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { MAX_CONFIG_BYTES, readFailure, readRegularTextSync } from '../io/read-file-node.js';
 import { decodeImageFile } from '../models/image/decode-node.js';
 import { clipImageConfig, imageConfigFromPreprocessorJson, preprocessImage, type ClipImageConfig } from '../models/image/preprocess.js';
 import type { ClipConfig } from '../models/clip-config.js';
@@ -11,9 +12,9 @@ export function imageConfigFor(modelPath: string, config: ClipConfig): ClipImage
   const file = join(folder, 'preprocessor_config.json');
   if (!existsSync(file)) return clipImageConfig(config.vision.imageSize);
   try {
-    return imageConfigFromPreprocessorJson(JSON.parse(readFileSync(file, 'utf8')));
+    return imageConfigFromPreprocessorJson(JSON.parse(readRegularTextSync(file, MAX_CONFIG_BYTES, 'a JSON config')));
   } catch (e) {
-    throw new Error(`${file}: ${(e as Error).message}`);
+    throw new Error(`${file}: ${readFailure(e)}`);
   }
 }
 

@@ -12,8 +12,9 @@
  * `--data OUT --split test`.
  */
 import { existsSync, statSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { basename, isAbsolute, join, resolve } from 'node:path';
+import { FileReadError, MAX_CONFIG_BYTES, readRegularText } from '../io/read-file-node.js';
 import { INDEX_FILE, type ShardIndex, type ShardReader } from './shards.js';
 import { openShards } from './shards-node.js';
 import { SPLIT_NAMES, type SplitName } from './splits.js';
@@ -52,10 +53,9 @@ export async function readManifest(root: string): Promise<DatasetManifest> {
   const path = join(root, DATASET_FILE);
   let json: unknown;
   try {
-    json = JSON.parse(await readFile(path, 'utf8'));
+    json = JSON.parse(await readRegularText(path, MAX_CONFIG_BYTES, 'a JSON manifest'));
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new DatasetError(path, code ? `cannot read (${code})` : `not valid JSON (${(e as Error).message})`);
+    throw new DatasetError(path, e instanceof FileReadError ? e.reason : `not valid JSON (${(e as Error).message})`);
   }
   const o = json as Record<string, unknown>;
   if (typeof o !== 'object' || o === null || o['format'] !== DATASET_FORMAT) {

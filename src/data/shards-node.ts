@@ -6,9 +6,10 @@
  * of mixed generations; shard files of the older index that the new one does not name are
  * removed after the new index is in place.
  */
-import { mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic-write-node.js';
+import { FileReadError, MAX_BINARY_BYTES, MAX_CONFIG_BYTES, readFailure, readRegularFile, readRegularText, regularFileSize } from '../io/read-file-node.js';
 import {
   INDEX_FILE, ShardError, ShardReader, encodeShard, makeShardIndex, parseShardIndex,
   type ShardEntry, type ShardIndex,
@@ -30,7 +31,7 @@ const shardName = (k: number) => `shard-${String(k).padStart(5, '0')}.nsh`;
 
 async function readOldIndex(dir: string): Promise<ShardIndex | undefined> {
   try {
-    return parseShardIndex(await readFile(join(dir, INDEX_FILE), 'utf8'), join(dir, INDEX_FILE));
+    return parseShardIndex(await readRegularText(join(dir, INDEX_FILE), MAX_CONFIG_BYTES, 'a shard index'), join(dir, INDEX_FILE));
   } catch {
     return undefined; // absent or unreadable: nothing of ours to clean up
   }
@@ -75,18 +76,20 @@ export async function openShards<T = unknown>(dir: string): Promise<ShardReader<
   const indexPath = join(dir, INDEX_FILE);
   let text: string;
   try {
-    text = await readFile(indexPath, 'utf8');
+    text = await readRegularText(indexPath, MAX_CONFIG_BYTES, 'a shard index');
   } catch (e) {
-    throw new ShardError(indexPath, `cannot read the shard index (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    const err = e as FileReadError;
+    throw new ShardError(indexPath, err.code ? `cannot read the shard index (${err.code})` : readFailure(e));
   }
   const index = parseShardIndex(text, indexPath);
   for (const s of index.shards) {
     const path = join(dir, s.file);
     let size: number;
     try {
-      size = (await stat(path)).size;
+      size = regularFileSize(path);
     } catch (e) {
-      throw new ShardError(path, `named in ${indexPath} but cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      const err = e as FileReadError;
+      throw new ShardError(path, `named in ${indexPath} but ${err.code ? `cannot be read (${err.code})` : readFailure(e)}`);
     }
     if (size !== s.bytes) {
       throw new ShardError(path, `${size < s.bytes ? 'truncated' : 'wrong size'}: ${size} bytes, ${indexPath} says ${s.bytes}`);
@@ -95,10 +98,10 @@ export async function openShards<T = unknown>(dir: string): Promise<ShardReader<
   return new ShardReader<T>(index, async (file) => {
     const path = join(dir, file);
     try {
-      const buf = await readFile(path);
+      const buf = await readRegularFile(path, MAX_BINARY_BYTES, 'a data shard');
       return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
     } catch (e) {
-      throw new ShardError(path, `cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      throw new ShardError(path, readFailure(e));
     }
   }, (file) => join(dir, file));
 }

@@ -6,8 +6,9 @@
  * comes from a config.json beside the weights or given, and is inferred from the shapes of an
  * OpenAI-layout file otherwise.
  */
-import { existsSync, openSync, readFileSync, readSync, closeSync, statSync } from 'node:fs';
+import { existsSync, readSync, closeSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { FileReadError, MAX_CONFIG_BYTES, openRegularSync, readFailure, readRegularTextSync } from '../io/read-file-node.js';
 import type { GpuContext } from '../engine/index.js';
 import { ClipModel, type LoadOptions } from './clip.js';
 import { ConfigError, inferOpenAiConfig, parseHfConfig, type ClipConfig } from './clip-config.js';
@@ -26,9 +27,9 @@ export interface ClipLoadOptions extends LoadOptions {
 function readConfig(path: string): ClipConfig {
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
+    json = JSON.parse(readRegularTextSync(path, MAX_CONFIG_BYTES, 'a JSON config'));
   } catch (e) {
-    throw new ConfigError(path, '(file)', `cannot read or parse: ${(e as Error).message}`);
+    throw new ConfigError(path, '(file)', e instanceof FileReadError ? e.reason : `cannot parse: ${readFailure(e)}`);
   }
   return parseHfConfig(json, path);
 }
@@ -37,7 +38,12 @@ const TORCH_NAMES = ['pytorch_model.bin', 'pytorch_model.bin.index.json'];
 
 /** Whether a file starts like a zip (torch.save) or a pickle (legacy torch.save), not safetensors. */
 function looksLikeTorch(path: string): boolean {
-  const fd = openSync(path, 'r');
+  let fd: number;
+  try {
+    fd = openRegularSync(path).fd;
+  } catch (e) {
+    throw new ConfigError(path, '(path)', readFailure(e));
+  }
   try {
     const head = Buffer.alloc(2);
     readSync(fd, head, 0, 2, 0);

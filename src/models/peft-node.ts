@@ -3,9 +3,10 @@
  * the model, then attached).
  */
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic-write-node.js';
+import { MAX_BINARY_BYTES, MAX_CONFIG_BYTES, readFailure, readRegularFile, readRegularText } from '../io/read-file-node.js';
 import type { ClipModel } from './clip.js';
 import type { LoraSet } from './lora.js';
 import {
@@ -37,6 +38,10 @@ export async function loadLora(model: ClipModel, dir: string): Promise<LoraSet> 
       ? `missing; found ${bin}, a pickled PyTorch file, which is not read: save the adapter with safe_serialization=True`
       : 'missing: an adapter folder needs adapter_model.safetensors');
   }
-  const [configText, weights] = await Promise.all([readFile(configPath, 'utf8'), readFile(weightsPath)]);
+  const read = <T>(path: string, p: Promise<T>) => p.catch((e: unknown) => { throw new AdapterError(path, undefined, readFailure(e)); });
+  const [configText, weights] = await Promise.all([
+    read(configPath, readRegularText(configPath, MAX_CONFIG_BYTES, 'adapter_config.json')),
+    read(weightsPath, readRegularFile(weightsPath, MAX_BINARY_BYTES, 'adapter weights read whole')),
+  ]);
   return loadLoraFromBytes(model, configText, weights, { config: configPath, weights: weightsPath });
 }

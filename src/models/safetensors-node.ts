@@ -5,9 +5,10 @@
  * (`model.safetensors.index.json`) open every shard's header up front, so a bad shard fails early.
  */
 import { existsSync, statSync } from 'node:fs';
-import { open, readFile, type FileHandle } from 'node:fs/promises';
+import { type FileHandle } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, normalize, sep } from 'node:path';
 import { writeAtomicWith } from '../io/atomic-write-node.js';
+import { FileReadError, MAX_CONFIG_BYTES, openRegular, readRegularText } from '../io/read-file-node.js';
 import {
   SafetensorsError, SafetensorsHeaderView, asFloat32, decodeTensor, missingKey, parseHeader, planSafetensors, readHeaderLength,
   type DecodedTensor, type SafetensorsHeader, type SafetensorsSource, type TensorInfo, type TensorToWrite,
@@ -34,13 +35,14 @@ export class SafetensorsFile extends SafetensorsHeaderView implements Safetensor
 
   static async open(path: string): Promise<SafetensorsFile> {
     let fh: FileHandle;
+    let size: number;
     try {
-      fh = await open(path, 'r');
+      ({ fh, size } = await openRegular(path));
     } catch (e) {
-      throw new SafetensorsError(path, undefined, `cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      const err = e as FileReadError;
+      throw new SafetensorsError(path, undefined, err.code ? `cannot open (${err.code})` : err.reason ?? err.message);
     }
     try {
-      const size = (await fh.stat()).size;
       const first8 = size >= 8 ? await readExactly(fh, 8, 0, path) : new Uint8Array(0);
       const n = readHeaderLength(first8, size, path);
       const header = parseHeader(await readExactly(fh, n, 8, path), size, path);
@@ -84,10 +86,9 @@ export class ShardedSafetensors implements SafetensorsSource {
     const src = indexPath;
     let parsed: unknown;
     try {
-      parsed = JSON.parse(await readFile(indexPath, 'utf8'));
+      parsed = JSON.parse(await readRegularText(indexPath, MAX_CONFIG_BYTES, 'a JSON index'));
     } catch (e) {
-      const err = e as NodeJS.ErrnoException;
-      throw new SafetensorsError(src, undefined, err.code ? `cannot read (${err.code})` : `index is not valid JSON (${err.message})`);
+      throw new SafetensorsError(src, undefined, e instanceof FileReadError ? e.reason : `index is not valid JSON (${(e as Error).message})`);
     }
     const weightMap = (parsed as { weight_map?: unknown } | null)?.weight_map;
     if (weightMap === null || typeof weightMap !== 'object' || Array.isArray(weightMap)) {

@@ -6,9 +6,10 @@
  * names the HF tokenizers format). Each file is written atomically; config.json goes last, so a
  * folder with a config.json always has the weights it describes.
  */
-import { mkdirSync, readFileSync, existsSync } from 'node:fs';
+import { mkdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic-write-node.js';
+import { MAX_CONFIG_BYTES, readRegularTextSync } from '../io/read-file-node.js';
 import type { ClipModel } from './clip.js';
 import type { Activation, ClipConfig } from './clip-config.js';
 import { expectedHfShapes, type HostTensor } from './clip-weights.js';
@@ -144,5 +145,5 @@ export async function saveClip(model: ClipModel, dir: string, opts: SaveClipOpti
 export function readWordTokenizer(dir: string): WordTokenizer | null {
   const path = join(dir, WORD_TOKENIZER_FILE);
   if (!existsSync(path)) return null;
-  return WordTokenizer.fromJSON(readFileSync(path, 'utf8'), path);
+  return WordTokenizer.fromJSON(readRegularTextSync(path, MAX_CONFIG_BYTES, 'a tokenizer file'), path);
 }

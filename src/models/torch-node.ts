@@ -4,8 +4,9 @@
  * read. Sharded Hugging Face checkpoints (`pytorch_model.bin.index.json`, {weight_map: {key:
  * file}}) open every shard up front, so a bad shard fails early.
  */
-import { open, readFile, type FileHandle } from 'node:fs/promises';
+import { type FileHandle } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, normalize, sep } from 'node:path';
+import { FileReadError, MAX_CONFIG_BYTES, openRegular, readFailure, readRegularText } from '../io/read-file-node.js';
 import type { WeightSource } from './clip-weights.js';
 import { TorchCheckpoint } from './torch-checkpoint.js';
 import { TorchPickleError } from './torch-pickle.js';
@@ -18,12 +19,13 @@ export interface OpenWeights extends WeightSource {
 
 async function fileAccess(path: string): Promise<{ access: RandomAccess; fh: FileHandle }> {
   let fh: FileHandle;
+  let size: number;
   try {
-    fh = await open(path, 'r');
+    ({ fh, size } = await openRegular(path));
   } catch (e) {
-    throw new TorchPickleError(path, `cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    const err = e as FileReadError;
+    throw new TorchPickleError(path, err.code ? `cannot open (${err.code})` : readFailure(e));
   }
-  const size = (await fh.stat()).size;
   const access: RandomAccess = {
     size,
     async read(offset, length) {
@@ -63,9 +65,9 @@ export async function openTorchFile(path: string): Promise<OpenWeights & { check
 export async function openShardedTorch(indexPath: string): Promise<OpenWeights> {
   let index: { weight_map?: unknown };
   try {
-    index = JSON.parse(await readFile(indexPath, 'utf8'));
+    index = JSON.parse(await readRegularText(indexPath, MAX_CONFIG_BYTES, 'a JSON index'));
   } catch (e) {
-    throw new TorchPickleError(indexPath, `cannot read or parse (${(e as Error).message})`);
+    throw new TorchPickleError(indexPath, e instanceof FileReadError ? e.reason : `cannot parse (${(e as Error).message})`);
   }
   const map = index.weight_map;
   if (map === null || typeof map !== 'object' || Array.isArray(map)) throw new TorchPickleError(indexPath, '"weight_map" must be an object of key -> shard file');

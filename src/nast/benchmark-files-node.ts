@@ -4,7 +4,7 @@
  * folder) and checked to exist, every unusable row kept with its file and line; then scored on a
  * model.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
 import {
   parseNastMcqJson, parseNegBenchMcqCsv, parseNegBenchRetrievalCsv,
@@ -14,6 +14,7 @@ import type { ClipModel } from '../models/clip.js';
 import type { Tokenizer } from '../models/tokenizer/index.js';
 import type { ClipImageConfig } from '../models/image/preprocess.js';
 import { loadPixels } from '../cli/images-node.js';
+import { isRegularFile, MAX_TEXT_BYTES, readRegularTextSync } from '../io/read-file-node.js';
 import {
   nastMcq, negBenchMcq, negBenchResultsLine, negBenchRetrieval,
   type NastMcqResult, type NegBenchMcqResult, type NegBenchRetrievalResult,
@@ -43,8 +44,8 @@ export interface BenchmarkSet {
 }
 
 function readText(file: string): string {
-  if (!existsSync(file) || !statSync(file).isFile()) throw new Error(`${file}: no such file`);
-  return readFileSync(file, 'utf8');
+  if (!existsSync(file)) throw new Error(`${file}: no such file`);
+  return readRegularTextSync(file, MAX_TEXT_BYTES, 'a benchmark file read whole');
 }
 
 /** Reads every given file; rows with a problem or a missing image go to `skipped` (fatal with strict). */
@@ -58,8 +59,9 @@ export function readBenchmarkFiles(files: BenchmarkFiles, strict: boolean): Benc
     const rows: T[] = [];
     for (const r of parsed.rows) {
       const path = isAbsolute(r.image) ? r.image : resolve(root, r.image);
-      if (!existsSync(path)) {
-        skipped.push({ file, line: r.line, reason: `image not found: ${path}` });
+      // A FIFO or device is as unusable as a missing file (reading it would hang or never end).
+      if (!isRegularFile(path)) {
+        skipped.push({ file, line: r.line, reason: existsSync(path) ? `image is not a regular file: ${path}` : `image not found: ${path}` });
         continue;
       }
       rows.push({ ...r, image: path });

@@ -7,8 +7,8 @@
  * rename); the previous folder is removed after the switch. A crash at any point leaves
  * `current` naming a complete checkpoint, never a mix of two steps.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { OptimizerState } from '../engine/index.js';
 import type { LoraSet } from '../models/lora.js';
@@ -16,6 +16,7 @@ import { saveLora } from '../models/peft-node.js';
 import { loadSafetensorsFile, writeSafetensorsFile } from '../models/safetensors-node.js';
 import { asFloat32, type TensorToWrite } from '../models/safetensors.js';
 import { writeFileAtomic } from '../io/atomic-write-node.js';
+import { MAX_CONFIG_BYTES, readFailure, readRegularText, readRegularTextSync } from '../io/read-file-node.js';
 
 export interface LoopState {
   step: number;
@@ -39,7 +40,7 @@ export type SaveStage = 'extra' | 'adapter' | 'moments' | 'state' | 'pointer';
 export function checkpointFolder(dir: string): string | null {
   const ptr = join(dir, POINTER);
   if (existsSync(ptr)) {
-    const name = readFileSync(ptr, 'utf8').trim();
+    const name = readRegularTextSync(ptr, MAX_CONFIG_BYTES, 'a checkpoint pointer').trim();
     if (!FOLDER_RE.test(name)) throw new Error(`${ptr}: expected a checkpoint folder name like step-00000100, got ${JSON.stringify(name.slice(0, 40))}`);
     const folder = join(dir, name);
     if (!existsSync(join(folder, STATE))) throw new Error(`${ptr} names ${name}, which holds no ${STATE}: the checkpoint is incomplete`);
@@ -107,9 +108,9 @@ export async function loadCheckpointState(top: string): Promise<{ loop: LoopStat
     groups: { name: string; lr: number; weightDecay: number; gradScale: number; params: number }[]; hparams?: Record<string, unknown>;
   };
   try {
-    j = JSON.parse(await readFile(file, 'utf8'));
+    j = JSON.parse(await readRegularText(file, MAX_CONFIG_BYTES, 'a checkpoint state'));
   } catch (e) {
-    throw new Error(`${file}: cannot read the checkpoint state (${(e as Error).message})`);
+    throw new Error(`${file}: cannot read the checkpoint state (${readFailure(e)})`);
   }
   for (const k of ['step', 'epoch', 'cursor', 'seed', 'optimizerStep'] as const) {
     if (!Number.isInteger(j[k])) throw new Error(`${file}: ${k} must be an integer`);

@@ -8,10 +8,11 @@
  * process, so the default run exercises exactly what users run.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../io/atomic-write-node.js';
+import { MAX_CONFIG_BYTES, readRegularTextSync } from '../io/read-file-node.js';
 import { barChartSvg, markdownTable } from '../io/report.js';
 import { updateShares } from './update-shares.js';
 import { NAST_RECIPE, NEGBENCH_RECIPE } from './recipe.js';
@@ -135,8 +136,11 @@ function cell(xs: number[] | undefined): string {
   return xs.length > 1 ? `${f(mean)} ± ${f(std)}` : f(mean);
 }
 
+/** A JSON file a step of the run wrote: configuration-sized, a regular file. */
+const readJson = (file: string) => readRegularTextSync(file, MAX_CONFIG_BYTES, 'a JSON report');
+
 function readEval(file: string): { report: EvalReport; probe: ProbeReport | null } {
-  const j = JSON.parse(readFileSync(file, 'utf8')) as { models: { report: EvalReport }[]; probe?: ProbeReport };
+  const j = JSON.parse(readJson(file)) as { models: { report: EvalReport }[]; probe?: ProbeReport };
   return { report: j.models[0].report, probe: j.probe ?? null };
 }
 
@@ -172,7 +176,7 @@ export async function defaultRun(o: DefaultRunOptions): Promise<void> {
   await run('data.js', ['build', '--from', 'world', '--world-count', String(o.worldCount), '--world-size', '32', '--seed', '0', '--out', data], 'data: miniature world -> claim sets, captions, MCQs, probe pairs');
   await run('trace.js', ['--model', model, '--pairs', join(data, 'train', 'probe.jsonl'), '--limit', String(o.tracePairs), '--out', join(out, 'trace')], 'trace: causal tracing of the text encoder');
   const cte = join(out, 'trace', 'cte.json');
-  const cteJson = JSON.parse(readFileSync(cte, 'utf8')) as CteSummary;
+  const cteJson = JSON.parse(readJson(cte)) as CteSummary;
 
   const evalOf = async (adapter: string | null, file: string, label: string, probe = false) => {
     const args = ['--model', model, '--data', data, '--split', 'test', '--out', file];
@@ -203,7 +207,7 @@ export async function defaultRun(o: DefaultRunOptions): Promise<void> {
     const values: Record<string, number> = {};
     const report = (await evalOf(join(dir, 'adapter'), join(dir, 'eval.json'), `${label}, seed ${seed}`)).report;
     for (const [k, f] of COLUMNS) values[k] = f(report);
-    const rep = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as { update_norms: number[]; train_claim_accuracy: number | null };
+    const rep = JSON.parse(readJson(join(dir, 'report.json'))) as { update_norms: number[]; train_claim_accuracy: number | null };
     values['Train claim acc'] = rep.train_claim_accuracy ?? NaN;
     // Shares of the update held by the top-1/3/5 layers ranked by the trace's CTE, for every arm.
     const shares = updateShares(rep.update_norms, cteJson.cte_layer);

@@ -3,12 +3,13 @@
  * reads each split's attributes.jsonl, embeds its images once, fits one logistic regression per
  * attribute on the training split and scores it on the evaluated split.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { inference, l2Normalize } from '../engine/index.js';
 import type { ClipModel } from '../models/clip.js';
 import type { ClipImageConfig } from '../models/image/preprocess.js';
 import { loadPixels } from '../cli/images-node.js';
+import { MAX_TEXT_BYTES, readFailure, readRegularTextSync } from '../io/read-file-node.js';
 import { ATTRIBUTES_FILE, DatasetError, type DatasetSplit } from '../data/dataset-node.js';
 import { linearProbes, type ProbeLabels, type ProbeReport } from './linear-probe.js';
 
@@ -22,7 +23,13 @@ export function readAttributes(splitDir: string): AttributeLine[] {
   const file = join(splitDir, ATTRIBUTES_FILE);
   if (!existsSync(file)) throw new DatasetError(file, 'missing: rebuild the data folder with this version of dist/data.js (it writes the image attributes the probe is fitted on)');
   const out: AttributeLine[] = [];
-  readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
+  let text: string;
+  try {
+    text = readRegularTextSync(file, MAX_TEXT_BYTES, 'an attributes file read whole');
+  } catch (e) {
+    throw new DatasetError(file, readFailure(e));
+  }
+  text.split('\n').forEach((line, i) => {
     if (line.trim() === '') return;
     let j: { image?: unknown; labels?: unknown };
     try {

@@ -4,7 +4,7 @@
  * the step, save, exit 128 + the signal); then the adapter (or model), the per-layer update
  * analysis and report.json. Node-only.
  */
-import { copyFileSync, existsSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { loadClip } from '../models/load-node.js';
@@ -13,6 +13,7 @@ import { saveClip } from '../models/save-node.js';
 import type { ParsedFlags } from '../cli/args.js';
 import { StopRequests, stopExitCode, stopName } from '../cli/stop-signals-node.js';
 import { writeFileAtomic } from '../data/shards-node.js';
+import { MAX_CONFIG_BYTES, readRegularFileSync } from '../io/read-file-node.js';
 import { loraUpdateNorms } from './train-loop.js';
 import { NastRun, NonFiniteLossError } from './nast-run.js';
 import { updateShares } from './update-shares.js';
@@ -92,7 +93,7 @@ export async function runTraining(s: TrainSetup, f: ParsedFlags): Promise<void> 
   } else {
     const dir = join(out, 'model');
     await saveClip(model, dir, { metadata: { fine_tuned_from: s.modelPath, recipe: recipe.name } });
-    copyModelFiles(s.modelPath, dir);
+    await copyModelFiles(s.modelPath, dir);
     const base = s.start ?? await textSnapshot(await loadClip(s.ctx, s.modelPath, { configPath: s.configPath }), true);
     norms = layerUpdateNorms(base, await textSnapshot(model), s.layers);
   }
@@ -113,17 +114,20 @@ export async function runTraining(s: TrainSetup, f: ParsedFlags): Promise<void> 
     const dir = f['export-merged'] as string;
     lora.merge();
     await saveClip(model, dir, { metadata: { merged_adapter: join(out, 'adapter') } });
-    copyModelFiles(s.modelPath, dir);
+    await copyModelFiles(s.modelPath, dir);
     console.log(`merged the adapter into the base weights: ${dir}`);
   }
   s.release();
 }
 
-/** Tokenizer and preprocessing files travel with a merged export (the weights are written anew). */
-function copyModelFiles(modelPath: string, dir: string): void {
+/**
+ * Tokenizer and preprocessing files travel with a merged export (the weights are written anew);
+ * each is a configuration-sized regular file, read within that bound and written atomically.
+ */
+async function copyModelFiles(modelPath: string, dir: string): Promise<void> {
   const from = statSync(modelPath).isDirectory() ? modelPath : dirname(modelPath);
   for (const name of ['vocab.json', 'merges.txt', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'bpe_simple_vocab_16e6.txt.gz', 'word_tokenizer.json', 'preprocessor_config.json']) {
-    if (existsSync(join(from, name))) copyFileSync(join(from, name), join(dir, name));
+    if (existsSync(join(from, name))) await writeFileAtomic(join(dir, name), readRegularFileSync(join(from, name), MAX_CONFIG_BYTES, 'a tokenizer or preprocessing file'));
   }
 }
 

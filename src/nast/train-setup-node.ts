@@ -4,7 +4,7 @@
  * training images embedded once (the vision tower is frozen) and the accuracy checks prepared.
  * Node-only (files, the Dawn context).
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { nodeContext } from '../engine/node-gpu.js';
 import { concat, inference, type GpuContext, type Tensor } from '../engine/index.js';
@@ -15,6 +15,8 @@ import { recomputePays, type ClipModel } from '../models/clip.js';
 import type { Tokenizer } from '../models/tokenizer/index.js';
 import { asUsage, UsageError, type ParsedFlags } from '../cli/args.js';
 import { imageConfigFor, loadPixels } from '../cli/images-node.js';
+import { requireInputFiles } from '../cli/input-file-node.js';
+import { MAX_CONFIG_BYTES, readRegularTextSync } from '../io/read-file-node.js';
 import { openShards } from '../data/shards-node.js';
 import { makeRng, shuffle } from '../data/rng.js';
 import type { EvalRecord } from '../data/records.js';
@@ -100,6 +102,8 @@ export async function setUpTraining(f: ParsedFlags, given: (name: string) => boo
   const acc = f.accumulate as number;
   if (batch < 2 || batch % acc !== 0) throw new UsageError(`--batch-size ${batch} must be >= 2 and divisible by --accumulate ${acc}`);
   if (f.recompute && f['no-recompute']) throw new UsageError('--recompute and --no-recompute contradict each other: give one');
+  requireInputFiles('cte', f.cte as string | undefined);
+  requireInputFiles('config', f.config as string | undefined);
   const out = f.out as string;
   const ckptDir = join(out, 'checkpoint');
 
@@ -156,7 +160,7 @@ export async function setUpTraining(f: ParsedFlags, given: (name: string) => boo
   let scales: number[] | null = null;
   let cteLayer: number[] | null = null;
   if (!uniform) {
-    const cte = parseCteReport(readFileSync(f.cte as string, 'utf8'), f.cte as string);
+    const cte = parseCteReport(readRegularTextSync(f.cte as string, MAX_CONFIG_BYTES, 'a cte.json'), f.cte as string);
     const note = cteUpgradeNote(cte, f.cte as string);
     if (note) process.stderr.write(`train: ${note}\n`);
     if (cte.layers !== layers) throw new Error(`${f.cte}: traced a text encoder of ${cte.layers} layers, the model has ${layers}`);

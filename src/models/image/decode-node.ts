@@ -22,9 +22,9 @@
  * states the measured differences). CMYK/YCCK JPEGs decode, but through jpeg-js's CMYK formula,
  * which is not Pillow's; they are not checked against Pillow. Gray JPEGs come back as 3 channels.
  */
-import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { PNG } from 'pngjs';
+import { openRegular, readAt, readFailure } from '../../io/read-file-node.js';
 import type { RawImage } from './preprocess.js';
 
 export class ImageDecodeError extends Error {
@@ -171,19 +171,28 @@ function decodeJpeg(b: Uint8Array): DecodedImage {
   return { width: img.width, height: img.height, channels: 3, data: img.data, format: 'jpeg', bitDepth: 8 };
 }
 
-/** Decodes PNG or JPEG bytes (the format is sniffed from the content, not the name). */
-export function decodeImageBytes(bytes: Uint8Array, source = '<bytes>', opts: DecodeOptions = {}): DecodedImage {
-  const kind = sniff(bytes);
-  if (kind !== 'png' && kind !== 'jpeg') {
-    const what = kind ? `${kind} images are not supported` : 'not a PNG or JPEG file';
-    throw new ImageDecodeError(source, `${what} (only PNG and JPEG can be decoded)`);
-  }
-  const limit = pixelLimit(opts);
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const declared = kind === 'jpeg' ? jpegSize(bytes) : bytes.length >= 24 ? { width: dv.getUint32(16), height: dv.getUint32(20) } : null;
+/** 'png' or 'jpeg' from the first bytes, or throws naming what the file is instead. */
+function formatOf(head: Uint8Array, source: string): 'png' | 'jpeg' {
+  const kind = sniff(head);
+  if (kind === 'png' || kind === 'jpeg') return kind;
+  const what = kind ? `${kind} images are not supported` : 'not a PNG or JPEG file';
+  throw new ImageDecodeError(source, `${what} (only PNG and JPEG can be decoded)`);
+}
+
+/** The size the header declares (null where the bytes given hold none), checked against the pixel limit. */
+function declaredSize(kind: 'png' | 'jpeg', head: Uint8Array, source: string, limit: number): { width: number; height: number } | null {
+  const dv = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  const declared = kind === 'jpeg' ? jpegSize(head) : head.length >= 24 ? { width: dv.getUint32(16), height: dv.getUint32(20) } : null;
   if (declared && declared.width * declared.height > limit) {
     throw new ImageDecodeError(source, `declares ${declared.width} x ${declared.height} pixels (${(declared.width * declared.height / 1e6).toFixed(1)} megapixels), over the limit of ${(limit / 1e6).toFixed(1)} (a decompression bomb, or set NEGCLIP_MAX_IMAGE_PIXELS to allow it)`);
   }
+  return declared;
+}
+
+/** Decodes PNG or JPEG bytes (the format is sniffed from the content, not the name). */
+export function decodeImageBytes(bytes: Uint8Array, source = '<bytes>', opts: DecodeOptions = {}): DecodedImage {
+  const kind = formatOf(bytes, source);
+  declaredSize(kind, bytes, source, pixelLimit(opts));
   let img: DecodedImage;
   try {
     img = kind === 'png' ? decodePng(bytes, opts) : decodeJpeg(bytes);
@@ -197,12 +206,49 @@ export function decodeImageBytes(bytes: Uint8Array, source = '<bytes>', opts: De
   return img;
 }
 
+/**
+ * Bytes of the file's start that decodeImageFile reads before the rest: the magic bytes, PNG's
+ * IHDR, and a JPEG's frame header behind ordinary metadata (EXIF, ICC and XMP segments).
+ */
+const HEAD_BYTES = 1 << 20;
+
+/**
+ * Most bytes an image file of `pixels` may have: a PNG stores at most 8 bytes a pixel (16-bit
+ * RGBA) before compression, a JPEG less; 16 leaves room for framing, and 64 MiB for metadata.
+ */
+export function maxImageFileBytes(pixels: number): number {
+  return 16 * pixels + 64 * 1024 * 1024;
+}
+
+/**
+ * Reads and decodes an image file. Only a regular file is opened; its first bytes must be a PNG
+ * or JPEG whose declared size is within the pixel limit, and the file no larger than such an
+ * image needs, before the rest is read.
+ */
 export async function decodeImageFile(path: string, opts: DecodeOptions = {}): Promise<DecodedImage> {
+  const limit = pixelLimit(opts);
+  let file: Awaited<ReturnType<typeof openRegular>>;
+  try {
+    file = await openRegular(path);
+  } catch (e) {
+    throw new ImageDecodeError(path, readFailure(e));
+  }
+  const { fh, size } = file;
   let bytes: Uint8Array;
   try {
-    bytes = new Uint8Array(await readFile(path));
+    const head = await readAt(fh, 0, Math.min(size, HEAD_BYTES));
+    const declared = declaredSize(formatOf(head, path), head, path, limit);
+    const pixels = declared ? declared.width * declared.height : limit;
+    if (size > maxImageFileBytes(pixels)) {
+      const dims = declared ? `a ${declared.width} x ${declared.height} image` : `an image within the pixel limit`;
+      throw new ImageDecodeError(path, `${size} bytes, more than ${dims} needs (${maxImageFileBytes(pixels)} bytes at most): not read`);
+    }
+    bytes = size <= head.length ? head : await readAt(fh, 0, size);
   } catch (e) {
+    if (e instanceof ImageDecodeError) throw e;
     throw new ImageDecodeError(path, `cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  } finally {
+    await fh.close();
   }
   return decodeImageBytes(bytes, path, opts);
 }

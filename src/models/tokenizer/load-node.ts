@@ -1,6 +1,7 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isRegularFile, MAX_CONFIG_BYTES, readFailure, readRegularFileSync } from '../../io/read-file-node.js';
 import { ClipTokenizer, type Tokenizer } from './bpe.js';
 import { TokenizerFileError } from './vocab-files.js';
 import { WordTokenizer } from './word.js';
@@ -9,19 +10,28 @@ const OPENAI_FILE = 'bpe_simple_vocab_16e6.txt.gz';
 /** A word-level tokenizer's JSON (WordTokenizer.toJSON), as src/models/save-node.ts writes it. */
 export const WORD_TOKENIZER_FILE = 'word_tokenizer.json';
 
-function isFile(p: string): boolean {
-  return existsSync(p) && statSync(p).isFile();
+const isFile = isRegularFile;
+
+/** A tokenizer file's bytes; every tokenizer format is a configuration-sized file. */
+function readBytes(path: string): Buffer {
+  try {
+    return readRegularFileSync(path, MAX_CONFIG_BYTES, 'a tokenizer file');
+  } catch (e) {
+    throw new TokenizerFileError(path, readFailure(e));
+  }
 }
 
+const readText = (path: string) => readBytes(path).toString('utf8');
+
 function fromHFPair(vocab: string, merges: string): ClipTokenizer {
-  return ClipTokenizer.fromHF(readFileSync(vocab, 'utf8'), readFileSync(merges, 'utf8'), `${vocab} + ${basename(merges)}`);
+  return ClipTokenizer.fromHF(readText(vocab), readText(merges), `${vocab} + ${basename(merges)}`);
 }
 
 function fromFile(path: string): Tokenizer {
   const name = basename(path);
-  if (name === WORD_TOKENIZER_FILE) return WordTokenizer.fromJSON(readFileSync(path, 'utf8'), path);
-  if (name.endsWith('.gz')) return ClipTokenizer.fromOpenAIGzip(readFileSync(path), path);
-  if (name === 'tokenizer.json') return ClipTokenizer.fromHFTokenizerJson(readFileSync(path, 'utf8'), path);
+  if (name === WORD_TOKENIZER_FILE) return WordTokenizer.fromJSON(readText(path), path);
+  if (name.endsWith('.gz')) return ClipTokenizer.fromOpenAIGzip(readBytes(path), path);
+  if (name === 'tokenizer.json') return ClipTokenizer.fromHFTokenizerJson(readText(path), path);
   const dir = dirname(path);
   if (name.endsWith('.json')) {
     const merges = join(dir, 'merges.txt');
@@ -44,7 +54,8 @@ function fromFile(path: string): Tokenizer {
  */
 export function loadTokenizer(dirOrFile: string): Tokenizer {
   if (!existsSync(dirOrFile)) throw new TokenizerFileError(dirOrFile, 'no such file or folder');
-  if (statSync(dirOrFile).isFile()) return fromFile(dirOrFile);
+  // Anything but a folder is read as a file, so a FIFO or device is refused by name, not searched.
+  if (!statSync(dirOrFile).isDirectory()) return fromFile(dirOrFile);
   const looked: string[] = [];
   for (const dir of [dirOrFile, join(dirOrFile, 'tokenizer')]) {
     const word = join(dir, WORD_TOKENIZER_FILE);
