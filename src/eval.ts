@@ -5,7 +5,7 @@
  * Markdown table and writes report.json + report.md atomically.
  */
 import { existsSync, mkdirSync, statSync } from 'node:fs';
-import { isRegularFile, MAX_CONFIG_BYTES, readRegularTextSync } from './io/read-file-node.js';
+import { isRegularFile, MAX_CONFIG_BYTES, MAX_TEXT_BYTES, readRegularTextSync } from './io/read-file-node.js';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { nodeContext } from './engine/node-gpu.js';
 import { loadClip, loadClipTokenizer } from './models/load-node.js';
@@ -14,6 +14,7 @@ import type { ClipModel } from './models/clip.js';
 import type { LoraSet } from './models/lora.js';
 import { WordTokenizer, WORD_TOKENIZER_FORMAT, type Tokenizer } from './models/tokenizer/index.js';
 import { stderrIsTty } from './cli/dawn-quiet-node.js';
+import { lockOutput } from './cli/run-lock-node.js';
 import { prepareOutputFolder } from './cli/out-path-node.js';
 import { runCli, UsageError, type FlagTable } from './cli/args.js';
 import { requireInputFiles } from './cli/input-file-node.js';
@@ -102,7 +103,10 @@ await runCli('eval', 'usage: node dist/eval.js --model DIR [--adapter DIR] (--da
     const model = f.model as string | undefined;
     const data = f.data as string | undefined;
     if (!model) throw new UsageError('--model is required (a CLIP folder or .safetensors file)');
-    if (f.out !== undefined) prepareOutputFolder('out', f.out as string);
+    if (f.out !== undefined) {
+      prepareOutputFolder('out', f.out as string);
+      lockOutput(dirname(resolve(f.out as string)), 'eval.js', (line) => process.stderr.write(`eval: ${line}\n`));
+    }
     const benchFiles = { negbenchMcq: f['negbench-mcq'] as string | undefined, negbenchRetrieval: f['negbench-retrieval'] as string | undefined, nastMcq: f['nast-mcq'] as string | undefined, imageRoot: f['image-root'] as string | undefined };
     const anyBench = Boolean(benchFiles.negbenchMcq || benchFiles.negbenchRetrieval || benchFiles.nastMcq);
     for (const flag of ['config', 'negbench-mcq', 'negbench-retrieval', 'nast-mcq']) requireInputFiles(flag, f[flag] as string | undefined);
@@ -236,8 +240,12 @@ await runCli('eval', 'usage: node dist/eval.js --model DIR [--adapter DIR] (--da
       await writeFileAtomic(mdPath, md);
       if (bench) {
         // NegBench's own results.jsonl beside the report: one line per model, their key names.
+        // Appended, as NegBench appends: a second evaluation into the folder loses nothing.
         const lines = rows.map((r) => JSON.stringify({ model: r.name, ...r.benchmarks!.results_line })).join('\n');
-        await writeFileAtomic(join(dirname(out), 'results.jsonl'), `${lines}\n`);
+        const file = join(dirname(out), 'results.jsonl');
+        const before = existsSync(file) ? readRegularTextSync(file, MAX_TEXT_BYTES, 'a results.jsonl') : '';
+        await writeFileAtomic(file, `${before}${before && !before.endsWith('\n') ? '\n' : ''}${lines}\n`);
+        if (before.trim()) process.stderr.write(`eval: appended to ${file}, which already held ${before.trim().split('\n').length} line(s)\n`);
       }
       process.stderr.write(`eval: wrote ${out}${bench ? `, ${join(dirname(out), 'results.jsonl')}` : ''} and ${mdPath}\n`);
     }

@@ -5,6 +5,7 @@
  * with the per-layer bars beside it.
  */
 import { mkdirSync } from 'node:fs';
+import { lockOutput } from './cli/run-lock-node.js';
 import { MAX_TEXT_BYTES, readFailure, readRegularTextSync } from './io/read-file-node.js';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { nodeContext } from './engine/node-gpu.js';
@@ -87,6 +88,7 @@ await runCli('trace', 'usage: node dist/trace.js --model DIR --pairs FILE.jsonl 
     if (!((f.bootstrap as number) >= 0)) throw new UsageError(`--bootstrap must be >= 0, got ${f.bootstrap}`);
     requireInputFiles('pairs', f.pairs as string);
     requireInputFiles('config', f.config as string | undefined);
+    lockOutput(f.out as string, 'trace.js', (line) => process.stderr.write(`trace: ${line}\n`));
     let pairs = readPairs(f.pairs as string);
     if (f.limit !== undefined) pairs = pairs.slice(0, f.limit as number);
     const ctx = await nodeContext();

@@ -44,6 +44,7 @@ export const TRAIN_FLAGS: FlagTable = {
   'stop-after': { kind: 'int', min: 0, help: 'stop (with a checkpoint, as on Ctrl-C) once this many steps are done; --resume continues' },
   'export-merged': { kind: 'string', meta: 'DIR', help: 'also write the base model with the adapter merged in (W + scale * B A) as a Hugging Face folder' },
   resume: { kind: 'boolean', help: 'continue from OUT/checkpoint exactly where it stopped' },
+  overwrite: { kind: 'boolean', help: 'replace the run already in --out (its adapter, checkpoint, metrics and report); without it a fresh run into a folder holding one is refused' },
   'init-adapter': { kind: 'string', meta: 'DIR', help: 'start the LoRA weights from this PEFT adapter folder (e.g. one interop/torch wrote) instead of a fresh init; rank, alpha and targets are the adapter\'s' },
   tokenizer: { kind: 'string', meta: 'PATH', help: 'tokenizer file or folder (default: the model folder)' },
   recompute: { kind: 'boolean', help: 'recompute each transformer block in backward from its input: same gradients, a fraction of the activation memory, one extra forward pass per step (default: on where the text tower is 512 wide or more, CLIP ViT-B and up)' },

@@ -198,7 +198,8 @@ export async function defaultRun(o: DefaultRunOptions): Promise<void> {
   /** Trains one arm for one seed and evaluates it: that run's column values. */
   const trainArm = async (arm: Exclude<Arm, 'base'>, seed: number, label: string, extra: string[] = [], dirName = ARM_RUN[arm].dir): Promise<Record<string, number>> => {
     const dir = join(out, `seed-${seed}`, dirName);
-    const flags = ['--model', model, '--data', data, '--steps', steps, '--seed', String(seed), '--out', dir, ...o.trainFlags, ...ARM_RUN[arm].flags(cte)];
+    // The default run owns its folder: each time it trains its arms afresh.
+    const flags = ['--model', model, '--data', data, '--steps', steps, '--seed', String(seed), '--out', dir, '--overwrite', ...o.trainFlags, ...ARM_RUN[arm].flags(cte)];
     if (arm === 'NAST') flags.push(...(o.nastFlags ?? []));
     flags.push(...extra);
     // Runs side by side would interleave their progress bars.

@@ -16,7 +16,11 @@ import type { Tokenizer } from '../models/tokenizer/index.js';
 import { asUsage, UsageError, type ParsedFlags } from '../cli/args.js';
 import { imageConfigFor, loadPixels } from '../cli/images-node.js';
 import { requireInputFiles } from '../cli/input-file-node.js';
-import { MAX_CONFIG_BYTES, readRegularTextSync } from '../io/read-file-node.js';
+import { MAX_CONFIG_BYTES, readRegularFileSync } from '../io/read-file-node.js';
+import { lockOutput } from '../cli/run-lock-node.js';
+import { dataIdentity, modelIdentity, scalesIdentity } from './run-identity-node.js';
+import { compareResume, type RunSettings } from './resume-check.js';
+import { checkRunFolder, keepMetricsUpTo, removeRunOutputs } from './run-folder-node.js';
 import { openShards } from '../data/shards-node.js';
 import { makeRng, shuffle } from '../data/rng.js';
 import type { EvalRecord } from '../data/records.js';
@@ -106,6 +110,9 @@ export async function setUpTraining(f: ParsedFlags, given: (name: string) => boo
   requireInputFiles('config', f.config as string | undefined);
   const out = f.out as string;
   const ckptDir = join(out, 'checkpoint');
+  if (f.resume && f.overwrite) throw new UsageError('--resume continues the run in --out, --overwrite replaces it: give one');
+  lockOutput(out, 'train.js', (line) => process.stderr.write(`train: ${line}\n`));
+  const replaced = f.resume ? [] : checkRunFolder(out, f.overwrite as boolean);
 
   const folder = dataFolder(f.data as string);
   const trainRecords = (await (await openShards(folder)).readAll()) as EvalRecord[];
@@ -117,25 +124,22 @@ export async function setUpTraining(f: ParsedFlags, given: (name: string) => boo
   }
   const resume = f.resume as boolean;
   const checkpoint = resume ? await loadCheckpointState(ckptDir) : null;
+  const cteBytes = uniform ? null : readRegularFileSync(f.cte as string, MAX_CONFIG_BYTES, 'a cte.json');
+  const cte = cteBytes ? parseCteReport(new TextDecoder().decode(cteBytes), f.cte as string) : null;
+  const beta = cte ? (f.beta as number | undefined) ?? cte.beta : null;
   // What a checkpoint records of the run, compared on --resume.
   const hparams: Record<string, string | number | boolean> = {
     recipe: recipe.name, 'batch-size': batch, lambda: f.lambda as number, lr: f.lr as number, rank: f.rank as number, alpha: f.alpha as number,
     targets: f.targets as string, 'full-text': fullText, seed: f.seed as number,
+    model: modelIdentity(modelPath, f.config as string | undefined), model_path: resolve(modelPath),
+    data: dataIdentity(folder), data_path: resolve(folder),
+    scales: scalesIdentity(cteBytes, beta),
   };
   if (checkpoint) {
-    // The adapter's shape comes from the checkpoint, so rank, alpha and targets matter only
-    // when given; the data order depends on the others, given or defaulted.
-    const adapterShape = ['rank', 'alpha', 'targets'];
-    const dataOrder = ['recipe', 'full-text', 'seed', 'batch-size'];
-    for (const [k, was] of Object.entries(checkpoint.hparams)) {
-      const now = hparams[k];
-      if (now === undefined || now === was) continue;
-      if (adapterShape.includes(k) && !given(k)) continue;
-      if (adapterShape.includes(k) || dataOrder.includes(k)) {
-        throw new UsageError(`--resume: --${k} ${now} differs from the checkpoint's ${was} (${ckptDir}); it cannot change mid-run${given(k) ? '' : ` (pass --${k} ${was} as the run did)`}`);
-      }
-      process.stderr.write(`train: --resume: --${k} is now ${now} (the checkpoint's run had ${was})\n`);
-    }
+    const verdict = compareResume(checkpoint.hparams as RunSettings, hparams, given, ckptDir);
+    if (verdict.errors.length > 0) throw new UsageError(verdict.errors.join('\n'));
+    for (const n of verdict.notes) process.stderr.write(`train: ${n}\n`);
+    await keepMetricsUpTo(join(out, 'metrics.jsonl'), checkpoint.loop.step);
   }
   const loopInit: BatchState = checkpoint ? checkpoint.loop : { step: 0, epoch: 0, cursor: 0, seed: f.seed as number };
   let batcher: ExampleBatcher;
@@ -159,12 +163,11 @@ export async function setUpTraining(f: ParsedFlags, given: (name: string) => boo
   const layers = model.config.text.layers;
   let scales: number[] | null = null;
   let cteLayer: number[] | null = null;
-  if (!uniform) {
-    const cte = parseCteReport(readRegularTextSync(f.cte as string, MAX_CONFIG_BYTES, 'a cte.json'), f.cte as string);
+  if (cte) {
     const note = cteUpgradeNote(cte, f.cte as string);
     if (note) process.stderr.write(`train: ${note}\n`);
     if (cte.layers !== layers) throw new Error(`${f.cte}: traced a text encoder of ${cte.layers} layers, the model has ${layers}`);
-    scales = layerScales(cte.alpha, (f.beta as number | undefined) ?? cte.beta);
+    scales = layerScales(cte.alpha, beta!);
     if (scales.every((x) => x === 0)) {
       throw new Error(`${f.cte}: alpha is 0 for every layer (${cte.alpha.join(', ')}), so no layer would train; re-trace, or train with --uniform`);
     }
@@ -234,6 +237,10 @@ export async function setUpTraining(f: ParsedFlags, given: (name: string) => boo
   if (checkpoint) {
     trainer.optimizer.loadState(checkpoint.optimizer);
     process.stderr.write(`train: resumed at step ${loop.step} (epoch ${loop.epoch}, position ${loop.cursor})\n`);
+  }
+  if (replaced.length > 0) {
+    process.stderr.write(`train: --overwrite: replacing the previous run's ${replaced.join(', ')} in ${out}\n`);
+    removeRunOutputs(out, replaced);
   }
   return {
     recipe, uniform, fullText, lambda, modelPath, configPath, out, ckptDir, ctx, model, tok, lora, layers, scales, cteLayer,
