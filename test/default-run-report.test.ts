@@ -26,10 +26,36 @@ test('markdown: one table with every column, the four arms, the NAST - uniform l
   assert.ok(md.includes(`| Model | ${TABLE_COLUMNS.join(' | ')} |`), 'the header lists every column in order');
   for (const arm of ['base', 'NegBench', 'uniform', 'NAST']) assert.match(md, new RegExp(`^\\| ${arm} \\|`, 'm'));
   assert.match(md, /NAST - uniform claim accuracy per seed: -10\.0, \+0\.0, \+5\.0 /);
-  assert.match(md, /NAST higher in 1 of 3 seeds, tied in 1/);
+  assert.match(md, /NAST higher in 1 of 3 seeds/);
   assert.match(md, /CTE_l over layers 1\.\.4 \(positions "differ", 2 probe pairs\): 0\.160, 0\.140, 0\.120, 0\.000/);
   assert.match(md, /Wall time 42 s\.\n$/);
   assert.not.match(md, /NAST sweep/);
+});
+
+test('markdown: the NAST - uniform interval for claim accuracy and for negated claims', () => {
+  const md = defaultRunMarkdown(THREE);
+  // diffs -0.1, 0, +0.05: mean -1/60, sd 0.0763763, half-width 4.302653 * 0.0763763 / sqrt(3) = 0.189729.
+  assert.ok(md.includes('NAST - uniform claim accuracy per seed: -10.0, +0.0, +5.0 (mean -1.7 ± 6.2; 95 % CI [-20.6, +17.3] (Student t, 2 df); NAST higher in 1 of 3 seeds, lower in 1, tied in 1).'), md);
+  // Every arm has the same negated claim accuracy in the fake: three ties.
+  assert.ok(md.includes('NAST - uniform claim accuracy on negated claims per seed: +0.0, +0.0, +0.0 (mean +0.0 ± 0.0; 95 % CI [+0.0, +0.0] (Student t, 2 df): every seed gave the same difference: zero width, not certainty; NAST higher in 0 of 3 seeds, lower in 0, tied in 3).'), md);
+  const one = defaultRunMarkdown(fakeReport([0], { uniform: [0.5], NAST: [0.55] }));
+  assert.match(one, /claim accuracy per seed: \+5\.0 \(mean \+5\.0 ± 0\.0; no 95 % interval \(one seed: no spread to estimate, so no interval\); NAST higher in 1 of 1 seeds, lower in 0, tied in 0\)/);
+});
+
+test('summary: nast_vs_uniform gains n, sd, t975, ci95, sign counts and a negated block', () => {
+  const p = defaultRunSummary(THREE).nast_vs_uniform;
+  assert.equal([p.n, p.higher, p.lower, p.tied], [3, 1, 1, 1]);
+  assert.ok(Math.abs(p.sd! - 0.0763762615825973) < 1e-12 && Math.abs(p.t975! - 4.302652729911275) < 1e-9);
+  assert.ok(Math.abs(p.ci95![0] + 0.2063958) < 1e-6 && Math.abs(p.ci95![1] - 0.1730625) < 1e-6, String(p.ci95));
+  assert.is(p.ci95_note, null);
+  const n = p.negated;
+  assert.is(n.column, 'Claim acc (negated)');
+  assert.equal([n.n, n.higher, n.lower, n.tied, n.wins, n.ties, n.losses], [3, 0, 0, 3, 0, 3, 0]);
+  assert.equal(n.ci95, [0, 0]);
+  // JSON has no undefined or NaN in these fields for a one-seed run: the interval is null with its reason.
+  const one = JSON.parse(JSON.stringify(defaultRunSummary(fakeReport([0], { uniform: [0.5], NAST: [0.55] })).nast_vs_uniform));
+  assert.equal([one.n, one.sd, one.t975, one.ci95, one.negated.ci95], [1, null, null, null, null]);
+  assert.match(one.ci95_note, /one seed/);
 });
 
 test('summary: existing results.json fields keep their names and shapes', () => {

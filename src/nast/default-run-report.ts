@@ -3,9 +3,10 @@
  * results.svg. Pure and browser-safe, so the reports are tested without training anything;
  * default-run-node.ts gathers the numbers and writes the files.
  */
-import { barChartSvg, markdownTable } from '../io/report.js';
+import { barChartSvg, formatNumber, markdownTable } from '../io/report.js';
 import type { EvalReport } from './evaluate.js';
 import { probeFamilyTable, type ProbeReport } from './linear-probe.js';
+import { pairedStats } from './paired-stats.js';
 
 /** One table row: an arm (or a sweep value) and its per-seed values by column. */
 export interface Summary {
@@ -70,6 +71,35 @@ export function pairedDifference(nast: readonly number[], uniform: readonly numb
   return { diffs, mean, std, wins: diffs.filter((d) => d > 1e-12).length, ties: diffs.filter((d) => Math.abs(d) <= 1e-12).length, losses: diffs.filter((d) => d < -1e-12).length };
 }
 
+/**
+ * NAST against uniform on one column, paired by seed: pairedDifference's fields (std is the
+ * population std, kept as it was) and pairedStats' interval and sign counts (sd divides by n - 1).
+ */
+export function armComparison(column: string, nast: readonly number[], uniform: readonly number[]) {
+  const paired = pairedDifference(nast, uniform);
+  const { diffs: _d, mean: _m, ...stats } = pairedStats(paired.diffs);
+  return { column, ...paired, ...stats };
+}
+export type ArmComparison = ReturnType<typeof armComparison>;
+
+/** results.json's nast_vs_uniform: claim accuracy at the top level (as before), negated claims beside it. */
+export function nastVsUniform(rep: DefaultRunReport): ArmComparison & { negated: ArmComparison } {
+  const of = (column: string) => armComparison(column, rowOf(rep, 'NAST').values[column] ?? [], rowOf(rep, 'uniform').values[column] ?? []);
+  return { ...of('Claim acc'), negated: of('Claim acc (negated)') };
+}
+
+/** One sentence of results.md for a comparison: per-seed differences, mean, interval, signs. */
+function comparisonLine(what: string, c: ArmComparison): string {
+  const pct = (x: number) => formatNumber(100 * x, 1);
+  // formatNumber never prints "-0.0", so a tie reads "+0.0" whatever its round-off sign.
+  const signed = (x: number) => (pct(x).startsWith('-') ? pct(x) : `+${pct(x)}`);
+  const interval = c.ci95
+    ? `95 % CI [${signed(c.ci95[0])}, ${signed(c.ci95[1])}] (Student t, ${c.n - 1} df)${c.ci95_note ? `: ${c.ci95_note}` : ''}`
+    : `no 95 % interval (${c.ci95_note})`;
+  return `NAST - uniform ${what} per seed: ${c.diffs.map(signed).join(', ')} ` +
+    `(mean ${signed(c.mean)} ± ${pct(c.std)}; ${interval}; NAST higher in ${c.higher} of ${c.n} seeds, lower in ${c.lower}, tied in ${c.tied}).`;
+}
+
 /** Everything the default run measured, as the report builders take it. */
 export interface DefaultRunReport {
   model: string;
@@ -99,8 +129,7 @@ function tableOf(list: Summary[]): string {
 
 /** results.md. */
 export function defaultRunMarkdown(rep: DefaultRunReport): string {
-  const paired = pairedDifference(rowOf(rep, 'NAST').values['Claim acc'] ?? [], rowOf(rep, 'uniform').values['Claim acc'] ?? []);
-  const pct = (x: number) => (100 * x).toFixed(1);
+  const vs = nastVsUniform(rep);
   const cte = rep.cte;
   const ci = cte.cte_layer_ci95;
   const probeTable = rep.probe ? `\n${probeFamilyTable(rep.probe.families)}` : '';
@@ -111,8 +140,8 @@ export function defaultRunMarkdown(rep: DefaultRunReport): string {
     `Paired gap = affirmative - negated (smaller is better). Train claim acc: a fixed sample of training claim sets at the last step. ` +
     `Top-k share: fraction of the total update norm in the k layers with the highest CTE. ` +
     `Probe ceiling: mean held-out balanced accuracy of linear probes of the frozen image embeddings over every tested attribute (chance 50).\n\n${tableOf(rep.rows)}\n` +
-    `NAST - uniform claim accuracy per seed: ${paired.diffs.map((d) => `${d >= 0 ? '+' : ''}${pct(d)}`).join(', ')} ` +
-    `(mean ${paired.mean >= 0 ? '+' : ''}${pct(paired.mean)} ± ${pct(paired.std)}; NAST higher in ${paired.wins} of ${paired.diffs.length} seeds, tied in ${paired.ties}).\n\n` +
+    `${comparisonLine('claim accuracy', vs)}\n` +
+    `${comparisonLine('claim accuracy on negated claims', vs.negated)}\n\n` +
     `CTE_l over layers 1..${cte.cte_layer.length} (positions "${cte.positions}", ${cte.pairs.length} probe pairs): ` +
     `${cte.cte_layer.map((x, l) => `${x.toFixed(3)}${ci ? ` [${ci[l][0].toFixed(3)}, ${ci[l][1].toFixed(3)}]` : ''}`).join(', ')}; ` +
     `embeddings ${cte.cte_embeddings.toFixed(3)} (not a layer); alpha: ${cte.alpha.map((x) => x.toFixed(3)).join(', ')}.\n` +
@@ -127,14 +156,13 @@ function summaryRow(r: Summary) {
 
 /** results.json's object. */
 export function defaultRunSummary(rep: DefaultRunReport) {
-  const paired = pairedDifference(rowOf(rep, 'NAST').values['Claim acc'] ?? [], rowOf(rep, 'uniform').values['Claim acc'] ?? []);
   const cte = rep.cte;
   return {
     format: 'negclip-default-run', version: 2, model: rep.model, world_count: rep.worldCount, seeds: rep.seeds, steps: rep.steps,
     train_flags: rep.trainFlags, nast_flags: rep.nastFlags, seconds: rep.seconds,
     cte_positions: cte.positions, cte_layer: cte.cte_layer, cte_embeddings: cte.cte_embeddings, alpha: cte.alpha,
     rows: rep.rows.map(summaryRow),
-    nast_vs_uniform: { column: 'Claim acc', ...paired },
+    nast_vs_uniform: nastVsUniform(rep),
     probe: rep.probe ? { families: rep.probe.families, attributes: rep.probe.attributes } : null,
     ...(rep.sweep?.rows.length ? { sweep: { param: rep.sweep.param, values: rep.sweep.values, rows: rep.sweep.rows.map(summaryRow) } } : {}),
   };

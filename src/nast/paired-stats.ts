@@ -3,7 +3,7 @@
  * 95 % Student-t interval and the sign count. With three seeds a mean difference alone says
  * little; the interval and the signs say whether it could be noise. Browser-safe, float64.
  *
- * The t quantile is exact (to ~1e-12), not tabled: the t CDF is written through the regularized
+ * The t quantile is computed (to ~1e-9), not tabled: the t CDF is written through the regularized
  * incomplete beta function (Lentz's continued fraction, as in Numerical Recipes 6.4) and inverted
  * by bisection, so every degree of freedom, not only 1..30, gets its own value.
  */
