@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { TABLE_COLUMNS, defaultRunMarkdown, defaultRunSummary, defaultRunSvg, type DefaultRunReport, type Summary } from '../src/nast/default-run-report.js';
+import type { EvalReport } from '../src/nast/evaluate.js';
+import { COLUMNS, TABLE_COLUMNS, defaultRunMarkdown, defaultRunSummary, defaultRunSvg, type DefaultRunReport, type Summary } from '../src/nast/default-run-report.js';
 
 /** A report as the default run would hand over: every column, `seeds` values per fine-tuned arm. */
 function fakeReport(seeds: number[], claim: Record<string, number[]>): DefaultRunReport {
@@ -40,6 +41,15 @@ test('markdown: the NAST - uniform interval for claim accuracy and for negated c
   assert.ok(md.includes('NAST - uniform claim accuracy on negated claims per seed: +0.0, +0.0, +0.0 (mean +0.0 ± 0.0; 95 % CI [+0.0, +0.0] (Student t, 2 df): every seed gave the same difference: zero width, not certainty; NAST higher in 0 of 3 seeds, lower in 0, tied in 3).'), md);
   const one = defaultRunMarkdown(fakeReport([0], { uniform: [0.5], NAST: [0.55] }));
   assert.match(one, /claim accuracy per seed: \+5\.0 \(mean \+5\.0 ± 0\.0; no 95 % interval \(one seed: no spread to estimate, so no interval\); NAST higher in 1 of 1 seeds, lower in 0, tied in 0\)/);
+});
+
+test('COLUMNS: the claim gap follows the affirmative claim accuracy and is affirmative minus negated', () => {
+  const names = COLUMNS.map(([k]) => k);
+  assert.is(names.indexOf('Claim gap (affirmative - negated)'), names.indexOf('Claim acc (affirmative)') + 1);
+  const report = { claims: { accuracy: 0.5, affirmative: { accuracy: 0.7 }, negated: { accuracy: 0.25 } } } as unknown as EvalReport;
+  const gap = COLUMNS.find(([k]) => k === 'Claim gap (affirmative - negated)')![1];
+  assert.ok(Math.abs(gap(report) - 0.45) < 1e-15);
+  assert.ok(defaultRunMarkdown(THREE).includes('| Claim acc (affirmative) | Claim gap (affirmative - negated) | MCQ acc |'));
 });
 
 test('summary: nast_vs_uniform gains n, sd, t975, ci95, sign counts and a negated block', () => {

@@ -32,6 +32,8 @@ export const COLUMNS: [string, (r: EvalReport) => number][] = [
   ['Claim acc', (r) => r.claims.accuracy],
   ['Claim acc (negated)', (r) => r.claims.negated.accuracy],
   ['Claim acc (affirmative)', (r) => r.claims.affirmative.accuracy],
+  // NAST's Table 3 reads the affirmative/negated split as one gap per model.
+  ['Claim gap (affirmative - negated)', (r) => r.claims.affirmative.accuracy - r.claims.negated.accuracy],
   ['MCQ acc', (r) => r.mcq.overall.accuracy],
   ['MCQ Affirmation', (r) => r.mcq.byType['affirmation']?.accuracy ?? NaN],
   ['MCQ Negation', (r) => r.mcq.byType['negation']?.accuracy ?? NaN],
@@ -137,7 +139,7 @@ export function defaultRunMarkdown(rep: DefaultRunReport): string {
     `Tiny affirmation-only CLIP (${rep.model}), ${rep.worldCount} world images (held-out test split), ` +
     `${rep.seeds.length} seed(s) (${rep.seeds.join(', ')}), ${rep.steps} steps per arm; mean ± std over seeds, percentages. ` +
     `NegBench: its recipe (NegBench MCQs + negated captions), LoRA; uniform and NAST: NAST's recipe (claim sets + negated captions), LoRA at uniform or CTE-scaled rates. ` +
-    `Paired gap = affirmative - negated (smaller is better). Train claim acc: a fixed sample of training claim sets at the last step. ` +
+    `Claim gap = Claim acc (affirmative) - Claim acc (negated), per seed; Paired gap = affirmative - negated (smaller is better). Train claim acc: a fixed sample of training claim sets at the last step. ` +
     `Top-k share: fraction of the total update norm in the k layers with the highest CTE. ` +
     `Probe ceiling: mean held-out balanced accuracy of linear probes of the frozen image embeddings over every tested attribute (chance 50).\n\n${tableOf(rep.rows)}\n` +
     `${comparisonLine('claim accuracy', vs)}\n` +
