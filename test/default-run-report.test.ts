@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { EvalReport } from '../src/nast/evaluate.js';
-import { COLUMNS, TABLE_COLUMNS, defaultRunMarkdown, defaultRunSummary, defaultRunSvg, type DefaultRunReport, type Summary } from '../src/nast/default-run-report.js';
+import { COLUMNS, PAPER_COUNTERPARTS, TABLE_COLUMNS, paperColumnsSection, defaultRunMarkdown, defaultRunSummary, defaultRunSvg, type DefaultRunReport, type Summary } from '../src/nast/default-run-report.js';
 
 /** A report as the default run would hand over: every column, `seeds` values per fine-tuned arm. */
 function fakeReport(seeds: number[], claim: Record<string, number[]>): DefaultRunReport {
@@ -66,6 +66,24 @@ test('summary: nast_vs_uniform gains n, sd, t975, ci95, sign counts and a negate
   const one = JSON.parse(JSON.stringify(defaultRunSummary(fakeReport([0], { uniform: [0.5], NAST: [0.55] })).nast_vs_uniform));
   assert.equal([one.n, one.sd, one.t975, one.ci95, one.negated.ci95], [1, null, null, null, null]);
   assert.match(one.ci95_note, /one seed/);
+});
+
+test('paper map: every column it names is a column of the table, and the section lists each paper table once', () => {
+  for (const p of PAPER_COUNTERPARTS) for (const c of p.columns) assert.ok(TABLE_COLUMNS.includes(c), `${p.source}: ${c}`);
+  const md = paperColumnsSection();
+  assert.match(md, /^## What each column reproduces\n\n\| Paper \| Measures \| Columns \|/);
+  for (const source of ['NAST Table 1', 'NAST Table 2', 'NAST Table 3', 'NAST Table 4', 'NAST Figure 5', 'NegBench Table 1']) {
+    assert.is(md.split(`| ${source} |`).length, 2, source);
+  }
+  assert.match(md, /\| NAST Table 3 \| [^|]+ \| Claim acc \(negated\), Claim acc \(affirmative\), Claim gap \(affirmative - negated\) \|/);
+  assert.match(md, /\| NAST Figure 5 \| [^|]+ \| \(the CTE_l line of this file and trace\/cte_heatmap\.svg\) \|/);
+  assert.match(md, /\| NegBench Table 1 \| [^|]+ \| MCQ acc, MCQ Affirmation, MCQ Negation, MCQ Hybrid, R@5 \|/);
+  assert.ok(md.includes('No paper table has a counterpart for: R@1, Paired negated, Paired affirmative, Paired gap, Train claim acc, Probe ceiling'), md);
+  assert.ok(defaultRunMarkdown(THREE).includes(md), 'results.md carries the section');
+});
+
+test('paper map: a renamed column is caught, not silently dropped', () => {
+  assert.throws(() => paperColumnsSection(TABLE_COLUMNS.filter((c) => c !== 'Top-3 share')), /NAST Table 4 names column "Top-3 share"/);
 });
 
 test('summary: existing results.json fields keep their names and shapes', () => {

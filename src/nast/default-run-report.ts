@@ -48,6 +48,38 @@ export const PROBE_COLUMN = 'Probe ceiling';
 /** Every column of results.md's tables after 'Model', in order. */
 export const TABLE_COLUMNS: readonly string[] = [...COLUMNS.map(([k]) => k), ...RUN_COLUMNS, PROBE_COLUMN];
 
+/** Which results.md columns (or other outputs) correspond to which table or figure of the two papers. */
+export interface PaperCounterpart {
+  source: string;
+  measures: string;
+  columns: readonly string[];
+  /** Where the counterpart is not a column, or which rows to read. */
+  note?: string;
+}
+
+export const PAPER_COUNTERPARTS: readonly PaperCounterpart[] = [
+  { source: 'NAST Table 1', measures: 'claim accuracy', columns: ['Claim acc'], note: 'rows base, NegBench, NAST; uniform is this run\'s ablation of NAST\'s CTE scales' },
+  { source: 'NAST Table 2', measures: 'affirmative alignment kept', columns: ['R@5 (affirmative)'] },
+  { source: 'NAST Table 3', measures: 'negated vs affirmative claims', columns: ['Claim acc (negated)', 'Claim acc (affirmative)', 'Claim gap (affirmative - negated)'] },
+  { source: 'NAST Table 4', measures: 'share of the update in the top-CTE layers', columns: ['Top-1 share', 'Top-3 share', 'Top-5 share'] },
+  { source: 'NAST Figure 5', measures: 'CTE_l profile over layers', columns: [], note: 'the CTE_l line of this file and trace/cte_heatmap.svg' },
+  { source: 'NegBench Table 1', measures: 'MCQ accuracy by question type, and retrieval', columns: ['MCQ acc', 'MCQ Affirmation', 'MCQ Negation', 'MCQ Hybrid', 'R@5'] },
+];
+
+/** results.md's "What each column reproduces": the counterparts, then the columns no paper table has. */
+export function paperColumnsSection(columns: readonly string[] = TABLE_COLUMNS): string {
+  for (const p of PAPER_COUNTERPARTS) {
+    for (const c of p.columns) if (!columns.includes(c)) throw new Error(`paperColumnsSection: ${p.source} names column "${c}", which the table lacks`);
+  }
+  const mapped = new Set(PAPER_COUNTERPARTS.flatMap((p) => p.columns));
+  const own = columns.filter((c) => !mapped.has(c));
+  const table = markdownTable(['Paper', 'Measures', 'Columns'], PAPER_COUNTERPARTS.map((p) => [
+    p.source, p.measures, [p.columns.join(', '), p.note ? `(${p.note})` : ''].filter(Boolean).join(' '),
+  ]));
+  return `## What each column reproduces\n\n${table}\n` +
+    (own.length ? `No paper table has a counterpart for: ${own.join(', ')} (this project's own checks).\n` : '');
+}
+
 /** Mean and population std (divisor n) of the finite values. */
 export function meanStd(xs: number[]): { mean: number; std: number } {
   const v = xs.filter(Number.isFinite);
@@ -148,6 +180,7 @@ export function defaultRunMarkdown(rep: DefaultRunReport): string {
     `${cte.cte_layer.map((x, l) => `${x.toFixed(3)}${ci ? ` [${ci[l][0].toFixed(3)}, ${ci[l][1].toFixed(3)}]` : ''}`).join(', ')}; ` +
     `embeddings ${cte.cte_embeddings.toFixed(3)} (not a layer); alpha: ${cte.alpha.map((x) => x.toFixed(3)).join(', ')}.\n` +
     (rep.probe ? `\nLinear probes of the frozen image embeddings (train split -> test split):\n${probeTable}` : '') +
+    `\n${paperColumnsSection()}` +
     (rep.sweep?.rows.length ? `\n## NAST sweep over ${rep.sweep.param}\n\n${tableOf(rep.sweep.rows)}` : '') +
     `\nWall time ${rep.seconds.toFixed(0)} s.\n`;
 }
