@@ -113,7 +113,7 @@ export function pairedStats(diffs: readonly number[]): PairedStats {
   if (n === 0) return none(NaN, 'no seeds');
   if (!d.every(Number.isFinite)) return none(NaN, 'a difference is not a finite number');
   const mean = d.reduce((a, b) => a + b, 0) / n;
-  if (n === 1) return none(mean, 'one seed: no spread to estimate, so no interval');
+  if (n === 1) return none(mean, 'one seed: no spread to estimate');
   const sd = Math.sqrt(d.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1));
   const t975 = studentTQuantile(0.975, n - 1);
   const half = (t975 * sd) / Math.sqrt(n);
