@@ -34,10 +34,16 @@ test('node train.js --short: the whole default run completes and writes every ou
   assert.is(nast.layer_scales.length, 4, 'NAST: one CTE scale per text layer');
   const cte = JSON.parse(readFileSync(join(out, 'trace/cte.json'), 'utf8')) as { version: number; positions: string; alpha: number[]; layers: number };
   assert.equal([cte.version, cte.positions, cte.layers, cte.alpha.length], [2, 'differ', 4, 4]);
-  const summary = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { seconds: number; alpha: number[]; cte_layer: number[]; nast_vs_uniform: { diffs: number[] } };
+  const summary = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { seconds: number; alpha: number[]; cte_layer: number[]; nast_vs_uniform: { diffs: number[]; n: number; ci95: unknown; negated: { column: string; diffs: number[] } } };
   assert.ok(summary.seconds > 0);
   assert.equal([summary.alpha.length, summary.cte_layer.length, summary.nast_vs_uniform.diffs.length], [4, 4, 1]);
+  const vs = summary.nast_vs_uniform;
+  assert.equal([vs.n, vs.ci95, vs.negated.column, vs.negated.diffs.length], [1, null, 'Claim acc (negated)', 1], 'one seed: differences, no interval');
   for (const r of res.rows) for (const v of Object.values(r.values).flat()) assert.ok(Number.isNaN(v) || (v >= -1 && v <= 1), `${r.name}: ${v}`);
+  for (const r of res.rows) {
+    const v = r.values;
+    assert.ok(Math.abs(v['Claim gap (affirmative - negated)'][0] - (v['Claim acc (affirmative)'][0] - v['Claim acc (negated)'][0])) < 1e-12, `${r.name}: claim gap`);
+  }
   const base = res.rows[0].values;
   const expected = JSON.parse(readFileSync(EXPECTED, 'utf8')) as Record<string, number[]>;
   // The committed tiny CLIP on the same seeded world gives the same base numbers; a near-tie may

@@ -13,11 +13,13 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../io/atomic-write-node.js';
 import { MAX_CONFIG_BYTES, readRegularTextSync } from '../io/read-file-node.js';
-import { barChartSvg, markdownTable } from '../io/report.js';
 import { updateShares } from './update-shares.js';
 import { NAST_RECIPE, NEGBENCH_RECIPE } from './recipe.js';
 import type { EvalReport } from './evaluate.js';
-import { probeFamilyTable, type ProbeReport } from './linear-probe.js';
+import type { ProbeReport } from './linear-probe.js';
+import { COLUMNS, PROBE_COLUMN, defaultRunMarkdown, defaultRunSummary, defaultRunSvg, type CteSummary, type DefaultRunReport, type Summary } from './default-run-report.js';
+
+export { pairedDifference } from './default-run-report.js';
 
 export interface SweepSpec {
   /** A flag of train.js the sweep varies for the NAST arm: beta, lambda or lr. */
@@ -95,70 +97,12 @@ const ARM_RUN: Record<Exclude<Arm, 'base'>, { dir: string; flags: (cte: string) 
   NAST: { dir: 'nast', flags: (cte) => ['--recipe', NAST_RECIPE.name, '--cte', cte] },
 };
 
-interface Summary {
-  name: string;
-  values: Record<string, number[]>;
-}
-
-/** Eval-report columns, in table order (percentages). */
-const COLUMNS: [string, (r: EvalReport) => number][] = [
-  ['R@1', (r) => r.retrieval.r1],
-  ['R@5', (r) => r.retrieval.r5],
-  ['R@5 (affirmative)', (r) => r.retrieval.affirmative.r5],
-  ['Claim acc', (r) => r.claims.accuracy],
-  ['Claim acc (negated)', (r) => r.claims.negated.accuracy],
-  ['Claim acc (affirmative)', (r) => r.claims.affirmative.accuracy],
-  ['MCQ acc', (r) => r.mcq.overall.accuracy],
-  ['MCQ Affirmation', (r) => r.mcq.byType['affirmation']?.accuracy ?? NaN],
-  ['MCQ Negation', (r) => r.mcq.byType['negation']?.accuracy ?? NaN],
-  ['MCQ Hybrid', (r) => r.mcq.byType['hybrid']?.accuracy ?? NaN],
-  ['Paired negated', (r) => r.paired.negated.accuracy],
-  ['Paired affirmative', (r) => r.paired.affirmative.accuracy],
-  ['Paired gap', (r) => r.paired.gap],
-];
-/** From each run's report.json and the shares of its update held by the top-CTE layers. */
-const RUN_COLUMNS = ['Train claim acc', 'Top-1 share', 'Top-3 share', 'Top-5 share'] as const;
-const PROBE_COLUMN = 'Probe ceiling';
-
-function meanStd(xs: number[]): { mean: number; std: number } {
-  const v = xs.filter(Number.isFinite);
-  if (v.length === 0) return { mean: NaN, std: NaN };
-  const mean = v.reduce((a, b) => a + b, 0) / v.length;
-  const std = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / v.length);
-  return { mean, std };
-}
-
-function cell(xs: number[] | undefined): string {
-  if (!xs || xs.length === 0) return '-';
-  const { mean, std } = meanStd(xs);
-  if (!Number.isFinite(mean)) return '-';
-  const f = (x: number) => (100 * x).toFixed(1);
-  return xs.length > 1 ? `${f(mean)} ± ${f(std)}` : f(mean);
-}
-
 /** A JSON file a step of the run wrote: configuration-sized, a regular file. */
 const readJson = (file: string) => readRegularTextSync(file, MAX_CONFIG_BYTES, 'a JSON report');
 
 function readEval(file: string): { report: EvalReport; probe: ProbeReport | null } {
   const j = JSON.parse(readJson(file)) as { models: { report: EvalReport }[]; probe?: ProbeReport };
   return { report: j.models[0].report, probe: j.probe ?? null };
-}
-
-interface CteSummary {
-  cte_layer: number[];
-  cte_embeddings: number;
-  alpha: number[];
-  positions: string;
-  pairs: unknown[];
-  cte_layer_ci95?: [number, number][];
-}
-
-/** NAST minus uniform claim accuracy per seed, and how many seeds NAST won, tied, lost. */
-export function pairedDifference(nast: readonly number[], uniform: readonly number[]): { diffs: number[]; mean: number; std: number; wins: number; ties: number; losses: number } {
-  if (nast.length !== uniform.length) throw new Error(`pairedDifference: ${nast.length} NAST and ${uniform.length} uniform values`);
-  const diffs = nast.map((v, i) => v - uniform[i]);
-  const { mean, std } = meanStd(diffs);
-  return { diffs, mean, std, wins: diffs.filter((d) => d > 1e-12).length, ties: diffs.filter((d) => Math.abs(d) <= 1e-12).length, losses: diffs.filter((d) => d < -1e-12).length };
 }
 
 export async function defaultRun(o: DefaultRunOptions): Promise<void> {
@@ -237,43 +181,13 @@ export async function defaultRun(o: DefaultRunOptions): Promise<void> {
   }
   const seconds = (Date.now() - t0) / 1000;
 
-  const headers = ['Model', ...COLUMNS.map(([k]) => k), ...RUN_COLUMNS, PROBE_COLUMN];
-  const tableOf = (list: Summary[]) => markdownTable(headers, list.map((r) => [r.name, ...headers.slice(1).map((h) => cell(r.values[h]))]));
-  const paired = pairedDifference(row('NAST').values['Claim acc'] ?? [], row('uniform').values['Claim acc'] ?? []);
-  const pct = (x: number) => (100 * x).toFixed(1);
-  const ci = cteJson.cte_layer_ci95;
-  const probeTable = probe ? `\n${probeFamilyTable(probe.families)}` : '';
-  const md = `# Negation fine-tuning on the miniature world: base vs NegBench vs uniform vs NAST\n\n` +
-    `Tiny affirmation-only CLIP (${model}), ${o.worldCount} world images (held-out test split), ` +
-    `${o.seeds.length} seed(s) (${o.seeds.join(', ')}), ${o.steps} steps per arm; mean ± std over seeds, percentages. ` +
-    `NegBench: its recipe (NegBench MCQs + negated captions), LoRA; uniform and NAST: NAST's recipe (claim sets + negated captions), LoRA at uniform or CTE-scaled rates. ` +
-    `Paired gap = affirmative - negated (smaller is better). Train claim acc: a fixed sample of training claim sets at the last step. ` +
-    `Top-k share: fraction of the total update norm in the k layers with the highest CTE. ` +
-    `Probe ceiling: mean held-out balanced accuracy of linear probes of the frozen image embeddings over every tested attribute (chance 50).\n\n${tableOf(rows)}\n` +
-    `NAST - uniform claim accuracy per seed: ${paired.diffs.map((d) => `${d >= 0 ? '+' : ''}${pct(d)}`).join(', ')} ` +
-    `(mean ${paired.mean >= 0 ? '+' : ''}${pct(paired.mean)} ± ${pct(paired.std)}; NAST higher in ${paired.wins} of ${paired.diffs.length} seeds, tied in ${paired.ties}).\n\n` +
-    `CTE_l over layers 1..${cteJson.cte_layer.length} (positions "${cteJson.positions}", ${cteJson.pairs.length} probe pairs): ` +
-    `${cteJson.cte_layer.map((x, l) => `${x.toFixed(3)}${ci ? ` [${ci[l][0].toFixed(3)}, ${ci[l][1].toFixed(3)}]` : ''}`).join(', ')}; ` +
-    `embeddings ${cteJson.cte_embeddings.toFixed(3)} (not a layer); alpha: ${cteJson.alpha.map((x) => x.toFixed(3)).join(', ')}.\n` +
-    (probe ? `\nLinear probes of the frozen image embeddings (train split -> test split):\n${probeTable}` : '') +
-    (sweepRows.length ? `\n## NAST sweep over ${o.sweep!.param}\n\n${tableOf(sweepRows)}` : '') +
-    `\nWall time ${seconds.toFixed(0)} s.\n`;
-  const summaryRow = (r: Summary) => ({ name: r.name, values: r.values, mean: Object.fromEntries(Object.entries(r.values).map(([k, v]) => [k, meanStd(v)])) });
-  const summary = {
-    format: 'negclip-default-run', version: 2, model, world_count: o.worldCount, seeds: o.seeds, steps: o.steps,
-    train_flags: o.trainFlags, nast_flags: o.nastFlags ?? [], seconds,
-    cte_positions: cteJson.positions, cte_layer: cteJson.cte_layer, cte_embeddings: cteJson.cte_embeddings, alpha: cteJson.alpha,
-    rows: rows.map(summaryRow),
-    nast_vs_uniform: { column: 'Claim acc', ...paired },
-    probe: probe ? { families: probe.families, attributes: probe.attributes } : null,
-    ...(sweepRows.length ? { sweep: { param: o.sweep!.param, values: o.sweep!.values, rows: sweepRows.map(summaryRow) } } : {}),
+  const report: DefaultRunReport = {
+    model, worldCount: o.worldCount, seeds: o.seeds, steps: o.steps, trainFlags: o.trainFlags, nastFlags: o.nastFlags ?? [], seconds,
+    cte: cteJson, rows, probe, ...(o.sweep ? { sweep: { param: o.sweep.param, values: o.sweep.values, rows: sweepRows } } : {}),
   };
-  const chartCols = ['R@5 (affirmative)', 'Claim acc (negated)', 'Claim acc (affirmative)', 'MCQ Negation', 'MCQ Hybrid', 'Paired negated', 'Paired affirmative'];
-  const svg = barChartSvg({
-    labels: chartCols,
-    series: rows.map((r) => ({ name: r.name, values: chartCols.map((c) => 100 * meanStd(r.values[c] ?? []).mean) })),
-    title: `base vs NegBench vs uniform vs NAST (mean of ${o.seeds.length} seed(s))`, yLabel: '%', yMin: 0, yMax: 100, digits: 1,
-  });
+  const md = defaultRunMarkdown(report);
+  const summary = defaultRunSummary(report);
+  const svg = defaultRunSvg(report);
   await writeFileAtomic(join(out, 'results.json'), JSON.stringify(summary, null, 1) + '\n');
   await writeFileAtomic(join(out, 'results.md'), md);
   await writeFileAtomic(join(out, 'results.svg'), svg);
