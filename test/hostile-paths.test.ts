@@ -93,10 +93,11 @@ test('images: a 1.5 GB sparse .png of zeros is refused as not a PNG without bein
     [sparse('zeros.png', 1.5 * 2 ** 30), /zeros\.png: not a PNG or JPEG file/],
     [sparse('header.png', 1.5 * 2 ** 30, ihdr), /header\.png: 1610612736 bytes, more than a 4 x 4 image needs \(67109120 bytes at most\): not read/],
   ];
-  // In a child, so its peak memory shows whether the file was read.
+  // In a child, so its peak memory shows whether the file was read. Written as plain text: in the
+  // full suite the child inherits FORCE_COLOR, and console.log would colour the number.
   const script = `const m = await import(${JSON.stringify(decoder)});
-    try { await m.decodeImageFile(process.argv[1]); console.log('decoded'); } catch (e) { console.log(e.message); }
-    console.log(process.resourceUsage().maxRSS);`;
+    try { await m.decodeImageFile(process.argv[1]); process.stdout.write('decoded\\n'); } catch (e) { process.stdout.write(e.message + '\\n'); }
+    process.stdout.write(String(process.resourceUsage().maxRSS) + '\\n');`;
   for (const [path, msg] of cases) {
     const r = run(['--input-type=module', '-e', script, path]);
     const [line, rssKiB] = r.stdout.trim().split('\n');
