@@ -5,7 +5,7 @@
  */
 import { makeKernel, type Kernel, type UniformType, memoKernel } from './kernel.js';
 import {
-  ACT_WGSL, matmulBindings, MATMUL_FIELDS, RB_LANES, regblockShape, specName, type MatmulKernelFields,
+  ACT_WGSL, matmulBindings, MATMUL_FIELDS, operandEnables, operandLoad, RB_LANES, regblockShape, specName, type MatmulKernelFields,
 } from './matmul-spec.js';
 
 /**
@@ -21,6 +21,9 @@ function regblockKernelBuild(spec: MatmulKernelFields) {
   const { transA, transB, vec4 } = spec;
   if (R % 4 !== 0 || (sg > 0 && R % sg !== 0)) throw new Error(`matmul: ${R} rows do not suit subgroup size ${sg}`);
   const perLane = sg > 0 ? R / sg : R;
+  // Operand loads, widened to f32 where an operand is stored as f16.
+  const [a1, a4] = [operandLoad(spec.elemA, false), operandLoad(spec.elemA, true)];
+  const [b1, b4] = [operandLoad(spec.elemB, false), operandLoad(spec.elemB, true)];
   const cs = Array.from({ length: CV }, (_, c) => c);
   const pre: string[] = [];
 
@@ -50,16 +53,16 @@ function regblockKernelBuild(spec: MatmulKernelFields) {
     const sel4 = (v: string, kk: string) => (guard ? `select(vec4<f32>(0.0), ${v}, ${kk} < u.K)` : v);
     for (let i = 0; i < perLane; i++) {
       if (!transA) {
-        if (vec4) s.push(`let t${i} = A[(aOff${i} + k) / 4u];`);
+        if (vec4) s.push(`let t${i} = ${a4(`A[(aOff${i} + k) / 4u]`)};`);
         else {
-          const c = [0, 1, 2, 3].map((c) => sel(`A[aOff${i} + ${gk(`k + ${c}u`)}]`, `k + ${c}u`));
+          const c = [0, 1, 2, 3].map((c) => sel(a1(`A[aOff${i} + ${gk(`k + ${c}u`)}]`), `k + ${c}u`));
           s.push(`let t${i} = vec4<f32>(${c.join(', ')});`);
         }
       } else {
         const kk = `k + aKk${i}`;
-        if (vec4) s.push(`let t${i} = ${sel4(`A[(aBase + ${gk(kk)} * u.M + min(aM${i}, u.M - 4u)) / 4u]`, kk)};`);
+        if (vec4) s.push(`let t${i} = ${sel4(a4(`A[(aBase + ${gk(kk)} * u.M + min(aM${i}, u.M - 4u)) / 4u]`), kk)};`);
         else {
-          const c = [0, 1, 2, 3].map((c) => `A[aBase + ${gk(kk)} * u.M + min(aM${i} + ${c}u, u.M - 1u)]`);
+          const c = [0, 1, 2, 3].map((c) => a1(`A[aBase + ${gk(kk)} * u.M + min(aM${i} + ${c}u, u.M - 1u)]`));
           s.push(`let t${i} = ${sel4(`vec4<f32>(${c.join(', ')})`, kk)};`);
         }
       }
@@ -69,17 +72,17 @@ function regblockKernelBuild(spec: MatmulKernelFields) {
       if (!transB) {
         for (let kk = 0; kk < 4; kk++) {
           const kx = `k + ${kk}u`;
-          if (vec4) s.push(`let b${kk}_${cv} = ${sel4(`B[(bBase + ${gk(kx)} * u.N + bN${cv}) / 4u]`, kx)};`);
+          if (vec4) s.push(`let b${kk}_${cv} = ${sel4(b4(`B[(bBase + ${gk(kx)} * u.N + bN${cv}) / 4u]`), kx)};`);
           else {
-            const c = [0, 1, 2, 3].map((c) => `B[bBase + ${gk(kx)} * u.N + min(bN${cv} + ${c}u, u.N - 1u)]`);
+            const c = [0, 1, 2, 3].map((c) => b1(`B[bBase + ${gk(kx)} * u.N + min(bN${cv} + ${c}u, u.N - 1u)]`));
             s.push(`let b${kk}_${cv} = ${sel4(`vec4<f32>(${c.join(', ')})`, kx)};`);
           }
         }
       } else {
         for (let e = 0; e < 4; e++) {
-          if (vec4) s.push(`let r${e}_${cv} = B[(bOff${cv}_${e} + k) / 4u];`);
+          if (vec4) s.push(`let r${e}_${cv} = ${b4(`B[(bOff${cv}_${e} + k) / 4u]`)};`);
           else {
-            const c = [0, 1, 2, 3].map((c) => sel(`B[bOff${cv}_${e} + ${gk(`k + ${c}u`)}]`, `k + ${c}u`));
+            const c = [0, 1, 2, 3].map((c) => sel(b1(`B[bOff${cv}_${e} + ${gk(`k + ${c}u`)}]`), `k + ${c}u`));
             s.push(`let r${e}_${cv} = vec4<f32>(${c.join(', ')});`);
           }
         }
@@ -111,7 +114,6 @@ function regblockKernelBuild(spec: MatmulKernelFields) {
       stores.push(`acc[${r * CV + c}] = c${r}_${c};`);
     }
   }
-  const elem = vec4 ? 'vec4<f32>' : 'f32';
   // Scalar mode guards every load along K (one copy of the step keeps the JIT time down);
   // vec4 mode has K % 4 == 0 and needs no guard. A split's chunk is a multiple of 4, so the
   // guards against K stay exact inside it.
@@ -140,7 +142,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, ${laneBuiltin}) {
   ${stores.join('\n  ')}
   ${spec.transC ? transposedStore(R, CV) : rowStore(R, CV)}
 }`;
-  return makeKernel(specName(spec), MATMUL_FIELDS, matmulBindings(elem), body, { enables: sg > 0 ? ['subgroups'] : [] });
+  return makeKernel(specName(spec), MATMUL_FIELDS, matmulBindings(vec4, spec), body, { enables: [...(sg > 0 ? ['subgroups'] : []), ...operandEnables(spec)] });
 }
 
 /** put(rowBase, n0, bias4, v): bias, pre-activation, activation and store of C[row, n0..n0+3]. */
@@ -254,8 +256,7 @@ export const SPLIT_REDUCE_FIELDS = [
  * the partials in A's place, B unused.
  */
 function splitReduceKernelBuild(vec4: boolean) {
-  const elem = vec4 ? 'vec4<f32>' : 'f32';
-  return makeKernel(`matmul.splitk_reduce${vec4 ? '.vec4' : ''}`, SPLIT_REDUCE_FIELDS, matmulBindings(elem), {
+  return makeKernel(`matmul.splitk_reduce${vec4 ? '.vec4' : ''}`, SPLIT_REDUCE_FIELDS, matmulBindings(vec4), {
     linear: REDUCE_WG,
     bound: 'u.total',
     helpers: ACT_WGSL,

@@ -13,6 +13,9 @@ export type Activation = (typeof ACTIVATIONS)[number];
 
 export type MatmulVariant = 'regblock' | 'tiled' | 'naive';
 
+/** Storage element type of an operand; products accumulate in f32 either way. */
+export type OperandElem = 'f32' | 'f16';
+
 /**
  * What to compute: C = op(A) @ op(B) with op(A) [M, K] and op(B) [K, N], over `batch` entries;
  * `aBatched` / `bBatched` say whether an operand advances per entry (false: shared, a weight).
@@ -54,6 +57,12 @@ export interface MatmulPlan {
    * the lanes span (N = 8 would leave 3 of 4 lanes idle otherwise).
    */
   transC?: boolean;
+  /**
+   * Storage element types of the kernel's A and B (absent: f32). f16 operands (frozen weights
+   * on adapters with shader-f16) are widened to f32 as they are loaded.
+   */
+  elemA?: OperandElem;
+  elemB?: OperandElem;
   /** The kernel computes C^T = op(B)^T op(A)^T (transC stores it transposed). */
   swap: boolean;
   /** regblock split-K: slices of K (1: no split), each `kChunk` long (a multiple of 4). */
@@ -76,7 +85,23 @@ export function kernelFields(p: MatmulKernelFields): MatmulKernelFields {
   if (p.rows !== undefined) k.rows = p.rows;
   if (p.cols !== undefined) k.cols = p.cols;
   if (p.transC) k.transC = true;
+  if (p.elemA === 'f16') k.elemA = 'f16';
+  if (p.elemB === 'f16') k.elemB = 'f16';
   return k;
+}
+
+/**
+ * How a kernel reads one element (`vec` false) or one vec4 (`vec` true) of an operand stored as
+ * `elem`: as it is for f32, widened to f32 for f16.
+ */
+export function operandLoad(elem: OperandElem | undefined, vec: boolean): (expr: string) => string {
+  if (elem !== 'f16') return (e) => e;
+  return vec ? (e) => `vec4<f32>(${e})` : (e) => `f32(${e})`;
+}
+
+/** The WGSL extensions a kernel with these operand types needs. */
+export function operandEnables(k: MatmulKernelFields): string[] {
+  return k.elemA === 'f16' || k.elemB === 'f16' ? ['f16'] : [];
 }
 
 /** Uniform fields, in order, of every matmul kernel. */
@@ -134,9 +159,14 @@ fn activate4(v: vec4<f32>) -> vec4<f32> {
 }
 `;
 
-/** The binding list every matmul variant shares (Bias, P and D get dummies when unused). */
-export function matmulBindings(elem: string): StorageBinding[] {
-  return [['A', 'read', elem], ['B', 'read', elem], ['Bias', 'read', elem], ['C', 'rw', elem], ['P', 'rw', elem], ['D', 'read', elem]];
+/**
+ * The binding list every matmul variant shares (Bias, P and D get dummies when unused). `vec4`
+ * binds vectors; A and B are stored as `operands` says (f32 when absent), the rest as f32.
+ */
+export function matmulBindings(vec4: boolean, operands: { elemA?: OperandElem; elemB?: OperandElem } = {}): StorageBinding[] {
+  const ty = (e: OperandElem) => (vec4 ? `vec4<${e}>` : e);
+  const f = ty('f32');
+  return [['A', 'read', ty(operands.elemA ?? 'f32')], ['B', 'read', ty(operands.elemB ?? 'f32')], ['Bias', 'read', f], ['C', 'rw', f], ['P', 'rw', f], ['D', 'read', f]];
 }
 
 export function specName(spec: MatmulKernelFields): string {
@@ -145,6 +175,7 @@ export function specName(spec: MatmulKernelFields): string {
   const extra = spec.variant === 'regblock'
     ? `${spec.vec4 ? '.vec4' : '.scalar'}${spec.subgroup ? `.sg${spec.subgroup}` : ''}.${R}x${4 * CV}${spec.transC ? '.transC' : ''}`
     : '';
-  return `matmul.${spec.variant}.${t}${extra}`;
+  const elems = `${spec.elemA === 'f16' ? '.A16' : ''}${spec.elemB === 'f16' ? '.B16' : ''}`;
+  return `matmul.${spec.variant}.${t}${extra}${elems}`;
 }
 

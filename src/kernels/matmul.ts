@@ -23,7 +23,7 @@
  */
 import { makeKernel, type Kernel, memoKernel } from './kernel.js';
 import {
-  ACT_WGSL, kernelFields, MATMUL_FIELDS, matmulBindings, RB_LANES, regblockShape, specName,
+  ACT_WGSL, kernelFields, MATMUL_FIELDS, matmulBindings, operandEnables, operandLoad, RB_LANES, regblockShape, specName,
   type MatmulField, type MatmulKernelFields, type MatmulPlan, type MatmulVariant,
 } from './matmul-spec.js';
 import { regblockKernel } from './matmul-regblock.js';
@@ -92,7 +92,7 @@ function bIndex(transB: boolean, k: string, n: string): string {
 }
 
 function naiveKernel(spec: MatmulKernelFields) {
-  return makeKernel(specName(spec), MATMUL_FIELDS, matmulBindings('f32'), `${ACT_WGSL}${SCALAR_EPILOGUE}
+  return makeKernel(specName(spec), MATMUL_FIELDS, matmulBindings(false, spec), `${ACT_WGSL}${SCALAR_EPILOGUE}
 @compute @workgroup_size(${NAIVE_WG}, ${NAIVE_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let n = gid.x;
@@ -102,10 +102,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let bBase = gid.z * u.strideB;
   var acc = 0.0;
   for (var k = 0u; k < u.K; k++) {
-    acc += A[${aIndex(spec.transA, 'm', 'k')}] * B[${bIndex(spec.transB, 'k', 'n')}];
+    acc += ${operandLoad(spec.elemA, false)(`A[${aIndex(spec.transA, 'm', 'k')}]`)} * ${operandLoad(spec.elemB, false)(`B[${bIndex(spec.transB, 'k', 'n')}]`)};
   }
   finish(gid.z * u.strideC + m * u.N + n, n, acc);
-}`);
+}`, { enables: operandEnables(spec) });
 }
 
 /**
@@ -133,7 +133,7 @@ function tiledKernel(spec: MatmulKernelFields) {
     ? `let nn = e / ${TILE_K}u; let kk = e % ${TILE_K}u;`
     : `let kk = e / ${TILE}u; let nn = e % ${TILE}u;`;
   const perThread = (TILE * TILE_K) / 256;
-  return makeKernel(specName(spec), MATMUL_FIELDS, matmulBindings('f32'), `${ACT_WGSL}${SCALAR_EPILOGUE}
+  return makeKernel(specName(spec), MATMUL_FIELDS, matmulBindings(false, spec), `${ACT_WGSL}${SCALAR_EPILOGUE}
 var<workgroup> As: array<f32, ${TILE * TILE_K}>;
 var<workgroup> Bs: array<f32, ${TILE * TILE_K}>;
 @compute @workgroup_size(16, 16)
@@ -153,7 +153,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         let m = row0 + mm;
         let k = k0 + kk;
         var v = 0.0;
-        if (m < u.M && k < u.K) { v = A[${aIndex(spec.transA, 'm', 'k')}]; }
+        if (m < u.M && k < u.K) { v = ${operandLoad(spec.elemA, false)(`A[${aIndex(spec.transA, 'm', 'k')}]`)}; }
         As[kk * ${TILE}u + mm] = v;
       }
       {
@@ -161,7 +161,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         let n = col0 + nn;
         let k = k0 + kk;
         var v = 0.0;
-        if (n < u.N && k < u.K) { v = B[${bIndex(spec.transB, 'k', 'n')}]; }
+        if (n < u.N && k < u.K) { v = ${operandLoad(spec.elemB, false)(`B[${bIndex(spec.transB, 'k', 'n')}]`)}; }
         Bs[kk * ${TILE}u + nn] = v;
       }
     }
@@ -185,7 +185,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       finish(cBase + m * u.N + n, n, acc[i * 4u + j]);
     }
   }
-}`);
+}`, { enables: operandEnables(spec) });
 }
 
 export { splitReduceKernel, SPLIT_REDUCE_FIELDS } from './matmul-regblock.js';
@@ -194,6 +194,6 @@ export { splitReduceKernel, SPLIT_REDUCE_FIELDS } from './matmul-regblock.js';
 const memoMatmulKernel = memoKernel(matmulKernelBuild);
 
 /** The kernel of a plan (or of its kernel fields): memoised by those fields alone. */
-export function matmulKernel(plan: MatmulKernelFields): Kernel<MatmulField> {
+export function matmulKernel(plan: MatmulKernelFields | MatmulPlan): Kernel<MatmulField> {
   return memoMatmulKernel(kernelFields(plan));
 }

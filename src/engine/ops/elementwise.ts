@@ -1,7 +1,7 @@
 import { record } from '../autograd.js';
 import { OpError, shapeStr } from '../errors.js';
 import { empty, Tensor } from '../tensor.js';
-import type { DType } from '../dtype.js';
+import { bytesPerElement, type DType } from '../dtype.js';
 import type { BufferRange, GpuContext } from '../context.js';
 import {
   binary2dKernel, binaryBroadcastKernel, binaryKernel, dimUniforms, binaryKernelVec4, castKernel, fillKernel, fillKernelVec4, reduceToKernel, unaryKernel, unaryKernelVec4, MAX_RANK,
@@ -17,7 +17,7 @@ import { broadcastShapes, broadcastStrides, coalesce, ctxOf, expectDtype, run1d,
  */
 function vec4Range(t: Tensor, op: string): BufferRange | null {
   const r = t.range(op);
-  const size = Math.ceil(t.size / 4) * 16;
+  const size = Math.ceil(t.size / 4) * 4 * bytesPerElement(t.dtype);
   if (size === 0 || r.offset + size > r.buffer.size) return null;
   return { buffer: r.buffer, offset: r.offset, size };
 }

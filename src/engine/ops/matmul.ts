@@ -87,13 +87,15 @@ function encode(
 ): void {
   const ctx = out.ctx;
   if (p.M === 0 || p.N === 0 || p.batch === 0) return;
-  const plan = matmulPlanFor(ctx, p.transA, p.transB, p.M, p.N, p.K, p.batch);
-  const { splits } = plan;
+  const shaped = matmulPlanFor(ctx, p.transA, p.transB, p.M, p.N, p.K, p.batch);
+  const { splits } = shaped;
   const d = dummyRanges(ctx);
   // With swap the kernel multiplies op(B)^T [N, K] by op(A)^T [K, M].
-  const [x, y, xBatched, yBatched, M, N] = plan.swap
+  const [x, y, xBatched, yBatched, M, N] = shaped.swap
     ? [b, a, p.bBatched, p.aBatched, p.N, p.M]
     : [a, b, p.aBatched, p.bBatched, p.M, p.N];
+  // The kernel's operands as stored: an f16 one (a frozen weight) is widened as it is loaded.
+  const plan: MatmulPlan = { ...shaped, ...(x.dtype === 'f16' ? { elemA: 'f16' } : {}), ...(y.dtype === 'f16' ? { elemB: 'f16' } : {}) };
   const actIndex = ACTIVATIONS.indexOf(act);
   const strides = { strideA: xBatched ? M * p.K : 0, strideB: yBatched ? p.K * N : 0, strideC: p.M * p.N };
   const biasRange = bias ? bias.range(op) : d.read;
@@ -141,8 +143,12 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const addend = opts.addend ?? null;
   const ctx = ctxOf(op, a, b, ...(bias ? [bias] : []), ...(addend ? [addend] : []));
   if (!Number.isFinite(alpha)) throw new OpError(op, `alpha must be a finite number, got ${alpha}`);
-  expectDtype(op, a, 'f32');
-  expectDtype(op, b, 'f32');
+  for (const [name, t] of [['a', a], ['b', b]] as const) {
+    expectDtype(op, t, 'f32', 'f16');
+    if (t.dtype !== 'f16') continue;
+    if (!ctx.hasFeature('shader-f16')) throw new OpError(op, `${name} ${shapeStr(t.shape)} is f16, which needs the 'shader-f16' feature this adapter lacks`);
+    if (t.requiresGrad) throw new OpError(op, `${name} ${shapeStr(t.shape)} is f16 and requires a gradient: f16 operands are frozen weights (train in f32)`);
+  }
   if (a.rank < 2 || b.rank < 2) {
     throw new OpError(op, `expected tensors of rank >= 2, got a ${shapeStr(a.shape)} and b ${shapeStr(b.shape)}`);
   }

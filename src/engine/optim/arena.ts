@@ -11,9 +11,13 @@ import { OpError, shapeStr } from '../errors.js';
 import { Storage, type Tensor } from '../tensor.js';
 import { fillKernel } from '../../kernels/elementwise.js';
 import { run1d } from '../ops/util.js';
+import { bytesPerElement } from '../dtype.js';
+
+/** Bytes of one element of the arenas: parameters, gradients and moments are f32. */
+const F32 = bytesPerElement('f32');
 
 export const SLOT_ALIGN_BYTES = 256;
-const ALIGN = SLOT_ALIGN_BYTES / 4;
+const ALIGN = SLOT_ALIGN_BYTES / F32;
 
 export interface Slot {
   readonly param: Tensor;
@@ -43,7 +47,7 @@ export class ParamArena {
       return s;
     });
     this.length = Math.max(ALIGN, off);
-    const bytes = this.length * 4;
+    const bytes = this.length * F32;
     const limit = Math.min(ctx.device.limits.maxStorageBufferBindingSize, ctx.device.limits.maxBufferSize);
     if (bytes > limit) {
       throw new OpError('AdamW', `${label}: ${off} floats (${bytes} bytes with alignment) exceed the device's storage binding limit of ${limit} bytes; split the parameters into several groups`);
@@ -59,17 +63,17 @@ export class ParamArena {
         if (s.size === 0) continue;
         const p = s.param;
         ctx.copy(p.range('AdamW'), this.slotRange(this.params, s), p.byteSize);
-        p.rebind(new Storage(ctx, this.params, s.offset * 4, s.size * 4, false));
+        p.rebind(new Storage(ctx, this.params, s.offset * F32, s.size * F32, false));
       }
     });
   }
 
   range(buffer: GPUBuffer): BufferRange {
-    return { buffer, offset: 0, size: this.length * 4 };
+    return { buffer, offset: 0, size: this.length * F32 };
   }
 
   private slotRange(buffer: GPUBuffer, s: Slot): BufferRange {
-    return { buffer, offset: s.offset * 4, size: s.size * 4 };
+    return { buffer, offset: s.offset * F32, size: s.size * F32 };
   }
 
   private zero(r: BufferRange, n: number): void {
@@ -102,7 +106,7 @@ export class ParamArena {
       if (s.size === 0) return;
       const g = s.param.grad;
       if (g) {
-        this.ctx.copy(g.range('AdamW'), this.slotRange(this.grads, s), s.size * 4);
+        this.ctx.copy(g.range('AdamW'), this.slotRange(this.grads, s), s.size * F32);
         this.dirty[i] = true;
       } else if (this.dirty[i]) {
         this.zero(this.slotRange(this.grads, s), s.size);
@@ -115,9 +119,9 @@ export class ParamArena {
 
   /** m and v per parameter, read back with one copy per arena. */
   async readMoments(): Promise<{ m: Float32Array[]; v: Float32Array[] }> {
-    const split = (buf: ArrayBuffer) => this.slots.map((s) => new Float32Array(buf, s.offset * 4, s.size).slice());
-    const m = split(await this.ctx.read(this.range(this.m), this.length * 4));
-    const v = split(await this.ctx.read(this.range(this.v), this.length * 4));
+    const split = (buf: ArrayBuffer) => this.slots.map((s) => new Float32Array(buf, s.offset * F32, s.size).slice());
+    const m = split(await this.ctx.read(this.range(this.m), this.length * F32));
+    const v = split(await this.ctx.read(this.range(this.v), this.length * F32));
     return { m, v };
   }
 
@@ -139,9 +143,9 @@ export class ParamArena {
       for (const s of this.slots) {
         const p = s.param;
         if (p.disposed || s.size === 0) continue;
-        const buf = this.ctx.pool.acquire(s.size * 4);
-        this.ctx.copy(this.slotRange(this.params, s), { buffer: buf, offset: 0, size: s.size * 4 }, s.size * 4);
-        p.rebind(new Storage(this.ctx, buf, 0, s.size * 4, true));
+        const buf = this.ctx.pool.acquire(s.size * F32);
+        this.ctx.copy(this.slotRange(this.params, s), { buffer: buf, offset: 0, size: s.size * F32 }, s.size * F32);
+        p.rebind(new Storage(this.ctx, buf, 0, s.size * F32, true));
       }
     });
     for (const b of [this.params, this.grads, this.m, this.v]) this.ctx.pool.release(b);
