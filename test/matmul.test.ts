@@ -392,7 +392,7 @@ test('matmul: errors name the op and the shapes', async () => {
   const bb = t([3, 3, 4]);
   assert.throws(() => ops.matmul(ba, bb), /matmul: batch dimensions \[2\] of a \[2, 2, 3\] and \[3\] of b \[3, 3, 4\] differ/);
   const i = t([3, 4], 'i32');
-  assert.throws(() => ops.matmul(a, i), /matmul: expected f32, got i32 tensor \[3, 4\]/);
+  assert.throws(() => ops.matmul(a, i), /matmul: expected f32 or f16, got i32 tensor \[3, 4\]/);
   const c = t([3, 4]);
   const badBias = t([3]);
   assert.throws(() => ops.matmul(a, c, { bias: badBias }), /matmul: bias \[3\] does not match N=4/);
