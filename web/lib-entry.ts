@@ -35,6 +35,6 @@ export {
   GENERIC_TEMPLATES, buildClaimSets, buildNegatedCaptions, makeRng, shuffle,
   type ClaimSet, type NegatedCaption, type NegationVocab,
 } from '../src/data/builders.js';
-// Both the engine (matmul epilogues) and the CLIP config name a type `Activation`.
 export type { Activation } from '../src/engine/index.js';
-export type { Activation as ClipActivation } from '../src/models/clip-config.js';
+/** @deprecated the MLP activation of a CLIP config: HiddenActivation. */
+export type { HiddenActivation as ClipActivation } from '../src/models/clip-config.js';

@@ -208,7 +208,7 @@ export function backward(root: Tensor, ones: (ctx: GpuContext, shape: readonly n
           grads.set(inp, gi);
         }
       });
-      // Backward may have returned fewer entries than inputs; dispose extras it returned.
+      // A rule may return more entries than the node has inputs: dispose the extras.
       for (let i = node.inputs.length; i < gin.length; i++) gin[i]?.dispose();
     }
     for (const g of grads.values()) g.dispose();

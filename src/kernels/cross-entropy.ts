@@ -18,7 +18,7 @@ const NAN = 'bitcast<f32>(u.nanBits)';
 export const NAN_BITS = 0x7fc00000;
 
 function crossEntropyRowsKernelBuild(spec: RowSpec) {
-  return rowKernel('cross-entropy', spec, [['classes', 'u32'], ['ignore', 'i32'], ['nanBits', 'u32']], [['X', 'read', 'T'], ['TGT', 'read', 'i32'], ['LOSS', 'rw', 'f32'], ['LSE', 'rw', 'f32']], MAX_SUM_WGSL, [MAX_SUM_REDUCER], `
+  return rowKernel('cross-entropy', spec, [['classes', 'u32'], ['ignore', 'i32'], ['nanBits', 'u32']], [['X', 'read', 'Word'], ['TGT', 'read', 'i32'], ['LOSS', 'rw', 'f32'], ['LSE', 'rw', 'f32']], MAX_SUM_WGSL, [MAX_SUM_REDUCER], `
   var st = vec2<f32>(LOWEST, 0.0);
   for (var j = lane; j < u.len; j += STEP) {
     st = maxSumStep(st, X[at(base, j)]);
@@ -70,9 +70,9 @@ function crossEntropyReduceKernelBuild() {
 /** dx = (exp(x - lse) - onehot(target)) * G[0] / STATS[1], zero on ignored rows. */
 function crossEntropyBackwardKernelBuild(spec: RowSpec) {
   const onehot = spec.vec4
-    ? 'T(vec4<u32>(j * 4u) + vec4<u32>(0u, 1u, 2u, 3u) == vec4<u32>(tu))'
-    : 'T(j == tu)';
-  return rowKernel('cross-entropy.backward', spec, [['classes', 'u32'], ['ignore', 'i32'], ['nanBits', 'u32']], [['X', 'read', 'T'], ['TGT', 'read', 'i32'], ['LSE', 'read', 'f32'], ['G', 'read', 'f32'], ['STATS', 'read', 'f32'], ['DX', 'rw', 'T']], '', [], `
+    ? 'Word(vec4<u32>(j * 4u) + vec4<u32>(0u, 1u, 2u, 3u) == vec4<u32>(tu))'
+    : 'Word(j == tu)';
+  return rowKernel('cross-entropy.backward', spec, [['classes', 'u32'], ['ignore', 'i32'], ['nanBits', 'u32']], [['X', 'read', 'Word'], ['TGT', 'read', 'i32'], ['LSE', 'read', 'f32'], ['G', 'read', 'f32'], ['STATS', 'read', 'f32'], ['DX', 'rw', 'Word']], '', [], `
   let t = TGT[row];
   let div = STATS[1];
   var scale = select(0.0, G[0] / div, div > 0.0);
@@ -85,7 +85,7 @@ function crossEntropyBackwardKernelBuild(spec: RowSpec) {
   let lse = LSE[row];
   for (var j = lane; j < u.len; j += STEP) {
     let k = at(base, j);
-    DX[k] = (exp(X[k] - T(lse)) - ${onehot}) * T(scale);
+    DX[k] = (exp(X[k] - Word(lse)) - ${onehot}) * Word(scale);
   }`);
 }
 

@@ -25,16 +25,16 @@ fn chan(a: vec3<f32>, b: vec3<f32>) -> vec3<f32> {
   let wb = b.x / n;
   return vec3<f32>(n, a.y + d * wb, a.z + b.z + d * d * a.x * wb);
 }
-fn chunkStats(v: T) -> vec3<f32> {
+fn chunkStats(v: Word) -> vec3<f32> {
   let c = ${count}.0;
   let m = hsum(v) / c;
-  let dv = v - T(m);
+  let dv = v - Word(m);
   return vec3<f32>(c, m, hsum(dv * dv));
 }
 `;
 
 function layerNormKernelBuild(spec: RowSpec) {
-  return rowKernel('layernorm', spec, [['eps', 'f32']], [['X', 'read', 'T'], ['GAMMA', 'read', 'T'], ['BETA', 'read', 'T'], ['Y', 'rw', 'T'], ['MEAN', 'rw', 'f32'], ['RSTD', 'rw', 'f32']], welfordWgsl(spec.vec4 ? 4 : 1), [WELFORD], `
+  return rowKernel('layernorm', spec, [['eps', 'f32']], [['X', 'read', 'Word'], ['GAMMA', 'read', 'Word'], ['BETA', 'read', 'Word'], ['Y', 'rw', 'Word'], ['MEAN', 'rw', 'f32'], ['RSTD', 'rw', 'f32']], welfordWgsl(spec.vec4 ? 4 : 1), [WELFORD], `
   var st = vec3<f32>(0.0);
   for (var j = lane; j < u.len; j += STEP) {
     st = chan(st, chunkStats(X[at(base, j)]));
@@ -48,58 +48,58 @@ function layerNormKernelBuild(spec: RowSpec) {
   }
   for (var j = lane; j < u.len; j += STEP) {
     let k = at(base, j);
-    Y[k] = (X[k] - T(mean)) * T(rstd) * GAMMA[j] + BETA[j];
+    Y[k] = (X[k] - Word(mean)) * Word(rstd) * GAMMA[j] + BETA[j];
   }`);
 }
 
 function layerNormBackwardKernelBuild(spec: RowSpec) {
   const d = spec.vec4 ? 'f32(u.len * 4u)' : 'f32(u.len)';
-  return rowKernel('layernorm.backward', spec, [], [['X', 'read', 'T'], ['G', 'read', 'T'], ['GAMMA', 'read', 'T'], ['MEAN', 'read', 'f32'], ['RSTD', 'read', 'f32'], ['DX', 'rw', 'T']], '', [SUM2], `
+  return rowKernel('layernorm.backward', spec, [], [['X', 'read', 'Word'], ['G', 'read', 'Word'], ['GAMMA', 'read', 'Word'], ['MEAN', 'read', 'f32'], ['RSTD', 'read', 'f32'], ['DX', 'rw', 'Word']], '', [SUM2], `
   let mean = MEAN[row];
   let rstd = RSTD[row];
   var acc = vec2<f32>(0.0);
   for (var j = lane; j < u.len; j += STEP) {
     let k = at(base, j);
     let gy = G[k] * GAMMA[j];
-    let xh = (X[k] - T(mean)) * T(rstd);
+    let xh = (X[k] - Word(mean)) * Word(rstd);
     acc += vec2<f32>(hsum(gy), hsum(gy * xh));
   }
   acc = rowSum2(lane, acc) / ${d};
   for (var j = lane; j < u.len; j += STEP) {
     let k = at(base, j);
-    let xh = (X[k] - T(mean)) * T(rstd);
-    DX[k] = T(rstd) * (G[k] * GAMMA[j] - T(acc.x) - xh * T(acc.y));
+    let xh = (X[k] - Word(mean)) * Word(rstd);
+    DX[k] = Word(rstd) * (G[k] * GAMMA[j] - Word(acc.x) - xh * Word(acc.y));
   }`);
 }
 
 /**
  * Partial column sums for dgamma (g * xhat) and dbeta (g): invocation (chunk, c) walks rows
  * [chunk * chunkRows, min(rows, (chunk + 1) * chunkRows)) of column vector c and writes
- * PG[chunk * cols + c], PB[chunk * cols + c]. `cols` counts T elements per row.
+ * PG[chunk * cols + c], PB[chunk * cols + c]. `cols` counts Words (f32 or vec4<f32>) per row.
  */
 function layerNormParamGradKernelBuild(vec4: boolean) {
-  const T = vec4 ? 'vec4<f32>' : 'f32';
+  const word = vec4 ? 'vec4<f32>' : 'f32';
   return makeKernel(`layernorm.param-grad${vec4 ? '.vec4' : ''}`,
     [['rows', 'u32'], ['cols', 'u32'], ['chunkRows', 'u32'], ['n', 'u32']],
-    [['X', 'read', 'T'], ['G', 'read', 'T'], ['MEAN', 'read', 'f32'], ['RSTD', 'read', 'f32'], ['PG', 'rw', 'T'], ['PB', 'rw', 'T']],
+    [['X', 'read', 'Word'], ['G', 'read', 'Word'], ['MEAN', 'read', 'f32'], ['RSTD', 'read', 'f32'], ['PG', 'rw', 'Word'], ['PB', 'rw', 'Word']],
     {
       linear: LN_COL_WG,
       body: `  let c = i % u.cols;
   let chunk = i / u.cols;
   let r0 = chunk * u.chunkRows;
   let r1 = min(u.rows, r0 + u.chunkRows);
-  var dg = T(0.0);
-  var db = T(0.0);
+  var dg = Word(0.0);
+  var db = Word(0.0);
   for (var r = r0; r < r1; r++) {
     let k = r * u.cols + c;
     let g = G[k];
-    dg += g * (X[k] - T(MEAN[r])) * T(RSTD[r]);
+    dg += g * (X[k] - Word(MEAN[r])) * Word(RSTD[r]);
     db += g;
   }
   PG[i] = dg;
   PB[i] = db;`,
     },
-    { prelude: `alias T = ${T};\n` },
+    { prelude: `alias Word = ${word};\n` },
   );
 }
 
@@ -108,7 +108,7 @@ function layerNormParamGradKernelBuild(vec4: boolean) {
  * Works on strided rows too, so any axis is one kernel without a transpose.
  */
 function l2NormalizeKernelBuild(spec: RowSpec) {
-  return rowKernel('l2normalize', spec, [['eps', 'f32']], [['X', 'read', 'T'], ['Y', 'rw', 'T'], ['NRM', 'rw', 'f32']], '', [SUM_REDUCER()], `
+  return rowKernel('l2normalize', spec, [['eps', 'f32']], [['X', 'read', 'Word'], ['Y', 'rw', 'Word'], ['NRM', 'rw', 'f32']], '', [SUM_REDUCER()], `
   var ss = 0.0;
   for (var j = lane; j < u.len; j += STEP) {
     let v = X[at(base, j)];
@@ -119,7 +119,7 @@ function l2NormalizeKernelBuild(spec: RowSpec) {
   let inv = 1.0 / max(nrm, u.eps);
   for (var j = lane; j < u.len; j += STEP) {
     let k = at(base, j);
-    Y[k] = X[k] * T(inv);
+    Y[k] = X[k] * Word(inv);
   }`);
 }
 
@@ -128,7 +128,7 @@ function l2NormalizeKernelBuild(spec: RowSpec) {
  * below eps the divisor is the constant eps, so dx = g / eps.
  */
 function l2NormalizeBackwardKernelBuild(spec: RowSpec) {
-  return rowKernel('l2normalize.backward', spec, [['eps', 'f32']], [['Y', 'read', 'T'], ['NRM', 'read', 'f32'], ['G', 'read', 'T'], ['DX', 'rw', 'T']], '', [SUM_REDUCER()], `
+  return rowKernel('l2normalize.backward', spec, [['eps', 'f32']], [['Y', 'read', 'Word'], ['NRM', 'read', 'f32'], ['G', 'read', 'Word'], ['DX', 'rw', 'Word']], '', [SUM_REDUCER()], `
   let nrm = NRM[row];
   let clamped = nrm < u.eps;
   var s = 0.0;
@@ -140,7 +140,7 @@ function l2NormalizeBackwardKernelBuild(spec: RowSpec) {
   let inv = 1.0 / max(nrm, u.eps);
   for (var j = lane; j < u.len; j += STEP) {
     let k = at(base, j);
-    DX[k] = (G[k] - Y[k] * T(s)) * T(inv);
+    DX[k] = (G[k] - Y[k] * Word(s)) * Word(inv);
   }`);
 }
 

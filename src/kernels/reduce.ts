@@ -164,7 +164,7 @@ export type RowLeadField = 'rows' | 'len' | 'inner';
 /**
  * Builds a row kernel. The body runs with `row` (< u.rows), `lane`, `base` in scope, and may use
  * `at(base, j)` for the index of element j, `STEP` as the loop stride of j (start j at `lane`),
- * `T` for the element type, and hsum / hmax to fold a T into an f32. Uniforms `rows`, `len`
+ * `Word` for the unit a row is read in (f32, or vec4<f32> when vec4), and hsum / hmax to fold a Word into an f32. Uniforms `rows`, `len`
  * (and `inner` when strided) come first; `fields` follow. `helpers` is module-scope WGSL the body
  * calls (beside the reducers' functions).
  */
@@ -178,21 +178,21 @@ export function rowKernel<const F extends string = never>(
   body: string,
 ): Kernel<RowLeadField | F> {
   if (spec.strided && spec.vec4) throw new Error(`${name}: strided rows are scalar`);
-  const T = spec.vec4 ? 'vec4<f32>' : 'f32';
+  const word = spec.vec4 ? 'vec4<f32>' : 'f32';
   const wg = rowWorkgroupSize(spec);
   const lead: [RowLeadField, UniformType][] = [['rows', 'u32'], ['len', 'u32']];
   if (spec.strided) lead.push(['inner', 'u32']);
   const common = `const STEP: u32 = ${spec.variant === 'lane' ? 1 : wg}u;
 const LOWEST: f32 = -3.4028234663852886e38;
-fn hsum(v: T) -> f32 { return ${spec.vec4 ? 'v.x + v.y + v.z + v.w' : 'v'}; }
-fn hmax(v: T) -> f32 { return ${spec.vec4 ? 'max(max(v.x, v.y), max(v.z, v.w))' : 'v'}; }
+fn hsum(v: Word) -> f32 { return ${spec.vec4 ? 'v.x + v.y + v.z + v.w' : 'v'}; }
+fn hmax(v: Word) -> f32 { return ${spec.vec4 ? 'max(max(v.x, v.y), max(v.z, v.w))' : 'v'}; }
 fn at(base: u32, j: u32) -> u32 { return base + j${spec.strided ? ' * u.inner' : ''}; }
 ${helpers}${reducers.map((r) => reducerWgsl(r, spec.variant)).join('')}`;
   const base = spec.strided
     ? '(row / u.inner) * u.len * u.inner + row % u.inner'
     : 'row * u.len';
   const kernelName = `${name}.${spec.variant}${spec.variant === 'lane' ? wg : ''}${spec.vec4 ? '.vec4' : ''}${spec.strided ? '.strided' : ''}`;
-  const prelude = `alias T = ${T};\n`;
+  const prelude = `alias Word = ${word};\n`;
   if (spec.variant === 'lane') {
     // One row per invocation: the generated 1-D entry point, with `row` as its index.
     return makeKernel<RowLeadField | F>(kernelName, [...lead, ...fields], bindings,

@@ -18,22 +18,22 @@ export const MAX_SUM_REDUCER: RowReducer = {
   combine: 'maxSum(a, b)',
 };
 
-/** WGSL: the online max / sum-of-exp step and merge. Expects `T`, hmax, hsum in scope. */
+/** WGSL: the online max / sum-of-exp step and merge. Expects `Word`, hmax, hsum in scope. */
 export const MAX_SUM_WGSL = `
 fn maxSum(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
   let m = max(a.x, b.x);
   return vec2<f32>(m, a.y * exp(a.x - m) + b.y * exp(b.x - m));
 }
-fn maxSumStep(st: vec2<f32>, v: T) -> vec2<f32> {
+fn maxSumStep(st: vec2<f32>, v: Word) -> vec2<f32> {
   let m = max(st.x, hmax(v));
-  return vec2<f32>(m, st.y * exp(st.x - m) + hsum(exp(v - T(m))));
+  return vec2<f32>(m, st.y * exp(st.x - m) + hsum(exp(v - Word(m))));
 }
 `;
 
-const IO = (inputs: string[], output: string): StorageBinding[] => [...inputs.map((n) => [n, 'read', 'T'] as const), [output, 'rw', 'T']];
+const IO = (inputs: string[], output: string): StorageBinding[] => [...inputs.map((n) => [n, 'read', 'Word'] as const), [output, 'rw', 'Word']];
 
 function softmaxKernelBuild(kind: SoftmaxKind, spec: RowSpec) {
-  const out = kind === 'softmax' ? 'exp(X[k] - T(m)) * inv' : 'X[k] - T(m + lg)';
+  const out = kind === 'softmax' ? 'exp(X[k] - Word(m)) * inv' : 'X[k] - Word(m + lg)';
   return rowKernel(`${kind}`, spec, [], IO(['X'], 'Y'), MAX_SUM_WGSL, [MAX_SUM_REDUCER], `
   var st = vec2<f32>(LOWEST, 0.0);
   for (var j = lane; j < u.len; j += STEP) {
@@ -55,7 +55,7 @@ function softmaxKernelBuild(kind: SoftmaxKind, spec: RowSpec) {
  */
 function softmaxBackwardKernelBuild(kind: SoftmaxKind, spec: RowSpec) {
   const acc = kind === 'softmax' ? 'hsum(G[k] * Y[k])' : 'hsum(G[k])';
-  const out = kind === 'softmax' ? 'Y[k] * (G[k] - T(s))' : 'G[k] - exp(Y[k]) * T(s)';
+  const out = kind === 'softmax' ? 'Y[k] * (G[k] - Word(s))' : 'G[k] - exp(Y[k]) * Word(s)';
   return rowKernel(`${kind}.backward`, spec, [], IO(['Y', 'G'], 'DX'), '', [SUM_REDUCER()], `
   var s = 0.0;
   for (var j = lane; j < u.len; j += STEP) {

@@ -2,8 +2,13 @@
  * CLIP configuration from a Hugging Face `config.json` (canonical), or inferred from the shapes
  * of an OpenAI-layout state dict (as OpenAI's build_model does).
  */
-/** Activation functions CLIP configs name (mapped from HF's hidden_act). */
-export type Activation = 'quick_gelu' | 'gelu_erf' | 'gelu_tanh' | 'relu';
+import type { Activation } from '../engine/index.js';
+/**
+ * The activation of a transformer's MLP, as CLIP configs name it (mapped from HF's hidden_act):
+ * one of the matmul epilogue's fused activations, so there is one Activation type (the
+ * engine's, which adds 'none').
+ */
+export type HiddenActivation = Exclude<Activation, 'none'>;
 
 export interface TowerConfig {
   hiddenSize: number;
@@ -11,7 +16,7 @@ export interface TowerConfig {
   layers: number;
   heads: number;
   layerNormEps: number;
-  activation: Activation;
+  activation: HiddenActivation;
 }
 
 export interface TextConfig extends TowerConfig {
@@ -41,7 +46,7 @@ export class ConfigError extends Error {
   }
 }
 
-const ACTIVATIONS: Record<string, Activation> = {
+const ACTIVATIONS: Record<string, HiddenActivation> = {
   quick_gelu: 'quick_gelu',
   gelu: 'gelu_erf',
   gelu_new: 'gelu_tanh',
@@ -65,7 +70,7 @@ function positive(src: string, obj: Json, key: string, prefix: string, dflt: num
   return v;
 }
 
-function activation(src: string, obj: Json, prefix: string): Activation {
+function activation(src: string, obj: Json, prefix: string): HiddenActivation {
   const v = obj.hidden_act ?? 'quick_gelu';
   const a = typeof v === 'string' ? ACTIVATIONS[v] : undefined;
   if (!a) throw new ConfigError(src, `${prefix}hidden_act`, `unsupported activation ${JSON.stringify(v)} (supported: ${Object.keys(ACTIVATIONS).join(', ')})`);

@@ -4,7 +4,7 @@
  * frozen (requiresGrad) and who disposes the weights.
  */
 import { layerNorm, linear, scope, type Tensor } from '../engine/index.js';
-import type { Activation } from './clip-config.js';
+import type { HiddenActivation } from './clip-config.js';
 
 /** A low-rank update: a [r, in], b [out, r], scale = lora_alpha / r. */
 export interface LoraBranch {
@@ -32,7 +32,7 @@ export class Linear {
    * projection, the up projection (scale and residual in its epilogue) and the base product
    * (bias, the branch and the activation in its epilogue).
    */
-  forward(x: Tensor, act: Activation | 'none' = 'none', residual?: Tensor): Tensor {
+  forward(x: Tensor, act: HiddenActivation | 'none' = 'none', residual?: Tensor): Tensor {
     const lora = this.lora;
     const bias = this.bias ?? undefined;
     if (!lora) return linear(x, this.weight, bias, act, { addend: residual });

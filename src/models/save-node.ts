@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic-write-node.js';
 import { MAX_CONFIG_BYTES, readRegularTextSync } from '../io/read-file-node.js';
 import type { ClipModel } from './clip.js';
-import type { Activation, ClipConfig } from './clip-config.js';
+import type { ClipConfig, HiddenActivation } from './clip-config.js';
 import { expectedHfShapes, type HostTensor } from './clip-weights.js';
 import { CLIP_MEAN, CLIP_STD } from './image/preprocess.js';
 import type { TensorToWrite } from './safetensors.js';
@@ -21,7 +21,7 @@ import { WORD_TOKENIZER_FILE } from './tokenizer/load-node.js';
 
 export { WORD_TOKENIZER_FILE };
 
-const HF_ACTIVATION: Record<Activation, string> = {
+const HF_ACTIVATION: Record<HiddenActivation, string> = {
   quick_gelu: 'quick_gelu',
   gelu_erf: 'gelu',
   gelu_tanh: 'gelu_pytorch_tanh',

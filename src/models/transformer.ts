@@ -4,7 +4,7 @@
  * `hidden_states` numbering, which causal tracing patches into.
  */
 import { attention, checkpoint, permute, reshape, scope, type Tensor } from '../engine/index.js';
-import type { Activation } from './clip-config.js';
+import type { HiddenActivation } from './clip-config.js';
 import type { LayerNorm, Linear } from './layers.js';
 
 /**
@@ -24,7 +24,7 @@ export interface EncoderLayer {
   ln2: LayerNorm;
   fc1: Linear;
   fc2: Linear;
-  activation: Activation;
+  activation: HiddenActivation;
 }
 
 function splitHeads(x: Tensor, heads: number): Tensor {

@@ -30,7 +30,9 @@ import { cutAtPool } from '../models/text-rows.js';
 import { markdownTable } from '../io/report.js';
 
 /** Record kinds that are single captions (retrieval queries). */
-export const CAPTION_KINDS = ['caption', 'negated-caption', 'retrieval-neg-caption'] as const;
+export const CAPTION_RECORD_KINDS = ['caption', 'negated-caption', 'retrieval-neg-caption'] as const;
+/** @deprecated the record kinds scored as captions: CAPTION_RECORD_KINDS (train-data's CAPTION_KINDS are --clip-captions choices). */
+export const CAPTION_KINDS = CAPTION_RECORD_KINDS;
 
 export interface RetrievalQuery {
   text: string;
