@@ -44,7 +44,7 @@ await runCli('embed', 'usage: node dist/embed.js --model DIR [--adapter DIR] [--
     requireInputFiles('config', f.config as string | undefined);
     if (f.out !== undefined) prepareOutputFolder('out', f.out as string);
     const ctx = await nodeContext();
-    const clip = await loadClip(ctx, model, { configPath: f.config as string | undefined });
+    const clip = await loadClip(ctx, model, { configPath: f.config as string | undefined, weights: 'auto' });
     const lora = f.adapter ? await loadLora(clip, f.adapter as string) : null;
     const cfg = clip.config;
     let textOut: { text: string; ids: number[]; embedding: number[] }[] = [];

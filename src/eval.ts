@@ -171,7 +171,7 @@ await runCli('eval', 'usage: node dist/eval.js --model DIR [--adapter DIR] (--da
           clip?.dispose();
           clip = null;
           cachedImages = undefined;
-          clip = await loadClip(ctx, e.model, { configPath: f.config as string | undefined });
+          clip = await loadClip(ctx, e.model, { configPath: f.config as string | undefined, weights: 'auto' });
           clipPath = path;
         }
         const tokenizer = tokenizerFor(e.model, f.tokenizer as string | undefined);

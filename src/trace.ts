@@ -92,7 +92,7 @@ await runCli('trace', 'usage: node dist/trace.js --model DIR --pairs FILE.jsonl 
     let pairs = readPairs(f.pairs as string);
     if (f.limit !== undefined) pairs = pairs.slice(0, f.limit as number);
     const ctx = await nodeContext();
-    const model = await loadClip(ctx, modelPath, { configPath: f.config as string | undefined });
+    const model = await loadClip(ctx, modelPath, { configPath: f.config as string | undefined, weights: 'auto' });
     const lora = f.adapter ? await loadLora(model, f.adapter as string) : null;
     const tok = loadClipTokenizer(modelPath, f.tokenizer as string | undefined);
     const imgCfg = imageConfigFor(modelPath, model.config);

@@ -74,6 +74,13 @@ export interface Tuning {
   readonly paramGradInvocations: number;
   /** Most partials of a full-tensor sum's first stage: 1024 on a CPU, 65536 on a GPU. */
   readonly sumParts: number;
+  /**
+   * Storage of frozen base weights where their loader allows it (ClipModel.load with weights
+   * 'auto': the CLIs' frozen models). gpu with shader-f16: 'f16', half the memory and bandwidth,
+   * widened to f32 in the matmul loads (f32 accumulation). cpu: 'f32': lavapipe runs f16 at
+   * 0.36x of f32.
+   */
+  readonly weights: 'f32' | 'f16';
 }
 
 /** What a user, a test or a benchmark may force; unset fields keep the adapter's choice. */
@@ -82,6 +89,7 @@ export interface TuningOverride {
   matmul?: MatmulVariant;
   matmulSubgroups?: boolean;
   regblock?: MatmulTuning;
+  weights?: 'f32' | 'f16';
   rows?: RowVariant;
   attention?: AttnImpl;
   attentionSubgroups?: boolean;
@@ -103,6 +111,8 @@ export function decideTuning(info: AdapterSummary, override: TuningOverride = {}
   checkOverride(override, source);
   const cls = override.adapterClass ?? (info.cpuBacked ? 'cpu' : 'gpu');
   const cpu = cls === 'cpu';
+  const f16 = info.features.includes('shader-f16');
+  if (override.weights === 'f16' && !f16) throw new Error(`${source}: weights "f16" needs the 'shader-f16' feature, which this adapter lacks`);
   return {
     adapterClass: cls,
     subgroupSize: fixedSubgroup(info),
@@ -116,11 +126,12 @@ export function decideTuning(info: AdapterSummary, override: TuningOverride = {}
     copyChunk: override.copyChunk ?? (cpu ? 64 : 4),
     paramGradInvocations: cpu ? 256 : 16384,
     sumParts: cpu ? 1024 : 65536,
+    weights: override.weights ?? (!cpu && f16 ? 'f16' : 'f32'),
   };
 }
 
 function checkOverride(o: TuningOverride, source: string): void {
-  const known = ['adapterClass', 'matmul', 'matmulSubgroups', 'regblock', 'rows', 'attention', 'attentionSubgroups', 'copyChunk'];
+  const known = ['adapterClass', 'matmul', 'matmulSubgroups', 'regblock', 'rows', 'attention', 'attentionSubgroups', 'copyChunk', 'weights'];
   for (const k of Object.keys(o)) {
     if (!known.includes(k)) throw new Error(`${source}: unknown field "${k}" (known: ${known.join(', ')})`);
   }
@@ -131,6 +142,7 @@ function checkOverride(o: TuningOverride, source: string): void {
   oneOf('matmul', o.matmul, MATMUL_VARIANTS);
   oneOf('rows', o.rows, ROW_VARIANTS);
   oneOf('attention', o.attention, ATTN_IMPLS);
+  oneOf('weights', o.weights, ['f32', 'f16']);
   for (const k of ['matmulSubgroups', 'attentionSubgroups'] as const) {
     if (o[k] !== undefined && typeof o[k] !== 'boolean') throw new Error(`${source}: ${k} must be true or false, got ${JSON.stringify(o[k])}`);
   }
@@ -211,5 +223,5 @@ export function regblockKnobs(t: Tuning, M: number, N: number, K: number, batch:
 export function describeTuning(t: Tuning): string {
   const mm = t.matmul.variant === 'regblock' && matmulSubgroup(t) ? `regblock.sg${matmulSubgroup(t)}` : t.matmul.variant;
   const at = t.attention.impl === 'register' && attentionSubgroup(t) ? `register.sg${attentionSubgroup(t)}` : t.attention.impl;
-  return `${t.adapterClass} adapter, subgroup ${t.subgroupSize || 'variable'}: matmul ${mm}, rows ${t.rows}, attention ${at}, copy chunk ${t.copyChunk}`;
+  return `${t.adapterClass} adapter, subgroup ${t.subgroupSize || 'variable'}: matmul ${mm}, rows ${t.rows}, attention ${at}, copy chunk ${t.copyChunk}, frozen weights ${t.weights}`;
 }

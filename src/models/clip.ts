@@ -30,6 +30,23 @@ export interface TextOptions {
 export interface LoadOptions {
   /** Called after each tensor is uploaded (done, total) for progress display. */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Storage of the projection weights (attention, MLP, patch embedding, final projections):
+   * 'f32' (the default: they can be trained, merged, saved exactly), 'f16' (frozen: half the
+   * memory, widened to f32 as the matmuls load them; needs shader-f16), or 'auto' (the
+   * adapter's choice, ctx.tuning.weights). Embeddings, norms and biases stay f32.
+   */
+  weights?: 'f32' | 'f16' | 'auto';
+}
+
+/** Weights read only as matmul operands, which may be stored as f16 when frozen. */
+const F16_CAPABLE = /(?:self_attn\.(?:q|k|v|out)_proj|mlp\.fc[12])\.weight$|^(?:text|visual)_projection\.weight$|patch_embedding\.weight$/;
+
+/** Whether `key` is stored as f16 under `weights` on `ctx`. */
+export function storedAsF16(ctx: GpuContext, key: string, weights: LoadOptions['weights'] = 'f32'): boolean {
+  const choice = weights === 'auto' ? ctx.tuning.weights : weights;
+  if (choice === 'f16' && !ctx.hasFeature('shader-f16')) throw new ModelInputError("weights 'f16' needs the 'shader-f16' feature, which this adapter lacks");
+  return choice === 'f16' && F16_CAPABLE.test(key);
 }
 
 /**
@@ -92,7 +109,7 @@ export class ClipModel {
         const host = await weights.get(key);
         const bad = firstNonFinite(host.data);
         if (bad >= 0) throw new ModelInputError(`${weights.source}: ${key} holds ${host.data[bad]} at element ${bad}; a checkpoint must hold finite numbers`);
-        const t = tensor(ctx, host.data, shape.length === 0 ? [1] : shape);
+        const t = tensor(ctx, host.data, shape.length === 0 ? [1] : shape, storedAsF16(ctx, key, opts.weights) ? 'f16' : 'f32');
         t.name = key;
         params.set(key, t);
         opts.onProgress?.(++done, shapes.size);

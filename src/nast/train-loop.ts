@@ -67,6 +67,8 @@ export function fullTextGroups(model: ClipModel, weightDecay: number): TrainGrou
   const take = (name: string, layer: number, tower: TrainGroup['tower'], keys: string[], decay: boolean) => {
     if (keys.length === 0) return;
     const params = keys.map((k) => model.param(k));
+    const f16 = keys.find((k) => model.param(k).dtype !== 'f32');
+    if (f16) throw new Error(`full-text training needs f32 weights, and ${f16} is ${model.param(f16).dtype}: load the model with weights 'f32'`);
     for (const t of params) t.requiresGrad = true;
     groups.push({ name, params, layer, tower, weightDecay: decay ? weightDecay : 0 });
   };

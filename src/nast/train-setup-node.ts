@@ -157,7 +157,10 @@ export async function setUpTraining(f: ParsedFlags, given: (name: string) => boo
   const ctx = await nodeContext();
   // A full-text run resumes from the weights it checkpointed; LoRA from its adapter.
   const configPath = f.config as string | undefined;
-  const model = await loadClip(ctx, checkpoint && fullText ? join(checkpoint.folder, 'model') : modelPath, { configPath: resume && fullText ? undefined : configPath });
+  // Frozen base weights in the adapter's choice of storage (f16 on GPUs with shader-f16); f32
+  // where they are trained (--full-text) or merged (--export-merged).
+  const weights = fullText || f['export-merged'] ? 'f32' : 'auto';
+  const model = await loadClip(ctx, checkpoint && fullText ? join(checkpoint.folder, 'model') : modelPath, { configPath: resume && fullText ? undefined : configPath, weights });
   model.recompute = f.recompute ? true : f['no-recompute'] ? false : recomputePays(model.config);
   const tok = loadClipTokenizer(modelPath, f.tokenizer as string | undefined);
   const layers = model.config.text.layers;
