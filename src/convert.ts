@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * `node dist/convert.js --from FILE|DIR --to DIR [--config config.json]`: any checkpoint the
  * loaders read (Hugging Face folder with safetensors or pytorch_model.bin, OpenAI-layout

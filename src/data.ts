@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * `node dist/data.js build --from FILE|world --out DIR [...]`: ingest (CheXpert-style CSV,
  * CAD-Chest-style JSON, image-caption JSONL) or generate the miniature world, split per patient,

@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * `node dist/embed.js --model DIR --text "..." --image PATH [--json]`: CLIP text and image
  * embeddings and the image x text similarity matrix.

@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * `node dist/eval.js --model DIR [--adapter DIR] --data DIR [--split test] [--out report.json]
  *  [--compare DIR2] [--compare-adapter DIR]`: scores a CLIP model (and optionally a second one, or

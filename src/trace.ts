@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * `node dist/trace.js --model DIR --pairs FILE.jsonl [--out DIR] [--positions differ] [--min-delta X] [--beta B]`:
  * causal tracing of the CLIP text encoder over (image, caption, foil) pairs; writes cte.json

@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * `node dist/train.js --model DIR --data DIR --cte cte.json`: NAST fine-tuning of LoRA adapters
  * on the text encoder (or `--uniform` for the baseline, or NegBench's recipe), with checkpoints,

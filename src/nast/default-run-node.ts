@@ -53,6 +53,14 @@ function packageRoot(): string {
   throw new Error(`models/tiny-world not found above ${DIST}: the embedded tiny CLIP ships in the repository`);
 }
 
+/**
+ * The embedded tiny CLIP's folder (models/tiny-world of the repository or of the installed
+ * package), found from this module's location, not the working directory.
+ */
+export function tinyWorldModelPath(): string {
+  return join(packageRoot(), 'models', 'tiny-world');
+}
+
 function run(script: string, args: string[], phase: string): Promise<string> {
   return new Promise((ok, fail) => {
     process.stderr.write(`\n== ${phase}\n`);
@@ -107,8 +115,7 @@ function readEval(file: string): { report: EvalReport; probe: ProbeReport | null
 
 export async function defaultRun(o: DefaultRunOptions): Promise<void> {
   const t0 = Date.now();
-  const root = packageRoot();
-  const model = o.model ?? join(root, 'models', 'tiny-world');
+  const model = o.model ?? tinyWorldModelPath();
   const out = resolve(o.out);
   mkdirSync(out, { recursive: true });
   const data = join(out, 'data');
