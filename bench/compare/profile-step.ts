@@ -6,7 +6,7 @@ import { nodeContext } from '../../src/engine/node-gpu.js';
 import { ourStep, STEP_SHAPES } from './step-cases.js';
 
 const ctx = await nodeContext();
-const shape = process.argv[2] === 'vit' ? STEP_SHAPES[1] : STEP_SHAPES[0];
+const shape = STEP_SHAPES.find((s) => (process.argv[2] === 'vit' ? s.name === 'ViT-B/32 text NAST step' : s.name === 'tiny-world NAST step'))!;
 const r = await ourStep(ctx, shape);
 await r.step();
 await r.step();

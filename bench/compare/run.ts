@@ -223,7 +223,7 @@ async function main(): Promise<void> {
     rows.push(row);
     log(`${row.case} ${row.shape}: ours ${row.ours_ms} ms${row.peer_ms !== null ? `, tfjs ${row.peer_ms} ms (${row.ratio}x)` : ''}`);
   }
-  const shapes = STEP_SHAPES.filter((s) => want(s.name) && (s.config.text.layers === 4 || args.stepsVit > 0));
+  const shapes = STEP_SHAPES.filter((s) => want(s.name) && (s.config.text.layers === 4 || args.stepsVit > 0) && (s.weights !== 'f16' || ctx.hasFeature('shader-f16')));
   const torch = shapes.length > 0 && args.torch ? torchSteps(shapes, args.stepsTiny, log) : null;
   if (typeof torch === 'string') log(`PyTorch rows skipped: ${torch}`);
   for (const s of shapes) {

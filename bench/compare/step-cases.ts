@@ -23,6 +23,8 @@ export interface StepShape {
   recompute?: boolean;
   /** The PyTorch row this one is compared with, when not its own name. */
   peerCase?: string;
+  /** Storage of the frozen projection weights (f16 needs shader-f16). */
+  weights?: 'f32' | 'f16';
 }
 
 export const TINY_WORLD: ClipConfig = {
@@ -34,6 +36,7 @@ export const TINY_WORLD: ClipConfig = {
 
 export const STEP_SHAPES: StepShape[] = [
   { name: 'tiny-world NAST step', config: TINY_WORLD, tokens: 20, images: 32, claims: 5 },
+  { name: 'tiny-world NAST step, f16 weights', config: TINY_WORLD, tokens: 20, images: 32, claims: 5, weights: 'f16', peerCase: 'tiny-world NAST step' },
   // As train.js runs it by default at this width (--recompute on), and without recomputation.
   { name: 'ViT-B/32 text NAST step', config: VIT_B32, tokens: 77, images: 32, claims: 5, recompute: true },
   { name: 'ViT-B/32 text NAST step, no recompute', config: VIT_B32, tokens: 77, images: 32, claims: 5, recompute: false, peerCase: 'ViT-B/32 text NAST step' },
@@ -41,7 +44,7 @@ export const STEP_SHAPES: StepShape[] = [
 
 export function shapeLabel(s: StepShape): string {
   const t = s.config.text;
-  return `${t.layers}x${t.hiddenSize}, ${s.images} img x ${1 + s.claims} texts x ${s.tokens} tok${s.recompute ? ', recompute' : ''}`;
+  return `${t.layers}x${t.hiddenSize}, ${s.images} img x ${1 + s.claims} texts x ${s.tokens} tok${s.recompute ? ', recompute' : ''}${s.weights === 'f16' ? ', f16 weights' : ''}`;
 }
 
 /** A text row of `tokens` ids: start, words, end, then padding to the context length. */
@@ -66,7 +69,7 @@ export interface StepRunner {
 
 export async function ourStep(ctx: GpuContext, s: StepShape): Promise<StepRunner> {
   const cfg = s.config;
-  const model = await ClipModel.load(ctx, cfg, hostWeights(initClipWeights(cfg, 1)));
+  const model = await ClipModel.load(ctx, cfg, hostWeights(initClipWeights(cfg, 1)), { weights: s.weights ?? 'f32' });
   model.recompute = s.recompute ?? false;
   const lora = attachLora(model, { rank: 8, alpha: 16, targets: ['q_proj', 'k_proj', 'v_proj', 'out_proj'] });
   const layerScales = Array.from({ length: cfg.text.layers }, (_, l) => (l + 1) / cfg.text.layers);
