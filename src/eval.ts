@@ -6,7 +6,8 @@
  * Markdown table and writes report.json + report.md atomically.
  */
 import { existsSync, mkdirSync, statSync } from 'node:fs';
-import { isRegularFile, MAX_CONFIG_BYTES, MAX_TEXT_BYTES, readRegularTextSync } from './io/read-file-node.js';
+import { appendFile } from 'node:fs/promises';
+import { isRegularFile, MAX_CONFIG_BYTES, readRegularTextSync, regularFileSize } from './io/read-file-node.js';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { nodeContext } from './engine/node-gpu.js';
 import { loadClip, loadClipTokenizer } from './models/load-node.js';
@@ -106,7 +107,8 @@ await runCli('eval', 'usage: node dist/eval.js --model DIR [--adapter DIR] (--da
     if (!model) throw new UsageError('--model is required (a CLIP folder or .safetensors file)');
     if (f.out !== undefined) {
       prepareOutputFolder('out', f.out as string);
-      lockOutput(dirname(resolve(f.out as string)), 'eval.js', (line) => process.stderr.write(`eval: ${line}\n`));
+      // Per report file: evaluations into one folder (the working directory, say) may run side by side.
+      lockOutput(dirname(resolve(f.out as string)), 'eval.js', (line) => process.stderr.write(`eval: ${line}\n`), `.${basename(f.out as string)}.lock`);
     }
     const benchFiles = { negbenchMcq: f['negbench-mcq'] as string | undefined, negbenchRetrieval: f['negbench-retrieval'] as string | undefined, nastMcq: f['nast-mcq'] as string | undefined, imageRoot: f['image-root'] as string | undefined };
     const anyBench = Boolean(benchFiles.negbenchMcq || benchFiles.negbenchRetrieval || benchFiles.nastMcq);
@@ -241,12 +243,13 @@ await runCli('eval', 'usage: node dist/eval.js --model DIR [--adapter DIR] (--da
       await writeFileAtomic(mdPath, md);
       if (bench) {
         // NegBench's own results.jsonl beside the report: one line per model, their key names.
-        // Appended, as NegBench appends: a second evaluation into the folder loses nothing.
+        // Appended, as NegBench appends: a second evaluation into the folder loses nothing. One
+        // O_APPEND write, so evaluations finishing side by side do not overwrite each other.
         const lines = rows.map((r) => JSON.stringify({ model: r.name, ...r.benchmarks!.results_line })).join('\n');
         const file = join(dirname(out), 'results.jsonl');
-        const before = existsSync(file) ? readRegularTextSync(file, MAX_TEXT_BYTES, 'a results.jsonl') : '';
-        await writeFileAtomic(file, `${before}${before && !before.endsWith('\n') ? '\n' : ''}${lines}\n`);
-        if (before.trim()) process.stderr.write(`eval: appended to ${file}, which already held ${before.trim().split('\n').length} line(s)\n`);
+        const before = existsSync(file) ? regularFileSize(file) : 0;
+        await appendFile(file, `${lines}\n`);
+        if (before > 0) process.stderr.write(`eval: appended to ${file}, which already held results\n`);
       }
       process.stderr.write(`eval: wrote ${out}${bench ? `, ${join(dirname(out), 'results.jsonl')}` : ''} and ${mdPath}\n`);
     }

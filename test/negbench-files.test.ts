@@ -103,6 +103,13 @@ test('eval.js on exported NegBench files equals eval.js on the built split; miss
     assert.is(bench.negbench.mcq.predictions.length, bench.negbench.mcq.n);
     const jsonl = JSON.parse(readFileSync(join(dir, 'out', 'results.jsonl'), 'utf8').trim());
     for (const k of ['world-mcq-total_accuracy', 'world-mcq-negative_accuracy', 'world-image_retrieval_recall@5', 'world-text_retrieval_recall@1']) assert.ok(k in jsonl, k);
+    // A second evaluation into the folder appends its line, as NegBench does, and says so.
+    const again = spawnSync('node', [CLI('eval'), '--model', MODEL, '--negbench-mcq', mcqCsv, '--benchmark-name', 'again', '--out', join(dir, 'out', 'again.json')], { encoding: 'utf8' });
+    assert.is(again.status, 0, again.stderr);
+    assert.match(again.stderr, /appended to \S+results\.jsonl, which already held results/);
+    const both = readFileSync(join(dir, 'out', 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.is(both.length, 2);
+    assert.ok('world-mcq-total_accuracy' in both[0] && 'again-mcq-total_accuracy' in both[1]);
     const strict = spawnSync('node', [CLI('eval'), '--model', MODEL, '--negbench-mcq', mcqCsv, '--strict'], { encoding: 'utf8' });
     assert.is(strict.status, 1);
     assert.match(strict.stderr, new RegExp(`--strict: 1 row\\(s\\) cannot be used: .*mcq\\.csv:${lines.length}: image not found`));

@@ -27,7 +27,7 @@ const BINS = ['negclip-train', 'negclip-trace', 'negclip-eval', 'negclip-embed',
  * The environment without npm's per-run variables: under `npm test` they carry this repository's
  * prefix (npm_config_local_prefix), and an `npm install` in the temporary project would install here.
  */
-const ENV = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k) && k !== 'INIT_CWD'));
+const ENV = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k) && k !== 'INIT_CWD' && k !== 'FORCE_COLOR'));
 
 interface Run { status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
 

@@ -114,7 +114,7 @@ test('one run per output folder: a second train.js into a busy --out is refused;
   });
   const second = run([...base(data, out), '--uniform', '--steps', '2', '--overwrite']);
   assert.is(second.status, 1, second.stderr);
-  assert.match(second.stderr, /is in use by train\.js \(pid \d+, since [0-9T:.-]+Z\); one run per output folder/);
+  assert.match(second.stderr, /is in use by train\.js \(pid \d+, since [0-9T:.-]+Z\); one run per output: wait for it/);
   child.kill('SIGTERM');
   assert.is(await closed, 143, stderr);
   assert.ok(existsSync(join(out, 'checkpoint', 'current')), 'the first run saved its checkpoint');

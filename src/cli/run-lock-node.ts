@@ -55,10 +55,12 @@ function releaseAll(): void {
  * Takes the lock of `dir` (created if missing) for `tool`, or throws OutputLockedError naming the
  * process that holds it. `note` hears about a stale lock taken over. The lock goes when the
  * process exits, however it exits short of SIGKILL (whose stale lock the next run takes over).
+ * `name` locks one output inside a shared folder instead of the folder (eval.js's report file).
  */
-export function lockOutput(dir: string, tool: string, note: (line: string) => void = () => {}): void {
+export function lockOutput(dir: string, tool: string, note: (line: string) => void = () => {}, name = LOCK_NAME): void {
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, LOCK_NAME);
+  const file = join(dir, name);
+  const what = name === LOCK_NAME ? dir : join(dir, name.replace(/^\.(.*)\.lock$/, '$1'));
   if (held.has(file)) return;
   const rec: LockRecord = { tool, pid: process.pid, start: processStart(process.pid), since: new Date().toISOString() };
   for (let attempt = 0; attempt < 2; attempt++) {
@@ -74,9 +76,9 @@ export function lockOutput(dir: string, tool: string, note: (line: string) => vo
         // Half-written by a process killed while taking it: as stale as a dead pid.
       }
       if (other && typeof other.pid === 'number' && alive(other)) {
-        throw new OutputLockedError(`${dir} is in use by ${other.tool} (pid ${other.pid}, since ${other.since}); one run per output folder: wait for it, or choose another --out`);
+        throw new OutputLockedError(`${what} is in use by ${other.tool} (pid ${other.pid}, since ${other.since}); one run per output: wait for it, or choose another --out`);
       }
-      note(`${dir}: taking over a stale lock${other ? ` of ${other.tool} (pid ${other.pid}, since ${other.since}), whose process is gone` : ''}`);
+      note(`${what}: taking over a stale lock${other ? ` of ${other.tool} (pid ${other.pid}, since ${other.since}), whose process is gone` : ''}`);
       rmSync(file, { force: true });
       continue;
     }
@@ -89,7 +91,7 @@ export function lockOutput(dir: string, tool: string, note: (line: string) => vo
     held.add(file);
     return;
   }
-  throw new OutputLockedError(`${dir}: another run took the output lock at the same moment; one run per output folder`);
+  throw new OutputLockedError(`${what}: another run took the output lock at the same moment; one run per output`);
 }
 
 /** Releases `dir`'s lock now (a process that goes on after its run). */
