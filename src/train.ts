@@ -17,6 +17,7 @@ import { StopRequests, stopExitCode, stopName } from './cli/stop-signals-node.js
 import { defaultRun, type SweepSpec } from './nast/default-run-node.js';
 import { imageConfigFor, loadPixels } from './cli/images-node.js';
 import { openShards, writeFileAtomic } from './data/shards-node.js';
+import { trainingSplits } from './data/dataset-node.js';
 import { layerScales } from './nast/cte.js';
 import { cteUpgradeNote, parseCteReport } from './nast/cte-report-parse.js';
 import { fullTextGroups, loraUpdateNorms, NastTrainer } from './nast/train-loop.js';
@@ -168,12 +169,6 @@ function layerUpdateNorms(before: Map<string, Float32Array>, after: Map<string, 
   return sq.map(Math.sqrt);
 }
 
-function dataFolder(dir: string): string {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`${dir}: no such data folder`);
-  for (const sub of ['train', '.']) if (existsSync(join(dir, sub, 'index.json'))) return join(dir, sub);
-  throw new Error(`${dir}: no index.json (or train/index.json): build the folder with dist/data.js`);
-}
-
 function bar(done: number, total: number): string {
   const w = 24;
   const f = Math.round((done / total) * w);
@@ -226,7 +221,7 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR [--recip
     const out = f.out as string;
     const ckptDir = join(out, 'checkpoint');
 
-    const folder = dataFolder(f.data as string);
+    const { train: folder, validation: valDir } = await trainingSplits(f.data as string);
     const trainRecords = (await (await openShards(folder)).readAll()) as EvalRecord[];
     const clipCaptions = f['clip-captions'] as string;
     if (!(CAPTION_KINDS as readonly string[]).includes(clipCaptions)) throw new UsageError(`--clip-captions must be one of ${CAPTION_KINDS.join(', ')}, got ${JSON.stringify(clipCaptions)}`);
@@ -325,12 +320,11 @@ await runCli('train', 'usage: node dist/train.js --model DIR --data DIR [--recip
 
     // Accuracy checks: the validation split's claim sets and MCQs, and a fixed sample of the
     // training split's (is the model fitting what it trains on, and does that carry over?).
-    const valDir = join(f.data as string, 'validation');
     const valEvery = f['val-every'] as number;
     const checkMax = f['check-sets'] as number;
     const checks: { name: 'val' | 'train'; dir: string; records: EvalRecord[]; embeds?: Float32Array }[] = [];
     if (valEvery > 0) {
-      if (existsSync(join(valDir, 'index.json'))) {
+      if (valDir) {
         checks.push({ name: 'val', dir: valDir, records: checkRecords((await (await openShards(valDir)).readAll()) as EvalRecord[], checkMax, 1) });
       }
       checks.push({ name: 'train', dir: folder, records: checkRecords(trainRecords, checkMax, 2) });
