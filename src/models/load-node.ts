@@ -21,7 +21,16 @@ import type { Tokenizer } from './tokenizer/index.js';
 export interface ClipLoadOptions extends LoadOptions {
   /** A config.json to use instead of the one in the model folder. */
   configPath?: string;
+  /** Load a checkpoint of an unfinished pretrain.js run (its --resume does). */
+  allowUnfinished?: boolean;
 }
+
+/**
+ * pretrain.js keeps its optimizer state beside its checkpoint weights until the run ends and
+ * renames the folder into place: a folder still holding the state is a run that was stopped,
+ * not a model.
+ */
+export const UNFINISHED_MARK = 'pretrain_state.safetensors';
 
 function readConfig(path: string): ClipConfig {
   let json: unknown;
@@ -86,6 +95,9 @@ export async function clipConfigFor(path: string, configPath?: string): Promise<
 
 /** Loads the weights of a CLIP checkpoint (folder or file) onto `ctx`. */
 export async function loadClip(ctx: GpuContext, path: string, opts: ClipLoadOptions = {}): Promise<ClipModel> {
+  if (!opts.allowUnfinished && existsSync(join(path, UNFINISHED_MARK))) {
+    throw new Error(`${path}: an unfinished pretrain.js run (${UNFINISHED_MARK} is there), not a model; continue it with node dist/pretrain.js --resume`);
+  }
   const config = await clipConfigFor(path, opts.configPath);
   const file = await openWeights(path);
   try {
