@@ -17,10 +17,10 @@ import { openDatasetSplit, parseSplitName, type DatasetSplit } from './data/data
 import { negBenchMcqCsv, negBenchRetrievalCsv } from './data/export-negbench.js';
 import type { NegBenchMcq } from './data/mcq.js';
 import type { SplitName } from './data/splits.js';
-import { writeFileAtomic } from './io/atomic-write-node.js';
+import { writeAtomicWith, writeFileAtomic } from './io/atomic-write-node.js';
 import { clipConfigFor, loadClipTokenizer } from './models/load-node.js';
 import { CAPTION_KINDS, RECIPES, readExamples, type CaptionKind, type Recipe } from './nast/train-data.js';
-import { drawOrder, trainJsonl, TRAIN_JSONL_FORMAT, TRAIN_JSONL_VERSION, type JsonlTokenizer } from './nast/train-jsonl.js';
+import { orderDrawer, trainJsonl, TRAIN_JSONL_FORMAT, TRAIN_JSONL_VERSION, type JsonlTokenizer } from './nast/train-jsonl.js';
 
 const FORMATS = ['negbench', 'jsonl'] as const;
 
@@ -101,13 +101,24 @@ async function exportJsonl(f: ParsedFlags, data: string, out: string): Promise<v
     written.push(`${split}.jsonl (${examples.length} examples, ${images} images)`);
     if (split === 'train' && steps !== undefined) {
       const batch = f['batch-size'] as number;
-      let order;
+      let next;
       try {
-        order = drawOrder(examples, batch, f.seed as number, steps);
+        next = orderDrawer(examples, batch, f.seed as number);
       } catch (e) {
         throw new UsageError(`--batch-size ${batch}: ${(e as Error).message}`);
       }
-      await writeFileAtomic(join(out, 'order.jsonl'), order.map((b) => JSON.stringify(b)).join('\n') + '\n');
+      // Streamed in chunks: --steps is bounded by the disk, not by the heap.
+      await writeAtomicWith(join(out, 'order.jsonl'), async (fh) => {
+        let chunk = '';
+        for (let s = 0; s < steps; s++) {
+          chunk += `${JSON.stringify(next())}\n`;
+          if (chunk.length >= 1 << 20) {
+            await fh.write(chunk);
+            chunk = '';
+          }
+        }
+        if (chunk) await fh.write(chunk);
+      });
       written.push(`order.jsonl (${steps} batches of ${batch})`);
     }
   }

@@ -68,7 +68,9 @@ function parseKinds(raw: readonly (string | number)[]): Kind[] {
 }
 
 function parseFractions(raw: string): [number, number, number] {
-  const parts = raw.split(',').map((p) => Number(p.trim()));
+  const texts = raw.split(',').map((p) => p.trim());
+  // An empty part is not 0 (Number('') is): "0.5,,0.5" is a typo, not a request for no validation.
+  const parts = texts.map((p) => (p === '' ? NaN : Number(p)));
   if (parts.length !== 3 || parts.some((p) => !Number.isFinite(p) || p < 0) || Math.abs(parts[0]! + parts[1]! + parts[2]! - 1) > 1e-9) {
     throw new UsageError(`--fractions: expected three non-negative numbers summing to 1 (train,validation,test), got ${JSON.stringify(raw)}`);
   }
