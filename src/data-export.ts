@@ -10,7 +10,6 @@
  *             interop/torch/nast_torchrun.py trains on them.
  * Image paths are written absolute, so the files work from anywhere.
  */
-import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { runCli, UsageError, type FlagTable, type ParsedFlags } from './cli/args.js';
 import { openDatasetSplit, parseSplitName, type DatasetSplit } from './data/dataset-node.js';
@@ -18,6 +17,7 @@ import { negBenchMcqCsv, negBenchRetrievalCsv } from './data/export-negbench.js'
 import type { NegBenchMcq } from './data/mcq.js';
 import type { SplitName } from './data/splits.js';
 import { writeAtomicWith, writeFileAtomic } from './io/atomic-write-node.js';
+import { makeFolderSync } from './io/fs-errors-node.js';
 import { clipConfigFor, loadClipTokenizer } from './models/load-node.js';
 import { CAPTION_KINDS, RECIPES, readExamples, type CaptionKind, type Recipe } from './nast/train-data.js';
 import { orderDrawer, trainJsonl, TRAIN_JSONL_FORMAT, TRAIN_JSONL_VERSION, type JsonlTokenizer } from './nast/train-jsonl.js';
@@ -51,7 +51,7 @@ async function exportNegBench(ds: DatasetSplit, out: string): Promise<void> {
   const mcqs = records.filter((r) => r.kind === 'negbench-mcq') as NegBenchMcq[];
   const caption = (kind: string) => records.filter((r) => r.kind === kind) as unknown as { image: string; caption: string }[];
   if (mcqs.length === 0 && caption('caption').length === 0) throw new Error(`${ds.dir}: no NegBench MCQs or captions to export (build them with --kind mcq,captions)`);
-  mkdirSync(out, { recursive: true });
+  makeFolderSync(out);
   const written: string[] = [];
   const write = async (name: string, text: string, rows: number) => {
     if (rows === 0) return;
@@ -89,7 +89,7 @@ async function exportJsonl(f: ParsedFlags, data: string, out: string): Promise<v
   } else if (f.tokenizer) {
     throw new UsageError('--tokenizer needs --model (the context length comes from the model\'s config)');
   }
-  mkdirSync(out, { recursive: true });
+  makeFolderSync(out);
   const written: string[] = [];
   const counts: Record<string, { examples: number; images: number }> = {};
   for (const split of splits) {

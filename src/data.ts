@@ -25,6 +25,7 @@ import { writeShards } from './data/shards-node.js';
 import { writePngAtomic } from './data/png-write-node.js';
 import { writeFileAtomic } from './io/atomic-write-node.js';
 import { FolderBuild } from './data/build-folder-node.js';
+import { Progress } from './cli/progress-node.js';
 import { ATTRIBUTES_FILE, DATASET_FILE, DATASET_FORMAT, PROBE_FILE, parseSplitName, portablePath } from './data/dataset-node.js';
 import { DEFAULT_SPEC, generateWorld, renderScene, sceneAttributes, type WorldRecord } from './data/world/index.js';
 import { factAttributes } from './data/attributes.js';
@@ -54,6 +55,7 @@ const FLAGS: FlagTable = {
   'world-count': { kind: 'int', default: 500, help: 'images of the miniature world to generate' },
   'world-size': { kind: 'int', default: 32, help: 'world image width and height in pixels (even, 24-1024)' },
   'world-max-objects': { kind: 'int', default: 3, help: 'objects per world image, 1..N (at most 4)' },
+  quiet: { kind: 'boolean', help: 'no progress lines on stderr (a long build prints one every few seconds)' },
 };
 
 function parseKinds(raw: readonly (string | number)[]): Kind[] {
@@ -155,6 +157,7 @@ async function buildCommand(): Promise<void> {
       const splitDir = (s: SplitName) => join(out, s);
       // Everything is written into a hidden sibling of OUT and moved into OUT once complete.
       const build = await FolderBuild.start(out);
+      const progress = new Progress('data', !f.quiet);
       const dir = build.dir;
       const writeDir = (s: SplitName) => join(dir, s);
       let summary: string;
@@ -182,7 +185,8 @@ async function buildCommand(): Promise<void> {
           }
           await mkdir(join(dir, 'images'), { recursive: true });
           studies = [];
-          for (const r of records) {
+          for (const [n, r] of records.entries()) {
+            progress.update(() => `rendering world images: ${n}/${records.length}`);
             const file = `${r.id}.png`;
             await writePngAtomic(join(dir, 'images', file), renderScene(r.scene));
             worldById.set(r.id, r);
@@ -203,7 +207,8 @@ async function buildCommand(): Promise<void> {
           if (f.images !== undefined && (!existsSync(imagesDir) || !statSync(imagesDir).isDirectory())) throw new Error(`--images ${f.images as string}: no such folder`);
           Object.assign(source, { file, images: imagesDir });
           studies = [];
-          for (const s of result.studies) {
+          for (const [n, s] of result.studies.entries()) {
+            progress.update(() => `checking image paths: ${n}/${result.studies.length} studies`);
             const abs = resolve(imagesDir, s.image);
             const inside = relative(imagesDir, abs);
             if (!f['allow-outside'] && (inside === '..' || inside.startsWith(`..${sep}`) || isAbsolute(inside))) {
@@ -265,7 +270,8 @@ async function buildCommand(): Promise<void> {
           // records within each, and study order would keep neighbouring patients together.
           const order = shuffle(rngFor(seed, 'shard-order', split), group);
           function* records(): Generator<EvalRecord> {
-            for (const s of order) {
+            for (const [n, s] of order.entries()) {
+              progress.update(() => `${split}: ${n}/${order.length} studies built, ${total} records`);
               for (const r of buildStudy(ctx, s)) {
                 count(r);
                 yield r;
@@ -329,9 +335,10 @@ async function buildCommand(): Promise<void> {
         await writeFileAtomic(join(dir, DATASET_FILE), JSON.stringify(manifest, null, 2) + '\n');
         summary = renderBuildSummary(manifest, type === 'world' ? 'world' : `${from} (${type})`, out);
       } catch (e) {
-        await build.abandon();
-        throw e;
+        progress.done();
+        throw await build.abandon(e);
       }
+      progress.done();
       await build.commit();
       process.stdout.write(summary);
     });

@@ -4,7 +4,7 @@
  * (version 2: CTE_l and alpha over the encoder's layers 1..L) and an SVG heat map of CTE(l, p)
  * with the per-layer bars beside it.
  */
-import { readFileSync, mkdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { nodeContext } from './engine/node-gpu.js';
 import { noGrad, type Tensor } from './engine/index.js';
@@ -22,6 +22,8 @@ import {
 import { heatmapSvg } from './nast/heatmap-svg.js';
 import { hasNegationCue } from './data/templates.js';
 import { writeFileAtomic } from './io/atomic-write-node.js';
+import { makeFolderSync } from './io/fs-errors-node.js';
+import { prepareOutputFolder } from './cli/out-path-node.js';
 
 const MAX_BOOTSTRAP = 1_000_000;
 
@@ -114,6 +116,8 @@ await runCli('trace', 'usage: node dist/trace.js --model DIR --pairs FILE.jsonl 
     const rule = f.positions as string;
     if (!isPositionRule(rule)) throw new UsageError(`--positions must be one of ${POSITION_RULES.join(', ')}, got ${JSON.stringify(rule)}`);
     if (!((f.bootstrap as number) >= 0)) throw new UsageError(`--bootstrap must be >= 0, got ${f.bootstrap}`);
+    // The folder is made now: one that cannot be must not cost the trace.
+    prepareOutputFolder('out', join(f.out as string, 'cte.json'));
     let pairs = readPairs(f.pairs as string);
     if (f.limit !== undefined) pairs = pairs.slice(0, f.limit as number);
     const ctx = await nodeContext();
@@ -187,7 +191,7 @@ await runCli('trace', 'usage: node dist/trace.js --model DIR --pairs FILE.jsonl 
     lora?.dispose();
     model.dispose();
     const out = f.out as string;
-    mkdirSync(out, { recursive: true });
+    makeFolderSync(out);
     const first = report.pairs[0];
     const sameShape = report.pairs.every((q) => q.ids.length === first.ids.length);
     const tokens = sameShape ? first.ids.map((id) => tok.decode([id]).trim() || String(id)) : null;

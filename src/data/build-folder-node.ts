@@ -14,7 +14,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { writeJsonAtomic } from '../io/atomic-write-node.js';
-import { FileAccessError, makeFolder } from '../io/fs-errors-node.js';
+import { FileAccessError, describeFsError, describeMkdirError } from '../io/fs-errors-node.js';
 import { DATASET_FILE, DATASET_FORMAT } from './dataset-node.js';
 import { INDEX_FILE } from './shards.js';
 import { SPLIT_NAMES } from './splits.js';
@@ -49,7 +49,11 @@ export class FolderBuild {
         }
       }
     }
-    await makeFolder(parent);
+    try {
+      await mkdir(parent, { recursive: true });
+    } catch (e) {
+      throw new Error(`--out ${out}: cannot create the folder ${parent} (${describeMkdirError(parent, e)})`);
+    }
     // A build killed before its end leaves .OUT.build-PID-ID; one whose process is gone is litter.
     for (const name of readdirSync(parent)) {
       const m = name.startsWith(`.${base}${TEMP_TAG}`) ? /^(\d+)-/.exec(name.slice(base.length + 1 + TEMP_TAG.length)) : null;
@@ -62,7 +66,7 @@ export class FolderBuild {
       await writeJsonAtomic(join(dir, DATASET_FILE), { format: DATASET_FORMAT, version: 1, buildId, complete: false, splits: {} });
     } catch (e) {
       await rm(dir, { recursive: true, force: true }).catch(() => undefined);
-      throw new FileAccessError(parent, 'write a data folder here', e);
+      throw new Error(`--out ${out}: cannot write in ${parent} (${describeFsError(e)})`);
     }
     return new FolderBuild(out, dir, buildId);
   }
@@ -73,6 +77,14 @@ export class FolderBuild {
    * of it is there.
    */
   async commit(): Promise<void> {
+    try {
+      await this.moveIn();
+    } catch (e) {
+      throw new FileAccessError(this.out, 'move the finished build in', e);
+    }
+  }
+
+  private async moveIn(): Promise<void> {
     if (!existsSync(this.out)) {
       await rename(this.dir, this.out);
       return;
@@ -92,8 +104,13 @@ export class FolderBuild {
     await rm(this.dir, { recursive: true, force: true });
   }
 
-  /** Removes the temporary folder (after an error): OUT is untouched. */
-  async abandon(): Promise<void> {
+  /**
+   * Removes the temporary folder after an error, which is returned naming the file under OUT
+   * it was writing (OUT/train/shard-00003.nsh), not the temporary folder the user never chose.
+   */
+  async abandon(e: unknown): Promise<unknown> {
     await rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
+    if (e instanceof Error && e.message.includes(this.dir)) e.message = e.message.split(this.dir).join(this.out);
+    return e;
   }
 }

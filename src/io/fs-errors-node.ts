@@ -48,10 +48,12 @@ export class FileAccessError extends Error {
 
 /**
  * Why making `dir` failed: a recursive mkdir answers ENOENT where the nearest existing folder
- * above cannot be written (a read-only file system, for one); asking that folder tells the truth.
+ * above cannot be written (a read-only file system, for one), and EEXIST where that nearest
+ * existing thing is a file; asking it tells the truth.
  */
 function mkdirCause(dir: string, e: unknown): unknown {
-  if (fsCode(e) !== 'ENOENT') return e;
+  // EEXIST from mkdir -p: a file stands where a folder of the path should be.
+  if (!['ENOENT', 'EEXIST', 'ENOTDIR'].includes(fsCode(e) ?? '')) return e;
   let up = resolve(dir);
   while (!existsSync(up) && dirname(up) !== up) up = dirname(up);
   try {
@@ -61,6 +63,11 @@ function mkdirCause(dir: string, e: unknown): unknown {
     return why;
   }
   return e;
+}
+
+/** Why making `dir` failed with `e`, in words ("read-only file system (EROFS)"). */
+export function describeMkdirError(dir: string, e: unknown): string {
+  return describeFsError(mkdirCause(dir, e));
 }
 
 /** mkdir -p, failing with one line that names `dir` and the real cause. */

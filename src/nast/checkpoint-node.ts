@@ -8,7 +8,7 @@
  * `current` naming a complete checkpoint, never a mix of two steps.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
+import { readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { OptimizerState } from '../engine/index.js';
 import type { LoraSet } from '../models/lora.js';
@@ -16,6 +16,7 @@ import { saveLora } from '../models/peft-node.js';
 import { loadSafetensorsFile, writeSafetensorsFile } from '../models/safetensors-node.js';
 import { asFloat32, type TensorToWrite } from '../models/safetensors.js';
 import { writeFileAtomic } from '../io/atomic-write-node.js';
+import { makeFolder } from '../io/fs-errors-node.js';
 
 export interface LoopState {
   step: number;
@@ -68,7 +69,7 @@ export async function saveCheckpoint(
   const name = `step-${String(loop.step).padStart(8, '0')}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
   const dir = join(top, name);
   const stage = opts.onStage ?? (() => {});
-  await mkdir(dir, { recursive: true });
+  await makeFolder(dir);
   if (opts.writeExtra) await opts.writeExtra(dir);
   stage('extra');
   if (lora) await saveLora(dir, lora, { baseModel });

@@ -8,10 +8,11 @@
  * process, so the default run exercises exactly what users run.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../io/atomic-write-node.js';
+import { makeFolderSync } from '../io/fs-errors-node.js';
 import { barChartSvg, markdownTable } from '../io/report.js';
 import { updateShares } from './update-shares.js';
 import type { EvalReport } from './evaluate.js';
@@ -161,7 +162,7 @@ export async function defaultRun(o: DefaultRunOptions): Promise<void> {
   const root = packageRoot();
   const model = o.model ?? join(root, 'models', 'tiny-world');
   const out = resolve(o.out);
-  mkdirSync(out, { recursive: true });
+  makeFolderSync(out);
   const data = join(out, 'data');
   const steps = String(o.steps);
   const jobs = o.jobs ?? 2;
