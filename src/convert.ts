@@ -6,7 +6,7 @@
  * config.json, model.safetensors (f32, Hugging Face names), preprocessor_config.json and the
  * tokenizer files, so later runs load it fast. Host-side only: no GPU is needed.
  */
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { runCli, UsageError, type FlagTable } from './cli/args.js';
 import { requireInputFiles } from './cli/input-file-node.js';
@@ -18,6 +18,7 @@ import type { TensorToWrite } from './models/safetensors.js';
 import { shippedVocabPath } from './models/tokenizer/load-node.js';
 import { writeFileAtomic, writeJsonAtomic } from './io/atomic-write-node.js';
 import { MAX_CONFIG_BYTES, readRegularFileSync } from './io/read-file-node.js';
+import { makeFolderSync } from './io/fs-errors-node.js';
 
 const FLAGS: FlagTable = {
   from: { kind: 'string', meta: 'FILE|DIR', help: 'the checkpoint: Hugging Face folder, .safetensors, or a PyTorch .pt/.pth/.bin (plain or open_clip / NegBench training checkpoint)' },
@@ -47,7 +48,7 @@ await runCli('convert', 'usage: node dist/convert.js --from FILE|DIR --to DIR [-
     } finally {
       await src.close();
     }
-    mkdirSync(to, { recursive: true });
+    makeFolderSync(to);
     await writeSafetensorsFile(join(to, 'model.safetensors'), tensors, { format: 'pt', converted_from: basename(from) });
     await writeJsonAtomic(join(to, 'preprocessor_config.json'), preprocessorConfigJson(config.vision.imageSize));
     const folder = existsSync(from) && statSync(from).isDirectory() ? from : dirname(from);

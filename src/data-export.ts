@@ -10,18 +10,18 @@
  *             interop/torch/nast_torchrun.py trains on them.
  * Image paths are written absolute, so the files work from anywhere.
  */
-import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { asUsage, runCli, UsageError, type FlagTable, type ParsedFlags } from './cli/args.js';
 import { openDatasetSplit, parseSplitName, type DatasetSplit } from './data/dataset-node.js';
 import { negBenchMcqCsv, negBenchRetrievalCsv } from './data/export-negbench.js';
 import type { NegBenchMcq } from './data/mcq.js';
 import type { SplitName } from './data/splits.js';
-import { writeFileAtomic } from './io/atomic-write-node.js';
+import { writeAtomicWith, writeFileAtomic } from './io/atomic-write-node.js';
+import { makeFolderSync } from './io/fs-errors-node.js';
 import { clipConfigFor, loadClipTokenizer } from './models/load-node.js';
 import { CAPTION_KINDS, readExamples, type CaptionKind } from './nast/train-data.js';
 import { recipeNamed } from './nast/recipe.js';
-import { drawOrder, trainJsonl, TRAIN_JSONL_FORMAT, TRAIN_JSONL_VERSION, type JsonlTokenizer } from './nast/train-jsonl.js';
+import { orderDrawer, trainJsonl, TRAIN_JSONL_FORMAT, TRAIN_JSONL_VERSION, type JsonlTokenizer } from './nast/train-jsonl.js';
 
 const FORMATS = ['negbench', 'jsonl'] as const;
 
@@ -52,7 +52,7 @@ async function exportNegBench(ds: DatasetSplit, out: string): Promise<void> {
   const mcqs = records.filter((r) => r.kind === 'negbench-mcq') as NegBenchMcq[];
   const caption = (kind: string) => records.filter((r) => r.kind === kind) as unknown as { image: string; caption: string }[];
   if (mcqs.length === 0 && caption('caption').length === 0) throw new Error(`${ds.dir}: no NegBench MCQs or captions to export (build them with --kind mcq,captions)`);
-  mkdirSync(out, { recursive: true });
+  makeFolderSync(out);
   const written: string[] = [];
   const write = async (name: string, text: string, rows: number) => {
     if (rows === 0) return;
@@ -89,7 +89,7 @@ async function exportJsonl(f: ParsedFlags, data: string, out: string): Promise<v
   } else if (f.tokenizer) {
     throw new UsageError('--tokenizer needs --model (the context length comes from the model\'s config)');
   }
-  mkdirSync(out, { recursive: true });
+  makeFolderSync(out);
   const written: string[] = [];
   const counts: Record<string, { examples: number; images: number }> = {};
   for (const split of splits) {
@@ -101,13 +101,24 @@ async function exportJsonl(f: ParsedFlags, data: string, out: string): Promise<v
     written.push(`${split}.jsonl (${examples.length} examples, ${images} images)`);
     if (split === 'train' && steps !== undefined) {
       const batch = f['batch-size'] as number;
-      let order;
+      let next;
       try {
-        order = drawOrder(examples, batch, f.seed as number, steps);
+        next = orderDrawer(examples, batch, f.seed as number);
       } catch (e) {
         throw new UsageError(`--batch-size ${batch}: ${(e as Error).message}`);
       }
-      await writeFileAtomic(join(out, 'order.jsonl'), order.map((b) => JSON.stringify(b)).join('\n') + '\n');
+      // Streamed in chunks: --steps is bounded by the disk, not by the heap.
+      await writeAtomicWith(join(out, 'order.jsonl'), async (fh) => {
+        let chunk = '';
+        for (let s = 0; s < steps; s++) {
+          chunk += `${JSON.stringify(next())}\n`;
+          if (chunk.length >= 1 << 20) {
+            await fh.write(chunk);
+            chunk = '';
+          }
+        }
+        if (chunk) await fh.write(chunk);
+      });
       written.push(`order.jsonl (${steps} batches of ${batch})`);
     }
   }

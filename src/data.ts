@@ -26,6 +26,8 @@ import { writeShards } from './data/shards-node.js';
 import { writePngAtomic } from './data/png-write-node.js';
 import { writeFileAtomic } from './io/atomic-write-node.js';
 import { FileReadError, isRegularFile, MAX_CONFIG_BYTES, MAX_TEXT_BYTES, readRegularText } from './io/read-file-node.js';
+import { FolderBuild } from './data/build-folder-node.js';
+import { Progress } from './cli/progress-node.js';
 import { ATTRIBUTES_FILE, DATASET_FILE, DATASET_FORMAT, PROBE_FILE, parseSplitName, portablePath } from './data/dataset-node.js';
 import { DEFAULT_SPEC, generateWorld, renderScene, sceneAttributes, type WorldRecord } from './data/world/index.js';
 import { factAttributes } from './data/attributes.js';
@@ -55,6 +57,7 @@ const FLAGS: FlagTable = {
   'world-count': { kind: 'int', default: 500, help: 'images of the miniature world to generate' },
   'world-size': { kind: 'int', default: 32, help: 'world image width and height in pixels (even, 24-1024)' },
   'world-max-objects': { kind: 'int', default: 3, help: 'objects per world image, 1..N (at most 4)' },
+  quiet: { kind: 'boolean', help: 'no progress lines on stderr (a long build prints one every few seconds)' },
 };
 
 function parseKinds(raw: readonly (string | number)[]): Kind[] {
@@ -69,7 +72,9 @@ function parseKinds(raw: readonly (string | number)[]): Kind[] {
 }
 
 function parseFractions(raw: string): [number, number, number] {
-  const parts = raw.split(',').map((p) => Number(p.trim()));
+  const texts = raw.split(',').map((p) => p.trim());
+  // An empty part is not 0 (Number('') is): "0.5,,0.5" is a typo, not a request for no validation.
+  const parts = texts.map((p) => (p === '' ? NaN : Number(p)));
   if (parts.length !== 3 || parts.some((p) => !Number.isFinite(p) || p < 0) || Math.abs(parts[0]! + parts[1]! + parts[2]! - 1) > 1e-9) {
     throw new UsageError(`--fractions: expected three non-negative numbers summing to 1 (train,validation,test), got ${JSON.stringify(raw)}`);
   }
@@ -149,174 +154,193 @@ async function buildCommand(): Promise<void> {
       const maxProbe = f['max-probe-pairs'] === undefined ? undefined : positiveInt(f, 'max-probe-pairs', 0);
       if (type === 'world' && f.images !== undefined) throw new UsageError('--images does not apply to --from world (images are rendered into OUT/images)');
       const out = resolve(outArg);
+      // Image paths are made relative to the split folders' final place, OUT/<split>.
       const splitDir = (s: SplitName) => join(out, s);
+      // Everything is written into a hidden sibling of OUT and moved into OUT once complete.
+      const build = await FolderBuild.start(out);
+      const progress = new Progress('data', !f.quiet);
+      const dir = build.dir;
+      const writeDir = (s: SplitName) => join(dir, s);
+      let summary: string;
+      try {
 
-      // ---- studies
-      let studies: Study[];
-      let skipped: SkippedRow[] = [];
-      const missingImages: Problem[] = [];
-      const worldById = new Map<string, WorldRecord>();
-      let domain: Domain;
-      const affirmativesFile = f.affirmatives as string | undefined;
-      const userAffirmatives = affirmativesFile ? await readAffirmatives(affirmativesFile) : null;
-      const source: Record<string, unknown> = { type };
+        // ---- studies
+        let studies: Study[];
+        let skipped: SkippedRow[] = [];
+        const missingImages: Problem[] = [];
+        const worldById = new Map<string, WorldRecord>();
+        let domain: Domain;
+        const affirmativesFile = f.affirmatives as string | undefined;
+        const userAffirmatives = affirmativesFile ? await readAffirmatives(affirmativesFile) : null;
+        const source: Record<string, unknown> = { type };
 
-      if (type === 'world') {
-        const count = positiveInt(f, 'world-count');
-        const size = f['world-size'] as number;
-        // Rendered one at a time as the PNGs are written, so no pixels are held.
-        let records: WorldRecord[];
-        try {
-          records = generateWorld({ seed, count, size, render: false, maxObjects: f['world-max-objects'] as number });
-        } catch (e) {
-          throw new UsageError(`--from world (--seed ${seed}, --world-size ${size}): ${(e as Error).message}`);
-        }
-        await mkdir(join(out, 'images'), { recursive: true });
-        studies = [];
-        for (const r of records) {
-          const file = `${r.id}.png`;
-          await writePngAtomic(join(out, 'images', file), renderScene(r.scene));
-          worldById.set(r.id, r);
-          // Relative to a split folder: OUT/<split>/../images/<id>.png.
-          studies.push({ id: r.id, patient: r.patient, image: `../images/${file}`, facts: r.facts, captions: r.captions });
-        }
-        Object.assign(source, { count, size, maxObjects: f['world-max-objects'], spec: DEFAULT_SPEC });
-        domain = worldDomain(userAffirmatives, (s) => worldById.get(s.id)?.propertyFacts);
-      } else {
-        const file = resolve(from);
-        if (!existsSync(file)) throw new Error(`${from}: no such file`);
-        const text = await readRegularText(file, MAX_TEXT_BYTES, 'a source file read whole');
-        const result = type === 'chexpert' ? ingestChexpertCsv(text, { file: from })
-          : type === 'cad' ? ingestCadJson(text, { file: from })
-            : ingestJsonl(text);
-        skipped = result.skipped;
-        const imagesDir = resolve((f.images as string | undefined) ?? dirname(file));
-        if (f.images !== undefined && (!existsSync(imagesDir) || !statSync(imagesDir).isDirectory())) throw new Error(`--images ${f.images as string}: no such folder`);
-        Object.assign(source, { file, images: imagesDir });
-        studies = [];
-        for (const s of result.studies) {
-          const abs = resolve(imagesDir, s.image);
-          const inside = relative(imagesDir, abs);
-          if (!f['allow-outside'] && (inside === '..' || inside.startsWith(`..${sep}`) || isAbsolute(inside))) {
-            missingImages.push({ study: s.id, kind: 'image', reason: `image path ${JSON.stringify(s.image)} lies outside ${imagesDir} (--allow-outside accepts it)` });
-            continue;
+        if (type === 'world') {
+          const count = positiveInt(f, 'world-count');
+          const size = f['world-size'] as number;
+          // Rendered one at a time as the PNGs are written, so no pixels are held.
+          let records: WorldRecord[];
+          try {
+            records = generateWorld({ seed, count, size, render: false, maxObjects: f['world-max-objects'] as number });
+          } catch (e) {
+            throw new UsageError(`--from world (--seed ${seed}, --world-size ${size}): ${(e as Error).message}`);
           }
-          if (f['check-images'] && !isRegularFile(abs)) {
-            missingImages.push({ study: s.id, kind: 'image', reason: existsSync(abs) ? `image is not a regular file: ${abs}` : `image not found: ${abs}` });
-            continue;
+          await mkdir(join(dir, 'images'), { recursive: true });
+          studies = [];
+          for (const [n, r] of records.entries()) {
+            progress.update(() => `rendering world images: ${n}/${records.length}`);
+            const file = `${r.id}.png`;
+            await writePngAtomic(join(dir, 'images', file), renderScene(r.scene));
+            worldById.set(r.id, r);
+            // Relative to a split folder: OUT/<split>/../images/<id>.png.
+            studies.push({ id: r.id, patient: r.patient, image: `../images/${file}`, facts: r.facts, captions: r.captions });
           }
-          // Every split folder sits at OUT/<split>, so one relative path serves them all.
-          studies.push({ ...s, image: portablePath(relative(splitDir('train'), abs)) });
+          Object.assign(source, { count, size, maxObjects: f['world-max-objects'], spec: DEFAULT_SPEC });
+          domain = worldDomain(userAffirmatives, (s) => worldById.get(s.id)?.propertyFacts);
+        } else {
+          const file = resolve(from);
+          if (!existsSync(file)) throw new Error(`${from}: no such file`);
+          const text = await readRegularText(file, MAX_TEXT_BYTES, 'a source file read whole');
+          const result = type === 'chexpert' ? ingestChexpertCsv(text, { file: from })
+            : type === 'cad' ? ingestCadJson(text, { file: from })
+              : ingestJsonl(text);
+          skipped = result.skipped;
+          const imagesDir = resolve((f.images as string | undefined) ?? dirname(file));
+          if (f.images !== undefined && (!existsSync(imagesDir) || !statSync(imagesDir).isDirectory())) throw new Error(`--images ${f.images as string}: no such folder`);
+          Object.assign(source, { file, images: imagesDir });
+          studies = [];
+          for (const [n, s] of result.studies.entries()) {
+            progress.update(() => `checking image paths: ${n}/${result.studies.length} studies`);
+            const abs = resolve(imagesDir, s.image);
+            const inside = relative(imagesDir, abs);
+            if (!f['allow-outside'] && (inside === '..' || inside.startsWith(`..${sep}`) || isAbsolute(inside))) {
+              missingImages.push({ study: s.id, kind: 'image', reason: `image path ${JSON.stringify(s.image)} lies outside ${imagesDir} (--allow-outside accepts it)` });
+              continue;
+            }
+            if (f['check-images'] && !isRegularFile(abs)) {
+              missingImages.push({ study: s.id, kind: 'image', reason: existsSync(abs) ? `image is not a regular file: ${abs}` : `image not found: ${abs}` });
+              continue;
+            }
+            // Every split folder sits at OUT/<split>, so one relative path serves them all.
+            studies.push({ ...s, image: portablePath(relative(splitDir('train'), abs)) });
+          }
+          domain = fileDomain(type, studies, userAffirmatives);
         }
-        domain = fileDomain(type, studies, userAffirmatives);
-      }
-      const sev = f['probe-severity'] as string | undefined;
-      if (sev !== undefined) {
-        if (sev === 'any') delete domain.probeSeverity;
-        else domain.probeSeverity = sev;
-      }
-      if (studies.length === 0) {
-        const why = [...skipped.map((s) => `row ${s.row}: ${s.reason}`), ...missingImages.map((m) => `${m.study}: ${m.reason}`)];
-        // The commonest reason says more than the first one; paths and ids make every reason
-        // unique, so they are compared with quoted parts and numbers blanked out.
-        const reasons = [...skipped.map((s) => s.reason), ...missingImages.map((m) => m.reason)];
-        const shape = (r: string) => r.replace(/"[^"]*"|\/\S+|\d+/g, '_');
-        const counts = new Map<string, number>();
-        for (const r of reasons) counts.set(shape(r), (counts.get(shape(r)) ?? 0) + 1);
-        const [top, n] = [...counts].sort((a, b) => b[1] - a[1])[0] ?? ['', 0];
-        const commonest = n > 1 ? `; most often (${n}x): ${why[reasons.findIndex((r) => shape(r) === top)]}` : '';
-        throw new Error(`${from}: no usable studies${why.length ? ` (${why.length} skipped; first: ${why[0]}${commonest})` : ''}`);
-      }
+        const sev = f['probe-severity'] as string | undefined;
+        if (sev !== undefined) {
+          if (sev === 'any') delete domain.probeSeverity;
+          else domain.probeSeverity = sev;
+        }
+        if (studies.length === 0) {
+          const why = [...skipped.map((s) => `row ${s.row}: ${s.reason}`), ...missingImages.map((m) => `${m.study}: ${m.reason}`)];
+          // The commonest reason says more than the first one; paths and ids make every reason
+          // unique, so they are compared with quoted parts and numbers blanked out.
+          const reasons = [...skipped.map((s) => s.reason), ...missingImages.map((m) => m.reason)];
+          const shape = (r: string) => r.replace(/"[^"]*"|\/\S+|\d+/g, '_');
+          const counts = new Map<string, number>();
+          for (const r of reasons) counts.set(shape(r), (counts.get(shape(r)) ?? 0) + 1);
+          const [top, n] = [...counts].sort((a, b) => b[1] - a[1])[0] ?? ['', 0];
+          const commonest = n > 1 ? `; most often (${n}x): ${why[reasons.findIndex((r) => shape(r) === top)]}` : '';
+          throw new Error(`${from}: no usable studies${why.length ? ` (${why.length} skipped; first: ${why[0]}${commonest})` : ''}`);
+        }
 
-      // ---- splits and builders
-      const bySplit = splitByPatient(studies, { seed, fractions });
-      const ctx: BuildContext = { kinds, seed, k, captions: captionCount, mcqs: mcqCount, domain, problems: [], none: {} };
-      const splitSummaries: Partial<Record<SplitName, SplitSummary>> = {};
-      const tally = new BuildTally();
+        // ---- splits and builders
+        const bySplit = splitByPatient(studies, { seed, fractions });
+        const ctx: BuildContext = { kinds, seed, k, captions: captionCount, mcqs: mcqCount, domain, problems: [], none: {} };
+        const splitSummaries: Partial<Record<SplitName, SplitSummary>> = {};
+        const tally = new BuildTally();
 
-      for (const split of splits) {
-        const group = bySplit[split];
-        const probes = kinds.includes('probe')
-          ? attempt(ctx, { id: `(${split} split)`, patient: '', image: '', facts: [] }, 'probe-pair', () => buildProbePairs(group, {
-            ...(domain.probeSeverity ? { presentSeverity: domain.probeSeverity } : {}),
-            ...(maxProbe !== undefined ? { maxPairs: maxProbe } : {}), seed,
-          })) ?? []
-          : [];
-        tally.countFacts(group);
+        for (const split of splits) {
+          const group = bySplit[split];
+          const probes = kinds.includes('probe')
+            ? attempt(ctx, { id: `(${split} split)`, patient: '', image: '', facts: [] }, 'probe-pair', () => buildProbePairs(group, {
+              ...(domain.probeSeverity ? { presentSeverity: domain.probeSeverity } : {}),
+              ...(maxProbe !== undefined ? { maxPairs: maxProbe } : {}), seed,
+            })) ?? []
+            : [];
+          tally.countFacts(group);
 
-        const byKind: Counter = {};
-        let total = 0;
-        const count = (r: EvalRecord) => {
-          total++;
-          bump(byKind, r.kind);
-          tally.countRecord(r);
-        };
-        // Records are made study by study while the shards are written, so memory stays bounded
-        // by a shard. Studies go in a seeded random order: the reader shuffles shards and the
-        // records within each, and study order would keep neighbouring patients together.
-        const order = shuffle(rngFor(seed, 'shard-order', split), group);
-        function* records(): Generator<EvalRecord> {
-          for (const s of order) {
-            for (const r of buildStudy(ctx, s)) {
-              count(r);
-              yield r;
+          const byKind: Counter = {};
+          let total = 0;
+          const count = (r: EvalRecord) => {
+            total++;
+            bump(byKind, r.kind);
+            tally.countRecord(r);
+          };
+          // Records are made study by study while the shards are written, so memory stays bounded
+          // by a shard. Studies go in a seeded random order: the reader shuffles shards and the
+          // records within each, and study order would keep neighbouring patients together.
+          const order = shuffle(rngFor(seed, 'shard-order', split), group);
+          function* records(): Generator<EvalRecord> {
+            for (const [n, s] of order.entries()) {
+              progress.update(() => `${split}: ${n}/${order.length} studies built, ${total} records`);
+              for (const r of buildStudy(ctx, s)) {
+                count(r);
+                yield r;
+              }
+            }
+            for (const p of probes) {
+              count(p);
+              yield p;
             }
           }
-          for (const p of probes) {
-            count(p);
-            yield p;
+          await writeShards(writeDir(split), records(), {
+            recordsPerShard: perShard,
+            meta: { dataset: DATASET_FORMAT, buildId: build.buildId, split, source: type, seed, kinds, imagePaths: 'relative to this folder' },
+          });
+          if (kinds.includes('probe')) {
+            const lines = probes.map((p) => JSON.stringify({ image: p.image, caption: p.caption, foil: p.foil })).join('\n');
+            await writeFileAtomic(join(writeDir(split), PROBE_FILE), lines ? `${lines}\n` : '');
           }
+          // What each image shows, for linear probes of the frozen image tower (eval.js --probe):
+          // the world's full scene; an ingested study's definite facts.
+          const attributes = group.map((s) => {
+            const w = worldById.get(s.id);
+            return JSON.stringify({ image: s.image, labels: w ? sceneAttributes(w.scene, DEFAULT_SPEC) : factAttributes(s) });
+          });
+          await writeFileAtomic(join(writeDir(split), ATTRIBUTES_FILE), attributes.length ? `${attributes.join('\n')}\n` : '');
+          splitSummaries[split] = {
+            dir: split, studies: group.length, patients: new Set(group.map((s) => s.patient)).size,
+            records: total, byKind, probePairs: probes.length,
+          };
         }
-        await writeShards(splitDir(split), records(), {
-          recordsPerShard: perShard,
-          meta: { dataset: DATASET_FORMAT, split, source: type, seed, kinds, imagePaths: 'relative to this folder' },
-        });
-        if (kinds.includes('probe')) {
-          const lines = probes.map((p) => JSON.stringify({ image: p.image, caption: p.caption, foil: p.foil })).join('\n');
-          await writeFileAtomic(join(splitDir(split), PROBE_FILE), lines ? `${lines}\n` : '');
-        }
-        // What each image shows, for linear probes of the frozen image tower (eval.js --probe):
-        // the world's full scene; an ingested study's definite facts.
-        const attributes = group.map((s) => {
-          const w = worldById.get(s.id);
-          return JSON.stringify({ image: s.image, labels: w ? sceneAttributes(w.scene, DEFAULT_SPEC) : factAttributes(s) });
-        });
-        await writeFileAtomic(join(splitDir(split), ATTRIBUTES_FILE), attributes.length ? `${attributes.join('\n')}\n` : '');
-        splitSummaries[split] = {
-          dir: split, studies: group.length, patients: new Set(group.map((s) => s.patient)).size,
-          records: total, byKind, probePairs: probes.length,
+
+        // ---- manifest and summary
+        const totalPatients = new Set(studies.map((s) => s.patient)).size;
+        const manifest = {
+          format: DATASET_FORMAT,
+          version: 1,
+          buildId: build.buildId,
+          complete: true,
+          source,
+          seed,
+          k,
+          captions: captionCount,
+          mcqPerStudy: mcqCount,
+          fractions: { train: fractions[0], validation: fractions[1], test: fractions[2] },
+          kinds,
+          studies: studies.length,
+          patients: totalPatients,
+          splits: splitSummaries,
+          summary: {
+            negationTypes: tally.negationTypes,
+            conditions: tally.conditionTable(),
+            notBuilt: ctx.none,
+            pairedMcq: pairedMcqStatus(Boolean(domain.affirmatives)),
+          },
+          skipped: {
+            rows: skipped,
+            missingImages: missingImages.map((m) => ({ study: m.study, reason: m.reason })),
+            builderErrors: ctx.problems,
+          },
         };
+        await writeFileAtomic(join(dir, DATASET_FILE), JSON.stringify(manifest, null, 2) + '\n');
+        summary = renderBuildSummary(manifest, type === 'world' ? 'world' : `${from} (${type})`, out);
+      } catch (e) {
+        progress.done();
+        throw await build.abandon(e);
       }
-
-      // ---- manifest and summary
-      const totalPatients = new Set(studies.map((s) => s.patient)).size;
-      const manifest = {
-        format: DATASET_FORMAT,
-        version: 1,
-        source,
-        seed,
-        k,
-        captions: captionCount,
-        mcqPerStudy: mcqCount,
-        fractions: { train: fractions[0], validation: fractions[1], test: fractions[2] },
-        kinds,
-        studies: studies.length,
-        patients: totalPatients,
-        splits: splitSummaries,
-        summary: {
-          negationTypes: tally.negationTypes,
-          conditions: tally.conditionTable(),
-          notBuilt: ctx.none,
-          pairedMcq: pairedMcqStatus(Boolean(domain.affirmatives)),
-        },
-        skipped: {
-          rows: skipped,
-          missingImages: missingImages.map((m) => ({ study: m.study, reason: m.reason })),
-          builderErrors: ctx.problems,
-        },
-      };
-      await writeFileAtomic(join(out, DATASET_FILE), JSON.stringify(manifest, null, 2) + '\n');
-
-      process.stdout.write(renderBuildSummary(manifest, type === 'world' ? 'world' : `${from} (${type})`, out));
+      progress.done();
+      await build.commit();
+      process.stdout.write(summary);
     });
 }

@@ -61,7 +61,9 @@ await runCli('embed', 'usage: node dist/embed.js --model DIR [--adapter DIR] [--
       const emb = rows(await te.toArray(), texts.length);
       const idRows = rows(ids, texts.length);
       textOut = texts.map((text, i) => {
-        const end = idRows[i].indexOf(tok.eotId);
+        // The row's own end-of-text token is its last: a text may hold "<|endoftext|>" itself,
+        // and what follows it is still the text's (zeros pad the row after the last one).
+        const end = idRows[i].lastIndexOf(tok.eotId);
         return { text, ids: idRows[i].slice(0, end < 0 ? undefined : end + 1), embedding: emb[i] };
       });
     }

@@ -1,14 +1,16 @@
 /**
- * `node dist/pretrain.js [--out models/tiny-world] [--steps N] ...`: pretrains a tiny CLIP from
+ * `node dist/pretrain.js [--out pretrain-out] [--steps N] ...`: pretrains a tiny CLIP from
  * scratch on affirmative captions of the miniature world (full-parameter training, symmetric CLIP
  * loss), writes it as a Hugging Face folder with its word tokenizer, and evaluates it on held-out
  * world images (retrieval and affirmation bias), recorded in pretrain.json beside the weights.
  *
- * Every `--checkpoint-every` steps the folder gets the current weights and
- * pretrain_state.safetensors (optimizer moments and the step), so `--resume` continues an
- * interrupted run; the state file is removed when the run completes.
+ * The run writes into OUT.partial: every `--checkpoint-every` steps it gets the current weights
+ * and pretrain_state.safetensors (optimizer moments and the step), so `--resume` continues an
+ * interrupted run. Only a completed run is renamed to OUT, so a killed run never leaves a
+ * half-trained model under the name a user (or the default run, for models/tiny-world) loads;
+ * an existing model in OUT is replaced only with --overwrite.
  */
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { nodeContext } from './engine/node-gpu.js';
@@ -16,7 +18,9 @@ import type { OptimizerState } from './engine/index.js';
 import { runCli, UsageError, type FlagTable, type ParsedFlags } from './cli/args.js';
 import { generateWorld, worldVocabulary } from './data/world/index.js';
 import { WordTokenizer } from './models/tokenizer/word.js';
-import { loadClip } from './models/load-node.js';
+import { loadClip, UNFINISHED_MARK } from './models/load-node.js';
+import { makeFolderSync } from './io/fs-errors-node.js';
+import { replaceFolder } from './io/replace-folder-node.js';
 import { saveClip } from './models/save-node.js';
 import { writeJsonAtomic } from './io/atomic-write-node.js';
 import { loadSafetensorsFile, openSafetensors, writeSafetensorsFile } from './models/safetensors-node.js';
@@ -26,11 +30,12 @@ import { WorldBatcher } from './nast/world-batches.js';
 import { initTinyClip, tinyClipConfig } from './nast/tiny-clip.js';
 import { WORLD_HELD_OUT_START, affirmationBias, worldRetrieval } from './nast/pretrain-eval.js';
 
-const STATE_FILE = 'pretrain_state.safetensors';
+const STATE_FILE = UNFINISHED_MARK;
 const REPORT_FILE = 'pretrain.json';
 
 const FLAGS: FlagTable = {
-  out: { kind: 'string', meta: 'DIR', default: 'models/tiny-world', help: 'checkpoint folder to write (Hugging Face layout + word_tokenizer.json + pretrain.json)' },
+  out: { kind: 'string', meta: 'DIR', default: 'pretrain-out', help: 'model folder to write (Hugging Face layout + word_tokenizer.json + pretrain.json); the run works in DIR.partial and renames it to DIR when complete' },
+  overwrite: { kind: 'boolean', help: 'replace the model already in --out (node dist/pretrain.js --out models/tiny-world --overwrite remakes the shipped one)' },
   steps: { kind: 'int', default: 2000, help: 'training steps' },
   'batch-size': { kind: 'int', default: 64, help: 'image-caption pairs per step (distinct scenes)' },
   lr: { kind: 'number', default: 0.002, help: 'peak learning rate (AdamW, linear warm-up then cosine decay to 0)' },
@@ -51,7 +56,7 @@ const FLAGS: FlagTable = {
   'twin-share': { kind: 'number', default: 0.5, help: 'share of each batch that is a counterfactual twin of another item (mirrored, resized, recoloured, reshaped or one object removed), in [0, 0.5]' },
   'log-every': { kind: 'int', default: 25, help: 'read the loss back and log every N steps' },
   'checkpoint-every': { kind: 'int', default: 250, help: 'save weights and optimizer state every N steps (0: only at the end)' },
-  resume: { kind: 'boolean', help: `continue from ${STATE_FILE} in --out (same flags as the interrupted run)` },
+  resume: { kind: 'boolean', help: `continue the interrupted run in --out's DIR.partial from its ${STATE_FILE} (same flags as that run)` },
   'eval-images': { kind: 'int', default: 500, help: `held-out images for the final evaluation (world records from ${WORLD_HELD_OUT_START}); 0 skips it` },
 };
 
@@ -68,6 +73,20 @@ function fmtTime(s: number): string {
   if (!Number.isFinite(s)) return '?';
   const m = Math.floor(s / 60);
   return m > 0 ? `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${s.toFixed(0)}s`;
+}
+
+/**
+ * Refuses, before any work, an --out that holds something a finished run would replace: a model
+ * only with --overwrite, anything else (a file, a folder of other things) never.
+ */
+function checkOut(out: string, overwrite: boolean): void {
+  if (!existsSync(out)) return;
+  if (!statSync(out).isDirectory()) throw new UsageError(`--out ${out}: is a file, not a model folder`);
+  const names = readdirSync(out);
+  if (names.length === 0) return;
+  const model = names.includes('config.json') || names.includes('model.safetensors');
+  if (!model) throw new UsageError(`--out ${out}: holds files but no model (no config.json or model.safetensors); choose another --out`);
+  if (!overwrite) throw new UsageError(`--out ${out}: holds a model; pass --overwrite to replace it when this run completes, or choose another --out`);
 }
 
 async function saveState(path: string, s: OptimizerState, runArgs: Record<string, unknown>): Promise<void> {
@@ -111,7 +130,9 @@ async function loadState(path: string, runArgs: Record<string, unknown>): Promis
 await runCli('pretrain', 'usage: node dist/pretrain.js [--out DIR] [--steps N] [--batch-size N] [--lr X] [--seed N] [--images N] [--size N] [--layers N] [--width N]',
   'Pretrains a tiny CLIP from scratch on affirmative-only captions of the miniature world (symmetric CLIP loss, all parameters, AdamW) and writes a Hugging Face checkpoint folder with its word tokenizer. Progress goes to stderr; a summary to stdout.',
   FLAGS, async (f) => {
-    const out = f.out as string;
+    const out = (f.out as string).replace(/(.)[\\/]+$/, '$1');
+    // The run's folder until it completes; see the header.
+    const work = `${out}.partial`;
     const runArgs: Record<string, unknown> = {};
     for (const k of RUN_FLAGS) runArgs[k] = f[k];
     const steps = positive(f, 'steps');
@@ -139,8 +160,22 @@ await runCli('pretrain', 'usage: node dist/pretrain.js [--out DIR] [--steps N] [
     } catch (e) {
       throw new UsageError((e as Error).message);
     }
-    const statePath = join(out, STATE_FILE);
+    const twinShare = f['twin-share'] as number;
+    if (!(twinShare >= 0 && twinShare <= 0.5)) throw new UsageError(`--twin-share: must be in [0, 0.5], got ${twinShare}`);
+    const statePath = join(work, STATE_FILE);
+    checkOut(out, f.overwrite as boolean);
     if (f.resume && !existsSync(statePath)) throw new UsageError(`--resume: no ${statePath} (nothing to resume)`);
+    if (!f.resume) {
+      if (existsSync(statePath) && !f.overwrite) {
+        throw new UsageError(`--out ${out}: ${work} holds an interrupted run; --resume continues it, --overwrite starts afresh`);
+      }
+      rmSync(work, { recursive: true, force: true });
+      try {
+        makeFolderSync(work);
+      } catch (e) {
+        throw new UsageError(`--out ${out}: ${(e as Error).message}; nothing was computed`);
+      }
+    }
     const resumeState = f.resume ? await loadState(statePath, runArgs) : null;
 
     const t0 = performance.now();
@@ -152,31 +187,29 @@ await runCli('pretrain', 'usage: node dist/pretrain.js [--out DIR] [--steps N] [
       throw new UsageError((e as Error).message);
     }
     const ctx = await nodeContext();
-    const model = f.resume ? await loadClip(ctx, out) : await initTinyClip(ctx, cfg, seed);
+    const model = f.resume ? await loadClip(ctx, work, { allowUnfinished: true }) : await initTinyClip(ctx, cfg, seed);
     if (f.resume && JSON.stringify(model.config) !== JSON.stringify(cfg)) {
-      throw new UsageError(`--resume: ${out}/config.json does not match the flags' model config`);
+      throw new UsageError(`--resume: ${work}/config.json does not match the flags' model config`);
     }
-    const twinShare = f['twin-share'] as number;
-    if (!(twinShare >= 0 && twinShare <= 0.5)) throw new UsageError(`--twin-share: must be in [0, 0.5], got ${twinShare}`);
     const batcher = new WorldBatcher(records, tok, { seed, batchSize, imageSize: size, twinShare });
     const trainer = new ClipPretrainer(model, batcher, { steps, lr, warmupSteps: warmup, weightDecay, maxGradNorm: 1 });
     let from = 0;
     if (resumeState) {
       const state = resumeState;
-      const weights = await openSafetensors(join(out, 'model.safetensors'));
+      const weights = await openSafetensors(join(work, 'model.safetensors'));
       const weightStep = weights.metadata.pretrain_step;
       await weights.close();
       if (weightStep !== String(state.step)) {
-        throw new Error(`--resume: ${out}/model.safetensors is from step ${weightStep ?? '(unknown)'} but ${statePath} from step ${state.step} (a checkpoint was interrupted; start again without --resume)`);
+        throw new Error(`--resume: ${work}/model.safetensors is from step ${weightStep ?? '(unknown)'} but ${statePath} from step ${state.step} (a checkpoint was interrupted; start again without --resume)`);
       }
       trainer.loadState(state);
       from = trainer.opt.stepCount;
-      process.stderr.write(`pretrain: resuming ${out} at step ${from}\n`);
+      process.stderr.write(`pretrain: resuming ${work} at step ${from}\n`);
     }
     const nParams = [...model.params.values()].reduce((s, t) => s + t.size, 0);
     process.stderr.write(`pretrain: ${nParams} parameters; text ${cfg.text.layers}x${cfg.text.hiddenSize} (vocab ${cfg.text.vocabSize}, context ${cfg.text.maxPositions}), vision ${cfg.vision.layers}x${cfg.vision.hiddenSize} (${size}px / ${cfg.vision.patchSize}px patches); ${steps} steps of ${batchSize} on ${ctx.info.description}\n`);
 
-    const save = (step: number) => saveClip(model, out, { tokenizer: tok, metadata: { pretrain_step: String(step) } });
+    const save = (step: number) => saveClip(model, work, { tokenizer: tok, metadata: { pretrain_step: String(step) } });
     const tTrain = performance.now();
     let lastLog: PretrainLog | null = null;
     const finalLoss = await trainer.run({
@@ -192,13 +225,12 @@ await runCli('pretrain', 'usage: node dist/pretrain.js [--out DIR] [--steps N] [
       onCheckpoint: async (step) => {
         await save(step);
         await saveState(statePath, await trainer.state(), runArgs);
-        process.stderr.write(`pretrain: checkpoint at step ${step} in ${out}\n`);
+        process.stderr.write(`pretrain: checkpoint at step ${step} in ${work}\n`);
       },
     });
     const trainSeconds = (performance.now() - tTrain) / 1000;
     trainer.finish();
     await save(steps);
-    rmSync(statePath, { force: true });
     const logitScale = Math.exp(await model.param('logit_scale').item());
 
     const report: Record<string, unknown> = {
@@ -221,8 +253,11 @@ await runCli('pretrain', 'usage: node dist/pretrain.js [--out DIR] [--steps N] [
       report.heldOut = { start: WORLD_HELD_OUT_START, retrieval: await worldRetrieval(model, tok, held), affirmationBias: await affirmationBias(model, tok, held, { seed }) };
     }
     report.totalSeconds = (performance.now() - t0) / 1000;
-    await writeJsonAtomic(join(out, REPORT_FILE), report);
+    await writeJsonAtomic(join(work, REPORT_FILE), report);
     model.dispose();
+    // Complete: the state file goes (the folder is a model now) and the folder takes its name.
+    rmSync(statePath, { force: true });
+    await replaceFolder(work, out);
 
     const log = lastLog as PretrainLog | null;
     const lines = [

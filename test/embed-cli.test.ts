@@ -1,10 +1,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { assertRel } from './helpers/check.js';
+import { loadTokenizer } from '../src/models/tokenizer/load-node.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CLI = join(ROOT, 'build', 'src', 'embed.js');
@@ -31,8 +33,25 @@ test('--json gives the reference ids and text embeddings, and the similarity mat
   assert.is(out.logits_per_image[0].length, ref.captions.length);
 });
 
+test('--json ids: every token up to the padding, also after an "<|endoftext|>" inside the text', () => {
+  const text = '<|startoftext|>special<|endoftext|> tokens';
+  const out = JSON.parse(execFileSync('node', [CLI, '--model', MODEL, '--tokenizer', VOCAB, '--json', '--text', text], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }));
+  const tok = loadTokenizer(VOCAB);
+  const row = Array.from(tok.tokenize([text], { contextLength: 77 }));
+  const want = row.slice(0, row.lastIndexOf(tok.eotId) + 1);
+  // The ids used to stop at the first end-of-text token, the one the text itself wrote.
+  assert.ok(want.indexOf(tok.eotId) < want.length - 2, `tokens follow the text's own "<|endoftext|>": ${want}`);
+  assert.equal(out.texts[0].ids, want);
+});
+
 test('bad input: one clear line and a non-zero exit code', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'embed-bad-'));
+  writeFileSync(join(dir, 'empty.pt'), '');
+  writeFileSync(join(dir, 'zeros.pt'), new Uint8Array(1024));
   const cases: [string[], RegExp, number][] = [
+    // Neither is a safetensors problem: they are named .pt and are not PyTorch checkpoints.
+    [['--model', join(dir, 'empty.pt'), '--text', 'x'], /empty\.pt: is empty \(0 bytes\), not a model checkpoint$/, 1],
+    [['--model', join(dir, 'zeros.pt'), '--text', 'x'], /zeros\.pt: not a PyTorch checkpoint: its first 16 bytes are all 0, neither a zip archive \(torch\.save\) nor a pickle/, 1],
     [['--model', join(ROOT, 'nope'), '--text', 'x'], /no such model/, 1],
     [['--model', MODEL], /nothing to embed/, 2],
     [['--model', MODEL, '--image', join(ROOT, 'test', 'fixtures', 'image', 'not-an-image.png')], /not-an-image\.png: not a PNG or JPEG/, 1],
@@ -44,6 +63,7 @@ test('bad input: one clear line and a non-zero exit code', () => {
     assert.is(r.status, code, `${args.join(' ')}: exit code`);
     const line = r.stderr.split('\n').find((l) => l.startsWith('embed: ')) ?? '';
     assert.match(line, msg, `${args.join(' ')}: ${r.stderr}`);
+    if (args[1]!.endsWith('.pt')) assert.not.match(line, /safetensors|header length/, `${args.join(' ')}: ${r.stderr}`);
   }
 });
 

@@ -6,7 +6,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
 import { runNode } from './helpers/cli-node.js';
+import { drawOrder } from '../src/nast/train-jsonl.js';
 import { openDatasetSplit } from '../src/data/dataset-node.js';
 import { readExamples, ExampleBatcher } from '../src/nast/train-data.js';
 import { loadClipTokenizer } from '../src/models/load-node.js';
@@ -75,6 +77,20 @@ test('jsonl export: one line per training example with train.js\'s token ids, an
   await bad(['--format', 'jsonl', '--split', 'validation', '--steps', '3'], /--steps writes the train split's batch order/);
   await bad(['--format', 'jsonl', '--steps', '3', '--batch-size', '1000'], /--batch-size 1000: .*fewer than the batch size/);
   await bad(['--format', 'negbench', '--model', MODEL], /--model applies to --format jsonl only/);
+});
+
+test('--steps beyond what the heap holds: order.jsonl is streamed, not built in memory (400000 batches under a 32 MiB heap)', async () => {
+  await world();
+  const out = join(TMP, 'long-order');
+  const steps = 400_000;
+  const r = spawnSync('node', ['--max-old-space-size=32', DATA_CLI, 'export', '--data', DATA, '--format', 'jsonl', '--out', out, '--steps', String(steps), '--batch-size', '4', '--seed', '1'], { encoding: 'utf8' });
+  assert.is(r.status, 0, r.stderr.slice(0, 400));
+  const text = readFileSync(join(out, 'order.jsonl'), 'utf8');
+  assert.is(text.split('\n').length, steps + 1, 'one line per step and a final newline');
+  const ds = await openDatasetSplit(DATA, 'train');
+  const want = drawOrder(readExamples(await ds.readRecords(), 'nast', ds.dir, 'negated'), 4, 1, 3);
+  assert.equal(text.split('\n', 3).map((l) => JSON.parse(l)), want, 'the same batches as drawn in memory');
+  assert.equal(JSON.parse(text.slice(text.lastIndexOf('\n', text.length - 2) + 1)).step, steps);
 });
 
 test('train.js --init-adapter starts from an adapter; its shape wins over flags that disagree', async () => {

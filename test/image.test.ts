@@ -166,6 +166,19 @@ test('corrupt PNG, truncated JPEG, non-image and missing files: one-line errors 
   }
 });
 
+test('PNG with bytes after IEND loads as Pillow loads it: the same pixels as without them', () => {
+  const png = new Uint8Array(readFileSync(join(FIX, 'rgb-37x53.png')));
+  const clean = decodeImageBytes(png, 'clean.png');
+  for (const tail of [new TextEncoder().encode('appended payload, not a chunk'), new Uint8Array(3), new Uint8Array(4096).fill(0xff)]) {
+    const withTail = new Uint8Array(png.length + tail.length);
+    withTail.set(png);
+    withTail.set(tail, png.length);
+    const got = decodeImageBytes(withTail, 'tail.png');
+    assert.equal([got.width, got.height, got.channels], [clean.width, clean.height, clean.channels]);
+    assert.ok(Buffer.from(got.data).equals(Buffer.from(clean.data)), `${tail.length} trailing bytes change no pixel`);
+  }
+});
+
 test('decompression bombs: a small file declaring a huge image fails from its header, before decoding', async () => {
   const be32 = (v: number) => [(v >>> 24) & 255, (v >>> 16) & 255, (v >>> 8) & 255, v & 255];
   const png = Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, ...be32(13), 0x49, 0x48, 0x44, 0x52,

@@ -229,6 +229,13 @@ test('buildCteReport: malformed pairs are errors naming the pair; all skipped is
     /pair 0 .*S_lp row 0 has 4 positions, fewer than the 5 through EOT/);
   assert.throws(() => buildCteReport([{ ...t[0], idsFoil: [SOT, 1, 3, 3, EOT] }], { layers: 2 }), /different token lengths/);
   assert.throws(() => buildCteReport([t[2]], { layers: 2 }), /no usable pairs \(1 given, 1 skipped: "no mass\.": /);
+  // A pair that cannot be traced (identical ids, different lengths) is skipped with its source,
+  // not an error that loses every other pair; the message has no internal function name.
+  const mixed = buildCteReport([t[0], { ...t[1], idsFoil: t[1].idsCaption, source: 'pairs.jsonl:7' }], { layers: 2 });
+  assert.is(mixed.pairs.length, 1);
+  assert.equal(mixed.skipped.map((x) => x.source), ['pairs.jsonl:7']);
+  assert.match(mixed.skipped[0].reason, /^caption .* tokenise identically; there is no negation to trace$/);
+  assert.throws(() => buildCteReport([{ ...t[0], idsFoil: t[0].idsCaption }], { layers: 2 }), (e: Error) => /^no usable pairs/.test(e.message));
   assert.throws(() => buildCteReport(t, { layers: 2, beta: 0 }), /beta must be/);
   assert.throws(() => buildCteReport(t, { layers: 2, positions: 'near' as never }), /positions must be one of differ, after, eot, all, got "near"/);
 });
@@ -250,6 +257,11 @@ test('parseCteReport: round trip, and errors that name the file and the key', ()
   assert.throws(broken((o) => (o.layers = 2.5)), /key "layers" must be an integer >= 1/);
   assert.throws(broken((o) => (o.alpha = [0, 1, 1])), /key "alpha" must have 2 entries, has 3/);
   assert.throws(broken((o) => (o.alpha[1] = 1.2)), /key "alpha\[1\]" must be in \[0, 1\]/);
+  // In [0, 1] but not the min-max of cte_layer: refused, naming the layer.
+  assert.equal(rep.alpha.slice().sort(), [0, 1]);
+  assert.throws(broken((o) => (o.alpha = [0.5, 0.5])), /runs\/x\/cte.json: key "alpha\[0\]" is 0.5 but the min-max of cte_layer gives [01] for layer 1; alpha must be cte_layer min-max normalised/);
+  assert.throws(broken((o) => (o.alpha = [...o.alpha].reverse())), /key "alpha\[0\]" is [01] but the min-max of cte_layer gives [01] for layer 1/);
+  assert.throws(broken((o) => (o.cte_layer = [...o.cte_layer].reverse())), /key "alpha\[0\]" is [01] but the min-max of cte_layer gives [01] for layer 1/);
   assert.throws(broken((o) => (o.beta = -1)), /key "beta" must be > 0/);
   assert.throws(broken((o) => (o.version = 3)), /key "version" must be 1 or 2, got number 3/);
   assert.throws(broken((o) => (o.positions = 'near')), /key "positions" must be one of "differ", "after", "eot", "all", got the string "near"/);
@@ -302,6 +314,7 @@ test('parseCteReport: a version-1 file loads as version 2, alpha re-normalised o
   assert.match(cteUpgradeNote(r, 'old/cte.json')!, /^old\/cte.json: version-1 cte.json .*alpha re-normalised over layers 1\.\.2 \(1\.000, 0\.000\)/);
   assert.throws(() => parseCteReport({ ...v1, layers: 1 }, 'old/cte.json'), /key "layers" must be an integer >= 2 \(version 1 counts the L \+ 1 residual indices\)/);
   assert.throws(() => parseCteReport({ ...v1, alpha: [1, 2, 0] }, 'old/cte.json'), /key "alpha\[1\]" must be in \[0, 1\]/);
+  assert.throws(() => parseCteReport({ ...v1, alpha: [1, 0.9, 0] }, 'old/cte.json'), /key "alpha\[1\]" is 0.9 but the min-max of cte_layer gives 0.54\d* for layer 1/);
 });
 
 // ---- SVG ---------------------------------------------------------------------------------------
@@ -430,9 +443,13 @@ test('updateShares: per-layer shares and top-3 / top-5 by CTE (Table 4)', () => 
   const small = updateShares([1, 1, 2], [0.5, 0.5, 0.1]);
   assert.equal(small.ranking, [0, 1, 2]);
   assertClose('small top3', [small.top3, small.top5], [1, 1], 1e-12, 1e-12);
-  assert.throws(() => updateShares([1, 2], [0.1, 0.2, 0.3, 0.4]), /cteLayer has 4 values; expected 2 \(one per block\) or 3/);
-  assert.throws(() => updateShares([0, 0], [0.1, 0.2]), /total update magnitude is 0/);
-  assert.throws(() => updateShares([1, -1], [0.1, 0.2]), /perLayerNorms\[1\] = -1/);
+  assert.throws(() => updateShares([1, 2], [0.1, 0.2, 0.3, 0.4]), /cte_layer has 4 values; expected 2 \(one per block\) or 3/);
+  // Nothing updated (--lr 1e-300): zero shares with a note, not an error after the adapter was written.
+  const none = updateShares([0, 0], [0.1, 0.2]);
+  assert.equal([none.shares, none.top3, none.top5, none.topK, none.total], [[0, 0], 0, 0, [0, 0], 0]);
+  assert.match(none.note!, /every update norm is 0/);
+  assert.is(r.note, undefined);
+  assert.throws(() => updateShares([1, -1], [0.1, 0.2]), (e: Error) => /^update shares: the update norm of layer 2 is -1/.test(e.message));
 });
 
 test.run();

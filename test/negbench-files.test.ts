@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { parseNastMcqJson, parseNegBenchMcqCsv, parseNegBenchRetrievalCsv, parsePyStringList } from '../src/data/negbench-files.js';
 import { negBenchMcqCsv, negBenchRetrievalCsv, pyStringList } from '../src/data/export-negbench.js';
 import type { NegBenchMcq } from '../src/data/mcq.js';
+import { readBenchmarkFiles } from '../src/nast/benchmark-files-node.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CLI = (name: string) => join(ROOT, 'build', 'src', `${name}.js`);
@@ -45,6 +46,30 @@ test('NegBench MCQ CSV: four options with templates, the binary variant, rows wi
   const bin = parseNegBenchMcqCsv('image_path,correct_answer,caption_0,caption_1\na.jpg,1,A cat.,No cat.\n', 'bin.csv');
   assert.equal(bin.rows.map((x) => [x.options.length, x.answer, x.template]), [[2, 1, null]]);
   assert.throws(() => parseNegBenchMcqCsv('image,answer\n', 'x.csv'), /x\.csv: no "correct_answer" column/);
+});
+
+test('NegBench MCQ CSV: an empty or blank correct_answer is skipped with its line, not scored as option 0; --strict refuses it', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'negbench-blank-'));
+  try {
+    writeFileSync(join(dir, 'a.jpg'), '');
+    const csv = [
+      'image_path,correct_answer,caption_0,caption_1,caption_2,caption_3,correct_answer_template',
+      'a.jpg,,x,y,z,w,negative',
+      'a.jpg,   ,x,y,z,w,negative',
+      'a.jpg,1,x,y,z,w,positive',
+    ].join('\n');
+    const r = parseNegBenchMcqCsv(csv, 'blank.csv');
+    assert.equal(r.rows.map((x) => [x.line, x.answer]), [[4, 1]]);
+    assert.equal(r.problems, [{ line: 2, reason: 'correct_answer is empty' }, { line: 3, reason: 'correct_answer is empty' }]);
+    const file = join(dir, 'blank_mcq.csv');
+    writeFileSync(file, csv);
+    const lenient = readBenchmarkFiles({ negbenchMcq: file }, false);
+    assert.is(lenient.mcq!.length, 1);
+    assert.equal(lenient.skipped.map((x) => `${x.line}: ${x.reason}`), ['2: correct_answer is empty', '3: correct_answer is empty']);
+    assert.throws(() => readBenchmarkFiles({ negbenchMcq: file }, true), /--strict: 2 row\(s\) cannot be used: \S+blank_mcq\.csv:2: correct_answer is empty/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('NegBench retrieval CSV and NAST MCQ JSON (array and JSON lines)', () => {

@@ -27,10 +27,11 @@ async function dataset(tag = ''): Promise<string> {
   return dir;
 }
 
-function cteFile(dir: string, alpha = [0.5, 1]): string {
-  const file = join(dir, `cte-${alpha.join('-')}.json`);
-  const lo = 0.5;
-  const layer = alpha.map((a) => lo + a * 0.4);
+/** A cte.json over the fixture's two text layers; alpha is the min-max of `layer`, as traced. */
+function cteFile(dir: string, layer = [0.5, 0.9]): string {
+  const file = join(dir, `cte-${layer.join('-')}.json`);
+  const [lo, hi] = [Math.min(...layer), Math.max(...layer)];
+  const alpha = layer.map((x) => (x - lo) / (hi - lo));
   writeFileSync(file, JSON.stringify({ version: 2, layers: 2, positions: 'differ', beta: 1, pairs: [], skipped: [], cte_mean: [[0.1], ...layer.map((x) => [x])], cte_embeddings: 0.1, cte_layer: layer, alpha }));
   return file;
 }
@@ -68,7 +69,7 @@ test('--resume refuses other scales, data or model; a fresh run into a run folde
   let r = resume(['--uniform']);
   assert.is(r.status, 2, r.stderr);
   assert.match(r.stderr, /--resume: the per-layer scales changed: now \(uniform\), the checkpoint's run had \(cte\.json sha256:[0-9a-f]{16}, beta 1\)/);
-  r = resume(['--cte', cteFile(data, [0, 1])]);
+  r = resume(['--cte', cteFile(data, [0.2, 0.7])]);
   assert.match(r.stderr, /per-layer scales changed: now \(cte\.json sha256:\w+, beta 1\)/);
   r = resume(['--cte', cte, '--beta', '2']);
   assert.match(r.stderr, /beta 2\), the checkpoint's run had \(cte\.json sha256:\w+, beta 1\)/);

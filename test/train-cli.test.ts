@@ -39,7 +39,7 @@ function cte(dir: string): string {
   const file = join(dir, 'cte.json');
   const report = {
     version: 2, layers: 2, positions: 'differ', beta: 1, pairs: [], skipped: [], cte_mean: [[0.1], [0.5], [0.9]],
-    cte_embeddings: 0.1, cte_layer: [0.5, 0.9], alpha: [0.5, 1],
+    cte_embeddings: 0.1, cte_layer: [0.5, 0.9], alpha: [0, 1],
   };
   execFileSync('node', ['-e', `require('fs').writeFileSync(${JSON.stringify(file)}, ${JSON.stringify(JSON.stringify(report))})`]);
   return file;
@@ -62,7 +62,7 @@ test('trains, writes a PEFT adapter, metrics, report; stop + --resume equals one
   for (const m of metrics) assert.ok(Number.isFinite(m.loss) && m.lr > 0 && m.samples_per_s > 0);
   const report = JSON.parse(readFileSync(join(straight, 'report.json'), 'utf8'));
   assert.is(report.steps, 4);
-  assert.equal(report.layer_scales, [0.5, 1]);
+  assert.equal(report.layer_scales, [0, 1]);
   assert.is(report.update_norms.length, 2);
   assert.ok(report.update_shares.shares[1] > report.update_shares.shares[0], 'update shares follow the CTE order');
 
@@ -144,6 +144,18 @@ test('a version-1 cte.json still trains, with a note on stderr', async () => {
   assert.equal(JSON.parse(readFileSync(join(data, 'v1', 'report.json'), 'utf8')).layer_scales, [0, 1]);
 });
 
+test('--lr 1e-300 moves no weight: the run ends with its report, update shares 0 with a note (was exit 1 after the adapter)', async () => {
+  const data = await dataset();
+  const out = join(data, 'tiny-lr');
+  const r = spawnSync('node', [CLI, '--model', MODEL, '--tokenizer', VOCAB, '--batch-size', '3', '--quiet', '--data', data, '--cte', cte(data), '--steps', '1', '--lr', '1e-300', '--out', out], { encoding: 'utf8' });
+  assert.is(r.status, 0, r.stderr);
+  const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
+  assert.equal(report.update_norms, [0, 0]);
+  assert.equal([report.update_shares.top3, report.update_shares.shares], [0, [0, 0]]);
+  assert.match(report.update_shares.note, /every update norm is 0/);
+  assert.not.match(r.stderr, /updateShares/);
+});
+
 test('non-finite numbers stop with a clear error: a diverging run (--lr 1e30), NaN in a checkpoint or an adapter', async () => {
   const data = await dataset();
   const r = spawnSync('node', [CLI, '--model', MODEL, '--tokenizer', VOCAB, '--batch-size', '3', '--quiet', '--data', data, '--uniform', '--steps', '6', '--save-every', '2', '--log-every', '100', '--lr', '1e30', '--out', join(data, 'nan')], { encoding: 'utf8' });
@@ -214,7 +226,7 @@ test('messages: an --out folder that cannot be made fails before any work; an al
   writeFileSync(blocker, 'not a folder');
   const e = spawnSync('node', [EMBED, '--model', MODEL, '--tokenizer', VOCAB, '--text', 'a', '--out', join(blocker, 'x.json')], { encoding: 'utf8' });
   assert.is(e.status, 2);
-  assert.match(e.stderr, /--out \S+a-file\/x\.json: cannot create the folder \S+a-file \((ENOTDIR|EEXIST)\); nothing was computed/);
+  assert.match(e.stderr, /--out \S+a-file\/x\.json: cannot create the folder \S+a-file \(a part of the path is a file, not a folder \(ENOTDIR\)\); nothing was computed/);
   const ev = spawnSync('node', [join(ROOT, 'build', 'src', 'eval.js'), '--model', MODEL, '--data', '/tmp', '--out', join(blocker, 'sub', 'r.json')], { encoding: 'utf8' });
   assert.is(ev.status, 2);
   assert.match(ev.stderr, /--out \S+r\.json: cannot create the folder \S+a-file\/sub/);
@@ -223,7 +235,8 @@ test('messages: an --out folder that cannot be made fails before any work; an al
   writeFileSync(file, JSON.stringify({ version: 2, layers: 2, positions: 'differ', beta: 1, pairs: [], skipped: [], cte_mean: [[0], [0], [0]], cte_embeddings: 0, cte_layer: [0, 0], alpha: [0, 0] }));
   const r = spawnSync('node', [CLI, '--model', MODEL, '--tokenizer', VOCAB, '--batch-size', '3', '--quiet', '--data', data, '--cte', file, '--steps', '2', '--out', join(data, 'z')], { encoding: 'utf8' });
   assert.is(r.status, 1);
-  assert.match(r.stderr, /zero\.json: alpha is 0 for every layer \(0, 0\), so no layer would train/);
+  // Equal CTEs min-max to 1 for every layer (uniform), so an all-zero alpha is not a trace's.
+  assert.match(r.stderr, /zero\.json: key "alpha\[0\]" is 0 but the min-max of cte_layer gives 1 for layer 1/);
   assert.not.ok(existsSync(join(data, 'z', 'checkpoint')), 'stopped before training');
 });
 

@@ -2,6 +2,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { UsageError } from './args.js';
+import { describeMkdirError } from '../io/fs-errors-node.js';
 
 /**
  * Creates the folder `file` will be written into (as the write would), now rather than after
@@ -12,6 +13,6 @@ export function prepareOutputFolder(flag: string, file: string): void {
   try {
     mkdirSync(dir, { recursive: true });
   } catch (e) {
-    throw new UsageError(`--${flag} ${file}: cannot create the folder ${dir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); nothing was computed`);
+    throw new UsageError(`--${flag} ${file}: cannot create the folder ${dir} (${describeMkdirError(dir, e)}); nothing was computed`);
   }
 }

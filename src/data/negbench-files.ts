@@ -84,7 +84,10 @@ export function parseNegBenchMcqCsv(text: string, file: string): Parsed<NegBench
     const options = optionNames.map((n) => r.fields[col[n]] ?? '');
     const empty = options.findIndex((o) => o.trim() === '');
     if (empty >= 0) { bad(`${optionNames[empty]} is empty`); continue; }
-    const answer = Number(get('correct_answer'));
+    const answerText = get('correct_answer');
+    // Number('') and Number('  ') are 0: a blank answer would silently become option 0.
+    if (answerText === '') { bad('correct_answer is empty'); continue; }
+    const answer = Number(answerText);
     if (!Number.isInteger(answer) || answer < 0 || answer >= options.length) { bad(`correct_answer ${JSON.stringify(get('correct_answer'))} is not an option index 0..${options.length - 1}`); continue; }
     let template: NegBenchTemplateName | null = null;
     if (!binary) {

@@ -1,5 +1,6 @@
 /** Writing 8-bit RGB images (the world's renders) as PNG files. Node-only (pngjs, fs). */
-import { rename, writeFile } from 'node:fs/promises';
+import { rename, unlink, writeFile } from 'node:fs/promises';
+import { FileAccessError } from '../io/fs-errors-node.js';
 import { PNG } from 'pngjs';
 
 /** PNG bytes of 8-bit RGB pixels. */
@@ -16,6 +17,11 @@ export function encodePng(width: number, height: number, rgb: Uint8Array): Uint8
  */
 export async function writePngAtomic(path: string, image: { width: number; height: number; data: Uint8Array }): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, encodePng(image.width, image.height, image.data));
-  await rename(tmp, path);
+  try {
+    await writeFile(tmp, encodePng(image.width, image.height, image.data));
+    await rename(tmp, path);
+  } catch (e) {
+    await unlink(tmp).catch(() => undefined);
+    throw new FileAccessError(path, 'write', e);
+  }
 }

@@ -6,11 +6,21 @@
  */
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { FileAccessError, fsCode } from './fs-errors-node.js';
 
-/** Runs `write` on a fresh temporary file beside `path`, then syncs it and renames it over `path`. */
+/**
+ * Runs `write` on a fresh temporary file beside `path`, then syncs it and renames it over `path`.
+ * A file-system error (a full disk, a read-only file system) names `path`, never the temporary
+ * file, whose name means nothing to the user.
+ */
 export async function writeAtomicWith(path: string, write: (fh: FileHandle) => Promise<void>): Promise<void> {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
-  const fh = await open(tmp, 'wx');
+  let fh: FileHandle;
+  try {
+    fh = await open(tmp, 'wx');
+  } catch (e) {
+    throw writeError(path, e);
+  }
   try {
     await write(fh);
     await fh.sync();
@@ -19,8 +29,13 @@ export async function writeAtomicWith(path: string, write: (fh: FileHandle) => P
   } catch (e) {
     await fh.close().catch(() => undefined);
     await unlink(tmp).catch(() => undefined);
-    throw e;
+    throw writeError(path, e);
   }
+}
+
+/** An fs error becomes one naming `path`; any other error (the caller's own) passes unchanged. */
+function writeError(path: string, e: unknown): unknown {
+  return fsCode(e) && !(e instanceof FileAccessError) ? new FileAccessError(path, 'write', e) : e;
 }
 
 /** Writes bytes (or UTF-8 text) to `path` atomically. */

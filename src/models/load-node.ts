@@ -22,7 +22,16 @@ import type { Tokenizer } from './tokenizer/index.js';
 export interface ClipLoadOptions extends LoadOptions {
   /** A config.json to use instead of the one in the model folder. */
   configPath?: string;
+  /** Load a checkpoint of an unfinished pretrain.js run (its --resume does). */
+  allowUnfinished?: boolean;
 }
+
+/**
+ * pretrain.js keeps its optimizer state beside its checkpoint weights until the run ends and
+ * renames the folder into place: a folder still holding the state is a run that was stopped,
+ * not a model.
+ */
+export const UNFINISHED_MARK = 'pretrain_state.safetensors';
 
 function readConfig(path: string): ClipConfig {
   let json: unknown;
@@ -36,8 +45,8 @@ function readConfig(path: string): ClipConfig {
 
 const TORCH_NAMES = ['pytorch_model.bin', 'pytorch_model.bin.index.json'];
 
-/** Whether a file starts like a zip (torch.save) or a pickle (legacy torch.save), not safetensors. */
-function looksLikeTorch(path: string): boolean {
+/** The first `n` bytes of a file (fewer when it is shorter); refuses anything but a regular file. */
+function fileHead(path: string, n: number): Buffer {
   let fd: number;
   try {
     fd = openRegularSync(path).fd;
@@ -45,12 +54,45 @@ function looksLikeTorch(path: string): boolean {
     throw new ConfigError(path, '(path)', readFailure(e));
   }
   try {
-    const head = Buffer.alloc(2);
-    readSync(fd, head, 0, 2, 0);
-    return (head[0] === 0x50 && head[1] === 0x4b) || (head[0] === 0x80 && head[1] >= 2 && head[1] <= 5);
+    const head = Buffer.alloc(n);
+    return head.subarray(0, readSync(fd, head, 0, n, 0));
   } finally {
     closeSync(fd);
   }
+}
+
+/** Whether bytes start like a zip (torch.save) or a pickle (legacy torch.save), not safetensors. */
+function looksLikeTorch(head: Buffer): boolean {
+  return (head[0] === 0x50 && head[1] === 0x4b) || (head[0] === 0x80 && head[1] >= 2 && head[1] <= 5);
+}
+
+/** Whether bytes start like safetensors: a little-endian header length, then the JSON header's "{". */
+function looksLikeSafetensors(head: Buffer): boolean {
+  return head.length >= 9 && head.readBigUInt64LE(0) > 1n && head[8] === 0x7b;
+}
+
+/** Extensions PyTorch checkpoints go by; such a file is judged as one first. */
+const TORCH_EXTENSIONS = ['.pt', '.pth', '.bin', '.ckpt', '.tar'];
+
+/**
+ * A single weights file by its content. A file named like a PyTorch checkpoint that is neither
+ * torch nor safetensors (empty, zeros, text) is reported as what it failed to be, not as a broken
+ * safetensors header.
+ */
+function openWeightsFile(path: string): Promise<OpenWeights> {
+  if (path.endsWith('.bin.index.json')) return openShardedTorch(path);
+  if (path.endsWith('.json') || path.endsWith('.safetensors')) return openSafetensors(path);
+  const size = statSync(path).size;
+  if (size === 0) throw new Error(`${path}: is empty (0 bytes), not a model checkpoint`);
+  const head = fileHead(path, 16);
+  if (looksLikeTorch(head)) return openTorchFile(path);
+  const torchName = TORCH_EXTENSIONS.some((x) => path.toLowerCase().endsWith(x));
+  if (torchName && !looksLikeSafetensors(head)) {
+    const hex = [...head.subarray(0, 8)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
+    const what = head.every((b) => b === 0) ? `its first ${head.length} bytes are all 0` : `it starts with bytes ${hex}`;
+    throw new Error(`${path}: not a PyTorch checkpoint: ${what}, neither a zip archive (torch.save) nor a pickle; the file is damaged or not a checkpoint`);
+  }
+  return openSafetensors(path);
 }
 
 /**
@@ -66,9 +108,7 @@ export async function openWeights(path: string): Promise<OpenWeights> {
     if (existsSync(index)) return openShardedTorch(index);
     return openSafetensors(path); // its error names what was looked for
   }
-  if (path.endsWith('.bin.index.json')) return openShardedTorch(path);
-  if (path.endsWith('.json') || path.endsWith('.safetensors') || !looksLikeTorch(path)) return openSafetensors(path);
-  return openTorchFile(path);
+  return openWeightsFile(path);
 }
 
 /** The config a checkpoint path implies, without loading weights. */
@@ -92,6 +132,9 @@ export async function clipConfigFor(path: string, configPath?: string): Promise<
 
 /** Loads the weights of a CLIP checkpoint (folder or file) onto `ctx`. */
 export async function loadClip(ctx: GpuContext, path: string, opts: ClipLoadOptions = {}): Promise<ClipModel> {
+  if (!opts.allowUnfinished && existsSync(join(path, UNFINISHED_MARK))) {
+    throw new Error(`${path}: an unfinished pretrain.js run (${UNFINISHED_MARK} is there), not a model; continue it with node dist/pretrain.js --resume`);
+  }
   const config = await clipConfigFor(path, opts.configPath);
   const file = await openWeights(path);
   try {

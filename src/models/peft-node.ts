@@ -3,10 +3,10 @@
  * the model, then attached).
  */
 import { existsSync, statSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic-write-node.js';
 import { MAX_BINARY_BYTES, MAX_CONFIG_BYTES, readFailure, readRegularFile, readRegularText } from '../io/read-file-node.js';
+import { makeFolder } from '../io/fs-errors-node.js';
 import type { ClipModel } from './clip.js';
 import type { LoraSet } from './lora.js';
 import {
@@ -21,7 +21,7 @@ import { writeSafetensorsFile } from './safetensors-node.js';
  */
 export async function saveLora(dir: string, set: LoraSet, opts: SaveAdapterOptions = {}): Promise<void> {
   if (set.disposed) throw new AdapterError(join(dir, ADAPTER_WEIGHTS_NAME), undefined, 'cannot save a disposed (or merged) LoRA set');
-  await mkdir(dir, { recursive: true });
+  await makeFolder(dir);
   await writeSafetensorsFile(join(dir, ADAPTER_WEIGHTS_NAME), await adapterTensors(set), { format: 'pt' });
   await writeFileAtomic(join(dir, ADAPTER_CONFIG_NAME), serializeAdapterConfig(buildAdapterConfig(set, opts)));
 }

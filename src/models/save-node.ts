@@ -6,10 +6,11 @@
  * names the HF tokenizers format). Each file is written atomically; config.json goes last, so a
  * folder with a config.json always has the weights it describes.
  */
-import { mkdirSync, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic-write-node.js';
 import { MAX_CONFIG_BYTES, readRegularTextSync } from '../io/read-file-node.js';
+import { makeFolderSync } from '../io/fs-errors-node.js';
 import type { ClipModel } from './clip.js';
 import type { ClipConfig, HiddenActivation } from './clip-config.js';
 import { expectedHfShapes, type HostTensor } from './clip-weights.js';
@@ -131,7 +132,7 @@ export async function saveClip(model: ClipModel, dir: string, opts: SaveClipOpti
   if (tok && tok.contextLength > cfg.text.maxPositions) {
     throw new Error(`saveClip: the tokenizer's context length ${tok.contextLength} exceeds max_position_embeddings ${cfg.text.maxPositions}`);
   }
-  mkdirSync(dir, { recursive: true });
+  makeFolderSync(dir);
   const weights = await readClipWeights(model);
   const tensors: Record<string, TensorToWrite> = {};
   for (const [k, t] of weights) tensors[k] = { dtype: 'F32', shape: t.shape, data: t.data };

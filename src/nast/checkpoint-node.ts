@@ -8,7 +8,7 @@
  * `current` naming a complete checkpoint, never a mix of two steps.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { OptimizerState } from '../engine/index.js';
 import type { LoraSet } from '../models/lora.js';
@@ -17,6 +17,7 @@ import { loadSafetensorsFile, writeSafetensorsFile } from '../models/safetensors
 import { asFloat32, type TensorToWrite } from '../models/safetensors.js';
 import { writeFileAtomic } from '../io/atomic-write-node.js';
 import { MAX_CONFIG_BYTES, readFailure, readRegularText, readRegularTextSync } from '../io/read-file-node.js';
+import { makeFolder } from '../io/fs-errors-node.js';
 
 export interface LoopState {
   step: number;
@@ -69,7 +70,7 @@ export async function saveCheckpoint(
   const name = `step-${String(loop.step).padStart(8, '0')}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
   const dir = join(top, name);
   const stage = opts.onStage ?? (() => {});
-  await mkdir(dir, { recursive: true });
+  await makeFolder(dir);
   if (opts.writeExtra) await opts.writeExtra(dir);
   stage('extra');
   if (lora) await saveLora(dir, lora, { baseModel });

@@ -13,6 +13,9 @@ import {
   type CtePairJson, type CteReport, type CteSkippedJson, type Polarity, type PositionRule,
 } from './cte.js';
 
+/** How far a stored alpha may sit from the min-max of cte_layer (rounding, not editing). */
+const ALPHA_TOLERANCE = 1e-6;
+
 class Reader {
   constructor(readonly file: string) {}
 
@@ -61,10 +64,21 @@ class Reader {
     return [lo, hi];
   }
 
-  alpha(v: unknown, key: string, len: number): number[] {
-    const a = this.nums(v, key, len);
+  /**
+   * alpha, checked against the cte_layer it must be the min-max of: train.js scales each layer
+   * by alpha, so an edited or mismatched alpha would train a different story than the trace's.
+   * `layer(i)` names entry i ("layer 2").
+   */
+  alpha(v: unknown, key: string, cteLayer: readonly number[], layer: (i: number) => string): number[] {
+    const a = this.nums(v, key, cteLayer.length);
     a.forEach((x, i) => {
-      if (x < 0 || x > 1) this.fail(`${key}[${i}]`, `must be in [0, 1] (min-max normalised), got ${x}`);
+      if (x < 0 || x > 1) this.fail(`${key}[${i}]`, `must be in [0, 1] (min-max normalised), got ${x} (${layer(i)})`);
+    });
+    const want = minMaxAlpha(cteLayer);
+    a.forEach((x, i) => {
+      if (Math.abs(x - want[i]) > ALPHA_TOLERANCE) {
+        this.fail(`${key}[${i}]`, `is ${x} but the min-max of cte_layer gives ${want[i]} for ${layer(i)}; alpha must be cte_layer min-max normalised (re-trace, or fix the file)`);
+      }
     });
     return a;
   }
@@ -118,6 +132,7 @@ function skippedOf(r: Reader, v: unknown): CteSkippedJson[] {
     const s = r.obj(sv, k);
     const out: CteSkippedJson = { caption: r.str(s.caption, `${k}.caption`), foil: r.str(s.foil, `${k}.foil`), reason: r.str(s.reason, `${k}.reason`) };
     if (s.image !== undefined) out.image = r.str(s.image, `${k}.image`);
+    if (s.source !== undefined) out.source = r.str(s.source, `${k}.source`);
     return out;
   });
 }
@@ -140,6 +155,7 @@ function readV2(r: Reader, o: Record<string, unknown>): CteReport {
   const cteMean = r.matrix(o.cte_mean, 'cte_mean', rows);
   const beta = r.num(o.beta, 'beta');
   if (!(beta > 0)) r.fail('beta', `must be > 0, got ${beta}`);
+  const cteLayer = r.nums(o.cte_layer, 'cte_layer', layers);
   const report: CteReport = {
     version: CTE_VERSION,
     layers,
@@ -148,8 +164,8 @@ function readV2(r: Reader, o: Record<string, unknown>): CteReport {
     skipped: skippedOf(r, o.skipped),
     cte_mean: cteMean,
     cte_embeddings: r.num(o.cte_embeddings, 'cte_embeddings'),
-    cte_layer: r.nums(o.cte_layer, 'cte_layer', layers),
-    alpha: r.alpha(o.alpha, 'alpha', layers),
+    cte_layer: cteLayer,
+    alpha: r.alpha(o.alpha, 'alpha', cteLayer, (i) => `layer ${i + 1}`),
     beta,
   };
   const width = cteMean[0].length;
@@ -174,7 +190,7 @@ function readV1(r: Reader, o: Record<string, unknown>): CteReport {
   if (!Number.isInteger(rows) || rows < 2) r.fail('layers', `must be an integer >= 2 (version 1 counts the L + 1 residual indices), got ${rows}`);
   const cteMean = r.matrix(o.cte_mean, 'cte_mean', rows);
   const index = r.nums(o.cte_layer, 'cte_layer', rows);
-  r.alpha(o.alpha, 'alpha', rows);
+  r.alpha(o.alpha, 'alpha', index, (i) => (i === 0 ? 'the embeddings' : `layer ${i}`));
   const beta = r.num(o.beta, 'beta');
   if (!(beta > 0)) r.fail('beta', `must be > 0, got ${beta}`);
   const cteLayer = index.slice(1);

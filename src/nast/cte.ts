@@ -57,6 +57,8 @@ export interface TracedPair {
   /** S_lp [L + 1][P]: P >= the positions through EOT; columns past EOT are dropped. */
   sLp: readonly (readonly number[])[];
   polarity?: Polarity;
+  /** Where the pair came from ("pairs.jsonl:3"), kept with a skipped pair. */
+  source?: string;
 }
 
 export interface CtePairJson {
@@ -80,6 +82,8 @@ export interface CteSkippedJson {
   caption: string;
   foil: string;
   reason: string;
+  /** The pairs file and line ("pairs.jsonl:3"), where known. */
+  source?: string;
 }
 
 /** cte.json, version 2. */
@@ -163,6 +167,14 @@ function label(text: string | undefined, ids: readonly number[], eot: number): s
   return `ids [${ids.slice(0, eot >= 0 ? eot + 1 : ids.length).join(', ')}]`;
 }
 
+/** A caption/foil pair that causal tracing cannot use (a reason to skip it, not to stop). */
+export class UntraceablePairError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UntraceablePairError';
+  }
+}
+
 /**
  * The positions of a caption/foil pair that CTE_l averages over, by `rule` (see POSITION_RULES).
  * Both sequences must reach EOT at the same index (the paper constrains pairs to identical token
@@ -176,14 +188,14 @@ export function negationPositions(idsCaption: readonly number[], idsFoil: readon
   const ef = eotIndex(idsFoil, eotId);
   const names = () => `caption ${label(opts.caption, idsCaption, ec)} and foil ${label(opts.foil, idsFoil, ef)}`;
   if (ec < 0 || ef < 0) {
-    throw new Error(`negationPositions: no EOT token (${eotId}) in the ${ec < 0 ? 'caption' : 'foil'} ids of ${names()}`);
+    throw new UntraceablePairError(`no EOT token (${eotId}) in the ${ec < 0 ? 'caption' : 'foil'} ids of ${names()}`);
   }
   if (ec !== ef) {
-    throw new Error(`negationPositions: ${names()} have different token lengths (${ec + 1} vs ${ef + 1} through EOT); causal tracing needs equal lengths`);
+    throw new UntraceablePairError(`${names()} have different token lengths (${ec + 1} vs ${ef + 1} through EOT); causal tracing needs equal lengths`);
   }
   const differ: number[] = [];
   for (let p = 0; p <= ec; p++) if (idsCaption[p] !== idsFoil[p]) differ.push(p);
-  if (differ.length === 0) throw new Error(`negationPositions: ${names()} tokenise identically; there is no negation to trace`);
+  if (differ.length === 0) throw new UntraceablePairError(`${names()} tokenise identically; there is no negation to trace`);
   const range = (from: number) => Array.from({ length: ec + 1 - from }, (_, i) => from + i);
   switch (rule) {
     case 'differ':
@@ -257,7 +269,7 @@ function entryMeans(samples: readonly CteSample[], rows: number): number[] {
 }
 
 /** Linear-interpolated quantile of sorted values. */
-function quantile(sorted: readonly number[], q: number): number {
+function quantile(sorted: ArrayLike<number>, q: number): number {
   const at = (sorted.length - 1) * q;
   const lo = Math.floor(at);
   const hi = Math.min(sorted.length - 1, lo + 1);
@@ -311,7 +323,7 @@ export function aggregateCte(samples: readonly CteSample[], rows: number, boot: 
   const cteIndexCi95: [number, number][] = [];
   if (resamples > 0) {
     const rng = makeRng(boot.seed ?? 0);
-    const draws: number[][] = Array.from({ length: rows }, () => []);
+    const draws = Array.from({ length: rows }, () => new Float64Array(resamples));
     for (let b = 0; b < resamples; b++) {
       const sum = new Array<number>(rows).fill(0);
       let count = 0;
@@ -320,10 +332,10 @@ export function aggregateCte(samples: readonly CteSample[], rows: number, boot: 
         for (let l = 0; l < rows; l++) sum[l] += sums[i][l];
         count += counts[i];
       }
-      for (let l = 0; l < rows; l++) draws[l].push(sum[l] / count);
+      for (let l = 0; l < rows; l++) draws[l][b] = sum[l] / count;
     }
     for (const d of draws) {
-      d.sort((x, y) => x - y);
+      d.sort();
       cteIndexCi95.push([quantile(d, 0.025), quantile(d, 0.975)]);
     }
   }
@@ -406,7 +418,15 @@ export function buildCteReport(traced: readonly TracedPair[], opts: CteReportOpt
   const skipped: CteSkippedJson[] = [];
   traced.forEach((t, i) => {
     const where = `buildCteReport: pair ${i} (caption ${JSON.stringify(t.caption)}, foil ${JSON.stringify(t.foil)})`;
-    const positions = negationPositions(t.idsCaption, t.idsFoil, { caption: t.caption, foil: t.foil, eotId, rule });
+    const skip = (reason: string) => skipped.push({ image: t.image, caption: t.caption, foil: t.foil, reason, ...(t.source ? { source: t.source } : {}) });
+    let positions: number[];
+    try {
+      positions = negationPositions(t.idsCaption, t.idsFoil, { caption: t.caption, foil: t.foil, eotId, rule });
+    } catch (e) {
+      if (!(e instanceof UntraceablePairError)) throw e;
+      skip(e.message);
+      return;
+    }
     const n = eotIndex(t.idsCaption, eotId) + 1;
     if (t.sLp.length !== rows) throw new Error(`${where}: S_lp has ${t.sLp.length} rows, expected ${rows} (L + 1 residual indices)`);
     t.sLp.forEach((row, l) => {
@@ -420,7 +440,7 @@ export function buildCteReport(traced: readonly TracedPair[], opts: CteReportOpt
       throw new Error(`${where}: ${(e as Error).message}`);
     }
     if (!r.ok) {
-      skipped.push({ image: t.image, caption: t.caption, foil: t.foil, reason: r.reason });
+      skip(r.reason);
       return;
     }
     const pair: CtePairJson = {
@@ -432,7 +452,7 @@ export function buildCteReport(traced: readonly TracedPair[], opts: CteReportOpt
   });
   if (pairs.length === 0) {
     const reasons = skipped.slice(0, 3).map((s) => `${JSON.stringify(s.caption)}: ${s.reason}`).join('; ');
-    throw new Error(`buildCteReport: no usable pairs (${traced.length} given, ${skipped.length} skipped${reasons ? `: ${reasons}` : ''})`);
+    throw new Error(`no usable pairs (${traced.length} given, ${skipped.length} skipped${reasons ? `: ${reasons}` : ''})`);
   }
   const bootstrap = { resamples: opts.bootstrap?.resamples ?? 1000, seed: opts.bootstrap?.seed ?? 0 };
   const agg = aggregateCte(pairs, rows, bootstrap);

@@ -8,11 +8,12 @@
  * process, so the default run exercises exactly what users run.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../io/atomic-write-node.js';
 import { MAX_CONFIG_BYTES, readRegularTextSync } from '../io/read-file-node.js';
+import { makeFolderSync } from '../io/fs-errors-node.js';
 import { updateShares } from './update-shares.js';
 import { NAST_RECIPE, NEGBENCH_RECIPE } from './recipe.js';
 import type { EvalReport } from './evaluate.js';
@@ -117,7 +118,7 @@ export async function defaultRun(o: DefaultRunOptions): Promise<void> {
   const t0 = Date.now();
   const model = o.model ?? tinyWorldModelPath();
   const out = resolve(o.out);
-  mkdirSync(out, { recursive: true });
+  makeFolderSync(out);
   const data = join(out, 'data');
   const steps = String(o.steps);
   const jobs = o.jobs ?? 2;

@@ -55,15 +55,24 @@ export interface DrawnBatch {
   examples: number[];
 }
 
-/** The first `steps` batches train.js draws with this batch size and seed. */
-export function drawOrder(examples: readonly Example[], batchSize: number, seed: number, steps: number): DrawnBatch[] {
+/**
+ * train.js's batches for this batch size and seed, one per call (1-based steps): order.jsonl
+ * can hold far more batches than memory, so they are drawn as they are written. A batch size
+ * the examples cannot fill throws here, before the first draw.
+ */
+export function orderDrawer(examples: readonly Example[], batchSize: number, seed: number): () => DrawnBatch {
   const line = new Map<Example, number>();
   examples.forEach((e, i) => line.set(e, i));
   const batcher = new ExampleBatcher(examples, batchSize, { step: 0, epoch: 0, cursor: 0, seed });
-  const out: DrawnBatch[] = [];
-  for (let s = 1; s <= steps; s++) {
+  let step = 0;
+  return () => {
     const picked = batcher.next();
-    out.push({ step: s, epoch: batcher.state.epoch, examples: picked.map((p) => line.get(p.example)!) });
-  }
-  return out;
+    return { step: ++step, epoch: batcher.state.epoch, examples: picked.map((p) => line.get(p.example)!) };
+  };
+}
+
+/** The first `steps` batches train.js draws with this batch size and seed. */
+export function drawOrder(examples: readonly Example[], batchSize: number, seed: number, steps: number): DrawnBatch[] {
+  const next = orderDrawer(examples, batchSize, seed);
+  return Array.from({ length: steps }, next);
 }

@@ -4,7 +4,6 @@
  * training images embedded once (the vision tower is frozen) and the accuracy checks prepared.
  * Node-only (files, the Dawn context).
  */
-import { existsSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { nodeContext } from '../engine/node-gpu.js';
 import { concat, inference, type GpuContext, type Tensor } from '../engine/index.js';
@@ -22,6 +21,7 @@ import { dataIdentity, modelIdentity, scalesIdentity } from './run-identity-node
 import { compareResume, type RunSettings } from './resume-check.js';
 import { checkRunFolder, keepMetricsUpTo, removeRunOutputs } from './run-folder-node.js';
 import { openShards } from '../data/shards-node.js';
+import { trainingSplits } from '../data/dataset-node.js';
 import { makeRng, shuffle } from '../data/rng.js';
 import type { EvalRecord } from '../data/records.js';
 import { layerScales } from './cte.js';
@@ -114,7 +114,7 @@ export async function setUpTraining(f: ParsedFlags, given: (name: string) => boo
   lockOutput(out, 'train.js', (line) => process.stderr.write(`train: ${line}\n`));
   const replaced = f.resume ? [] : checkRunFolder(out, f.overwrite as boolean);
 
-  const folder = dataFolder(f.data as string);
+  const { train: folder, validation: valDir } = await trainingSplits(f.data as string);
   const trainRecords = (await (await openShards(folder)).readAll()) as EvalRecord[];
   const clipCaptions = f['clip-captions'] as string;
   if (!(CAPTION_KINDS as readonly string[]).includes(clipCaptions)) throw new UsageError(`--clip-captions must be one of ${CAPTION_KINDS.join(', ')}, got ${JSON.stringify(clipCaptions)}`);
@@ -211,12 +211,11 @@ export async function setUpTraining(f: ParsedFlags, given: (name: string) => boo
 
   // Accuracy checks: the validation split's claim sets and MCQs, and a fixed sample of the
   // training split's (is the model fitting what it trains on, and does that carry over?).
-  const valDir = join(f.data as string, 'validation');
   const valEvery = f['val-every'] as number;
   const checkMax = f['check-sets'] as number;
   const checks: AccuracyCheck[] = [];
   if (valEvery > 0) {
-    if (existsSync(join(valDir, 'index.json'))) {
+    if (valDir) {
       checks.push({ name: 'val', dir: valDir, records: checkRecords((await (await openShards(valDir)).readAll()) as EvalRecord[], checkMax, 1) });
     }
     checks.push({ name: 'train', dir: folder, records: checkRecords(trainRecords, checkMax, 2) });
@@ -258,11 +257,6 @@ export async function setUpTraining(f: ParsedFlags, given: (name: string) => boo
   };
 }
 
-function dataFolder(dir: string): string {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`${dir}: no such data folder`);
-  for (const sub of ['train', '.']) if (existsSync(join(dir, sub, 'index.json'))) return join(dir, sub);
-  throw new Error(`${dir}: no index.json (or train/index.json): build the folder with dist/data.js`);
-}
 
 /** Claim sets (and MCQs) of a split for accuracy checks: at most `max`, a seeded sample, their images resolved. */
 function checkRecords(records: EvalRecord[], max: number, seed: number): EvalRecord[] {

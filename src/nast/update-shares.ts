@@ -15,6 +15,11 @@ export interface UpdateShares {
   /** The same for every k in 1..L. */
   topK: number[];
   total: number;
+  /**
+   * Set when the shares are not shares of anything: every update norm is 0 (a learning rate or
+   * LoRA alpha so small that no weight moved in float32), so every share is reported as 0.
+   */
+  note?: string;
 }
 
 /**
@@ -25,23 +30,29 @@ export interface UpdateShares {
  */
 export function updateShares(perLayerNorms: readonly number[], cteLayer: readonly number[]): UpdateShares {
   const n = perLayerNorms.length;
-  if (n === 0) throw new Error('updateShares: no layers');
+  if (n === 0) throw new Error('update shares: no layers');
   let cte: readonly number[];
   if (cteLayer.length === n) cte = cteLayer;
   else if (cteLayer.length === n + 1) cte = cteLayer.slice(1);
   else {
-    throw new Error(`updateShares: cteLayer has ${cteLayer.length} values; expected ${n} (one per block) or ${n + 1} (residual indices 0..${n})`);
+    throw new Error(`update shares: cte_layer has ${cteLayer.length} values; expected ${n} (one per block) or ${n + 1} (residual indices 0..${n})`);
   }
   perLayerNorms.forEach((v, i) => {
-    if (!(v >= 0) || !Number.isFinite(v)) throw new Error(`updateShares: perLayerNorms[${i}] = ${v} is not a finite magnitude >= 0`);
+    if (!(v >= 0) || !Number.isFinite(v)) throw new Error(`update shares: the update norm of layer ${i + 1} is ${v}, not a finite magnitude >= 0`);
   });
   cte.forEach((v, i) => {
-    if (!Number.isFinite(v)) throw new Error(`updateShares: CTE of block ${i} = ${v} is not finite`);
+    if (!Number.isFinite(v)) throw new Error(`update shares: the CTE of layer ${i + 1} is ${v}, not a finite number`);
   });
   const total = perLayerNorms.reduce((a, b) => a + b, 0);
-  if (!(total > 0)) throw new Error('updateShares: the total update magnitude is 0 (nothing was updated)');
-  const shares = perLayerNorms.map((v) => v / total);
   const ranking = cte.map((_, i) => i).sort((a, b) => cte[b] - cte[a] || a - b);
+  // Nothing moved: no layer holds any of the update. The run itself is still worth reporting.
+  if (total === 0) {
+    return {
+      shares: perLayerNorms.map(() => 0), ranking, top3: 0, top5: 0, topK: perLayerNorms.map(() => 0), total,
+      note: 'every update norm is 0 (no weight moved: is the learning rate or LoRA alpha too small for float32?); every share is reported as 0',
+    };
+  }
+  const shares = perLayerNorms.map((v) => v / total);
   const topK: number[] = [];
   let acc = 0;
   for (const i of ranking) {

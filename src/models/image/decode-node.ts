@@ -113,7 +113,7 @@ interface PngHeader { width: number; height: number; depth: number; colorType: n
 
 /**
  * Reads IHDR, checks that no chunk runs past the end of the file (pngjs's own message for that
- * is cryptic), and removes gray/RGB tRNS chunks: pngjs zeroes the colour of pixels that match the
+ * is cryptic), drops anything after IEND, and removes gray/RGB tRNS chunks: pngjs zeroes the colour of pixels that match the
  * transparent colour, but Pillow's convert('RGB') keeps it, and alpha is dropped anyway.
  */
 function pngHeaderAndStrip(b: Uint8Array): { header: PngHeader; bytes: Uint8Array } {
@@ -123,7 +123,8 @@ function pngHeaderAndStrip(b: Uint8Array): { header: PngHeader; bytes: Uint8Arra
   const dropTrns = header.colorType === 0 || header.colorType === 2;
   const keep: Uint8Array[] = [b.subarray(0, 8)];
   let stripped = false;
-  for (let p = 8; p < b.length;) {
+  let p = 8;
+  while (p < b.length) {
     const type = p + 8 <= b.length ? String.fromCharCode(...b.subarray(p + 4, p + 8)) : '?';
     const end = p + 8 <= b.length ? p + 12 + dv.getUint32(p) : Infinity;
     if (end > b.length) throw new Error(`truncated: the ${type} chunk at byte ${p} runs past the end of the ${b.length}-byte file`);
@@ -132,7 +133,9 @@ function pngHeaderAndStrip(b: Uint8Array): { header: PngHeader; bytes: Uint8Arra
     p = end;
     if (type === 'IEND') break;
   }
-  if (!stripped) return { header, bytes: b };
+  // Bytes after IEND (an appended payload, padding from a transfer) are not the image's: Pillow
+  // ignores them, pngjs would fail on them.
+  if (!stripped) return { header, bytes: b.subarray(0, Math.min(p, b.length)) };
   const out = new Uint8Array(keep.reduce((s, k) => s + k.length, 0));
   let o = 0;
   for (const k of keep) { out.set(k, o); o += k.length; }
