@@ -10,7 +10,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { dirname, extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { runCli, UsageError, type FlagTable, type ParsedFlags } from './cli/args.js';
 import { buildProbePairs, checkAffirmatives, rngFor, shuffle, type AffirmativeMap } from './data/builders.js';
 import { KINDS, attempt, buildStudy, type BuildContext, type Domain, type Kind, type Problem } from './data/build-records.js';
@@ -27,6 +27,7 @@ import { writePngAtomic } from './data/png-write-node.js';
 import { writeFileAtomic } from './io/atomic-write-node.js';
 import { FileReadError, isRegularFile, MAX_CONFIG_BYTES, MAX_TEXT_BYTES, readRegularText } from './io/read-file-node.js';
 import { FolderBuild } from './data/build-folder-node.js';
+import { lockOutput } from './cli/run-lock-node.js';
 import { Progress } from './cli/progress-node.js';
 import { ATTRIBUTES_FILE, DATASET_FILE, DATASET_FORMAT, PROBE_FILE, parseSplitName, portablePath } from './data/dataset-node.js';
 import { DEFAULT_SPEC, generateWorld, renderScene, sceneAttributes, type WorldRecord } from './data/world/index.js';
@@ -156,6 +157,8 @@ async function buildCommand(): Promise<void> {
       const out = resolve(outArg);
       // Image paths are made relative to the split folders' final place, OUT/<split>.
       const splitDir = (s: SplitName) => join(out, s);
+      // One build of OUT at a time (the lock sits beside OUT: the folder itself is replaced whole).
+      lockOutput(dirname(out), 'data.js build', (line) => process.stderr.write(`data: ${line}\n`), `.${basename(out)}.lock`);
       // Everything is written into a hidden sibling of OUT and moved into OUT once complete.
       const build = await FolderBuild.start(out);
       const progress = new Progress('data', !f.quiet);

@@ -12,10 +12,11 @@
  */
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { nodeContext } from './engine/node-gpu.js';
 import type { OptimizerState } from './engine/index.js';
 import { runCli, UsageError, type FlagTable, type ParsedFlags } from './cli/args.js';
+import { lockOutput } from './cli/run-lock-node.js';
 import { generateWorld, worldVocabulary } from './data/world/index.js';
 import { WordTokenizer } from './models/tokenizer/word.js';
 import { loadClip, UNFINISHED_MARK } from './models/load-node.js';
@@ -133,6 +134,8 @@ await runCli('pretrain', 'usage: node dist/pretrain.js [--out DIR] [--steps N] [
     const out = (f.out as string).replace(/(.)[\\/]+$/, '$1');
     // The run's folder until it completes; see the header.
     const work = `${out}.partial`;
+    // One run per model folder (the lock sits beside it: OUT.partial becomes OUT at the end).
+    lockOutput(dirname(resolve(out)), 'pretrain.js', (line) => process.stderr.write(`pretrain: ${line}\n`), `.${basename(out)}.lock`);
     const runArgs: Record<string, unknown> = {};
     for (const k of RUN_FLAGS) runArgs[k] = f[k];
     const steps = positive(f, 'steps');

@@ -128,4 +128,27 @@ test('one run per output folder: a second train.js into a busy --out is refused;
   assert.match(r.stderr, /taking over a stale lock of train\.js \(pid \d+, since 2026-01-01T00:00:00\.000Z\), whose process is gone/);
 });
 
+test('data.js build, pretrain.js, trace.js and eval.js refuse an output another live run holds', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'run-guards-locks-'));
+  // A lock held by this (live) test process.
+  const held = JSON.stringify({ tool: 'someone', pid: process.pid, start: null, since: '2026-01-01T00:00:00.000Z' });
+  const cli = (name: string) => join(ROOT, 'build', 'src', `${name}.js`);
+  writeFileSync(join(dir, '.data.lock'), held);
+  let r = spawnSync('node', [cli('data'), 'build', '--from', 'world', '--world-count', '8', '--out', join(dir, 'data')], { encoding: 'utf8' });
+  assert.is(r.status, 1, r.stderr);
+  assert.match(r.stderr, /data is in use by someone \(pid \d+/);
+  assert.not.ok(existsSync(join(dir, 'data')));
+  writeFileSync(join(dir, '.model.lock'), held);
+  r = spawnSync('node', [cli('pretrain'), '--out', join(dir, 'model'), '--steps', '1'], { encoding: 'utf8' });
+  assert.match(r.stderr, /model is in use by someone/);
+  mkdirSync(join(dir, 'trace'));
+  writeFileSync(join(dir, 'trace', LOCK_NAME), held);
+  writeFileSync(join(dir, 'pairs.jsonl'), '{"image":"a.png","caption":"a","foil":"b"}\n');
+  r = spawnSync('node', [cli('trace'), '--model', MODEL, '--pairs', join(dir, 'pairs.jsonl'), '--out', join(dir, 'trace')], { encoding: 'utf8' });
+  assert.match(r.stderr, /trace is in use by someone/);
+  writeFileSync(join(dir, '.report.json.lock'), held);
+  r = spawnSync('node', [cli('eval'), '--model', MODEL, '--data', dir, '--out', join(dir, 'report.json')], { encoding: 'utf8' });
+  assert.match(r.stderr, /report\.json is in use by someone/);
+});
+
 test.run();
