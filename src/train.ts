@@ -30,7 +30,8 @@ async function embeddedDefault(f: ParsedFlags): Promise<void> {
   const short = f.short as boolean;
   const seeds = (short && !given('seeds') ? '0' : (f.seeds as string)).split(',').map((x) => {
     const n = Number(x.trim());
-    if (!Number.isInteger(n)) throw new UsageError(`--seeds: ${JSON.stringify(x)} is not an integer`);
+    // Number('') is 0: an empty entry ("0,,1") is a typo, not seed 0.
+    if (x.trim() === '' || !Number.isInteger(n)) throw new UsageError(`--seeds: ${JSON.stringify(x)} is not an integer`);
     return n;
   });
   const trainFlags = passed(f, PASS_THROUGH);

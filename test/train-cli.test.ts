@@ -154,6 +154,7 @@ test('--lr 1e-300 moves no weight: the run ends with its report, update shares 0
   assert.equal([report.update_shares.top3, report.update_shares.shares], [0, [0, 0]]);
   assert.match(report.update_shares.note, /every update norm is 0/);
   assert.not.match(r.stderr, /updateShares/);
+  assert.match(r.stdout, /top-3 share 0\.0%, top-5 share 0\.0% \(every update norm is 0/, 'the console says why the shares are 0');
 });
 
 test('non-finite numbers stop with a clear error: a diverging run (--lr 1e30), NaN in a checkpoint or an adapter', async () => {
@@ -218,7 +219,10 @@ test('bad arguments fail with one line naming the flag', () => {
     } catch (e) {
       assert.match(String((e as { stderr?: string }).stderr), msg);
     }
-  }
+  }  // The embedded default's --seeds: an empty entry is a typo, not seed 0 (refused before any work).
+  const seeds = spawnSync('node', [CLI, '--seeds', '0,,1', '--out', join(tmpdir(), 'never-made')], { encoding: 'utf8' });
+  assert.is(seeds.status, 2, seeds.stderr);
+  assert.match(seeds.stderr, /--seeds: "" is not an integer/);
 });
 
 test('messages: an --out folder that cannot be made fails before any work; an all-zero alpha in cte.json before training', async () => {

@@ -109,7 +109,7 @@ export async function runTraining(s: TrainSetup, f: ParsedFlags): Promise<void> 
   console.log(`trained ${loop.step} steps (${arm.label}${fullText ? ', full text encoder' : ', LoRA'}), final loss ${lastLoss.toFixed(4)}; ${lora ? `adapter in ${join(out, 'adapter')}` : `model in ${join(out, 'model')}`}`);
   if (last.train.claim !== null || last.val.claim !== null) console.log(`claim accuracy: train ${pct(last.train.claim)}, validation ${pct(last.val.claim)}`);
   console.log(`per-layer update norms: ${norms.map((x) => x.toExponential(2)).join(' ')}`);
-  if (shares) console.log(`top-3 share ${(shares.top3 * 100).toFixed(1)}%, top-5 share ${(shares.top5 * 100).toFixed(1)}%`);
+  if (shares) console.log(`top-3 share ${(shares.top3 * 100).toFixed(1)}%, top-5 share ${(shares.top5 * 100).toFixed(1)}%${shares.note ? ` (${shares.note})` : ''}`);
   if (f['export-merged'] && lora) {
     const dir = f['export-merged'] as string;
     lora.merge();
