@@ -24,8 +24,10 @@ export * from './nast/trace.js';
 export * from './nast/cte.js';
 export * from './nast/heatmap-svg.js';
 export * from './nast/losses.js';
-export * from './nast/train-loop.js';
-export * from './nast/nast-run.js';
+export * from './nast/trainer.js';
+export * from './nast/training-loop.js';
+export * from './nast/recipe.js';
+export { updateShares, type UpdateShares } from './nast/update-shares.js';
 export { ExampleBatcher, type Example as TrainExample } from './nast/train-data.js';
 export { escapeXml, formatNumber } from './io/report.js';
 // The data builders and the miniature world share a few helper names (locationPhrase): only

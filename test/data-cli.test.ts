@@ -210,7 +210,9 @@ test('bad input: one clear line and the exit code (2 usage, 1 data)', async () =
     [['build', '--from', badCsv, '--out', out], /bad\.csv: missing column "Enlarged Cardiomediastinum"/, 1],
     [['build', '--from', allBad, '--out', out], /all-bad\.jsonl: no usable studies \(2 skipped; first: row 1: not valid JSON/, 1],
   ];
-  const results = await Promise.all(cases.map(([args]) => run(args)));
+  // Side by side, so each into its own folder: one build of a folder at a time is the rule.
+  const outs = cases.map((_, k) => `${out}-${k}`);
+  const results = await Promise.all(cases.map(([args], k) => run(args.map((a) => (a === out ? outs[k] : a)))));
   for (const [k, [args, msg, code]] of cases.entries()) {
     const r = results[k]!;
     assert.is(r.status, code, `${args.join(' ')}: exit code (${r.stderr})`);
@@ -219,7 +221,7 @@ test('bad input: one clear line and the exit code (2 usage, 1 data)', async () =
     assert.match(lines[0]!, /^data: /);
     assert.match(lines[0]!, msg, `${args.join(' ')}: ${r.stderr}`);
   }
-  assert.not.ok(existsSync(out), 'nothing written on bad input');
+  for (const o of outs) assert.not.ok(existsSync(o), `nothing written on bad input: ${o}`);
 });
 
 test.after(() => rmSync(TMP, { recursive: true, force: true }));

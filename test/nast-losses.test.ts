@@ -5,7 +5,7 @@ import { fixtureJson } from './helpers/fixtures.js';
 import { assertClose, gradCheck, toGpu } from './helpers/check.js';
 import { f32, nd, randNd, type Nd } from './helpers/ref.js';
 import { backward, scope, tensor, type Tensor } from '../src/engine/index.js';
-import { claimLoss, clipLoss, nastLoss } from '../src/nast/losses.js';
+import { choiceLoss, clipLoss, nastLoss } from '../src/nast/losses.js';
 
 // ---- float64 references ----------------------------------------------------------------------
 
@@ -95,25 +95,25 @@ for (const [counts, answers] of [
   [[3, 3, 3], [2, 0, 1]],
   [[1, 4, 2], [0, 2, 1]],
 ] as const) {
-  test(`claimLoss: counts [${counts}] answers [${answers}]: forward and gradients incl. logit scale`, async () => {
+  test(`choiceLoss: counts [${counts}] answers [${answers}]: forward and gradients incl. logit scale`, async () => {
     const ctx = await gpu();
     const c = [...counts];
     const a = [...answers];
     const total = c.reduce((x, y) => x + y, 0);
-    await gradCheck(ctx, `claimLoss [${c}]`,
-      (img, cl, s) => claimLoss(img, cl, c, a, s),
+    await gradCheck(ctx, `choiceLoss [${c}]`,
+      (img, cl, s) => choiceLoss(img, cl, c, a, s),
       (img, cl, s) => scalar(refClaim(img, cl, c, a, s.data[0])),
       [randNd([c.length, 5], 31 + total, -2, 2), randNd([total, 5], 41 + total, -2, 2), nd([1], [LS])], TOL);
   });
 }
 
-test('claimLoss: padding slots take no probability: same loss as without the extra claims', async () => {
+test('choiceLoss: padding slots take no probability: same loss as without the extra claims', async () => {
   const ctx = await gpu();
   // Sample 0 has 2 claims and sample 1 has 5: the mask must make sample 0's loss exactly its
   // own 2-way cross-entropy, whatever the padding rows hold.
   const img = f32(randNd([2, 5], 3, -1, 1));
   const claims = f32(randNd([7, 5], 4, -1, 1));
-  const loss = claimLoss(toGpu(ctx, img), toGpu(ctx, claims), [2, 5], [1, 4], LS);
+  const loss = choiceLoss(toGpu(ctx, img), toGpu(ctx, claims), [2, 5], [1, 4], LS);
   assertClose('padded claim loss', await loss.toArray(), [refClaim(img, claims, [2, 5], [1, 4], LS)], 2e-6, 2e-6);
   loss.dispose();
 });
@@ -124,7 +124,7 @@ test('nastLoss: lambda * L_CLIP + (1 - lambda) * L_claim, gradients through both
   const answers = [0, 1, 3];
   for (const lambda of [0.3, 0, 1]) {
     await gradCheck(ctx, `nastLoss lambda=${lambda}`,
-      (img, txt, cl, s) => scope(ctx, () => nastLoss(lambda, clipLoss(img, txt, s), claimLoss(img, cl, counts, answers, s))),
+      (img, txt, cl, s) => scope(ctx, () => nastLoss(lambda, clipLoss(img, txt, s), choiceLoss(img, cl, counts, answers, s))),
       (img, txt, cl, s) => scalar(lambda * refClip(img, txt, s.data[0]) + (1 - lambda) * refClaim(img, cl, counts, answers, s.data[0])),
       [randNd([3, 5], 51, -2, 2), randNd([3, 5], 52, -2, 2), randNd([9, 5], 53, -2, 2), nd([1], [LS])], TOL);
   }
@@ -132,13 +132,13 @@ test('nastLoss: lambda * L_CLIP + (1 - lambda) * L_claim, gradients through both
 
 test('NegBench recipe: alpha * L_CLIP + (1 - alpha) * L_MCQ, four options per image, forward and gradients vs float64', async () => {
   // NegBench Eq. (2): the MCQ term is the cross-entropy over each image's four options (Eq. 1),
-  // which the trainer computes with claimLoss at K = 4 and the weight NegBench calls alpha.
+  // which the trainer computes with choiceLoss at K = 4 and the weight NegBench calls alpha.
   const ctx = await gpu();
   const counts = [4, 4, 4, 4];
   for (const [alpha, answers] of [[0.5, [2, 0, 3, 1]], [0.9, [0, 0, 1, 3]]] as const) {
     const a = [...answers];
     await gradCheck(ctx, `negbench alpha=${alpha}`,
-      (img, txt, mcq, s) => scope(ctx, () => nastLoss(alpha, clipLoss(img, txt, s), claimLoss(img, mcq, counts, a, s))),
+      (img, txt, mcq, s) => scope(ctx, () => nastLoss(alpha, clipLoss(img, txt, s), choiceLoss(img, mcq, counts, a, s))),
       (img, txt, mcq, s) => scalar(alpha * refClip(img, txt, s.data[0]) + (1 - alpha) * refClaim(img, mcq, counts, a, s.data[0])),
       [randNd([4, 6], 61, -2, 2), randNd([4, 6], 62, -2, 2), randNd([16, 6], 63, -2, 2), nd([1], [LS])], TOL);
   }
@@ -188,7 +188,7 @@ test('losses match the PyTorch reference (scripts/ref/nast_losses_ref.py): value
   const parts: Tensor[] = [];
   const loss = scope(ctx, () => {
     const lc = clipLoss(ti, tt, ts);
-    const lm = claimLoss(ti, tc, counts, answers, ts);
+    const lm = choiceLoss(ti, tc, counts, answers, ts);
     parts.push(lc.keep(), lm.keep());
     return nastLoss(lambda, lc, lm);
   });
@@ -207,17 +207,17 @@ test('losses match the PyTorch reference (scripts/ref/nast_losses_ref.py): value
 
 // ---- argument errors -------------------------------------------------------------------------
 
-test('claimLoss and clipLoss: bad arguments give errors that name them', async () => {
+test('choiceLoss and clipLoss: bad arguments give errors that name them', async () => {
   const ctx = await gpu();
   const img = tensor(ctx, new Array(15).fill(0.5), [3, 5]);
   const cl = tensor(ctx, new Array(45).fill(0.1), [9, 5]);
   const txt4 = tensor(ctx, new Array(20).fill(0.5), [4, 5]);
   const bad = tensor(ctx, [1, 2], [2]);
-  assert.throws(() => claimLoss(img, cl, [2, 4, 2], [0, 0, 0], 1), /counts sum to 8 claims but claimEmb has 9 rows/);
-  assert.throws(() => claimLoss(img, cl, [2, 4, 3], [0, 4, 0], 1), /answers\[1\] = 4 is not a claim index in \[0, 4\)/);
-  assert.throws(() => claimLoss(img, cl, [2, 4], [0, 0], 1), /counts has 2 entries but imageEmb has 3 rows/);
-  assert.throws(() => claimLoss(img, cl, [2, 0, 7], [0, 0, 0], 1), /counts\[1\] = 0/);
-  assert.throws(() => claimLoss(img, cl, [2, 4, 3], [0, 0, 0], bad), /logitScale must be a one-element f32 tensor/);
+  assert.throws(() => choiceLoss(img, cl, [2, 4, 2], [0, 0, 0], 1), /counts sum to 8 claims but claimEmb has 9 rows/);
+  assert.throws(() => choiceLoss(img, cl, [2, 4, 3], [0, 4, 0], 1), /answers\[1\] = 4 is not a claim index in \[0, 4\)/);
+  assert.throws(() => choiceLoss(img, cl, [2, 4], [0, 0], 1), /counts has 2 entries but imageEmb has 3 rows/);
+  assert.throws(() => choiceLoss(img, cl, [2, 0, 7], [0, 0, 0], 1), /counts\[1\] = 0/);
+  assert.throws(() => choiceLoss(img, cl, [2, 4, 3], [0, 0, 0], bad), /logitScale must be a one-element f32 tensor/);
   assert.throws(() => clipLoss(img, txt4, 1), /imageEmb \[3, 5\] and textEmb \[4, 5\] must have the same/);
   assert.throws(() => clipLoss(img, img, NaN), /logitScale must be a finite number/);
   for (const t of [img, cl, txt4, bad]) t.dispose();

@@ -8,9 +8,9 @@ import { noGrad, type GpuContext, type Tensor } from '../src/engine/index.js';
 import { loadClip } from '../src/models/load-node.js';
 import { attachLora, type LoraSet } from '../src/models/lora.js';
 import type { ClipModel } from '../src/models/clip.js';
-import { NastTrainer } from '../src/nast/train-loop.js';
+import { Trainer } from '../src/nast/trainer.js';
 import { ExampleBatcher, type Example } from '../src/nast/train-data.js';
-import { NastRun, NonFiniteLossError, type StepLog } from '../src/nast/nast-run.js';
+import { TrainingLoop, NonFiniteLossError, type StepLog } from '../src/nast/training-loop.js';
 
 const FIX = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'fixtures', 'clip');
 const ref = JSON.parse(readFileSync(join(FIX, 'reference.json'), 'utf8')) as { ids: number[][]; pixels: number[]; pixels_shape: number[] };
@@ -28,7 +28,7 @@ interface World {
   model: ClipModel;
   lora: LoraSet;
   images: Tensor;
-  trainer: NastTrainer;
+  trainer: Trainer;
   batcher: ExampleBatcher;
   tokenized: string[];
   tokenize: (texts: readonly string[]) => Int32Array;
@@ -39,7 +39,7 @@ async function setup(ctx: GpuContext, lr = 1e-2, steps = 6): Promise<World> {
   const lora = attachLora(model, { rank: 4, alpha: 8, seed: 3 });
   const img = noGrad(() => model.encodeImage(Float32Array.from(ref.pixels), ref.pixels_shape[0]));
   img.pooled.dispose();
-  const trainer = new NastTrainer(model, lora, { lambda: 0.5, lr, weightDecay: 0.01, warmupSteps: 1, totalSteps: steps, layerScales: null, scaleMode: 'update' });
+  const trainer = new Trainer(model, lora, { lambda: 0.5, lr, weightDecay: 0.01, warmupSteps: 1, totalSteps: steps, layerScales: null, scaleMode: 'update' });
   const batcher = new ExampleBatcher(EXAMPLES, 2, { step: 0, epoch: 0, cursor: 0, seed: 5 });
   const tokenized: string[] = [];
   const tokenize = (texts: readonly string[]) => {
@@ -63,7 +63,7 @@ const values = (lora: LoraSet) => Promise.all(lora.parameters().map((p) => p.toA
 test('a run logs every logEvery steps and at the last, validates and checkpoints on schedule, tokenises each example once', async () => {
   const ctx = await gpu();
   const w = await setup(ctx, 1e-2, 5);
-  const run = new NastRun(w.trainer, w.batcher, w.images, w.tokenize, { steps: 5, logEvery: 2, saveEvery: 2, valEvery: 3 });
+  const run = new TrainingLoop(w.trainer, w.batcher, w.images, w.tokenize, { steps: 5, logEvery: 2, saveEvery: 2, valEvery: 3 });
   const logs: StepLog[] = [];
   const saved: number[] = [];
   const validated: number[] = [];
@@ -85,17 +85,17 @@ test('a run logs every logEvery steps and at the last, validates and checkpoints
 test('stopping after N steps and running on equals a straight run (the loop state is the batcher\'s)', async () => {
   const ctx = await gpu();
   const straight = await setup(ctx);
-  await new NastRun(straight.trainer, straight.batcher, straight.images, straight.tokenize, { steps: 6, logEvery: 6 }).run();
+  await new TrainingLoop(straight.trainer, straight.batcher, straight.images, straight.tokenize, { steps: 6, logEvery: 6 }).run();
   const want = await values(straight.lora);
   release(straight);
 
   const parts = await setup(ctx);
   let polls = 0;
-  const first = await new NastRun(parts.trainer, parts.batcher, parts.images, parts.tokenize, { steps: 6, logEvery: 6 }).run({ shouldStop: () => ++polls > 2 });
+  const first = await new TrainingLoop(parts.trainer, parts.batcher, parts.images, parts.tokenize, { steps: 6, logEvery: 6 }).run({ shouldStop: () => ++polls > 2 });
   assert.equal([first.ended, parts.batcher.state.step], ['stopped', 2]);
-  const second = await new NastRun(parts.trainer, parts.batcher, parts.images, parts.tokenize, { steps: 6, logEvery: 6, stopAfter: 4 }).run();
+  const second = await new TrainingLoop(parts.trainer, parts.batcher, parts.images, parts.tokenize, { steps: 6, logEvery: 6, stopAfter: 4 }).run();
   assert.equal([second.ended, parts.batcher.state.step, second.lastSaved], ['stop-after', 4, 2]);
-  const third = await new NastRun(parts.trainer, parts.batcher, parts.images, parts.tokenize, { steps: 6, logEvery: 6 }).run();
+  const third = await new TrainingLoop(parts.trainer, parts.batcher, parts.images, parts.tokenize, { steps: 6, logEvery: 6 }).run();
   assert.is(third.ended, 'done');
   const got = await values(parts.lora);
   got.forEach((g, i) => assert.equal(Array.from(g), Array.from(want[i]), `parameter ${i}`));
@@ -106,7 +106,7 @@ test('a non-finite loss stops the run before the checkpoint of that step', async
   const ctx = await gpu();
   const w = await setup(ctx, 1e30, 6);
   const saved: number[] = [];
-  const run = new NastRun(w.trainer, w.batcher, w.images, w.tokenize, { steps: 6, logEvery: 100, saveEvery: 1 });
+  const run = new TrainingLoop(w.trainer, w.batcher, w.images, w.tokenize, { steps: 6, logEvery: 100, saveEvery: 1 });
   try {
     await run.run({ onCheckpoint: async (s) => { saved.push(s); } });
     assert.unreachable('expected a NonFiniteLossError');
@@ -123,8 +123,8 @@ test('a non-finite loss stops the run before the checkpoint of that step', async
 test('bad options name what is wrong', async () => {
   const ctx = await gpu();
   const w = await setup(ctx);
-  assert.throws(() => new NastRun(w.trainer, w.batcher, w.images, w.tokenize, { steps: 0 }), /steps must be a positive integer, got 0/);
-  assert.throws(() => new NastRun(w.trainer, w.batcher, w.images, w.tokenize, { steps: 2, accumulate: 3 }), /accumulate 3 must be a positive divisor of the batch size 2/);
+  assert.throws(() => new TrainingLoop(w.trainer, w.batcher, w.images, w.tokenize, { steps: 0 }), /steps must be a positive integer, got 0/);
+  assert.throws(() => new TrainingLoop(w.trainer, w.batcher, w.images, w.tokenize, { steps: 2, accumulate: 3 }), /accumulate 3 must be a positive divisor of the batch size 2/);
   release(w);
 });
 

@@ -9,8 +9,8 @@ import { worldDomain } from '../src/data/build-domains.js';
 import { buildStudy, type BuildContext } from '../src/data/build-records.js';
 import { worldPixels } from '../src/nast/world-batches.js';
 import { ExampleBatcher, readExamples, type Example } from '../src/nast/train-data.js';
-import { NastTrainer, type TrainItem } from '../src/nast/train-loop.js';
-import { claimLoss } from '../src/nast/losses.js';
+import { Trainer, type TrainItem } from '../src/nast/trainer.js';
+import { choiceLoss } from '../src/nast/losses.js';
 import type { EvalRecord } from '../src/data/records.js';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
@@ -83,12 +83,12 @@ test('pairing: the claim loss of a training batch is the loss of each claim set 
   const t = model.config.text.maxPositions;
   const batch = b.next();
   const items: TrainItem[] = batch.map(({ image, example }) => ({
-    image, caption: tok.tokenize([example.caption], { contextLength: t }), claims: tok.tokenize(example.choices, { contextLength: t }),
-    claimCount: example.choices.length, answer: example.answer,
+    image, caption: tok.tokenize([example.caption], { contextLength: t }), choices: tok.tokenize(example.choices, { contextLength: t }),
+    choiceCount: example.choices.length, answer: example.answer,
   }));
   // lambda 0: the loss is L_claim alone. No trainable weights: nothing is updated.
   const lora = attachLora(model, { rank: 2, seed: 0 });
-  const trainer = new NastTrainer(model, lora, { lambda: 0, lr: 0, weightDecay: 0, warmupSteps: 1, totalSteps: 1, layerScales: null, scaleMode: 'update' });
+  const trainer = new Trainer(model, lora, { lambda: 0, lr: 0, weightDecay: 0, warmupSteps: 1, totalSteps: 1, layerScales: null, scaleMode: 'update' });
   const l = trainer.accumulate(table, items);
   const got = await l.item();
   l.dispose();
@@ -99,7 +99,7 @@ test('pairing: the claim loss of a training batch is the loss of each claim set 
     const loss = noGrad(() => {
       const img = model.encodeImage(worldPixels([byId.get(example.image)!], 32), 1);
       const txt = model.encodeText(tok.tokenize(example.choices, { contextLength: t }), example.choices.length);
-      const out = claimLoss(img.embeds, txt.embeds, [example.choices.length], [example.answer], model.param('logit_scale'));
+      const out = choiceLoss(img.embeds, txt.embeds, [example.choices.length], [example.answer], model.param('logit_scale'));
       for (const x of [img.pooled, img.embeds, txt.pooled, txt.embeds]) x.dispose();
       return out;
     });
@@ -129,11 +129,11 @@ test('a few steps of each recipe lower its own loss on a small fixed batch', asy
     const b = new ExampleBatcher(readExamples(records, recipe, 'test'), 8, { step: 0, epoch: 0, cursor: 0, seed: 2 });
     const table = await imageTable(model, world, b.images);
     const items: TrainItem[] = b.next().map(({ image, example }) => ({
-      image, caption: tok.tokenize([example.caption], { contextLength: t }), claims: tok.tokenize(example.choices, { contextLength: t }),
-      claimCount: example.choices.length, answer: example.answer,
+      image, caption: tok.tokenize([example.caption], { contextLength: t }), choices: tok.tokenize(example.choices, { contextLength: t }),
+      choiceCount: example.choices.length, answer: example.answer,
     }));
     const lora = attachLora(model, { rank: 8, alpha: 16, seed: 0 });
-    const trainer = new NastTrainer(model, lora, { lambda: 0.5, lr: 3e-3, weightDecay: 0, warmupSteps: 1, totalSteps: 20, layerScales: null, scaleMode: 'update' });
+    const trainer = new Trainer(model, lora, { lambda: 0.5, lr: 3e-3, weightDecay: 0, warmupSteps: 1, totalSteps: 20, layerScales: null, scaleMode: 'update' });
     const losses: number[] = [];
     for (let s = 0; s < 12; s++) {
       const l = trainer.accumulate(table, items);

@@ -8,7 +8,7 @@ import { noGrad, tensor, type GpuContext, type Tensor } from '../src/engine/inde
 import { loadClip } from '../src/models/load-node.js';
 import { attachLora, type LoraSet } from '../src/models/lora.js';
 import type { ClipModel } from '../src/models/clip.js';
-import { loraUpdateNorms, NastTrainer, type NastTrainOptions, type TrainItem } from '../src/nast/train-loop.js';
+import { loraUpdateNorms, Trainer, type TrainerOptions, type TrainItem } from '../src/nast/trainer.js';
 import { warmupCosine } from '../src/engine/optim/index.js';
 import { updateShares } from '../src/nast/update-shares.js';
 
@@ -27,8 +27,8 @@ function items(): TrainItem[] {
   const [a, b, c] = ref.ids.map((r) => r.filter((x, i) => i === 0 || x !== 0));
   const claims = (rows: number[][]) => { const o = new Int32Array(rows.length * T); rows.forEach((r, i) => o.set(r, i * T)); return o; };
   return [
-    { image: 0, caption: row(a), claims: claims([a, b, c]), claimCount: 3, answer: 0 },
-    { image: 1, caption: row(b), claims: claims([c, b]), claimCount: 2, answer: 1 },
+    { image: 0, caption: row(a), choices: claims([a, b, c]), choiceCount: 3, answer: 0 },
+    { image: 1, caption: row(b), choices: claims([c, b]), choiceCount: 2, answer: 1 },
   ];
 }
 
@@ -47,7 +47,7 @@ async function setup(ctx: GpuContext): Promise<{ model: ClipModel; lora: LoraSet
   return { model, lora, images: img.embeds };
 }
 
-const OPTS: NastTrainOptions = { lambda: 0.5, lr: 1e-2, weightDecay: 0.01, warmupSteps: 1, totalSteps: 6, layerScales: null, scaleMode: 'update' };
+const OPTS: TrainerOptions = { lambda: 0.5, lr: 1e-2, weightDecay: 0.01, warmupSteps: 1, totalSteps: 6, layerScales: null, scaleMode: 'update' };
 
 async function loraValues(lora: LoraSet): Promise<Float32Array[]> {
   return Promise.all(lora.parameters().map((p) => p.toArray() as Promise<Float32Array>));
@@ -66,7 +66,7 @@ test('a layer with alpha = 0 keeps its LoRA weights exactly; updates follow the 
   const ctx = await gpu();
   const { model, lora, images } = await setup(ctx);
   const before = await loraValues(lora);
-  const trainer = new NastTrainer(model, lora, { ...OPTS, layerScales: [0, 1] });
+  const trainer = new Trainer(model, lora, { ...OPTS, layerScales: [0, 1] });
   for (let s = 0; s < 4; s++) {
     trainer.accumulate(images, items()).dispose();
     trainer.apply();
@@ -97,7 +97,7 @@ test('training 2N steps equals N steps, a saved state, and N resumed steps', asy
   const ctx = await gpu();
   const run = async (split: boolean): Promise<Float32Array[]> => {
     let { model, lora, images } = await setup(ctx);
-    let trainer = new NastTrainer(model, lora, { ...OPTS, layerScales: [0.3, 1] });
+    let trainer = new Trainer(model, lora, { ...OPTS, layerScales: [0.3, 1] });
     for (let s = 0; s < 6; s++) {
       if (split && s === 3) {
         const state = await trainer.optimizer.state();
@@ -112,7 +112,7 @@ test('training 2N steps equals N steps, a saved state, and N resumed steps', asy
           ctx.copy(t.range('test'), p.range('test'), t.byteSize);
           t.dispose();
         });
-        trainer = new NastTrainer(model, lora, { ...OPTS, layerScales: [0.3, 1] });
+        trainer = new Trainer(model, lora, { ...OPTS, layerScales: [0.3, 1] });
         trainer.optimizer.loadState(state);
       }
       trainer.accumulate(images, items()).dispose();
@@ -133,7 +133,7 @@ test('training 2N steps equals N steps, a saved state, and N resumed steps', asy
 test('the training step leaks nothing: live GPU bytes after step 1 equal those after steps 2-6', async () => {
   const ctx = await gpu();
   const { model, lora, images } = await setup(ctx);
-  const trainer = new NastTrainer(model, lora, { ...OPTS, layerScales: [0.3, 1] });
+  const trainer = new Trainer(model, lora, { ...OPTS, layerScales: [0.3, 1] });
   const live: number[] = [];
   for (let s = 0; s < 6; s++) {
     const loss = trainer.accumulate(images, items());
@@ -154,7 +154,7 @@ test('gradient accumulation of two halves equals one full batch', async () => {
   const ctx = await gpu();
   const grads = async (halves: boolean): Promise<Float32Array[]> => {
     const { model, lora, images } = await setup(ctx);
-    const trainer = new NastTrainer(model, lora, { ...OPTS, lambda: 0 });
+    const trainer = new Trainer(model, lora, { ...OPTS, lambda: 0 });
     const it = items();
     if (halves) {
       trainer.accumulate(images, [it[0]], 0.5).dispose();

@@ -8,7 +8,7 @@ import { loadClip } from '../src/models/load-node.js';
 import type { ClipModel } from '../src/models/clip.js';
 import { loadLoraFromBytes } from '../src/models/peft.js';
 import { clipLoss } from '../src/nast/losses.js';
-import { fullTextGroups } from '../src/nast/train-loop.js';
+import { fullTextGroups } from '../src/nast/trainer.js';
 import { fileURLToPath } from 'node:url';
 import { dirname } from 'node:path';
 

@@ -6,7 +6,7 @@
  * The trained adapter stays attached, so the other panels then show the fine-tuned model.
  */
 import {
-  DEFAULT_SPEC, ExampleBatcher, GENERIC_TEMPLATES, NastRun, NastTrainer, NonFiniteLossError, attachLora, buildClaimSets, buildNegatedCaptions, cutAtPool, formatNumber,
+  DEFAULT_SPEC, ExampleBatcher, GENERIC_TEMPLATES, TrainingLoop, Trainer, NonFiniteLossError, attachLora, buildClaimSets, buildNegatedCaptions, cutAtPool, formatNumber,
   inference, l2Normalize, loraUpdateNorms, matmul, type LoraSet, type NegationVocab, type Tensor, type WorldRecord,
 } from './lib-entry.js';
 import type { App, ModelState } from './app.js';
@@ -118,7 +118,7 @@ export function setUpTrainPanel(app: App): void {
     summary.hidden = true;
     chart.replaceChildren();
     let lora: LoraSet | null = null;
-    let trainer: NastTrainer | null = null;
+    let trainer: Trainer | null = null;
     let imageTable: Tensor | null = null;
     try {
       const count = intField(form, 'images', 2, 4096);
@@ -168,12 +168,12 @@ export function setUpTrainPanel(app: App): void {
         const accBefore = await claimAccuracy(m, imageTable, allExamples);
 
         lora = attachLora(m.model, { rank, alpha: 2 * rank, seed });
-        trainer = new NastTrainer(m.model, lora, {
+        trainer = new Trainer(m.model, lora, {
           lambda, lr, weightDecay: 0.01, warmupSteps: Math.max(1, Math.round(steps / 10)), totalSteps: steps, maxGradNorm: 1,
           layerScales: scales, scaleMode: 'update',
         });
         const ctxLen = m.model.config.text.maxPositions;
-        const run = new NastRun(trainer, batcher, imageTable, (texts) => m.tokenizer.tokenize(texts, { contextLength: ctxLen, truncate: true }), { steps });
+        const run = new TrainingLoop(trainer, batcher, imageTable, (texts) => m.tokenizer.tokenize(texts, { contextLength: ctxLen, truncate: true }), { steps });
         const losses: number[] = [];
         const tTrain = performance.now();
         try {
@@ -219,7 +219,7 @@ export function setUpTrainPanel(app: App): void {
       showError('NAST fine-tuning', e);
     } finally {
       (lora as LoraSet | null)?.dispose();
-      (trainer as NastTrainer | null)?.dispose();
+      (trainer as Trainer | null)?.dispose();
       (imageTable as Tensor | null)?.dispose();
       stopBtn.hidden = true;
       setProgress(progress, null);

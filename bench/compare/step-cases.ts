@@ -9,7 +9,7 @@ import { ClipModel } from '../../src/models/clip.js';
 import type { ClipConfig } from '../../src/models/clip-config.js';
 import { hostWeights, initClipWeights } from '../../src/models/clip-init.js';
 import { attachLora } from '../../src/models/lora.js';
-import { NastTrainer, type TrainItem } from '../../src/nast/train-loop.js';
+import { Trainer, type TrainItem } from '../../src/nast/trainer.js';
 import { VIT_B32 } from '../cases/clip.js';
 
 export interface StepShape {
@@ -73,7 +73,7 @@ export async function ourStep(ctx: GpuContext, s: StepShape): Promise<StepRunner
   model.recompute = s.recompute ?? false;
   const lora = attachLora(model, { rank: 8, alpha: 16, targets: ['q_proj', 'k_proj', 'v_proj', 'out_proj'] });
   const layerScales = Array.from({ length: cfg.text.layers }, (_, l) => (l + 1) / cfg.text.layers);
-  const trainer = new NastTrainer(model, lora, {
+  const trainer = new Trainer(model, lora, {
     lambda: 0.5, lr: 1e-4, weightDecay: 0.01, warmupSteps: 0, totalSteps: 1000, layerScales, scaleMode: 'update', schedule: 'constant',
   });
   const d = cfg.projectionDim;
@@ -84,7 +84,7 @@ export async function ourStep(ctx: GpuContext, s: StepShape): Promise<StepRunner
   const items: TrainItem[] = Array.from({ length: s.images }, (_, i) => {
     const claims = new Int32Array(s.claims * t);
     for (let k = 0; k < s.claims; k++) claims.set(textRow(cfg, s.tokens, i * 7 + k + 1), k * t);
-    return { image: i, caption: textRow(cfg, s.tokens, 1000 + i), claims, claimCount: s.claims, answer: i % s.claims };
+    return { image: i, caption: textRow(cfg, s.tokens, 1000 + i), choices: claims, choiceCount: s.claims, answer: i % s.claims };
   });
   let dispatches = 0;
   const profile = async () => {

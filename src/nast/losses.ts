@@ -117,14 +117,14 @@ function claimOffsets(op: string, batch: number, claimRows: number, counts: read
  * CLAIM_PAD_LOGIT added so they take no probability and pass back no gradient. When every K is
  * equal the gather and the mask are skipped.
  */
-export function claimLoss(
+export function choiceLoss(
   imageEmb: Tensor,
   claimEmb: Tensor,
   counts: readonly number[],
   answers: readonly number[],
   logitScale: LogitScale,
 ): Tensor {
-  const op = 'claimLoss';
+  const op = 'choiceLoss';
   expectEmbeddings(op, 'imageEmb', imageEmb);
   expectEmbeddings(op, 'claimEmb', claimEmb);
   const [b, dim] = imageEmb.shape;
@@ -179,3 +179,6 @@ export function nastLoss(lambda: number, lClip: Tensor | null, lClaim: Tensor | 
   if (!lClip) return mulScalar(lClaim, 1 - lambda);
   return scope(lClip.ctx, () => add(mulScalar(lClip, lambda), mulScalar(lClaim, 1 - lambda)));
 }
+
+/** @deprecated the choice loss's old name (it scores NegBench's MCQ options too): choiceLoss. */
+export const claimLoss = choiceLoss;

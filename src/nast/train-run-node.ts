@@ -14,9 +14,8 @@ import type { ParsedFlags } from '../cli/args.js';
 import { StopRequests, stopExitCode, stopName } from '../cli/stop-signals-node.js';
 import { writeFileAtomic } from '../data/shards-node.js';
 import { MAX_CONFIG_BYTES, readRegularFileSync } from '../io/read-file-node.js';
-import { loraUpdateNorms } from './train-loop.js';
-import { NastRun, NonFiniteLossError } from './nast-run.js';
-import { updateShares } from './update-shares.js';
+import { loraUpdateNorms, updateShares } from './update-shares.js';
+import { TrainingLoop, NonFiniteLossError } from './training-loop.js';
 import { saveCheckpoint } from './checkpoint-node.js';
 import { armLabel } from './recipe.js';
 import { layerUpdateNorms, textSnapshot, type Accuracies, type TrainSetup } from './train-setup-node.js';
@@ -28,7 +27,7 @@ export async function runTraining(s: TrainSetup, f: ParsedFlags): Promise<void> 
   const loop = batcher.state;
   const valEvery = f['val-every'] as number;
   const ctxLen = model.config.text.maxPositions;
-  const run = new NastRun(trainer, batcher, s.imageTable, (texts) => tok.tokenize(texts, { contextLength: ctxLen, truncate: true }), {
+  const run = new TrainingLoop(trainer, batcher, s.imageTable, (texts) => tok.tokenize(texts, { contextLength: ctxLen, truncate: true }), {
     steps, accumulate: s.accumulate, logEvery: f['log-every'] as number, saveEvery: f['save-every'] as number,
     valEvery: checks.length > 0 ? valEvery : 0, stopAfter: f['stop-after'] as number | undefined,
   });

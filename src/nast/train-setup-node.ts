@@ -26,7 +26,8 @@ import { makeRng, shuffle } from '../data/rng.js';
 import type { EvalRecord } from '../data/records.js';
 import { layerScales } from './cte.js';
 import { cteUpgradeNote, parseCteReport } from './cte-report-parse.js';
-import { fullTextGroups, NastTrainer } from './train-loop.js';
+import { Trainer } from './trainer.js';
+import { fullTextGroups } from './param-groups.js';
 import { CAPTION_KINDS, ExampleBatcher, readExamples, type BatchState, type CaptionKind } from './train-data.js';
 import { hasCheckpoint, loadCheckpointState } from './checkpoint-node.js';
 import { evaluateClip } from './evaluate.js';
@@ -69,7 +70,7 @@ export interface TrainSetup {
   imageTable: Tensor;
   checks: AccuracyCheck[];
   measure(c: AccuracyCheck): Promise<Accuracies>;
-  trainer: NastTrainer;
+  trainer: Trainer;
   /** What a checkpoint records of the run, compared on --resume. */
   hparams: Record<string, string | number | boolean>;
   /** Where every trained text weight started (a fresh --full-text run), for its update norms. */
@@ -231,7 +232,7 @@ export async function setUpTraining(f: ParsedFlags, given: (name: string) => boo
     return { claim: rate(r.report.claims), mcq: rate(r.report.mcq.overall) };
   };
 
-  const trainer = new NastTrainer(model, groups ?? lora!, {
+  const trainer = new Trainer(model, groups ?? lora!, {
     lambda, lr: f.lr as number, weightDecay: f['weight-decay'] as number, warmupSteps: f.warmup as number, totalSteps: steps,
     maxGradNorm: f['max-grad-norm'] as number | undefined, layerScales: scales, scaleMode, schedule,
   });

@@ -3,6 +3,7 @@
  * Sec. 5.6, Table 4): each layer's share of the total, and the share held by the top-k layers
  * ranked by CTE.
  */
+import type { LoraSet } from '../models/lora.js';
 
 export interface UpdateShares {
   /** Per block i (0-based): norms[i] / sum of norms. */
@@ -61,4 +62,30 @@ export function updateShares(perLayerNorms: readonly number[], cteLayer: readonl
   }
   const top = (k: number) => topK[Math.min(k, n) - 1];
   return { shares, ranking, top3: top(3), top5: top(5), topK, total };
+}
+
+/**
+ * Per text layer, the Frobenius norm of the total LoRA update scale * B A summed over the layer's
+ * adapters (sqrt of the sum of squares): the paper's Table 4 quantity.
+ */
+export async function loraUpdateNorms(lora: LoraSet, layers: number): Promise<number[]> {
+  const sq = new Array<number>(layers).fill(0);
+  for (const m of lora.modules) {
+    if (m.tower !== 'text') continue;
+    const [r, inF] = m.branch.a.shape;
+    const outF = m.branch.b.shape[0];
+    const a = await m.branch.a.toArray();
+    const bw = await m.branch.b.toArray();
+    const row = new Float64Array(inF);
+    for (let o = 0; o < outF; o++) {
+      row.fill(0);
+      for (let k = 0; k < r; k++) {
+        const c = bw[o * r + k] * m.branch.scale;
+        if (c === 0) continue;
+        for (let i = 0; i < inF; i++) row[i] += c * a[k * inF + i];
+      }
+      for (let i = 0; i < inF; i++) sq[m.layer] += row[i] * row[i];
+    }
+  }
+  return sq.map(Math.sqrt);
 }

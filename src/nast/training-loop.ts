@@ -7,7 +7,7 @@
  */
 import type { Tensor } from '../engine/index.js';
 import type { ExampleBatcher, Example } from './train-data.js';
-import type { NastTrainer, TrainItem } from './train-loop.js';
+import type { Trainer, TrainItem } from './trainer.js';
 
 export interface StepLog {
   step: number;
@@ -18,7 +18,7 @@ export interface StepLog {
   samplesPerSec: number;
 }
 
-export interface NastRunOptions {
+export interface TrainingLoopOptions {
   /** Total optimizer steps of the run (a resumed run continues to this). */
   steps: number;
   /** Micro-batches per step (the batcher's batch is split into this many). */
@@ -33,7 +33,7 @@ export interface NastRunOptions {
   stopAfter?: number;
 }
 
-export interface NastRunHooks {
+export interface TrainingLoopHooks {
   onLog?: (log: StepLog) => void | Promise<void>;
   onValidate?: (step: number) => Promise<void>;
   onCheckpoint?: (step: number) => Promise<void>;
@@ -41,7 +41,7 @@ export interface NastRunHooks {
   shouldStop?: () => boolean;
 }
 
-export interface NastRunResult {
+export interface TrainingLoopResult {
   /** The last loss read back (NaN when none was). */
   lastLoss: number;
   /** Why the loop ended: all steps done, shouldStop, or stopAfter. */
@@ -65,7 +65,7 @@ export class NonFiniteLossError extends Error {
  */
 const MAX_STEPS_IN_FLIGHT = 8;
 
-export class NastRun {
+export class TrainingLoop {
   private readonly tokenized = new Map<Example, { caption: Int32Array; choices: Int32Array }>();
   /** The step of the last checkpoint: the last onCheckpoint call, else the step the run started at (0 for a fresh run). */
   lastSaved = 0;
@@ -75,11 +75,11 @@ export class NastRun {
    * `tokenize`: texts to ids of the model's context length (truncated).
    */
   constructor(
-    readonly trainer: NastTrainer,
+    readonly trainer: Trainer,
     readonly batcher: ExampleBatcher,
     readonly imageTable: Tensor,
     private readonly tokenize: (texts: readonly string[]) => Int32Array,
-    readonly opts: NastRunOptions,
+    readonly opts: TrainingLoopOptions,
   ) {
     const acc = opts.accumulate ?? 1;
     if (!Number.isInteger(opts.steps) || opts.steps < 1) throw new RangeError(`steps must be a positive integer, got ${opts.steps}`);
@@ -104,12 +104,12 @@ export class NastRun {
         t = { caption: this.tokenize([example.caption]), choices: this.tokenize(example.choices) };
         this.tokenized.set(example, t);
       }
-      return { image, caption: t.caption, claims: t.choices, claimCount: example.choices.length, answer: example.answer };
+      return { image, caption: t.caption, choices: t.choices, choiceCount: example.choices.length, answer: example.answer };
     });
   }
 
   /** Runs steps until `opts.steps`, a stop or `stopAfter`. Throws NonFiniteLossError before any later hook. */
-  async run(hooks: NastRunHooks = {}): Promise<NastRunResult> {
+  async run(hooks: TrainingLoopHooks = {}): Promise<TrainingLoopResult> {
     const o = this.opts;
     const acc = o.accumulate ?? 1;
     const logEvery = o.logEvery ?? 1;
@@ -161,3 +161,14 @@ export class NastRun {
     return { lastLoss, ended: 'done', lastSaved: this.lastSaved };
   }
 }
+
+/** @deprecated the training loop's old name: TrainingLoop. */
+export const NastRun = TrainingLoop;
+/** @deprecated TrainingLoop. */
+export type NastRun = TrainingLoop;
+/** @deprecated TrainingLoopOptions. */
+export type NastRunOptions = TrainingLoopOptions;
+/** @deprecated TrainingLoopHooks. */
+export type NastRunHooks = TrainingLoopHooks;
+/** @deprecated TrainingLoopResult. */
+export type NastRunResult = TrainingLoopResult;

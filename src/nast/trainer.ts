@@ -16,24 +16,27 @@ import {
 } from '../engine/index.js';
 import type { ClipModel } from '../models/clip.js';
 import { cutAtPool } from '../models/text-rows.js';
-import type { LoraParamGroup, LoraSet } from '../models/lora.js';
-import { isDecayed } from './pretrain-loop.js';
-import { claimLoss, clipLoss, nastLoss } from './losses.js';
+import type { LoraSet } from '../models/lora.js';
+import type { TrainGroup } from './param-groups.js';
+import { choiceLoss, clipLoss, nastLoss } from './losses.js';
 
 export type ScaleMode = 'update' | 'gradient';
 
-/** One training example: an image (row of the image-embedding table), its caption and claims. */
+/**
+ * One training example: an image (row of the image-embedding table), its caption and its choice
+ * set (NAST's claims or NegBench's MCQ options).
+ */
 export interface TrainItem {
   image: number;
   /** Caption token ids, one row of the model's context length. */
   caption: Int32Array;
-  /** K claim rows (K x context length), the true one at `answer`. */
-  claims: Int32Array;
-  claimCount: number;
+  /** K choice rows (K x context length), the true one at `answer`. */
+  choices: Int32Array;
+  choiceCount: number;
   answer: number;
 }
 
-export interface NastTrainOptions {
+export interface TrainerOptions {
   lambda: number;
   lr: number;
   weightDecay: number;
@@ -48,50 +51,13 @@ export interface NastTrainOptions {
   schedule?: 'cosine' | 'constant';
 }
 
-/** A group of trained tensors: one text (or vision) layer's, or the rest of the text tower's (layer -1). */
-export interface TrainGroup extends Omit<LoraParamGroup, 'tower'> {
-  tower: LoraParamGroup['tower'] | 'text-other';
-  /** Weight decay for this group (default: the trainer's). */
-  weightDecay?: number;
-}
-
-/**
- * Every weight of the text tower as training groups, marked trainable: per block i the matrices
- * (`text.layer{i}`, decayed) and the biases and norms (`text.layer{i}.no_decay`), then the token
- * and position embeddings, the final norm and the text projection (`text.other`, layer -1, no
- * decay on the embeddings and norm). The vision tower and logit_scale stay frozen.
- */
-export function fullTextGroups(model: ClipModel, weightDecay: number): TrainGroup[] {
-  const layers = model.config.text.layers;
-  const groups: TrainGroup[] = [];
-  const take = (name: string, layer: number, tower: TrainGroup['tower'], keys: string[], decay: boolean) => {
-    if (keys.length === 0) return;
-    const params = keys.map((k) => model.param(k));
-    const f16 = keys.find((k) => model.param(k).dtype !== 'f32');
-    if (f16) throw new Error(`full-text training needs f32 weights, and ${f16} is ${model.param(f16).dtype}: load the model with weights 'f32'`);
-    for (const t of params) t.requiresGrad = true;
-    groups.push({ name, params, layer, tower, weightDecay: decay ? weightDecay : 0 });
-  };
-  const all = [...model.params.keys()];
-  for (let i = 0; i < layers; i++) {
-    const prefix = `text_model.encoder.layers.${i}.`;
-    const keys = all.filter((k) => k.startsWith(prefix));
-    take(`text.layer${i}`, i, 'text', keys.filter((k) => isDecayed(k, model.param(k).shape)), true);
-    take(`text.layer${i}.no_decay`, i, 'text', keys.filter((k) => !isDecayed(k, model.param(k).shape)), false);
-  }
-  const rest = all.filter((k) => (k.startsWith('text_model.') && !k.startsWith('text_model.encoder.layers.')) || k === 'text_projection.weight');
-  take('text.other', -1, 'text-other', rest.filter((k) => isDecayed(k, model.param(k).shape)), true);
-  take('text.other.no_decay', -1, 'text-other', rest.filter((k) => !isDecayed(k, model.param(k).shape)), false);
-  return groups;
-}
-
-export class NastTrainer {
+export class Trainer {
   readonly optimizer: AdamW;
   private readonly ctx: GpuContext;
   readonly groups: readonly TrainGroup[];
 
   /** `trained`: a LoRA set (its per-layer groups) or explicit groups such as `fullTextGroups`. */
-  constructor(readonly model: ClipModel, trained: LoraSet | readonly TrainGroup[], readonly opts: NastTrainOptions) {
+  constructor(readonly model: ClipModel, trained: LoraSet | readonly TrainGroup[], readonly opts: TrainerOptions) {
     this.ctx = model.ctx;
     this.groups = Array.isArray(trained) ? trained : (trained as LoraSet).paramGroupsByLayer();
     const text = model.config.text.layers;
@@ -118,7 +84,7 @@ export class NastTrainer {
     const b = items.length;
     const t = m.config.text.maxPositions;
     const eos = m.config.text.eosTokenId;
-    const claimRows = items.reduce((s, it) => s + it.claimCount, 0);
+    const claimRows = items.reduce((s, it) => s + it.choiceCount, 0);
     const lam = this.opts.lambda;
     // Captions (often several sentences) and choices (one sentence each) go through the encoder
     // as two batches, each cut at its own longest text: a batch cut at the longest caption
@@ -128,15 +94,15 @@ export class NastTrainer {
     const choices = new Int32Array(claimRows * t);
     let at = 0;
     for (const it of items) {
-      choices.set(it.claims, at);
-      at += it.claimCount * t;
+      choices.set(it.choices, at);
+      at += it.choiceCount * t;
     }
     const encode = (ids: Int32Array, rows: number) => m.encodeText(cutAtPool(ids, rows, eos).ids, rows).embeds;
     const logitScale = m.param('logit_scale');
     return scope(this.ctx, () => {
       const img = indexSelect(imageEmbeds, 0, tensor(this.ctx, Int32Array.from(items, (it) => it.image), [b], 'i32'));
       const lClip = lam > 0 ? clipLoss(img, encode(captions, b), logitScale) : null;
-      const lClaim = lam < 1 ? claimLoss(img, encode(choices, claimRows), items.map((it) => it.claimCount), items.map((it) => it.answer), logitScale) : null;
+      const lClaim = lam < 1 ? choiceLoss(img, encode(choices, claimRows), items.map((it) => it.choiceCount), items.map((it) => it.answer), logitScale) : null;
       const loss = nastLoss(lam, lClip, lClaim);
       backward(weight === 1 ? loss : mulScalar(loss, weight));
       return loss;
@@ -165,29 +131,12 @@ export class NastTrainer {
   }
 }
 
-/**
- * Per text layer, the Frobenius norm of the total LoRA update scale * B A summed over the layer's
- * adapters (sqrt of the sum of squares): the paper's Table 4 quantity.
- */
-export async function loraUpdateNorms(lora: LoraSet, layers: number): Promise<number[]> {
-  const sq = new Array<number>(layers).fill(0);
-  for (const m of lora.modules) {
-    if (m.tower !== 'text') continue;
-    const [r, inF] = m.branch.a.shape;
-    const outF = m.branch.b.shape[0];
-    const a = await m.branch.a.toArray();
-    const bw = await m.branch.b.toArray();
-    const row = new Float64Array(inF);
-    for (let o = 0; o < outF; o++) {
-      row.fill(0);
-      for (let k = 0; k < r; k++) {
-        const c = bw[o * r + k] * m.branch.scale;
-        if (c === 0) continue;
-        for (let i = 0; i < inF; i++) row[i] += c * a[k * inF + i];
-      }
-      for (let i = 0; i < inF; i++) sq[m.layer] += row[i] * row[i];
-    }
-  }
-  return sq.map(Math.sqrt);
-}
-
+/** @deprecated Trainer (it trains NegBench's recipe too). */
+export const NastTrainer = Trainer;
+/** @deprecated Trainer. */
+export type NastTrainer = Trainer;
+/** @deprecated TrainerOptions. */
+export type NastTrainOptions = TrainerOptions;
+// Kept importable from here for this release; they live with what they belong to now.
+export { fullTextGroups, type TrainGroup } from './param-groups.js';
+export { loraUpdateNorms } from './update-shares.js';
