@@ -157,10 +157,11 @@ async function buildCommand(): Promise<void> {
       const out = resolve(outArg);
       // Image paths are made relative to the split folders' final place, OUT/<split>.
       const splitDir = (s: SplitName) => join(out, s);
-      // One build of OUT at a time (the lock sits beside OUT: the folder itself is replaced whole).
-      lockOutput(dirname(out), 'data.js build', (line) => process.stderr.write(`data: ${line}\n`), `.${basename(out)}.lock`);
       // Everything is written into a hidden sibling of OUT and moved into OUT once complete.
       const build = await FolderBuild.start(out);
+      // One build of OUT at a time (the lock sits beside OUT: the folder itself is replaced whole).
+      // Taken once the build has checked that OUT's parent can be written.
+      lockOutput(dirname(out), 'data.js build', (line) => process.stderr.write(`data: ${line}\n`), `.${basename(out)}.lock`);
       const progress = new Progress('data', !f.quiet);
       const dir = build.dir;
       const writeDir = (s: SplitName) => join(dir, s);

@@ -119,11 +119,11 @@ await runCli('trace', 'usage: node dist/trace.js --model DIR --pairs FILE.jsonl 
     const rule = f.positions as string;
     if (!isPositionRule(rule)) throw new UsageError(`--positions must be one of ${POSITION_RULES.join(', ')}, got ${JSON.stringify(rule)}`);
     if (!((f.bootstrap as number) >= 0)) throw new UsageError(`--bootstrap must be >= 0, got ${f.bootstrap}`);
+    // The folder is made now: one that cannot be must not cost the trace.
+    prepareOutputFolder('out', join(f.out as string, 'cte.json'));
     requireInputFiles('pairs', f.pairs as string);
     requireInputFiles('config', f.config as string | undefined);
     lockOutput(f.out as string, 'trace.js', (line) => process.stderr.write(`trace: ${line}\n`));
-    // The folder is made now: one that cannot be must not cost the trace.
-    prepareOutputFolder('out', join(f.out as string, 'cte.json'));
     let pairs = readPairs(f.pairs as string);
     if (f.limit !== undefined) pairs = pairs.slice(0, f.limit as number);
     const ctx = await nodeContext();

@@ -117,7 +117,8 @@ test('train.js --cte and trace.js --pairs given /dev/zero or a FIFO fail at once
 test('trace.js: an image path inside the pairs file that is a FIFO or /dev/zero is refused by name', () => {
   for (const p of hostile) {
     const pairs = join(TMP, 'pairs.jsonl');
-    writeFileSync(pairs, JSON.stringify({ image: p, caption: 'There is no edema.', foil: 'There is edema.' }) + '\n');
+    // Caption and foil of equal token length, so the pair is traceable but for its image.
+    writeFileSync(pairs, JSON.stringify({ image: p, caption: 'There is no edema.', foil: 'There is an edema.' }) + '\n');
     fails('trace', ['--model', MODEL, '--tokenizer', VOCAB, '--pairs', pairs, '--out', join(TMP, 'trace-out')], new RegExp(`${p}: `), kindOf(p));
   }
 });

@@ -5,8 +5,9 @@
  * it is reported and taken over. A pid is trusted only together with its start time, so a
  * recycled pid does not keep a folder locked.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { describeFsError, makeFolderSync } from '../io/fs-errors-node.js';
 
 export const LOCK_NAME = '.negclip.lock';
 
@@ -58,7 +59,7 @@ function releaseAll(): void {
  * `name` locks one output inside a shared folder instead of the folder (eval.js's report file).
  */
 export function lockOutput(dir: string, tool: string, note: (line: string) => void = () => {}, name = LOCK_NAME): void {
-  mkdirSync(dir, { recursive: true });
+  makeFolderSync(dir);
   const file = join(dir, name);
   const what = name === LOCK_NAME ? dir : join(dir, name.replace(/^\.(.*)\.lock$/, '$1'));
   if (held.has(file)) return;
@@ -68,7 +69,7 @@ export function lockOutput(dir: string, tool: string, note: (line: string) => vo
     try {
       fd = openSync(file, 'wx');
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`${dir}: cannot take the output lock (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`${dir}: cannot take the output lock ${file} (${describeFsError(e)})`);
       let other: LockRecord | null = null;
       try {
         other = JSON.parse(readFileSync(file, 'utf8')) as LockRecord;

@@ -8,7 +8,7 @@
  */
 import { existsSync, readSync, closeSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { FileReadError, MAX_CONFIG_BYTES, openRegularSync, readFailure, readRegularTextSync } from '../io/read-file-node.js';
+import { FileReadError, MAX_CONFIG_BYTES, openRegularSync, readFailure, readRegularTextSync, regularFileSize } from '../io/read-file-node.js';
 import type { GpuContext } from '../engine/index.js';
 import { ClipModel, type LoadOptions } from './clip.js';
 import { ConfigError, inferOpenAiConfig, parseHfConfig, type ClipConfig } from './clip-config.js';
@@ -82,7 +82,13 @@ const TORCH_EXTENSIONS = ['.pt', '.pth', '.bin', '.ckpt', '.tar'];
 function openWeightsFile(path: string): Promise<OpenWeights> {
   if (path.endsWith('.bin.index.json')) return openShardedTorch(path);
   if (path.endsWith('.json') || path.endsWith('.safetensors')) return openSafetensors(path);
-  const size = statSync(path).size;
+  // A FIFO or device is refused as such first (/dev/zero's size reads as 0).
+  let size: number;
+  try {
+    size = regularFileSize(path);
+  } catch (e) {
+    throw new ConfigError(path, '(path)', readFailure(e));
+  }
   if (size === 0) throw new Error(`${path}: is empty (0 bytes), not a model checkpoint`);
   const head = fileHead(path, 16);
   if (looksLikeTorch(head)) return openTorchFile(path);
