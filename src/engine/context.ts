@@ -206,8 +206,13 @@ export class GpuContext {
   }
 
   private writeUniforms<F extends string>(kernel: Kernel<F>, values: Uniforms<F>): number {
-    const given = Object.keys(values);
-    if (given.length !== kernel.fields.length || kernel.fields.some((f) => typeof values[f] !== 'number')) {
+    // Checked without allocating: this runs for every dispatch.
+    let count = 0;
+    for (const _ in values) count++;
+    let ok = count === kernel.fields.length;
+    for (let i = 0; ok && i < kernel.fields.length; i++) ok = typeof values[kernel.fields[i]] === 'number';
+    if (!ok) {
+      const given = Object.keys(values);
       const missing = kernel.fields.filter((f) => typeof values[f] !== 'number');
       const extra = given.filter((k) => !(kernel.fields as readonly string[]).includes(k));
       throw new Error(`${kernel.name}: uniforms ${missing.length ? `missing ${missing.join(', ')}` : ''}${missing.length && extra.length ? '; ' : ''}${extra.length ? `unknown ${extra.join(', ')}` : ''} (fields: ${kernel.fields.join(', ')})`);
