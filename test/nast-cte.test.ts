@@ -262,6 +262,13 @@ test('parseCteReport: round trip, and errors that name the file and the key', ()
   assert.throws(broken((o) => (o.alpha = [0.5, 0.5])), /runs\/x\/cte.json: key "alpha\[0\]" is 0.5 but the min-max of cte_layer gives [01] for layer 1; alpha must be cte_layer min-max normalised/);
   assert.throws(broken((o) => (o.alpha = [...o.alpha].reverse())), /key "alpha\[0\]" is [01] but the min-max of cte_layer gives [01] for layer 1/);
   assert.throws(broken((o) => (o.cte_layer = [...o.cte_layer].reverse())), /key "alpha\[0\]" is [01] but the min-max of cte_layer gives [01] for layer 1/);
+  // Rounded as files written with a few decimals are (interop/torch's tests write 4): accepted.
+  const rounded = {
+    version: 2, layers: 4, positions: 'differ', beta: 1, pairs: [], skipped: [], cte_mean: [[0.1], [0.2], [0.5], [0.9], [0.4]],
+    cte_embeddings: 0.1, cte_layer: [0.2, 0.5, 0.9, 0.4], alpha: [0, 0.4286, 1, 0.2857],
+  };
+  assert.equal(parseCteReport(rounded, 'rounded/cte.json').alpha, rounded.alpha);
+  assert.throws(() => parseCteReport({ ...rounded, alpha: [0, 0.44, 1, 0.2857] }, 'edited/cte.json'), /alpha\[1\]" is 0\.44 but the min-max of cte_layer gives 0\.428\d* for layer 2/);
   assert.throws(broken((o) => (o.beta = -1)), /key "beta" must be > 0/);
   assert.throws(broken((o) => (o.version = 3)), /key "version" must be 1 or 2, got number 3/);
   assert.throws(broken((o) => (o.positions = 'near')), /key "positions" must be one of "differ", "after", "eot", "all", got the string "near"/);
