@@ -34,4 +34,9 @@ export const SUITES: BrowserSuite[] = [
   { file: 'clip.test.ts', load: () => import('../clip.test.js') },
   { file: 'trace.test.ts', load: () => import('../trace.test.js') },
   { file: 'lora-step.test.ts', load: () => import('../lora-step.test.js') },
+  { file: 'autograd-memory.test.ts', load: () => import('../autograd-memory.test.js') },
+  { file: 'recompute.test.ts', load: () => import('../recompute.test.js') },
+  { file: 'matmul-f16.test.ts', load: () => import('../matmul-f16.test.js') },
+  { file: 'paired-stats.test.ts', load: () => import('../paired-stats.test.js') },
+  { file: 'default-run-report.test.ts', load: () => import('../default-run-report.test.js') },
 ];
