@@ -4,7 +4,7 @@ import { gpu } from './helpers/gpu.js';
 import { assertClose, gradCheck } from './helpers/check.js';
 import { nd, randNd, type Nd } from './helpers/ref.js';
 import {
-  backward, checkpoint, enableGrad, inference, isGradEnabled, linear, matmul, mean, noGrad, scope, square, tanh, tensor, type Tensor,
+  add, backward, checkpoint, enableGrad, inference, isGradEnabled, linear, matmul, mean, noGrad, scope, square, sum, tanh, tensor, type Tensor,
 } from '../src/engine/index.js';
 
 /** A residual block y = x + tanh(x W1^T) W2^T, its weights closed over (as a model's are). */
@@ -159,6 +159,55 @@ test('checkpoint outside grad mode, or over a block nothing in which needs a gra
   b.dispose();
   assert.is(ctx.pool.liveBytes, live);
   for (const t of [w1, w2, x]) t.dispose();
+});
+
+test('a gradient gathered from other consumers rides in a matmul\'s epilogue: same gradients (float64 check), fewer dispatches', async () => {
+  const ctx = await gpu();
+  // x feeds three products (as h feeds q, k and v): its gradient is gathered from all three.
+  const three = (x: Tensor, w1: Tensor, w2: Tensor) => scope(ctx, () => add(add(linear(x, w1), linear(x, w2)), linear(tanh(x), w1)));
+  const ref3 = (x: Nd, w1: Nd, w2: Nd) => {
+    const lin = (a: Nd, w: Nd) => {
+      const [n, d] = a.shape;
+      const o = w.shape[0];
+      const out = nd([n, o]);
+      for (let i = 0; i < n; i++) for (let j = 0; j < o; j++) {
+        let s = 0;
+        for (let k = 0; k < d; k++) s += a.data[i * d + k] * w.data[j * d + k];
+        out.data[i * o + j] = s;
+      }
+      return out;
+    };
+    const t = nd(x.shape, x.data.map(Math.tanh));
+    const [a, b, c] = [lin(x, w1), lin(x, w2), lin(t, w1)];
+    return nd(a.shape, a.data.map((v, i) => v + b.data[i] + c.data[i]));
+  };
+  const inputs = [randNd([7, 13], 30), randNd([9, 13], 31, -0.5, 0.5), randNd([9, 13], 32, -0.5, 0.5)];
+  await gradCheck(ctx, 'x into three products', three, ref3, inputs, { gradRtol: 2e-3, gradAtol: 2e-4 });
+  // x @ x^T: the same input twice in one node is not folded (it would be counted twice).
+  const square = (x: Tensor) => scope(ctx, () => add(matmul(x, x, { transB: true }), matmul(x, x, { transB: true })));
+  const refSquare = (x: Nd) => {
+    const [n, d] = x.shape;
+    const out = nd([n, n]);
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let k = 0; k < d; k++) s += x.data[i * d + k] * x.data[j * d + k];
+      out.data[i * n + j] = 2 * s;
+    }
+    return out;
+  };
+  await gradCheck(ctx, 'x @ x^T twice', square, refSquare, [randNd([5, 6], 33)], { gradRtol: 2e-3, gradAtol: 2e-4 });
+  // Dispatches of the backward: each extra matmul consumer of x costs no add.
+  const x = tensor(ctx, inputs[0].data, [7, 13]);
+  x.requiresGrad = true;
+  const ws = [1, 2, 3, 4].map((k) => tensor(ctx, randNd([9, 13], 40 + k).data, [9, 13]));
+  const loss = scope(ctx, () => sum(ws.map((w) => linear(x, w)).reduce((a, b) => add(a, b))));
+  const before = ctx.dispatches;
+  backward(loss);
+  const used = ctx.dispatches - before;
+  // Per product: dX (one matmul, the gathered gradient in its epilogue); three adds of the
+  // forward sum pass their gradient through; the sum's own backward fills the seed.
+  assert.ok(used <= 4 + 2, `backward used ${used} dispatches for four products into one input`);
+  for (const t of [x, loss, ...ws]) t.dispose();
 });
 
 test.run();

@@ -45,7 +45,20 @@ export function inference<T>(ctx: GpuContext, fn: () => T): T {
  * A node's gradient rule. It runs inside a `scope`: every tensor it makes and does not return
  * is freed when it returns, so rules never dispose their temporaries.
  */
-export type BackwardFn = (gradOut: Tensor, saved: readonly Tensor[]) => (Tensor | null)[];
+const NO_PENDING: PendingGrads = { take: () => null };
+
+export type BackwardFn = (gradOut: Tensor, saved: readonly Tensor[], pending: PendingGrads) => (Tensor | null)[];
+
+/**
+ * The gradients already gathered for a node's inputs from their other consumers. A rule that can
+ * add one into the gradient it computes for free (a matmul's epilogue addend) takes it: its
+ * result for that input then holds the sum, and the separate add is saved. Rules that ignore it
+ * lose nothing: the engine adds as before.
+ */
+export interface PendingGrads {
+  /** Input i's gathered gradient, handed over (the rule's result for i must include it), or null. */
+  take(i: number): Tensor | null;
+}
 
 /**
  * One recorded op: its inputs, the tensors it saved, and how to push a gradient through it.
@@ -74,12 +87,12 @@ export class GradNode {
     return this.savedTensors === null;
   }
 
-  backward(gradOut: Tensor): (Tensor | null)[] {
+  backward(gradOut: Tensor, pending: PendingGrads = NO_PENDING): (Tensor | null)[] {
     if (!this.savedTensors) {
       throw new OpError(this.op, 'backward through a graph that was already freed (call backward({ retainGraph: true }) to run it twice)');
     }
     const saved = this.savedTensors;
-    return scope(gradOut.ctx, () => this.backwardFn(gradOut, saved));
+    return scope(gradOut.ctx, () => this.backwardFn(gradOut, saved, pending));
   }
 
   /** Frees the saved tensors only: backward does this as it goes, the graph's shape stays. */
@@ -185,7 +198,19 @@ export function backward(root: Tensor, ones: (ctx: GpuContext, shape: readonly n
         }
         continue;
       }
-      const gin = ctx.withOp(`${node.op}.backward`, () => node.backward(g));
+      // Gathered gradients a rule may fold into its own (an input used once by this node only:
+      // a repeated input would get the gathered sum twice).
+      const taken = new Set<number>();
+      const pending: PendingGrads = {
+        take: (i) => {
+          const inp = node.inputs[i];
+          const prev = inp && inp.requiresGrad && node.inputs.indexOf(inp) === node.inputs.lastIndexOf(inp) ? grads.get(inp) : undefined;
+          if (!prev) return null;
+          taken.add(i);
+          return prev;
+        },
+      };
+      const gin = ctx.withOp(`${node.op}.backward`, () => node.backward(g, pending));
       g.dispose();
       if (!opts.retainGraph) node.freeSaved();
       node.inputs.forEach((inp, i) => {
@@ -200,7 +225,11 @@ export function backward(root: Tensor, ones: (ctx: GpuContext, shape: readonly n
           throw new OpError(`${node.op}.backward`, `gradient ${shapeStr(gi.shape)} for input ${i} ${shapeStr(inp.shape)}`);
         }
         const prev = grads.get(inp);
-        if (prev) {
+        if (taken.has(i)) {
+          // gi already holds prev (the rule added it in): replace, do not add again.
+          grads.set(inp, gi);
+          prev!.dispose();
+        } else if (prev) {
           grads.set(inp, add(prev, gi).keep());
           prev.dispose();
           gi.dispose();

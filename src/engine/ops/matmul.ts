@@ -121,9 +121,9 @@ function encode(
 }
 
 /** Raw product for backward (times alpha): no bias, no activation, never recorded. */
-function product(a: Tensor, b: Tensor, p: MatmulProblem, outShape: readonly number[], alpha = 1): Tensor {
+function product(a: Tensor, b: Tensor, p: MatmulProblem, outShape: readonly number[], alpha = 1, addend: Tensor | null = null): Tensor {
   const out = empty(a.ctx, outShape);
-  encode('matmul', a, b, p, out, null, 'none', null, alpha);
+  encode('matmul', a, b, p, out, null, 'none', null, alpha, addend);
   return out;
 }
 
@@ -199,10 +199,10 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   // Inputs: a, b, then bias and addend where given (their gradients in the same order).
   const inputs = [a, b, ...(bias ? [bias] : []), ...(addend ? [addend] : [])];
   const saved = pre ? [a, b, pre] : [a, b];
-  const y = record(op, out, inputs, saved, (g, [as, bs, ps]) => {
+  const y = record(op, out, inputs, saved, (g, [as, bs, ps], pending) => {
     const gz = ps ? activationGrad(activation, ps, g) : g;
     const grads: (Tensor | null)[] = [
-      a.requiresGrad ? gradA(as, bs, gz, p, alpha) : null,
+      a.requiresGrad ? gradA(as, bs, gz, p, alpha, () => pending.take(0)) : null,
       b.requiresGrad ? gradB(as, bs, gz, p, alpha) : null,
     ];
     if (bias) grads.push(bias.requiresGrad ? sumTo(gz, [N]) : null);
@@ -226,13 +226,16 @@ function activationGrad(act: Activation, z: Tensor, g: Tensor): Tensor {
  * dA from dZ [batch, M, N]: !transA: dA = dZ @ op(B)^T; transA: dA = op(B) @ dZ^T. A gradient
  * for an operand shared across a batch is the sum over the batch.
  */
-function gradA(a: Tensor, b: Tensor, gz: Tensor, p: MatmulProblem, alpha: number): Tensor {
+function gradA(a: Tensor, b: Tensor, gz: Tensor, p: MatmulProblem, alpha: number, pending: () => Tensor | null): Tensor {
   const { M, N, K, batch, transA, transB } = p;
   const q: MatmulProblem = transA
     ? { transA: transB, transB: true, M: K, N: M, K: N, batch, aBatched: p.bBatched, bBatched: true }
     : { transA: false, transB: !transB, M, N: K, K: N, batch, aBatched: true, bBatched: p.bBatched };
-  const t = transA ? product(b, gz, q, [batch, K, M], alpha) : product(gz, b, q, [batch, M, K], alpha);
-  return p.aBatched || batch === 1 ? t.alias(a.shape) : sumTo(t, a.shape);
+  const direct = p.aBatched || batch === 1;
+  // dA laid out as A: the gradient A's other consumers gave rides in the epilogue (no add).
+  const acc = direct ? pending() : null;
+  const t = transA ? product(b, gz, q, [batch, K, M], alpha, acc) : product(gz, b, q, [batch, M, K], alpha, acc);
+  return direct ? t.alias(a.shape) : sumTo(t, a.shape);
 }
 
 /** dB from dZ: !transB: dB = op(A)^T @ dZ; transB: dB = dZ^T @ op(A). */
