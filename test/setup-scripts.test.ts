@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFile, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -112,6 +112,47 @@ test('torch setup: the index probe asks pip, so the configured index (here a loc
   }
   // The port just closed: nothing listens there now.
   assert.is(await indexReachable(`http://127.0.0.1:${port}/simple/`, links), false, 'an unreachable one, wheel folder or not');
+});
+
+test('torch setup: only the primary index counts; an extra index (a local mirror) that answers does not make a dead one reachable', async () => {
+  if (!hasPip) return console.log('  (skipped: no python3 with pip)');
+  const server = createServer((req, res) => {
+    if (req.url === '/simple/pip/') {
+      res.writeHead(200, { 'Content-Type': 'text/html' });
+      res.end('<a href="/files/pip-24.0-py3-none-any.whl">pip-24.0-py3-none-any.whl</a>');
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const live = `http://127.0.0.1:${(server.address() as AddressInfo).port}/simple/`;
+  // A port that was just free: nothing answers there.
+  const closed = await new Promise<string>((done) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as AddressInfo).port;
+      s.close(() => done(`http://127.0.0.1:${port}/simple/`));
+    });
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'pip-conf-'));
+  const probe = (index: string, extra: string) => {
+    // As this machine's pip is set up: index and extra index in a config file, not the environment.
+    const conf = join(dir, `pip-${index.length}-${extra.length}.conf`);
+    writeFileSync(conf, `[global]\nindex-url = ${index}\nextra-index-url = ${extra}\n`);
+    const env: NodeJS.ProcessEnv = { ...process.env, PIP_CONFIG_FILE: conf, PIP_FIND_LINKS: '' };
+    delete env.PIP_INDEX_URL;
+    delete env.PIP_EXTRA_INDEX_URL;
+    return new Promise<boolean>((done) => {
+      execFile('bash', ['-c', 'source "$1"; pip_index_reachable python3', 'bash', join(ROOT, 'interop', 'torch', 'setup.sh')], { env, timeout: 90_000 }, (err) => done(!err));
+    });
+  };
+  try {
+    assert.is(await probe(closed, live), false, 'a dead primary index with a live extra one is unreachable (pip would retry it for every package)');
+    assert.is(await probe(live, closed), true, 'the primary index from the config file is the one probed');
+  } finally {
+    await new Promise((r) => server.close(r));
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('setup scripts: no fixed package-index host is left in the torch set-up', () => {

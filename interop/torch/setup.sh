@@ -4,12 +4,18 @@
 # pinned versions is kept. Needs python3 >= 3.10 with venv (python3-venv on Debian).
 # Sourcing this file only defines pip_index_reachable (the tests call it).
 
-# Whether pip reaches the package index it is configured with (pip.conf, PIP_INDEX_URL, proxy and
-# certificate settings): asked of pip itself, so a site mirror or proxy counts and no host is
-# named here. Wheel folders (find-links) are left out of the probe, as they answer even when the
-# index does not. A pip without `pip index` (21.2+) reads as unreachable: only the retries differ.
+# Whether pip reaches the package index it is configured with (pip.conf or PIP_INDEX_URL, proxy
+# and certificate settings): asked of pip itself, so a site mirror or proxy counts and no host is
+# named here. Only the primary index is probed: wheel folders (find-links) and extra indexes
+# (a local file:// mirror, say) answer even when it does not, so the configuration's other
+# sources are left out (its index URL is read first, then the config files are set aside). A pip
+# without `pip index` (21.2+) reads as unreachable: only the retries differ.
 pip_index_reachable() {
-  PIP_FIND_LINKS='' timeout 60 "$1" -m pip index versions pip --disable-pip-version-check --retries 0 --timeout 5 >/dev/null 2>&1
+  local url="${PIP_INDEX_URL:-}"
+  # `pip config list`, not `pip config get`: the latter misses a PIP_CONFIG_FILE's keys (pip 23).
+  [ -n "$url" ] || url="$("$1" -m pip config list 2>/dev/null | sed -n "s/^global\.index-url='\(.*\)'\$/\1/p" | head -n 1)"
+  PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS='' PIP_EXTRA_INDEX_URL='' timeout 60 "$1" -m pip index versions pip \
+    ${url:+--index-url "$url"} --disable-pip-version-check --retries 0 --timeout 5 >/dev/null 2>&1
 }
 
 main() {
