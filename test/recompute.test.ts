@@ -2,7 +2,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu } from './helpers/gpu.js';
 import { assertRel } from './helpers/check.js';
-import { fixtureBytes, fixtureJson, fixtureText } from './helpers/fixtures.js';
+import { fixtureBytes, fixtureText } from './helpers/fixtures.js';
+import { loraStepInputs } from './helpers/lora-inputs.js';
 import { loadFixtureClip } from './helpers/fixture-models.js';
 import { backward, scope, type GpuContext } from '../src/engine/index.js';
 import { ClipModel, recomputePays } from '../src/models/clip.js';
@@ -12,12 +13,7 @@ import { attachLora, type LoraSet } from '../src/models/lora.js';
 import { loadLoraFromBytes } from '../src/models/peft.js';
 import { clipLoss } from '../src/nast/losses.js';
 
-interface LoraReference { ids: number[][]; extra_pixels: number[] }
-const ref = await fixtureJson<LoraReference>('lora/reference.json');
-const clipRef = await fixtureJson<{ pixels: number[]; pixels_shape: number[] }>('clip/reference.json');
-const IDS = Int32Array.from(ref.ids.flat());
-const PIXELS = Float32Array.from([...clipRef.pixels, ...ref.extra_pixels]);
-const N_IMG = clipRef.pixels_shape[0] + 1;
+const { ids: IDS, texts: N_TEXTS, pixels: PIXELS, images: N_IMG } = await loraStepInputs();
 
 /** Loss, LoRA gradients and the step's peak of live GPU bytes above what was live before. */
 async function lossAndGrads(ctx: GpuContext, model: ClipModel, set: LoraSet, lossOf: () => ReturnType<typeof clipLoss>) {
@@ -42,7 +38,7 @@ test('recompute: a PEFT adapter\'s CLIP loss and LoRA gradients equal the plain 
   const ctx = await gpu();
   const model = await loadFixtureClip(ctx, 'clip/tiny-hf');
   const set = loadLoraFromBytes(model, await fixtureText('lora/peft-adapter/adapter_config.json'), await fixtureBytes('lora/peft-adapter/adapter_model.safetensors'));
-  const lossOf = () => scope(ctx, () => clipLoss(model.encodeImage(PIXELS, N_IMG).embeds, model.encodeText(IDS, ref.ids.length).embeds, model.param('logit_scale')));
+  const lossOf = () => scope(ctx, () => clipLoss(model.encodeImage(PIXELS, N_IMG).embeds, model.encodeText(IDS, N_TEXTS).embeds, model.param('logit_scale')));
   model.recompute = false;
   const plain = await lossAndGrads(ctx, model, set, lossOf);
   model.recompute = true;

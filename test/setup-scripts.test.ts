@@ -77,15 +77,34 @@ test('setup-lavapipe: no fixed mirror host is left in the script', () => {
   assert.is(r.stdout, '');
 });
 
-/** Runs interop/torch/setup.sh's pip_index_reachable with python3, pip pointed at `index` only. */
+/** Runs interop/torch/setup.sh's pip_index_reachable with python3 and pip's environment `env`. */
+function reachableWith(env: NodeJS.ProcessEnv): Promise<boolean> {
+  // Asynchronous: the index it asks is served by this very process.
+  return new Promise((done) => {
+    execFile('bash', ['-c', 'source "$1"; pip_index_reachable python3', 'bash', join(ROOT, 'interop', 'torch', 'setup.sh')], { env, timeout: 90_000 }, (err) => done(!err));
+  });
+}
+
+/** pip_index_reachable with pip pointed at `index` only (and the wheel folder `findLinks`). */
 function indexReachable(index: string, findLinks: string): Promise<boolean> {
   const env: NodeJS.ProcessEnv = { ...process.env, PIP_CONFIG_FILE: '/dev/null', PIP_INDEX_URL: index, PIP_FIND_LINKS: findLinks };
   delete env.PIP_EXTRA_INDEX_URL;
   delete env.PIP_NO_INDEX;
-  // Asynchronous: the index below is served by this very process.
-  return new Promise((done) => {
-    execFile('bash', ['-c', 'source "$1"; pip_index_reachable python3', 'bash', join(ROOT, 'interop', 'torch', 'setup.sh')], { env, timeout: 90_000 }, (err) => done(!err));
+  return reachableWith(env);
+}
+
+/** A package index on 127.0.0.1 that lists pip (its simple page only), and how to stop it. */
+async function pipIndexServer(): Promise<{ url: string; close: () => Promise<unknown> }> {
+  const server = createServer((req, res) => {
+    if (req.url === '/simple/pip/') {
+      res.writeHead(200, { 'Content-Type': 'text/html' });
+      res.end('<a href="/files/pip-24.0-py3-none-any.whl">pip-24.0-py3-none-any.whl</a>');
+    } else {
+      res.writeHead(404).end();
+    }
   });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/simple/`, close: () => new Promise((r) => server.close(r)) };
 }
 
 const hasPip = spawnSync('python3', ['-m', 'pip', '--version'], { timeout: 30_000 }).status === 0;
@@ -95,62 +114,39 @@ test('torch setup: the index probe asks pip, so the configured index (here a loc
   // A wheel folder that holds "pip" must not make an unreachable index look reachable.
   const links = mkdtempSync(join(tmpdir(), 'wheels-'));
   writeFileSync(join(links, 'pip-99.0-py3-none-any.whl'), '');
-  const server = createServer((req, res) => {
-    if (req.url === '/simple/pip/') {
-      res.writeHead(200, { 'Content-Type': 'text/html' });
-      res.end('<a href="/files/pip-24.0-py3-none-any.whl">pip-24.0-py3-none-any.whl</a>');
-    } else {
-      res.writeHead(404).end();
-    }
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
+  const index = await pipIndexServer();
   try {
-    assert.is(await indexReachable(`http://127.0.0.1:${port}/simple/`, links), true, 'a reachable configured index');
+    assert.is(await indexReachable(index.url, links), true, 'a reachable configured index');
   } finally {
-    await new Promise((r) => server.close(r));
+    await index.close();
   }
   // The port just closed: nothing listens there now.
-  assert.is(await indexReachable(`http://127.0.0.1:${port}/simple/`, links), false, 'an unreachable one, wheel folder or not');
+  assert.is(await indexReachable(index.url, links), false, 'an unreachable one, wheel folder or not');
 });
 
 test('torch setup: only the primary index counts; an extra index (a local mirror) that answers does not make a dead one reachable', async () => {
   if (!hasPip) return console.log('  (skipped: no python3 with pip)');
-  const server = createServer((req, res) => {
-    if (req.url === '/simple/pip/') {
-      res.writeHead(200, { 'Content-Type': 'text/html' });
-      res.end('<a href="/files/pip-24.0-py3-none-any.whl">pip-24.0-py3-none-any.whl</a>');
-    } else {
-      res.writeHead(404).end();
-    }
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const live = `http://127.0.0.1:${(server.address() as AddressInfo).port}/simple/`;
-  // A port that was just free: nothing answers there.
-  const closed = await new Promise<string>((done) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as AddressInfo).port;
-      s.close(() => done(`http://127.0.0.1:${port}/simple/`));
-    });
-  });
+  const index = await pipIndexServer();
+  const live = index.url;
+  // An index that was served and has stopped: nothing answers there.
+  const gone = await pipIndexServer();
+  await gone.close();
+  const closed = gone.url;
   const dir = mkdtempSync(join(tmpdir(), 'pip-conf-'));
   const probe = (index: string, extra: string) => {
     // As this machine's pip is set up: index and extra index in a config file, not the environment.
-    const conf = join(dir, `pip-${index.length}-${extra.length}.conf`);
+    const conf = join(dir, 'pip.conf');
     writeFileSync(conf, `[global]\nindex-url = ${index}\nextra-index-url = ${extra}\n`);
     const env: NodeJS.ProcessEnv = { ...process.env, PIP_CONFIG_FILE: conf, PIP_FIND_LINKS: '' };
     delete env.PIP_INDEX_URL;
     delete env.PIP_EXTRA_INDEX_URL;
-    return new Promise<boolean>((done) => {
-      execFile('bash', ['-c', 'source "$1"; pip_index_reachable python3', 'bash', join(ROOT, 'interop', 'torch', 'setup.sh')], { env, timeout: 90_000 }, (err) => done(!err));
-    });
+    return reachableWith(env);
   };
   try {
     assert.is(await probe(closed, live), false, 'a dead primary index with a live extra one is unreachable (pip would retry it for every package)');
     assert.is(await probe(live, closed), true, 'the primary index from the config file is the one probed');
   } finally {
-    await new Promise((r) => server.close(r));
+    await index.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -2,7 +2,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
 import { gpu } from './helpers/gpu.js';
-import { fixtureBytes, fixtureJson, fixtureText } from './helpers/fixtures.js';
+import { fixtureBytes, fixtureText } from './helpers/fixtures.js';
+import { loraStepInputs } from './helpers/lora-inputs.js';
 import { backward, inference, scope, type GpuContext, type Tensor } from '../src/engine/index.js';
 import { loadClip } from '../src/models/load-node.js';
 import type { ClipModel } from '../src/models/clip.js';
@@ -13,12 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname } from 'node:path';
 
 const MODEL = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'fixtures', 'clip', 'tiny-hf');
-interface LoraReference { ids: number[][]; extra_pixels: number[] }
-const ref = await fixtureJson<LoraReference>('lora/reference.json');
-const clipRef = await fixtureJson<{ pixels: number[]; pixels_shape: number[] }>('clip/reference.json');
-const IDS = Int32Array.from(ref.ids.flat());
-const PIXELS = Float32Array.from([...clipRef.pixels, ...ref.extra_pixels]);
-const N_IMG = clipRef.pixels_shape[0] + 1;
+const { ids: IDS, texts: N_TEXTS, pixels: PIXELS, images: N_IMG } = await loraStepInputs();
 
 /** max |a - b| / max |b|: the error relative to the tensor's scale. */
 function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -44,9 +40,9 @@ async function step(ctx: GpuContext, model: ClipModel) {
     t.dispose();
     return v;
   };
-  const text = await read(inference(ctx, () => model.encodeText(IDS, ref.ids.length).embeds));
+  const text = await read(inference(ctx, () => model.encodeText(IDS, N_TEXTS).embeds));
   const image = await read(inference(ctx, () => model.encodeImage(PIXELS, N_IMG).embeds));
-  const loss = scope(ctx, () => clipLoss(model.encodeImage(PIXELS, N_IMG).embeds, model.encodeText(IDS, ref.ids.length).embeds, model.param('logit_scale')));
+  const loss = scope(ctx, () => clipLoss(model.encodeImage(PIXELS, N_IMG).embeds, model.encodeText(IDS, N_TEXTS).embeds, model.param('logit_scale')));
   backward(loss);
   const value = await loss.item();
   loss.dispose();

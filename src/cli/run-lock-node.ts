@@ -94,9 +94,3 @@ export function lockOutput(dir: string, tool: string, note: (line: string) => vo
   }
   throw new OutputLockedError(`${what}: another run took the output lock at the same moment; one run per output`);
 }
-
-/** Releases `dir`'s lock now (a process that goes on after its run). */
-export function unlockOutput(dir: string): void {
-  const file = join(dir, LOCK_NAME);
-  if (held.delete(file)) rmSync(file, { force: true });
-}

@@ -2,7 +2,7 @@
  * train.js's flags: the table, what the embedded default run passes on to its fine-tuning runs,
  * and the checks of flag values that need no files. Node-only (reads process.argv).
  */
-import { UsageError, type FlagTable, type ParsedFlags } from './args.js';
+import type { FlagTable, ParsedFlags } from './args.js';
 
 /** The default run's fine-tuning settings where the user gives none (the tiny model's). */
 export const DEFAULT_RUN_TRAIN: [string, string][] = [

@@ -4,7 +4,7 @@
  * and the arena length is a multiple of 64 floats), so every kernel works on vec4s: lavapipe
  * pays per storage access, not per byte, and GPUs like the wide loads too.
  */
-import { makeKernel, type Kernel, memoKernel } from './kernel.js';
+import { makeKernel, memoKernel } from './kernel.js';
 
 export const ADAMW_WG = 256;
 /** vec4s each invocation of the first norm stage sums (256 floats). */

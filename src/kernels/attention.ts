@@ -23,7 +23,7 @@
  * ATTN_MAX_HEAD_DIM), so the hot loops can be unrolled with constant indices (see `unrolled`);
  * the actual head dim travels in a uniform and slots past it hold zeros.
  */
-import { makeKernel, type Kernel, type StorageBinding, type UniformType, memoKernel } from './kernel.js';
+import { makeKernel, type StorageBinding, type UniformType, memoKernel } from './kernel.js';
 
 export const ATTN_MAX_HEAD_DIM = 128;
 const TIERS = [4, 8, 16, 32];

@@ -9,7 +9,7 @@
  * outside [0, C) makes its row's loss NaN (and its gradient row NaN), so a bad label is loud
  * instead of silently reading a neighbour's logit.
  */
-import { makeKernel, type Kernel, memoKernel } from './kernel.js';
+import { makeKernel, memoKernel } from './kernel.js';
 import { rowKernel, REDUCE_WG, type RowSpec } from './reduce.js';
 import { MAX_SUM_REDUCER, MAX_SUM_WGSL } from './softmax.js';
 

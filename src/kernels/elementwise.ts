@@ -2,7 +2,7 @@
  * Elementwise kernels: unary maps with their derivatives, binary ops with broadcasting,
  * reduction of a broadcast gradient back to an operand's shape, fill and casts.
  */
-import { makeKernel, memoKernel, type Kernel, type StorageBinding } from './kernel.js';
+import { makeKernel, memoKernel, type StorageBinding } from './kernel.js';
 
 export const WG = 256;
 export const MAX_RANK = 6;

@@ -6,7 +6,7 @@
  * so the kernels define them: gather writes a row of NaN (loud, rather than a silent clamp to
  * some other row), and scatter-add skips them.
  */
-import { makeKernel, type Kernel, memoKernel } from './kernel.js';
+import { makeKernel, memoKernel } from './kernel.js';
 
 export const GATHER_WG = 256;
 /** A quiet NaN, passed as a uniform: a NaN constant expression is a WGSL compile error. */

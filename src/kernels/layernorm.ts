@@ -9,7 +9,7 @@
  *   (chunks = 1 writes the result directly), then summed over chunks by reduce.sum. No atomics:
  *   the order is fixed, so results are deterministic.
  */
-import { makeKernel, type Kernel, memoKernel } from './kernel.js';
+import { makeKernel, memoKernel } from './kernel.js';
 import { rowKernel, SUM_REDUCER, type RowReducer, type RowSpec } from './reduce.js';
 
 export const LN_COL_WG = 64;

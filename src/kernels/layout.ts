@@ -7,7 +7,7 @@
  * extents and offsets along the contiguous run are multiples of 4. On lavapipe an access
  * costs about the same whatever its width, so fewer, wider accesses are the main lever.
  */
-import { makeKernel, type Kernel, type Uniforms, memoKernel } from './kernel.js';
+import { makeKernel, type Uniforms, memoKernel } from './kernel.js';
 
 export const LAYOUT_WG = 256;
 export const LAYOUT_MAX_RANK = 6;

@@ -3,7 +3,7 @@
  * blocks of C with vec4 loads along N and subgroup broadcasts of A, its row / transposed
  * epilogues, and the split-K reduction pass.
  */
-import { makeKernel, type Kernel, type UniformType, memoKernel } from './kernel.js';
+import { makeKernel, type UniformType, memoKernel } from './kernel.js';
 import {
   ACT_WGSL, matmulBindings, MATMUL_FIELDS, operandEnables, operandLoad, RB_LANES, regblockShape, specName, type MatmulKernelFields,
 } from './matmul-spec.js';

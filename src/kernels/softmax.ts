@@ -6,7 +6,7 @@
  * exp(x - m), rescaling the sum when m grows (once per vector, not per element), then a pass
  * writes the output. Lanes merge their (m, s) pairs with the same rescaling rule.
  */
-import { memoKernel, type Kernel, type StorageBinding } from './kernel.js';
+import { memoKernel, type StorageBinding } from './kernel.js';
 import { rowKernel, SUM_REDUCER, type RowReducer, type RowSpec } from './reduce.js';
 
 export type SoftmaxKind = 'softmax' | 'log_softmax';

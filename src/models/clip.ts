@@ -43,7 +43,7 @@ export interface LoadOptions {
 const F16_CAPABLE = /(?:self_attn\.(?:q|k|v|out)_proj|mlp\.fc[12])\.weight$|^(?:text|visual)_projection\.weight$|patch_embedding\.weight$/;
 
 /** Whether `key` is stored as f16 under `weights` on `ctx`. */
-export function storedAsF16(ctx: GpuContext, key: string, weights: LoadOptions['weights'] = 'f32'): boolean {
+function storedAsF16(ctx: GpuContext, key: string, weights: LoadOptions['weights'] = 'f32'): boolean {
   const choice = weights === 'auto' ? ctx.tuning.weights : weights;
   if (choice === 'f16' && !ctx.hasFeature('shader-f16')) throw new ModelInputError("weights 'f16' needs the 'shader-f16' feature, which this adapter lacks");
   return choice === 'f16' && F16_CAPABLE.test(key);

@@ -41,9 +41,9 @@ export function compareResume(was: RunSettings, now: RunSettings, given: (flag: 
     if (after === undefined || after === before || INFORMATIONAL.includes(k)) continue;
     const id = IDENTITY[k];
     if (id) {
-      const paths = k === 'model' || k === 'data' ? [was[`${k}_path`], now[`${k}_path`]] : [undefined, undefined];
+      // The path beside the digest where one was recorded (model_path, data_path).
       const show = (v: unknown, p: unknown) => `${p !== undefined ? `${p} ` : ''}(${v})`;
-      errors.push(`--resume: the ${id.what} changed: now ${show(after, paths[1])}, the checkpoint's run had ${show(before, paths[0])} (${where}); it cannot change mid-run: pass the ${id.flags} the run had, or start afresh in another --out`);
+      errors.push(`--resume: the ${id.what} changed: now ${show(after, now[`${k}_path`])}, the checkpoint's run had ${show(before, was[`${k}_path`])} (${where}); it cannot change mid-run: pass the ${id.flags} the run had, or start afresh in another --out`);
       continue;
     }
     if (ADAPTER_SHAPE.includes(k) && !given(k)) continue;

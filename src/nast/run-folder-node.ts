@@ -9,7 +9,7 @@ import { writeFileAtomic } from '../io/atomic-write-node.js';
 import { metricsUpTo } from './resume-check.js';
 
 /** What train.js writes into --out. */
-export const RUN_OUTPUTS = ['metrics.jsonl', 'report.json', 'adapter', 'checkpoint', 'model'];
+const RUN_OUTPUTS = ['metrics.jsonl', 'report.json', 'adapter', 'checkpoint', 'model'];
 
 /**
  * A fresh run into a folder holding a run: refused (its adapter, checkpoint and metrics would be

@@ -35,14 +35,13 @@ export function modelIdentity(modelPath: string, configPath?: string): string {
   return digest(parts);
 }
 
-/** The data's identity: its split's index.json (shard names and record counts) and build manifest. */
+/**
+ * The data's identity: its split's index.json (shard names, record counts and, for builds since
+ * build ids, the build's id: a rebuild is another dataset).
+ */
 export function dataIdentity(splitFolder: string): string {
-  const parts: (string | Uint8Array)[] = [];
-  for (const name of ['index.json', join('..', 'manifest.json'), 'manifest.json']) {
-    const p = join(splitFolder, name);
-    if (existsSync(p) && statSync(p).isFile()) parts.push(name, readRegularFileSync(p, MAX_CONFIG_BYTES, 'a data index'));
-  }
-  return digest(parts);
+  const index = join(splitFolder, 'index.json');
+  return digest(existsSync(index) ? [readRegularFileSync(index, MAX_CONFIG_BYTES, 'a data index')] : []);
 }
 
 /** Where the per-layer scales come from: 'uniform', or the cte.json's digest and the beta applied. */
