@@ -25,8 +25,8 @@ import { checkImagesExist, openDatasetSplit, parseSplitName } from './data/datas
 import type { SplitName } from './data/splits.js';
 import { writeFileAtomic } from './io/atomic-write-node.js';
 import { evaluateClip, planEvaluation, planIsEmpty, reportMarkdown, type EvalReport } from './nast/evaluate.js';
-import { probeImageTower } from './nast/probe-node.js';
-import { probeMarkdown, type ProbeReport } from './nast/linear-probe.js';
+import { probeImageTower } from './world/probe-node.js';
+import { probeMarkdown, type ProbeReport } from './world/linear-probe.js';
 import { benchmarkMarkdown, readBenchmarkFiles, runBenchmarks, type BenchmarkResults, type BenchmarkSet } from './nast/benchmark-files-node.js';
 
 const FLAGS: FlagTable = {

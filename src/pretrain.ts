@@ -26,10 +26,10 @@ import { saveClip } from './models/save-node.js';
 import { writeJsonAtomic } from './io/atomic-write-node.js';
 import { loadSafetensorsFile, openSafetensors, writeSafetensorsFile } from './models/safetensors-node.js';
 import type { TensorToWrite } from './models/safetensors.js';
-import { ClipPretrainer, type PretrainLog } from './nast/pretrain-loop.js';
-import { WorldBatcher } from './nast/world-batches.js';
-import { initTinyClip, tinyClipConfig } from './nast/tiny-clip.js';
-import { WORLD_HELD_OUT_START, affirmationBias, worldRetrieval } from './nast/pretrain-eval.js';
+import { ClipPretrainer, type PretrainLog } from './world/pretrain-loop.js';
+import { WorldBatcher } from './world/world-batches.js';
+import { initTinyClip, tinyClipConfig } from './world/tiny-clip.js';
+import { WORLD_HELD_OUT_START, affirmationBias, worldRetrieval } from './world/pretrain-eval.js';
 
 const STATE_FILE = UNFINISHED_MARK;
 const REPORT_FILE = 'pretrain.json';
@@ -47,7 +47,8 @@ const FLAGS: FlagTable = {
   'max-objects': { kind: 'int', default: 3, help: 'objects per world image, 1..N (at most 4)' },
   size: { kind: 'int', default: 32, help: 'image size in pixels' },
   patch: { kind: 'int', default: 8, help: 'vision patch size' },
-  layers: { kind: 'int', default: 4, help: 'transformer layers per tower' },
+  layers: { kind: 'int', default: 12, help: 'transformer layers of the text tower (12, as in CLIP ViT-B/32)' },
+  'vision-layers': { kind: 'int', default: 4, help: 'transformer layers of the vision tower (frozen when fine-tuning, its embeddings cached)' },
   context: { kind: 'int', default: 40, help: 'text context length (the world\'s longest built text is 38 tokens)' },
   width: { kind: 'int', default: 64, help: 'width of the text tower' },
   heads: { kind: 'int', default: 2, help: 'attention heads per text layer' },
@@ -62,7 +63,7 @@ const FLAGS: FlagTable = {
 };
 
 /** The flags that define the training run; a resumed run must repeat them exactly. */
-const RUN_FLAGS = ['steps', 'batch-size', 'lr', 'warmup', 'weight-decay', 'seed', 'images', 'size', 'patch', 'layers', 'width', 'heads', 'vision-width', 'vision-heads', 'projection', 'context', 'twin-share', 'max-objects'] as const;
+const RUN_FLAGS = ['steps', 'batch-size', 'lr', 'warmup', 'weight-decay', 'seed', 'images', 'size', 'patch', 'layers', 'vision-layers', 'width', 'heads', 'vision-width', 'vision-heads', 'projection', 'context', 'twin-share', 'max-objects'] as const;
 
 function positive(f: ParsedFlags, name: string, min = 1): number {
   const v = f[name] as number;
@@ -157,7 +158,7 @@ await runCli('pretrain', 'usage: node dist/pretrain.js [--out DIR] [--steps N] [
     let cfg;
     try {
       cfg = tinyClipConfig(tok, {
-        width: f.width as number, layers: f.layers as number, heads: f.heads as number, imageSize: size, patchSize: f.patch as number,
+        width: f.width as number, layers: f.layers as number, visionLayers: f['vision-layers'] as number, heads: f.heads as number, imageSize: size, patchSize: f.patch as number,
         visionWidth: f['vision-width'] as number, visionHeads: f['vision-heads'] as number, projectionDim: f.projection as number,
       });
     } catch (e) {

@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { pairedDifference, pool } from '../src/nast/default-run-node.js';
+import { meanCurve, pairedDifference, pool, settingFlags, validationCurve } from '../src/nast/default-run-node.js';
+import { lineChartSvg } from '../src/io/report.js';
 
 test('pool: results in task order, at most n running at once', async () => {
   let running = 0;
@@ -23,6 +24,29 @@ test('pairedDifference: per-seed NAST - uniform, wins, ties and losses', () => {
   assert.equal([r.wins, r.ties, r.losses], [1, 1, 1]);
   assert.ok(Math.abs(r.mean - 0.05 / 3) < 1e-12);
   assert.throws(() => pairedDifference([1], [1, 2]), /1 NAST and 2 uniform values/);
+});
+
+test('validationCurve reads the validation checks of metrics.jsonl; meanCurve averages runs at the steps all of them checked', () => {
+  const text = ['{"step":10,"loss":1,"lr":0.1,"samples_per_s":5}', '{"step":10,"val_claim_accuracy":0.5,"train_claim_accuracy":0.6}', '',
+    '{"step":20,"val_claim_accuracy":0.7,"train_claim_accuracy":0.8}', '{"step":30,"val_claim_accuracy":null}'].join('\n');
+  assert.equal(validationCurve(text), [[10, 0.5], [20, 0.7]]);
+  assert.equal(meanCurve([[[10, 0.5], [20, 0.7]], [[10, 0.3], [20, 0.9], [30, 1]]]), [[10, 0.4], [20, 0.8]]);
+  assert.equal(meanCurve([]), []);
+});
+
+test('settingFlags: an arm\'s lr and lambda unless the run\'s flags already set them', () => {
+  assert.equal(settingFlags({ lr: 1e-3, lambda: 0.3 }, ['--batch-size', '16']), ['--lr', '0.001', '--lambda', '0.3']);
+  assert.equal(settingFlags({ lr: 1e-3, lambda: 0.3 }, ['--lr', '5e-4']), ['--lambda', '0.3']);
+  assert.equal(settingFlags(undefined, []), []);
+});
+
+test('lineChartSvg: a polyline per series, broken at missing values, markers titled with values', () => {
+  const svg = lineChartSvg({ title: 'curves', series: [{ name: 'NAST', points: [[0, 10], [50, 20], [100, NaN], [150, 40]] }, { name: 'uniform', points: [[0, 5], [150, 35]] }], xLabel: 'step', yLabel: '%' });
+  assert.is((svg.match(/<polyline class="line"/g) ?? []).length, 3);
+  assert.is((svg.match(/<circle /g) ?? []).length, 5);
+  assert.match(svg, /<title>NAST, 150: 40<\/title>/);
+  assert.throws(() => lineChartSvg({ series: [] }), /no series/);
+  assert.throws(() => lineChartSvg({ series: [{ name: 'a', points: [[0, NaN]] }] }), /no finite points/);
 });
 
 test.run();

@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CLI = join(ROOT, 'build', 'src', 'train.js');
 const EXPECTED = join(ROOT, 'test', 'fixtures', 'default-run', 'base-short.json');
+const LAYERS = (JSON.parse(readFileSync(join(ROOT, 'models', 'tiny-world', 'config.json'), 'utf8')) as { text_config: { num_hidden_layers: number } }).text_config.num_hidden_layers;
 
 interface Results {
   seeds: number[];
@@ -22,7 +23,7 @@ test('node train.js --short: the whole default run completes and writes every ou
   for (const f of ['results.json', 'results.md', 'results.svg', 'trace/cte.json', 'trace/cte_heatmap.svg', 'eval-base.json',
     'seed-0/uniform/adapter/adapter_model.safetensors', 'seed-0/nast/adapter/adapter_config.json', 'seed-0/nast/report.json',
     'seed-0/negbench/adapter/adapter_model.safetensors', 'seed-0/negbench/report.json', 'seed-0/negbench/eval.json',
-    'seed-0/nast/metrics.jsonl', 'seed-0/uniform/eval.json', 'seed-0/nast/eval.json', 'data/dataset.json', 'data/test/attributes.jsonl']) {
+    'seed-0/nast/metrics.jsonl', 'validation.svg', 'seed-0/uniform/eval.json', 'seed-0/nast/eval.json', 'data/dataset.json', 'data/test/attributes.jsonl']) {
     assert.ok(existsSync(join(out, f)), `missing ${f}`);
   }
   const res = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as Results;
@@ -31,12 +32,25 @@ test('node train.js --short: the whole default run completes and writes every ou
   assert.is(neg.recipe, 'negbench');
   assert.is(neg.layer_scales, null, 'NegBench: every layer at one rate');
   const nast = JSON.parse(readFileSync(join(out, 'seed-0/nast/report.json'), 'utf8')) as { layer_scales: number[] };
-  assert.is(nast.layer_scales.length, 4, 'NAST: one CTE scale per text layer');
+  assert.is(nast.layer_scales.length, LAYERS, 'NAST: one CTE scale per text layer');
+  assert.ok(LAYERS >= 8, `the miniature's text tower is deep (${LAYERS} blocks)`);
   const cte = JSON.parse(readFileSync(join(out, 'trace/cte.json'), 'utf8')) as { version: number; positions: string; alpha: number[]; layers: number };
-  assert.equal([cte.version, cte.positions, cte.layers, cte.alpha.length], [2, 'differ', 4, 4]);
+  assert.equal([cte.version, cte.positions, cte.layers, cte.alpha.length], [2, 'differ', LAYERS, LAYERS]);
   const summary = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { seconds: number; alpha: number[]; cte_layer: number[]; nast_vs_uniform: { diffs: number[]; n: number; ci95: unknown; negated: { column: string; diffs: number[] } } };
   assert.ok(summary.seconds > 0);
-  assert.equal([summary.alpha.length, summary.cte_layer.length, summary.nast_vs_uniform.diffs.length], [4, 4, 1]);
+  // Each arm at its own selected setting (the committed selection.json), with its validation curve.
+  const extra = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { arm_settings: Record<string, { lr: number; lambda: number }>; arm_settings_source: string | null; validation_curves: Record<string, { runs: number; mean: [number, number][] }> };
+  const selection = join(ROOT, 'models', 'tiny-world', 'selection.json');
+  if (existsSync(selection)) {
+    const chosen = (JSON.parse(readFileSync(selection, 'utf8')) as { chosen: Record<string, { lr: number; lambda: number }> }).chosen;
+    for (const arm of ['NegBench', 'uniform', 'NAST']) assert.equal(extra.arm_settings[arm], { lr: chosen[arm].lr, lambda: chosen[arm].lambda }, `${arm}'s setting`);
+    assert.is(extra.arm_settings_source, selection);
+  }
+  for (const arm of ['NegBench', 'uniform', 'NAST']) {
+    const c = extra.validation_curves[arm];
+    assert.ok(c && c.runs === 1 && c.mean.length >= 2 && c.mean[c.mean.length - 1][0] === 6, `${arm}: validation curve up to the last step`);
+  }
+  assert.equal([summary.alpha.length, summary.cte_layer.length, summary.nast_vs_uniform.diffs.length], [LAYERS, LAYERS, 1]);
   const vs = summary.nast_vs_uniform;
   assert.equal([vs.n, vs.ci95, vs.negated.column, vs.negated.diffs.length], [1, null, 'Claim acc (negated)', 1], 'one seed: differences, no interval');
   for (const r of res.rows) for (const v of Object.values(r.values).flat()) assert.ok(Number.isNaN(v) || (v >= -1 && v <= 1), `${r.name}: ${v}`);

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { fitLogistic, linearProbes, probeMarkdown, type ProbeLabels } from '../src/nast/linear-probe.js';
+import { fitLogistic, linearProbes, probeMarkdown, type ProbeLabels } from '../src/world/linear-probe.js';
 import { makeRng } from '../src/data/rng.js';
 
 /** n points in 5-D; attribute "a:sep" is the sign of a fixed direction plus noise, "a:noise" a coin flip, "b:rare" a rare separable class. */

@@ -7,7 +7,7 @@ import { attachLora } from '../src/models/lora.js';
 import { generateWorld, DEFAULT_SPEC } from '../src/data/world/index.js';
 import { worldDomain } from '../src/data/build-domains.js';
 import { buildStudy, type BuildContext } from '../src/data/build-records.js';
-import { worldPixels } from '../src/nast/world-batches.js';
+import { worldPixels } from '../src/world/world-batches.js';
 import { ExampleBatcher, readExamples, type Example } from '../src/nast/train-data.js';
 import { Trainer, type TrainItem } from '../src/nast/trainer.js';
 import { choiceLoss } from '../src/nast/losses.js';

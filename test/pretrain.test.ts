@@ -11,12 +11,12 @@ import { WordTokenizer } from '../src/models/tokenizer/word.js';
 import { parseHfConfig } from '../src/models/clip-config.js';
 import { loadClip } from '../src/models/load-node.js';
 import { readWordTokenizer, saveClip, WORD_TOKENIZER_FILE } from '../src/models/save-node.js';
-import { ClipPretrainer, isDecayed } from '../src/nast/pretrain-loop.js';
+import { ClipPretrainer, isDecayed } from '../src/world/pretrain-loop.js';
 import { warmupCosine } from '../src/engine/optim/index.js';
-import { WorldBatcher, evalBatchLoss, scenePixels, worldPixels } from '../src/nast/world-batches.js';
+import { WorldBatcher, evalBatchLoss, scenePixels, worldPixels } from '../src/world/world-batches.js';
 import { cutAtPool } from '../src/models/text-rows.js';
-import { initTinyClip, sinCosPositions, tinyClipConfig } from '../src/nast/tiny-clip.js';
-import { WORLD_HELD_OUT_START, affirmationBias, worldRetrieval } from '../src/nast/pretrain-eval.js';
+import { initTinyClip, sinCosPositions, tinyClipConfig } from '../src/world/tiny-clip.js';
+import { WORLD_HELD_OUT_START, affirmationBias, worldRetrieval } from '../src/world/pretrain-eval.js';
 import type { ClipModel } from '../src/models/clip.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -106,6 +106,12 @@ test('claim accuracy on the training split and the validation split in metrics.j
   const report = JSON.parse(readFileSync(join(run, 'report.json'), 'utf8'));
   assert.is(report.train_claim_accuracy, checks[1].train_claim_accuracy);
   assert.is(report.val_claim_accuracy, null, 'no validation split in this folder');
+  // --train-checks last: the training sample only at the last step (the default run's curves need only validation).
+  const lastOnly = join(data, 'run-last');
+  execFileSync('node', [CLI, '--model', MODEL, '--tokenizer', VOCAB, '--batch-size', '3', '--quiet', '--data', data, '--uniform', '--steps', '4', '--val-every', '2', '--train-checks', 'last', '--out', lastOnly, '--lr', '1e-2'], { stdio: 'ignore' });
+  const lastChecks = readFileSync(join(lastOnly, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => 'train_claim_accuracy' in m);
+  assert.equal(lastChecks.map((m) => m.step), [4]);
+  assert.is(lastChecks[0].train_claim_accuracy, checks[1].train_claim_accuracy, 'same run, same last check');
 });
 
 test('--recipe negbench trains on the MCQs at one rate; --full-text trains the whole text encoder and writes a model', async () => {
@@ -212,6 +218,7 @@ test('bad arguments fail with one line naming the flag', () => {
     [['--data', '/tmp', '--uniform', '--rank', '0'], /--rank: must be at least 1, got 0/],
     [['--data', '/tmp', '--uniform', '--alpha', '-1'], /--alpha: must be greater than 0, got -1/],
     [['--data', '/tmp', '--uniform', '--lr', '-1'], /--lr: must be greater than 0, got -1/],
+    [['--data', '/tmp', '--uniform', '--train-checks', 'sometimes'], /--train-checks must be every or last, got "sometimes"/],
   ] as [string[], RegExp][]) {
     try {
       train(args);
@@ -222,7 +229,17 @@ test('bad arguments fail with one line naming the flag', () => {
   }  // The embedded default's --seeds: an empty entry is a typo, not seed 0 (refused before any work).
   const seeds = spawnSync('node', [CLI, '--seeds', '0,,1', '--out', join(tmpdir(), 'never-made')], { encoding: 'utf8' });
   assert.is(seeds.status, 2, seeds.stderr);
-  assert.match(seeds.stderr, /--seeds: "" is not an integer/);
+  assert.match(seeds.stderr, /--seeds: "" is not a non-negative integer/);
+  for (const [args, msg] of [
+    [['--select', 'beta=1,2'], /--select: expected lr=V1,V2,\.\.\. or lambda=V1,V2,\.\.\., got "beta=1,2"/],
+    [['--select', 'lr=1e-3', 'lambda=0.3,x'], /--select: lambda: "x" is not a number/],
+    [['--select', 'lr=1e-3', '--lr', '1e-3'], /--lr: --select chooses it per arm/],
+    [['--select', 'lr=1e-3', '--sweep', 'beta=1'], /--select and --sweep: give one of them/],
+  ] as [string[], RegExp][]) {
+    const r = spawnSync('node', [CLI, ...args, '--out', join(tmpdir(), 'never-made')], { encoding: 'utf8' });
+    assert.is(r.status, 2, r.stderr);
+    assert.match(r.stderr, msg);
+  }
 });
 
 test('messages: an --out folder that cannot be made fails before any work; an all-zero alpha in cte.json before training', async () => {

@@ -14,6 +14,11 @@ export interface FlagSpec {
   /** May be given several times; the value is an array. */
   repeat?: boolean;
   default?: string | number | boolean;
+  /**
+   * A string flag that also takes the words after its value up to the next flag, joined by
+   * spaces (`--select lr=1e-3,2e-3 lambda=0.3,0.5`).
+   */
+  words?: boolean;
   /** Shown in --help instead of the kind, e.g. "DIR". */
   meta?: string;
   /** Bounds of a number or int flag, checked at parse time: min and max inclusive, above exclusive. */
@@ -87,6 +92,7 @@ export function parseFlags(argv: readonly string[], table: FlagTable): ParsedFla
       if (i + 1 >= argv.length) throw new UsageError(`--${name} needs a value`);
       raw = argv[++i];
     }
+    if (spec.words) while (i + 1 < argv.length && !argv[i + 1].startsWith('--')) raw += ` ${argv[++i]}`;
     const v = convert(name, spec, raw);
     if (spec.repeat) (out[name] as (string | number)[]).push(v);
     else out[name] = v;

@@ -6,9 +6,13 @@ import type { FlagTable, ParsedFlags } from './args.js';
 
 /** The default run's fine-tuning settings where the user gives none (the tiny model's). */
 export const DEFAULT_RUN_TRAIN: [string, string][] = [
-  ['batch-size', '16'], ['lr', '2e-3'], ['schedule', 'constant'], ['targets', 'q_proj,k_proj,v_proj,out_proj,fc1,fc2'], ['rank', '16'], ['alpha', '32'],
-  ['clip-captions', 'retrieval-neg'], ['log-every', '20'], ['val-every', '1000000'], ['check-sets', '200'],
+  ['batch-size', '16'], ['schedule', 'constant'], ['targets', 'q_proj,k_proj,v_proj,out_proj,fc1,fc2'], ['rank', '16'], ['alpha', '32'],
+  ['clip-captions', 'retrieval-neg'], ['log-every', '20'], ['check-sets', '200'], ['train-checks', 'last'],
 ];
+/** An arm's lr and lambda where the model folder has no selection.json (and the user gives none). */
+export const DEFAULT_ARM_SETTING = { lr: 2e-3, lambda: 0.5 } as const;
+/** Validation checks per default-run training (the validation curves' points). */
+export const DEFAULT_RUN_VAL_CHECKS = 8;
 export const DEFAULT_RUN_STEPS = 240;
 
 export const TRAIN_FLAGS: FlagTable = {
@@ -38,6 +42,7 @@ export const TRAIN_FLAGS: FlagTable = {
   seed: { kind: 'int', min: 0, default: 0, help: 'seed of LoRA init and data order' },
   out: { kind: 'string', meta: 'DIR', default: 'train-out', help: 'output folder: adapter/, checkpoint/, metrics.jsonl, report.json' },
   'val-every': { kind: 'int', min: 0, default: 50, help: 'claim (and MCQ) accuracy on the validation split and on a sample of the training split every N steps (0: never)' },
+  'train-checks': { kind: 'string', default: 'every', help: 'every: the training-split sample is checked with every validation check; last: only at the last step (the validation split still at every check)' },
   'check-sets': { kind: 'int', min: 1, default: 400, help: 'claim sets (and MCQs) per split in those accuracy checks, a seeded sample' },
   'log-every': { kind: 'int', min: 1, default: 10, help: 'read the loss back and log every N steps' },
   'save-every': { kind: 'int', min: 1, default: 100, help: 'write a checkpoint every N steps' },
@@ -50,7 +55,8 @@ export const TRAIN_FLAGS: FlagTable = {
   recompute: { kind: 'boolean', help: 'recompute each transformer block in backward from its input: same gradients, a fraction of the activation memory, one extra forward pass per step (default: on where the text tower is 512 wide or more, CLIP ViT-B and up)' },
   'no-recompute': { kind: 'boolean', help: 'keep every block\'s activations for backward (faster where memory allows)' },
   quiet: { kind: 'boolean', help: 'no progress bar' },
-  seeds: { kind: 'string', default: '0,1,2', help: 'default run only: comma-separated seeds, one NegBench, one uniform and one NAST run each' },
+  seeds: { kind: 'string', default: '0,1,2,3,4', help: 'default run only: comma-separated seeds, one NegBench, one uniform and one NAST run each (with --select: the selection\'s seeds, default 100,101)' },
+  select: { kind: 'string', words: true, meta: 'lr=V1,V2,... lambda=V1,V2,...', help: 'default run only: instead of the table, train each arm at every grid point (NegBench: lr; uniform and NAST: lr x lambda), score on the validation split, and write the per-arm choice to --out (default select-run)/selection.json; copied to models/tiny-world/selection.json it becomes the default run\'s settings' },
   'world-count': { kind: 'int', min: 1, default: 1500, help: 'default run only: miniature-world images to build' },
   'trace-pairs': { kind: 'int', min: 1, default: 200, help: 'default run only: probe pairs to trace' },
   short: { kind: 'boolean', help: 'default run only: a quick check (1 seed, few images and steps) for CI' },
@@ -59,7 +65,7 @@ export const TRAIN_FLAGS: FlagTable = {
 };
 
 /** Flags of the fine-tuning runs that the default run passes through when the user gives them. */
-export const PASS_THROUGH = ['clip-captions', 'schedule', 'lambda', 'rank', 'alpha', 'targets', 'lr', 'weight-decay', 'warmup', 'batch-size', 'accumulate', 'max-grad-norm', 'log-every', 'val-every', 'check-sets', 'recompute', 'no-recompute', 'quiet'];
+export const PASS_THROUGH = ['clip-captions', 'schedule', 'lambda', 'rank', 'alpha', 'targets', 'lr', 'weight-decay', 'warmup', 'batch-size', 'accumulate', 'max-grad-norm', 'log-every', 'val-every', 'check-sets', 'train-checks', 'recompute', 'no-recompute', 'quiet'];
 /** ... and those that only the NAST arm takes. */
 export const NAST_ONLY = ['beta', 'scale-mode'];
 export const SWEEPABLE = ['beta', 'lambda', 'lr'] as const;

@@ -166,3 +166,102 @@ export function barChartSvg(opts: BarChartOptions): string {
   out.push('</svg>');
   return out.join('\n') + '\n';
 }
+
+export interface LineSeries {
+  name: string;
+  /** [x, y] points in x order; non-finite y values break the line there. */
+  points: readonly (readonly [number, number])[];
+  /** Fixed colour; default the palette's entry for the series' index. */
+  colour?: string;
+}
+
+export interface LineChartOptions {
+  title?: string;
+  series: readonly LineSeries[];
+  xLabel?: string;
+  yLabel?: string;
+  yMin?: number;
+  yMax?: number;
+  width?: number;
+  height?: number;
+}
+
+/**
+ * A line chart as a self-contained SVG string: one `<polyline class="line">` per series with a
+ * marker (`<circle>` holding its exact value in a `<title>`) at each point, x and y ticks and a
+ * legend.
+ */
+export function lineChartSvg(opts: LineChartOptions): string {
+  const { series, title, xLabel, yLabel } = opts;
+  if (series.length === 0) throw new Error('lineChartSvg: no series');
+  const pts = series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+  if (pts.length === 0) throw new Error('lineChartSvg: no finite points');
+  let xlo = Math.min(...pts.map((p) => p[0]));
+  let xhi = Math.max(...pts.map((p) => p[0]));
+  if (!(xhi > xlo)) xhi = xlo + 1;
+  const ys = pts.map((p) => p[1]);
+  let lo = opts.yMin ?? Math.min(...ys);
+  let hi = opts.yMax ?? Math.max(...ys);
+  if (!(hi > lo)) hi = lo + 1;
+  const step = niceStep(hi - lo, 5);
+  if (opts.yMin === undefined) lo = Math.floor(lo / step + 1e-9) * step;
+  if (opts.yMax === undefined) hi = Math.ceil(hi / step - 1e-9) * step;
+  const xstep = niceStep(xhi - xlo, 6);
+  xlo = Math.floor(xlo / xstep + 1e-9) * xstep;
+  xhi = Math.ceil(xhi / xstep - 1e-9) * xstep;
+
+  const width = opts.width ?? 560;
+  const height = opts.height ?? 340;
+  const top = title ? 40 : 16;
+  const legendH = 20 * Math.ceil(series.length / 4);
+  const left = 64;
+  const right = 20;
+  const bottom = 52 + legendH;
+  const plotW = width - left - right;
+  const plotH = height - top - bottom;
+  const x = (v: number) => left + ((v - xlo) / (xhi - xlo)) * plotW;
+  const y = (v: number) => top + plotH - ((Math.min(hi, Math.max(lo, v)) - lo) / (hi - lo)) * plotH;
+  const digitsOf = (s: number) => Math.max(0, -Math.floor(Math.log10(s) + 1e-9));
+
+  const out: string[] = [];
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`);
+  out.push(`<rect x="0" y="0" width="${width}" height="${height}" fill="#ffffff"/>`);
+  if (title) out.push(`<text x="${width / 2}" y="22" text-anchor="middle" font-size="14" font-weight="bold">${escapeXml(title)}</text>`);
+  for (let t = lo; t <= hi + step * 1e-6; t += step) {
+    const ty = y(t).toFixed(1);
+    out.push(`<line x1="${left}" y1="${ty}" x2="${width - right}" y2="${ty}" stroke="#e0e0e0"/>`);
+    out.push(`<text x="${left - 6}" y="${ty}" text-anchor="end" dominant-baseline="middle">${escapeXml(formatNumber(t, digitsOf(step)))}</text>`);
+  }
+  for (let t = xlo; t <= xhi + xstep * 1e-6; t += xstep) {
+    const tx = x(t).toFixed(1);
+    out.push(`<line x1="${tx}" y1="${top + plotH}" x2="${tx}" y2="${top + plotH + 4}" stroke="#333333"/>`);
+    out.push(`<text x="${tx}" y="${top + plotH + 16}" text-anchor="middle">${escapeXml(formatNumber(t, digitsOf(xstep)))}</text>`);
+  }
+  out.push(`<line x1="${left}" y1="${top + plotH}" x2="${width - right}" y2="${top + plotH}" stroke="#333333"/>`);
+  if (xLabel) out.push(`<text x="${left + plotW / 2}" y="${top + plotH + 34}" text-anchor="middle">${escapeXml(xLabel)}</text>`);
+  if (yLabel) out.push(`<text transform="translate(14 ${top + plotH / 2}) rotate(-90)" text-anchor="middle">${escapeXml(yLabel)}</text>`);
+  series.forEach((s, k) => {
+    const colour = s.colour ?? PALETTE[k % PALETTE.length];
+    // A non-finite value ends one polyline and the next finite one starts another.
+    let run: string[] = [];
+    const flush = () => {
+      if (run.length) out.push(`<polyline class="line" fill="none" stroke="${colour}" stroke-width="2" points="${run.join(' ')}"/>`);
+      run = [];
+    };
+    for (const [px, py] of s.points) {
+      if (!Number.isFinite(px) || !Number.isFinite(py)) { flush(); continue; }
+      run.push(`${x(px).toFixed(1)},${y(py).toFixed(1)}`);
+    }
+    flush();
+    for (const [px, py] of s.points) {
+      if (!Number.isFinite(px) || !Number.isFinite(py)) continue;
+      out.push(`<circle cx="${x(px).toFixed(1)}" cy="${y(py).toFixed(1)}" r="2.5" fill="${colour}"><title>${escapeXml(`${s.name}, ${px}: ${py}`)}</title></circle>`);
+    }
+    const lx = left + (k % 4) * Math.max(90, plotW / 4);
+    const ly = height - legendH - 4 + Math.floor(k / 4) * 20;
+    out.push(`<rect class="legend" x="${lx.toFixed(1)}" y="${ly}" width="12" height="12" fill="${colour}"/>`);
+    out.push(`<text x="${(lx + 16).toFixed(1)}" y="${ly + 10}">${escapeXml(s.name)}</text>`);
+  });
+  out.push('</svg>');
+  return out.join('\n') + '\n';
+}

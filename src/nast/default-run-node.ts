@@ -12,13 +12,14 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../io/atomic-write-node.js';
-import { MAX_CONFIG_BYTES, readRegularTextSync } from '../io/read-file-node.js';
+import { MAX_CONFIG_BYTES, MAX_TEXT_BYTES, readRegularTextSync } from '../io/read-file-node.js';
 import { makeFolderSync } from '../io/fs-errors-node.js';
 import { updateShares } from './update-shares.js';
 import { NAST_RECIPE, NEGBENCH_RECIPE } from './recipe.js';
+import type { ArmSetting, TunedArm } from './arm-selection.js';
 import type { EvalReport } from './evaluate.js';
-import type { ProbeReport } from './linear-probe.js';
-import { COLUMNS, PROBE_COLUMN, defaultRunMarkdown, defaultRunSummary, defaultRunSvg, type CteSummary, type DefaultRunReport, type Summary } from './default-run-report.js';
+import type { ProbeReport } from '../world/linear-probe.js';
+import { COLUMNS, PROBE_COLUMN, defaultRunMarkdown, defaultRunSummary, defaultRunSvg, validationCurveSvg, type CteSummary, type DefaultRunReport, type Summary } from './default-run-report.js';
 
 export { pairedDifference } from './default-run-report.js';
 
@@ -30,6 +31,10 @@ export interface SweepSpec {
 
 export interface DefaultRunOptions {
   out: string;
+  /** Each fine-tuned arm's lr and lambda (selection.json's choice); flags the user gave in trainFlags win. */
+  armSettings?: Partial<Record<TunedArm, ArmSetting>>;
+  /** Where armSettings came from, for the report. */
+  armSettingsSource?: string | null;
   /** Fine-tuning runs side by side (default 2: one run leaves part of a 2-core machine idle while it encodes). */
   jobs?: number;
   seeds: number[];
@@ -100,18 +105,83 @@ export const ARMS = ['base', 'NegBench', 'uniform', 'NAST'] as const;
 export type Arm = (typeof ARMS)[number];
 
 /** Train flags and run folder of a fine-tuned arm: a recipe, with CTE scales where it takes them. */
-const ARM_RUN: Record<Exclude<Arm, 'base'>, { dir: string; flags: (cte: string) => string[] }> = {
+export const ARM_RUN: Record<TunedArm, { dir: string; flags: (cte: string) => string[] }> = {
   NegBench: { dir: 'negbench', flags: () => ['--recipe', NEGBENCH_RECIPE.name] },
   uniform: { dir: 'uniform', flags: () => ['--recipe', NAST_RECIPE.name, '--uniform'] },
   NAST: { dir: 'nast', flags: (cte) => ['--recipe', NAST_RECIPE.name, '--cte', cte] },
 };
 
 /** A JSON file a step of the run wrote: configuration-sized, a regular file. */
-const readJson = (file: string) => readRegularTextSync(file, MAX_CONFIG_BYTES, 'a JSON report');
+export const readJson = (file: string) => readRegularTextSync(file, MAX_CONFIG_BYTES, 'a JSON report');
 
 function readEval(file: string): { report: EvalReport; probe: ProbeReport | null } {
   const j = JSON.parse(readJson(file)) as { models: { report: EvalReport }[]; probe?: ProbeReport };
   return { report: j.models[0].report, probe: j.probe ?? null };
+}
+
+/** Each validation check of a run's metrics.jsonl: [step, validation claim accuracy]. */
+export function validationCurve(metricsText: string): [number, number][] {
+  const out: [number, number][] = [];
+  for (const line of metricsText.split('\n')) {
+    if (!line.trim()) continue;
+    const r = JSON.parse(line) as { step?: number; val_claim_accuracy?: number | null };
+    if (typeof r.step === 'number' && typeof r.val_claim_accuracy === 'number') out.push([r.step, r.val_claim_accuracy]);
+  }
+  return out;
+}
+
+/** The mean over runs at each step every run checked (steps some run lacks are left out). */
+export function meanCurve(curves: readonly [number, number][][]): [number, number][] {
+  if (!curves.length) return [];
+  const at = curves.map((c) => new Map(c));
+  return curves[0].map(([step]) => step).filter((step) => at.every((m) => m.has(step)))
+    .map((step) => [step, at.reduce((s, m) => s + m.get(step)!, 0) / at.length] as [number, number]);
+}
+
+/**
+ * The miniature's phases as the project's own CLIs in child processes: build the world's data,
+ * trace, train an arm, evaluate. The default run and the selection run share them.
+ */
+export class Miniature {
+  readonly data: string;
+  readonly cte: string;
+  constructor(readonly model: string, readonly out: string) {
+    this.data = join(out, 'data');
+    this.cte = join(out, 'trace', 'cte.json');
+  }
+
+  async build(worldCount: number): Promise<void> {
+    await run('data.js', ['build', '--from', 'world', '--world-count', String(worldCount), '--world-size', '32', '--seed', '0', '--out', this.data], 'data: miniature world -> claim sets, captions, MCQs, probe pairs');
+  }
+
+  async trace(pairs: number): Promise<CteSummary> {
+    await run('trace.js', ['--model', this.model, '--pairs', join(this.data, 'train', 'probe.jsonl'), '--limit', String(pairs), '--out', join(this.out, 'trace')], 'trace: causal tracing of the text encoder');
+    return JSON.parse(readJson(this.cte)) as CteSummary;
+  }
+
+  /** Evaluates the base model (adapter null) or an adapter on a split of the data; the report is also written to `file`. */
+  async evaluate(adapter: string | null, file: string, label: string, split: 'validation' | 'test', probe = false): Promise<{ report: EvalReport; probe: ProbeReport | null }> {
+    const args = ['--model', this.model, '--data', this.data, '--split', split, '--out', file];
+    if (adapter) args.push('--adapter', adapter);
+    if (probe) args.push('--probe');
+    await run('eval.js', args, `eval (${split}): ${label}`);
+    return readEval(file);
+  }
+
+  /** Fine-tunes one arm for one seed into `dir` (replaced), with `flags` after the arm's own. */
+  async train(arm: TunedArm, seed: number, dir: string, steps: number, flags: readonly string[], label: string): Promise<void> {
+    const args = ['--model', this.model, '--data', this.data, '--steps', String(steps), '--seed', String(seed), '--out', dir, '--overwrite', ...ARM_RUN[arm].flags(this.cte), ...flags];
+    await run('train.js', args, `train: ${label}, seed ${seed}`);
+  }
+}
+
+/** `--lr` and `--lambda` of an arm's setting, each unless `flags` already has it (a user's flag applies to every arm). */
+export function settingFlags(setting: ArmSetting | undefined, flags: readonly string[]): string[] {
+  if (!setting) return [];
+  const out: string[] = [];
+  if (!flags.includes('--lr')) out.push('--lr', String(setting.lr));
+  if (!flags.includes('--lambda')) out.push('--lambda', String(setting.lambda));
+  return out;
 }
 
 export async function defaultRun(o: DefaultRunOptions): Promise<void> {
@@ -119,46 +189,36 @@ export async function defaultRun(o: DefaultRunOptions): Promise<void> {
   const model = o.model ?? tinyWorldModelPath();
   const out = resolve(o.out);
   makeFolderSync(out);
-  const data = join(out, 'data');
-  const steps = String(o.steps);
   const jobs = o.jobs ?? 2;
   if (!Number.isInteger(jobs) || jobs < 1) throw new Error(`default run: jobs must be a positive integer, got ${jobs}`);
   process.stderr.write(`default run: tiny CLIP ${model}, ${o.worldCount} world images, seeds ${o.seeds.join(',')}, ${o.steps} steps per arm -> ${out}\n`);
+  const mini = new Miniature(model, out);
+  await mini.build(o.worldCount);
+  const cteJson = await mini.trace(o.tracePairs);
 
-  await run('data.js', ['build', '--from', 'world', '--world-count', String(o.worldCount), '--world-size', '32', '--seed', '0', '--out', data], 'data: miniature world -> claim sets, captions, MCQs, probe pairs');
-  await run('trace.js', ['--model', model, '--pairs', join(data, 'train', 'probe.jsonl'), '--limit', String(o.tracePairs), '--out', join(out, 'trace')], 'trace: causal tracing of the text encoder');
-  const cte = join(out, 'trace', 'cte.json');
-  const cteJson = JSON.parse(readJson(cte)) as CteSummary;
-
-  const evalOf = async (adapter: string | null, file: string, label: string, probe = false) => {
-    const args = ['--model', model, '--data', data, '--split', 'test', '--out', file];
-    if (adapter) args.push('--adapter', adapter);
-    if (probe) args.push('--probe');
-    await run('eval.js', args, `eval: ${label}`);
-    return readEval(file);
-  };
   const rows: Summary[] = ARMS.map((name) => ({ name, values: {} }));
   const row = (name: string) => rows.find((r) => r.name === name)!;
   const push = (s: Summary, r: EvalReport) => {
     for (const [k, f] of COLUMNS) (s.values[k] ??= []).push(f(r));
   };
-  const base = await evalOf(null, join(out, 'eval-base.json'), 'base model (and the linear probe of its frozen image tower)', true);
+  const base = await mini.evaluate(null, join(out, 'eval-base.json'), 'base model (and the linear probe of its frozen image tower)', 'test', true);
   push(row('base'), base.report);
   const probe = base.probe;
   const probeMean = probe && probe.attributes.length ? probe.attributes.reduce((s, a) => s + a.balanced, 0) / probe.attributes.length : NaN;
+  const armFlags = (arm: TunedArm) => [...o.trainFlags, ...settingFlags(o.armSettings?.[arm], o.trainFlags)];
+  const curves: Partial<Record<TunedArm, [number, number][][]>> = {};
 
   /** Trains one arm for one seed and evaluates it: that run's column values. */
-  const trainArm = async (arm: Exclude<Arm, 'base'>, seed: number, label: string, extra: string[] = [], dirName = ARM_RUN[arm].dir): Promise<Record<string, number>> => {
+  const trainArm = async (arm: TunedArm, seed: number, label: string, extra: string[] = [], dirName = ARM_RUN[arm].dir): Promise<Record<string, number>> => {
     const dir = join(out, `seed-${seed}`, dirName);
-    // The default run owns its folder: each time it trains its arms afresh.
-    const flags = ['--model', model, '--data', data, '--steps', steps, '--seed', String(seed), '--out', dir, '--overwrite', ...o.trainFlags, ...ARM_RUN[arm].flags(cte)];
+    const flags = [...armFlags(arm)];
     if (arm === 'NAST') flags.push(...(o.nastFlags ?? []));
     flags.push(...extra);
     // Runs side by side would interleave their progress bars.
     if (jobs > 1 && !flags.includes('--quiet')) flags.push('--quiet');
-    await run('train.js', flags, `train: ${label}, seed ${seed}`);
+    await mini.train(arm, seed, dir, o.steps, flags, label);
     const values: Record<string, number> = {};
-    const report = (await evalOf(join(dir, 'adapter'), join(dir, 'eval.json'), `${label}, seed ${seed}`)).report;
+    const report = (await mini.evaluate(join(dir, 'adapter'), join(dir, 'eval.json'), `${label}, seed ${seed}`, 'test')).report;
     for (const [k, f] of COLUMNS) values[k] = f(report);
     const rep = JSON.parse(readJson(join(dir, 'report.json'))) as { update_norms: number[]; train_claim_accuracy: number | null };
     values['Train claim acc'] = rep.train_claim_accuracy ?? NaN;
@@ -167,10 +227,14 @@ export async function defaultRun(o: DefaultRunOptions): Promise<void> {
     values['Top-1 share'] = shares.topK[0];
     values['Top-3 share'] = shares.top3;
     values['Top-5 share'] = shares.top5;
+    if (dirName === ARM_RUN[arm].dir) {
+      const curve = validationCurve(readRegularTextSync(join(dir, 'metrics.jsonl'), MAX_TEXT_BYTES, 'a metrics file'));
+      if (curve.length) (curves[arm] ??= []).push(curve);
+    }
     return values;
   };
   /** Every (arm, seed) run, `jobs` at a time; each row's values are kept in seed order. */
-  const runAll = async (list: { into: Summary; arm: Exclude<Arm, 'base'>; extra?: string[]; dir?: string }[]) => {
+  const runAll = async (list: { into: Summary; arm: TunedArm; extra?: string[]; dir?: string }[]) => {
     const tasks = list.flatMap((a) => o.seeds.map((seed) => ({ ...a, seed })));
     const results = await pool(jobs, tasks.map((t) => () => trainArm(t.arm, t.seed, t.into.name, t.extra, t.dir)));
     tasks.forEach((t, i) => {
@@ -189,8 +253,20 @@ export async function defaultRun(o: DefaultRunOptions): Promise<void> {
   }
   const seconds = (Date.now() - t0) / 1000;
 
+  const armSettings: DefaultRunReport['armSettings'] = {};
+  for (const arm of ['NegBench', 'uniform', 'NAST'] as const) {
+    const f = armFlags(arm);
+    const val = (flag: string) => {
+      const i = f.lastIndexOf(flag);
+      return i >= 0 ? Number(f[i + 1]) : null;
+    };
+    armSettings[arm] = { lr: val('--lr'), lambda: val('--lambda') };
+  }
+  const validationCurves: DefaultRunReport['validationCurves'] = {};
+  for (const [arm, list] of Object.entries(curves)) validationCurves[arm as TunedArm] = { runs: list.length, mean: meanCurve(list) };
   const report: DefaultRunReport = {
     model, worldCount: o.worldCount, seeds: o.seeds, steps: o.steps, trainFlags: o.trainFlags, nastFlags: o.nastFlags ?? [], seconds,
+    armSettings, armSettingsSource: o.armSettingsSource ?? null, validationCurves,
     cte: cteJson, rows, probe, ...(o.sweep ? { sweep: { param: o.sweep.param, values: o.sweep.values, rows: sweepRows } } : {}),
   };
   const md = defaultRunMarkdown(report);
@@ -199,7 +275,9 @@ export async function defaultRun(o: DefaultRunOptions): Promise<void> {
   await writeFileAtomic(join(out, 'results.json'), JSON.stringify(summary, null, 1) + '\n');
   await writeFileAtomic(join(out, 'results.md'), md);
   await writeFileAtomic(join(out, 'results.svg'), svg);
+  const curveSvg = validationCurveSvg(report);
+  if (curveSvg) await writeFileAtomic(join(out, 'validation.svg'), curveSvg);
   process.stderr.write('\n');
   console.log(md);
-  console.log(`wrote ${join(out, 'results.json')}, results.md, results.svg, trace/cte_heatmap.svg`);
+  console.log(`wrote ${join(out, 'results.json')}, results.md, results.svg${curveSvg ? ', validation.svg' : ''}, trace/cte_heatmap.svg`);
 }

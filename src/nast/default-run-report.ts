@@ -3,9 +3,10 @@
  * results.svg. Pure and browser-safe, so the reports are tested without training anything;
  * default-run-node.ts gathers the numbers and writes the files.
  */
-import { barChartSvg, formatNumber, markdownTable } from '../io/report.js';
+import { barChartSvg, formatNumber, lineChartSvg, markdownTable, PALETTE } from '../io/report.js';
+import type { ArmSetting, TunedArm } from './arm-selection.js';
 import type { EvalReport } from './evaluate.js';
-import { probeFamilyTable, type ProbeReport } from './linear-probe.js';
+import { probeFamilyTable, type ProbeReport } from '../world/linear-probe.js';
 import { pairedStats } from './paired-stats.js';
 
 /** One table row: an arm (or a sweep value) and its per-seed values by column. */
@@ -143,6 +144,12 @@ export interface DefaultRunReport {
   trainFlags: string[];
   nastFlags: string[];
   seconds: number;
+  /** The lr and lambda each fine-tuned arm ran at (null: the fine-tuning default). */
+  armSettings?: Partial<Record<TunedArm, { [K in keyof ArmSetting]: number | null }>>;
+  /** The selection.json they came from, or null where the run had none. */
+  armSettingsSource?: string | null;
+  /** Each arm's validation claim accuracy over training, mean over its seeds. */
+  validationCurves?: Partial<Record<TunedArm, { runs: number; mean: [number, number][] }>>;
   cte: CteSummary;
   /** The four arms, in table order. */
   rows: Summary[];
@@ -161,6 +168,26 @@ function tableOf(list: Summary[]): string {
   return markdownTable(headers, list.map((r) => [r.name, ...TABLE_COLUMNS.map((h) => cell(r.values[h]))]));
 }
 
+function armSettingsLine(rep: DefaultRunReport): string {
+  const a = rep.armSettings;
+  if (!a || !Object.keys(a).length) return '';
+  const list = Object.entries(a).map(([arm, v]) => `${arm} lr ${v.lr ?? 'default'}, lambda ${v.lambda ?? 'default'}`).join('; ');
+  return `Per-arm settings: ${list}${rep.armSettingsSource ? ` (chosen on the validation split: ${rep.armSettingsSource})` : ''}.\n\n`;
+}
+
+/** validation.svg: each arm's validation claim accuracy over its steps (mean over seeds); null without checks. */
+export function validationCurveSvg(rep: DefaultRunReport): string | null {
+  const curves = Object.entries(rep.validationCurves ?? {}).filter(([, c]) => c.mean.length > 0);
+  if (!curves.length) return null;
+  // Each arm keeps its colour of results.svg, where base is the first series.
+  const colourOf = (arm: string) => PALETTE[Math.max(0, rep.rows.findIndex((r) => r.name === arm)) % PALETTE.length];
+  return lineChartSvg({
+    title: `Validation claim accuracy while training (mean of ${rep.seeds.length} seed(s))`,
+    series: curves.map(([arm, c]) => ({ name: arm, points: c.mean.map(([x, y]) => [x, 100 * y] as [number, number]), colour: colourOf(arm) })),
+    xLabel: 'step', yLabel: 'claim accuracy on validation claim sets (%)',
+  });
+}
+
 /** results.md. */
 export function defaultRunMarkdown(rep: DefaultRunReport): string {
   const vs = nastVsUniform(rep);
@@ -174,6 +201,7 @@ export function defaultRunMarkdown(rep: DefaultRunReport): string {
     `Claim gap = Claim acc (affirmative) - Claim acc (negated), per seed; Paired gap = affirmative - negated (smaller is better). Train claim acc: a fixed sample of training claim sets at the last step. ` +
     `Top-k share: fraction of the total update norm in the k layers with the highest CTE. ` +
     `Probe ceiling: mean held-out balanced accuracy of linear probes of the frozen image embeddings over every tested attribute (chance 50).\n\n${tableOf(rep.rows)}\n` +
+    armSettingsLine(rep) +
     `${comparisonLine('claim accuracy', vs)}\n` +
     `${comparisonLine('claim accuracy on negated claims', vs.negated)}\n\n` +
     `CTE_l over layers 1..${cte.cte_layer.length} (positions "${cte.positions}", ${cte.pairs.length} probe pairs): ` +
@@ -195,6 +223,8 @@ export function defaultRunSummary(rep: DefaultRunReport) {
   return {
     format: 'negclip-default-run', version: 2, model: rep.model, world_count: rep.worldCount, seeds: rep.seeds, steps: rep.steps,
     train_flags: rep.trainFlags, nast_flags: rep.nastFlags, seconds: rep.seconds,
+    arm_settings: rep.armSettings ?? null, arm_settings_source: rep.armSettingsSource ?? null,
+    validation_curves: rep.validationCurves ?? null,
     cte_positions: cte.positions, cte_layer: cte.cte_layer, cte_embeddings: cte.cte_embeddings, alpha: cte.alpha,
     rows: rep.rows.map(summaryRow),
     nast_vs_uniform: nastVsUniform(rep),

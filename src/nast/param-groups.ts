@@ -5,7 +5,7 @@
  */
 import type { ClipModel } from '../models/clip.js';
 import type { LoraParamGroup } from '../models/lora.js';
-import { isDecayed } from './pretrain-loop.js';
+import { isDecayed } from '../world/pretrain-loop.js';
 
 /** A group of trained tensors: one text (or vision) layer's, or the rest of the text tower's (layer -1). */
 export interface TrainGroup extends Omit<LoraParamGroup, 'tower'> {

@@ -103,6 +103,8 @@ export async function setUpTraining(f: ParsedFlags, given: (name: string) => boo
   if (scaleMode !== 'update' && scaleMode !== 'gradient') throw new UsageError(`--scale-mode must be update or gradient, got ${scaleMode}`);
   const schedule = f.schedule as string;
   if (schedule !== 'cosine' && schedule !== 'constant') throw new UsageError(`--schedule must be cosine or constant, got ${JSON.stringify(schedule)}`);
+  const trainChecks = f['train-checks'] as string;
+  if (trainChecks !== 'every' && trainChecks !== 'last') throw new UsageError(`--train-checks must be every or last, got ${JSON.stringify(trainChecks)}`);
   const batch = f['batch-size'] as number;
   const acc = f.accumulate as number;
   if (batch < 2 || batch % acc !== 0) throw new UsageError(`--batch-size ${batch} must be >= 2 and divisible by --accumulate ${acc}`);

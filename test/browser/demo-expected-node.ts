@@ -8,7 +8,7 @@ import { PNG } from 'pngjs';
 import { nodeContext } from '../../src/engine/node-gpu.js';
 import { loadClip, loadClipTokenizer } from '../../src/models/load-node.js';
 import { generateWorld } from '../../src/data/world/index.js';
-import { worldPixels } from '../../src/nast/world-batches.js';
+import { worldPixels } from '../../src/world/world-batches.js';
 import { tracePair } from '../../src/nast/trace.js';
 
 export interface DemoInputs {

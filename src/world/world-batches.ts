@@ -15,7 +15,7 @@ import {
 import { TWIN_KINDS, twinScene, type TwinKind } from '../data/world/twins.js';
 import { WorldRng, itemState } from '../data/world/rng.js';
 import { randInt, rngFor } from '../data/rng.js';
-import { clipLoss } from './losses.js';
+import { clipLoss } from '../models/clip-loss.js';
 import { positiveInt } from './tiny-clip.js';
 
 /**

@@ -8,11 +8,14 @@ import type { ClipConfig } from '../models/clip-config.js';
 import { hostWeights, initClipWeights } from '../models/clip-init.js';
 import type { WordTokenizer } from '../models/tokenizer/word.js';
 
-/** The shape of a tiny CLIP: both towers share width, depth and heads. */
+/** The shape of a tiny CLIP: the vision tower takes the text tower's width, depth and heads unless given its own. */
 export interface TinyClipShape {
   /** Width of the text tower (and of the vision tower unless visionWidth is given). */
   width: number;
+  /** Depth of the text tower (and of the vision tower unless visionLayers is given). */
   layers: number;
+  /** Vision tower depth; default the text tower's. */
+  visionLayers?: number;
   heads: number;
   /** Vision tower width and heads; default the text tower's. */
   visionWidth?: number;
@@ -25,7 +28,7 @@ export interface TinyClipShape {
   mlpRatio?: number;
 }
 
-export const TINY_CLIP_DEFAULTS: Readonly<Required<Omit<TinyClipShape, 'visionWidth' | 'visionHeads'>>> = {
+export const TINY_CLIP_DEFAULTS: Readonly<Required<Omit<TinyClipShape, 'visionWidth' | 'visionHeads' | 'visionLayers'>>> = {
   width: 64, layers: 2, heads: 2, imageSize: 32, patchSize: 8, projectionDim: 64, mlpRatio: 4,
 };
 
@@ -40,25 +43,25 @@ export function positiveInt(what: string, v: number): number {
  */
 export function tinyClipConfig(tok: WordTokenizer, shape: Partial<TinyClipShape> = {}): ClipConfig {
   const s = { ...TINY_CLIP_DEFAULTS, ...shape };
-  const tower = (what: string, width: number, heads: number) => {
+  const tower = (what: string, width: number, heads: number, layers: number) => {
+    positiveInt(`${what}layers`, layers);
     positiveInt(`${what}width`, width);
     positiveInt(`${what}heads`, heads);
     if (width % heads !== 0) throw new RangeError(`${what}heads (${heads}) must divide ${what}width (${width})`);
     return {
       hiddenSize: width,
       intermediateSize: positiveInt('mlpRatio * width', s.mlpRatio * width),
-      layers: s.layers,
+      layers,
       heads,
       layerNormEps: 1e-5,
       activation: 'quick_gelu' as const,
     };
   };
-  positiveInt('layers', s.layers);
   positiveInt('imageSize', s.imageSize);
   positiveInt('patchSize', s.patchSize);
   if (s.imageSize % s.patchSize !== 0) throw new RangeError(`patch size ${s.patchSize} must divide image size ${s.imageSize}`);
-  const text = tower('', s.width, s.heads);
-  const vision = tower('vision ', shape.visionWidth ?? s.width, shape.visionHeads ?? s.heads);
+  const text = tower('', s.width, s.heads, s.layers);
+  const vision = tower('vision ', shape.visionWidth ?? s.width, shape.visionHeads ?? s.heads, shape.visionLayers ?? s.layers);
   return {
     text: { ...text, vocabSize: tok.vocabSize, maxPositions: tok.contextLength, eosTokenId: tok.eotId },
     vision: { ...vision, imageSize: s.imageSize, patchSize: s.patchSize, channels: 3 },

@@ -1,0 +1,240 @@
+/**
+ * Each fine-tuned arm of the default run at its own settings, chosen on the validation split:
+ * the grid a `--select` run searches, the rule that picks a point per arm, and selection.json
+ * (what the default run reads). Pure and browser-safe; select-run-node.ts trains and evaluates.
+ *
+ * Why per arm: NAST's layer scales are at most 1, so at one shared rate it trains with less total
+ * update than uniform; comparing the two at a rate that suits one of them is not a fair test.
+ */
+import { formatNumber, markdownTable } from '../io/report.js';
+
+export const TUNED_ARMS = ['NegBench', 'uniform', 'NAST'] as const;
+export type TunedArm = (typeof TUNED_ARMS)[number];
+
+/** The settings that differ between arms. */
+export interface ArmSetting {
+  lr: number;
+  lambda: number;
+}
+
+/** Which settings each arm searches: every arm its rate, the NAST-recipe arms also lambda (NegBench keeps its alpha). */
+export const ARM_SEARCHES: Readonly<Record<TunedArm, readonly (keyof ArmSetting)[]>> = {
+  NegBench: ['lr'],
+  uniform: ['lr', 'lambda'],
+  NAST: ['lr', 'lambda'],
+};
+
+export interface SelectionGrid {
+  lr: number[];
+  lambda: number[];
+}
+
+/**
+ * `lr=1e-3,2e-3,4e-3 lambda=0.3,0.5,0.7` (words separated by spaces or semicolons). A setting
+ * left out keeps `fallback`'s single value. Throws a RangeError naming the bad word.
+ */
+export function parseSelectionGrid(raw: string, fallback: ArmSetting): SelectionGrid {
+  const grid: SelectionGrid = { lr: [fallback.lr], lambda: [fallback.lambda] };
+  const seen = new Set<string>();
+  const words = raw.split(/[\s;]+/).filter(Boolean);
+  if (!words.length) throw new RangeError('--select: expected lr=V1,V2,... and/or lambda=V1,V2,...');
+  for (const w of words) {
+    const m = /^([a-z]+)=(.+)$/.exec(w);
+    if (!m || (m[1] !== 'lr' && m[1] !== 'lambda')) throw new RangeError(`--select: expected lr=V1,V2,... or lambda=V1,V2,..., got ${JSON.stringify(w)}`);
+    const key = m[1] as keyof SelectionGrid;
+    if (seen.has(key)) throw new RangeError(`--select: ${key} is given twice`);
+    seen.add(key);
+    const values = m[2].split(',').map((x) => {
+      const v = Number(x);
+      if (x.trim() === '' || !Number.isFinite(v)) throw new RangeError(`--select: ${key}: ${JSON.stringify(x)} is not a number`);
+      if (key === 'lr' && !(v > 0)) throw new RangeError(`--select: lr must be positive, got ${x}`);
+      if (key === 'lambda' && !(v >= 0 && v <= 1)) throw new RangeError(`--select: lambda must be in [0, 1], got ${x}`);
+      return v;
+    });
+    if (new Set(values).size !== values.length) throw new RangeError(`--select: ${key} lists a value twice`);
+    grid[key] = values;
+  }
+  return grid;
+}
+
+/** The points an arm is trained at: its searched settings over the grid, the others at `fixed`. */
+export function armPoints(arm: TunedArm, grid: SelectionGrid, fixed: ArmSetting): ArmSetting[] {
+  const searches = ARM_SEARCHES[arm];
+  const lrs = searches.includes('lr') ? grid.lr : [fixed.lr];
+  const lambdas = searches.includes('lambda') ? grid.lambda : [fixed.lambda];
+  return lrs.flatMap((lr) => lambdas.map((lambda) => ({ lr, lambda })));
+}
+
+/** What one (arm, setting) scored on the validation split, one entry per seed (fractions). */
+export interface ValidationScores {
+  arm: TunedArm;
+  setting: ArmSetting;
+  seeds: number[];
+  /** The arm's own target: claim accuracy for NAST's recipe, MCQ accuracy for NegBench's. */
+  objective: number[];
+  claim: number[];
+  mcq: number[];
+  affirmativeR5: number[];
+}
+
+/** The objective each arm is selected on (a validation column name of the eval report). */
+export const ARM_OBJECTIVE: Readonly<Record<TunedArm, 'Claim acc' | 'MCQ acc'>> = {
+  NegBench: 'MCQ acc',
+  uniform: 'Claim acc',
+  NAST: 'Claim acc',
+};
+
+/** How far below base an arm's validation affirmative R@5 may fall and still be chosen (NAST Table 2: alignment kept). */
+export const R5_GUARD = 0.05;
+
+export interface ArmChoice {
+  arm: TunedArm;
+  setting: ArmSetting;
+  objective: number;
+  affirmativeR5: number;
+  /** Whether the chosen point kept affirmative R@5 within the guard; false where no point did. */
+  guardMet: boolean;
+}
+
+const mean = (xs: readonly number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+
+/**
+ * The point each arm trains at: the highest mean validation objective among its points whose
+ * mean validation affirmative R@5 is at least base's minus R5_GUARD; where none is, the highest
+ * objective overall, marked guardMet: false. Ties go to the lower rate, then the higher lambda
+ * (more CLIP term). Only validation scores exist here: test scores never reach the choice.
+ */
+export function pickArmSettings(scores: readonly ValidationScores[], baseAffirmativeR5: number, guard = R5_GUARD): ArmChoice[] {
+  return TUNED_ARMS.filter((arm) => scores.some((s) => s.arm === arm)).map((arm) => {
+    const mine = scores.filter((s) => s.arm === arm).map((s) => ({ s, objective: mean(s.objective), r5: mean(s.affirmativeR5) }));
+    for (const m of mine) {
+      if (!Number.isFinite(m.objective)) throw new RangeError(`selection: ${arm} at lr ${m.s.setting.lr}, lambda ${m.s.setting.lambda} has no finite validation objective`);
+    }
+    const kept = mine.filter((m) => m.r5 >= baseAffirmativeR5 - guard - 1e-12);
+    const pool = kept.length ? kept : mine;
+    pool.sort((a, b) => b.objective - a.objective || a.s.setting.lr - b.s.setting.lr || b.s.setting.lambda - a.s.setting.lambda);
+    const best = pool[0];
+    return { arm, setting: best.s.setting, objective: best.objective, affirmativeR5: best.r5, guardMet: kept.length > 0 };
+  });
+}
+
+/** selection.json: what a `--select` run found, and what the default run reads. */
+export interface SelectionFile {
+  format: 'negclip-arm-selection';
+  version: 1;
+  command: string;
+  model: string;
+  steps: number;
+  seeds: number[];
+  grid: SelectionGrid;
+  split: 'validation';
+  r5_guard: number;
+  base_affirmative_r5: number;
+  points: ValidationScores[];
+  chosen: Record<TunedArm, ArmSetting & { objective: number; affirmative_r5: number; guard_met: boolean }>;
+}
+
+export function selectionFile(o: Omit<SelectionFile, 'format' | 'version' | 'split' | 'chosen' | 'r5_guard'>, choices: readonly ArmChoice[]): SelectionFile {
+  const chosen = {} as SelectionFile['chosen'];
+  for (const c of choices) chosen[c.arm] = { ...c.setting, objective: c.objective, affirmative_r5: c.affirmativeR5, guard_met: c.guardMet };
+  return { format: 'negclip-arm-selection', version: 1, ...o, split: 'validation', r5_guard: R5_GUARD, chosen };
+}
+
+/**
+ * The chosen settings of a selection.json's text; errors name `file` and the key. Arms the file
+ * does not cover are absent from the result.
+ */
+export function readArmSettings(text: string, file: string): Partial<Record<TunedArm, ArmSetting>> {
+  let j: unknown;
+  try {
+    j = JSON.parse(text);
+  } catch (e) {
+    throw new RangeError(`${file}: not JSON (${(e as Error).message})`);
+  }
+  const o = j as Partial<SelectionFile>;
+  if (!o || typeof o !== 'object' || o.format !== 'negclip-arm-selection') throw new RangeError(`${file}: format must be "negclip-arm-selection"`);
+  if (o.version !== 1) throw new RangeError(`${file}: version ${JSON.stringify(o.version)} is not supported (expected 1)`);
+  if (!o.chosen || typeof o.chosen !== 'object') throw new RangeError(`${file}: chosen must be an object of arms`);
+  const out: Partial<Record<TunedArm, ArmSetting>> = {};
+  for (const [arm, v] of Object.entries(o.chosen)) {
+    if (!(TUNED_ARMS as readonly string[]).includes(arm)) throw new RangeError(`${file}: chosen.${arm}: not an arm (one of ${TUNED_ARMS.join(', ')})`);
+    const s = v as Partial<ArmSetting>;
+    if (typeof s.lr !== 'number' || !(s.lr > 0) || !Number.isFinite(s.lr)) throw new RangeError(`${file}: chosen.${arm}.lr must be a positive number`);
+    if (typeof s.lambda !== 'number' || !(s.lambda >= 0 && s.lambda <= 1)) throw new RangeError(`${file}: chosen.${arm}.lambda must be a number in [0, 1]`);
+    out[arm as TunedArm] = { lr: s.lr, lambda: s.lambda };
+  }
+  return out;
+}
+
+const pct = (x: number) => formatNumber(100 * x, 1);
+const pm = (xs: readonly number[]) => {
+  const m = mean(xs);
+  if (xs.length < 2) return pct(m);
+  const sd = Math.sqrt(xs.reduce((s, x) => s + (x - m) ** 2, 0) / (xs.length - 1));
+  return `${pct(m)} ± ${pct(sd)}`;
+};
+
+/** selection.md: every point's validation scores, the chosen ones marked. */
+export function selectionMarkdown(f: SelectionFile): string {
+  const rows = f.points.map((p) => {
+    const c = f.chosen[p.arm];
+    const chosen = c && c.lr === p.setting.lr && c.lambda === p.setting.lambda;
+    const r5 = mean(p.affirmativeR5);
+    return [
+      p.arm, String(p.setting.lr), String(p.setting.lambda), ARM_OBJECTIVE[p.arm], pm(p.objective), pm(p.claim), pm(p.mcq), pm(p.affirmativeR5),
+      r5 >= f.base_affirmative_r5 - f.r5_guard - 1e-12 ? 'yes' : 'no', chosen ? '**chosen**' : '',
+    ];
+  });
+  return `# Per-arm settings chosen on the validation split\n\n` +
+    `${f.seeds.length} seed(s) (${f.seeds.join(', ')}), ${f.steps} steps per run, model ${f.model}. Each arm keeps the point with the highest mean validation objective ` +
+    `among those whose affirmative R@5 stays within ${pct(f.r5_guard)} points of base (${pct(f.base_affirmative_r5)} on validation); the test split is not read. ` +
+    `Percentages, mean ± std over seeds.\n\n` +
+    markdownTable(['Arm', 'lr', 'lambda', 'Objective', 'Objective (val)', 'Claim acc (val)', 'MCQ acc (val)', 'R@5 affirmative (val)', 'R@5 kept', ''], rows) +
+    `\nCommand: \`${f.command}\`\n`;
+}
+
+/** What a selection needs done: train an arm at a setting, and score a model on the validation split. */
+export interface SelectionRunner {
+  /** Trains `arm` at `setting` with `seed`; resolves to something `validate` takes (an adapter folder). */
+  train(arm: TunedArm, setting: ArmSetting, seed: number): Promise<string>;
+  /** Scores a trained run (or base, for null) on the validation split: fractions by eval column. */
+  validate(trained: string | null, label: string): Promise<Record<'Claim acc' | 'MCQ acc' | 'R@5 (affirmative)', number>>;
+}
+
+export interface SelectionPlan {
+  arms: readonly TunedArm[];
+  grid: SelectionGrid;
+  /** The values of the settings an arm does not search. */
+  fixed: ArmSetting;
+  seeds: readonly number[];
+  /** Trainings side by side. */
+  jobs: number;
+}
+
+/**
+ * Trains every arm at each of its grid points for every seed, scores each on the validation
+ * split and picks per arm (pickArmSettings). Returns the scores, base's affirmative R@5 and the choices.
+ */
+export async function selectSettings(plan: SelectionPlan, runner: SelectionRunner): Promise<{ points: ValidationScores[]; baseAffirmativeR5: number; choices: ArmChoice[] }> {
+  if (!plan.seeds.length) throw new RangeError('selection: no seeds');
+  const base = await runner.validate(null, 'base');
+  const points: ValidationScores[] = plan.arms.flatMap((arm) => armPoints(arm, plan.grid, plan.fixed).map((setting) => ({
+    arm, setting, seeds: [...plan.seeds], objective: [], claim: [], mcq: [], affirmativeR5: [],
+  })));
+  const tasks = points.flatMap((p) => plan.seeds.map((seed, k) => ({ p, seed, k })));
+  let next = 0;
+  const worker = async () => {
+    while (next < tasks.length) {
+      const { p, seed, k } = tasks[next++];
+      const trained = await runner.train(p.arm, p.setting, seed);
+      const v = await runner.validate(trained, `${p.arm} lr ${p.setting.lr} lambda ${p.setting.lambda} seed ${seed}`);
+      p.objective[k] = v[ARM_OBJECTIVE[p.arm]];
+      p.claim[k] = v['Claim acc'];
+      p.mcq[k] = v['MCQ acc'];
+      p.affirmativeR5[k] = v['R@5 (affirmative)'];
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(plan.jobs, tasks.length)) }, worker));
+  const baseAffirmativeR5 = base['R@5 (affirmative)'];
+  return { points, baseAffirmativeR5, choices: pickArmSettings(points, baseAffirmativeR5) };
+}

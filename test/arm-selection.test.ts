@@ -1,0 +1,105 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  armPoints, parseSelectionGrid, pickArmSettings, readArmSettings, selectSettings, selectionFile, selectionMarkdown,
+  type ArmSetting, type TunedArm, type ValidationScores,
+} from '../src/nast/arm-selection.js';
+import { parseFlags } from '../src/cli/args.js';
+
+const FIXED: ArmSetting = { lr: 2e-3, lambda: 0.5 };
+
+test('parseSelectionGrid: lr and lambda lists; a setting left out keeps the fixed value; bad words are named', () => {
+  assert.equal(parseSelectionGrid('lr=1e-3,2e-3,4e-3 lambda=0.3,0.5,0.7', FIXED), { lr: [1e-3, 2e-3, 4e-3], lambda: [0.3, 0.5, 0.7] });
+  assert.equal(parseSelectionGrid('lambda=0.2;lr=5e-4', FIXED), { lr: [5e-4], lambda: [0.2] });
+  assert.equal(parseSelectionGrid('lr=1e-3', FIXED), { lr: [1e-3], lambda: [0.5] });
+  assert.throws(() => parseSelectionGrid('beta=1,2', FIXED), /expected lr=.*got "beta=1,2"/);
+  assert.throws(() => parseSelectionGrid('lr=1e-3,,2e-3', FIXED), /lr: "" is not a number/);
+  assert.throws(() => parseSelectionGrid('lr=0', FIXED), /lr must be positive/);
+  assert.throws(() => parseSelectionGrid('lambda=1.5', FIXED), /lambda must be in \[0, 1\]/);
+  assert.throws(() => parseSelectionGrid('lr=1e-3 lr=2e-3', FIXED), /lr is given twice/);
+  assert.throws(() => parseSelectionGrid('lr=1e-3,1e-3', FIXED), /lists a value twice/);
+  assert.throws(() => parseSelectionGrid('  ', FIXED), /expected lr=/);
+});
+
+test('--select takes the words after it up to the next flag', () => {
+  const f = parseFlags(['--select', 'lr=1e-3,2e-3', 'lambda=0.3', '--steps', '5'], { select: { kind: 'string', words: true, help: '' }, steps: { kind: 'int', help: '' } });
+  assert.is(f.select, 'lr=1e-3,2e-3 lambda=0.3');
+  assert.is(f.steps, 5);
+  assert.throws(() => parseFlags(['--steps', '5', 'lambda=0.3'], { steps: { kind: 'int', help: '' } }), /unexpected argument/);
+});
+
+test('armPoints: NegBench searches its rate only, the NAST-recipe arms rate x lambda', () => {
+  const grid = { lr: [1e-3, 4e-3], lambda: [0.3, 0.7] };
+  assert.equal(armPoints('NegBench', grid, FIXED), [{ lr: 1e-3, lambda: 0.5 }, { lr: 4e-3, lambda: 0.5 }]);
+  assert.is(armPoints('NAST', grid, FIXED).length, 4);
+  assert.equal(armPoints('uniform', grid, FIXED)[3], { lr: 4e-3, lambda: 0.7 });
+});
+
+const scores = (arm: TunedArm, lr: number, lambda: number, objective: number[], r5: number[]): ValidationScores =>
+  ({ arm, setting: { lr, lambda }, seeds: objective.map((_, i) => i), objective, claim: objective, mcq: objective, affirmativeR5: r5 });
+
+test('pickArmSettings: best mean objective among points that keep affirmative R@5 within the guard of base', () => {
+  const picked = pickArmSettings([
+    scores('NAST', 1e-3, 0.5, [0.50, 0.52], [0.99, 1.0]),
+    // Higher objective but R@5 falls 10 points below base: not chosen.
+    scores('NAST', 4e-3, 0.5, [0.70, 0.72], [0.90, 0.90]),
+    scores('NAST', 2e-3, 0.5, [0.60, 0.60], [0.96, 0.97]),
+    scores('uniform', 1e-3, 0.5, [0.40], [0.5]),
+    scores('uniform', 2e-3, 0.5, [0.45], [0.6]),
+  ], 1.0);
+  assert.equal(picked.map((p) => [p.arm, p.setting.lr, p.guardMet]), [['uniform', 2e-3, false], ['NAST', 2e-3, true]]);
+  assert.ok(Math.abs(picked[1].objective - 0.6) < 1e-12 && Math.abs(picked[1].affirmativeR5 - 0.965) < 1e-12);
+  // Exactly at the guard counts as kept; ties go to the lower rate, then the higher lambda.
+  const tie = pickArmSettings([scores('NAST', 2e-3, 0.3, [0.6], [0.95]), scores('NAST', 1e-3, 0.3, [0.6], [0.95]), scores('NAST', 1e-3, 0.7, [0.6], [0.95])], 1.0);
+  assert.equal(tie[0].setting, { lr: 1e-3, lambda: 0.7 });
+  assert.is(tie[0].guardMet, true);
+  assert.throws(() => pickArmSettings([scores('NAST', 1e-3, 0.3, [NaN], [1])], 1), /no finite validation objective/);
+});
+
+test('selectSettings: chooses on validation scores when the test split would choose otherwise', async () => {
+  // Validation prefers lr 1e-3 for every arm; the test split (which the runner can also score) prefers 4e-3.
+  const val = (lr: number) => (lr === 1e-3 ? 0.7 : 0.5);
+  const testScore = (lr: number) => (lr === 1e-3 ? 0.4 : 0.9);
+  const trained: string[] = [];
+  const splitsRead: string[] = [];
+  const score = (split: 'validation' | 'test', run: string | null) => {
+    splitsRead.push(split);
+    const lr = run === null ? 0 : Number(run.split(':')[1]);
+    const v = run === null ? 0.3 : split === 'validation' ? val(lr) : testScore(lr);
+    return { 'Claim acc': v, 'MCQ acc': v, 'R@5 (affirmative)': 1 };
+  };
+  const res = await selectSettings({ arms: ['NegBench', 'uniform', 'NAST'], grid: { lr: [1e-3, 4e-3], lambda: [0.3, 0.7] }, fixed: FIXED, seeds: [7, 8], jobs: 3 }, {
+    train: async (arm, s, seed) => {
+      await new Promise((r) => setTimeout(r, 0));
+      const id = `${arm}:${s.lr}:${s.lambda}:${seed}`;
+      trained.push(id);
+      return id;
+    },
+    validate: async (run) => score('validation', run),
+  });
+  // 2 NegBench points + 4 + 4, each for two seeds.
+  assert.is(trained.length, 20);
+  assert.is(new Set(trained).size, 20);
+  assert.equal(res.choices.map((c) => [c.arm, c.setting.lr]), [['NegBench', 1e-3], ['uniform', 1e-3], ['NAST', 1e-3]]);
+  assert.ok(splitsRead.every((s) => s === 'validation'), 'the selection reads only the validation split');
+  // What the test split would have picked differs: the case distinguishes the two.
+  assert.ok(testScore(4e-3) > testScore(1e-3));
+  assert.is(res.baseAffirmativeR5, 1);
+  assert.equal(res.points.find((p) => p.arm === 'NAST' && p.setting.lr === 1e-3 && p.setting.lambda === 0.3)!.objective, [0.7, 0.7]);
+});
+
+test('selection.json round trip and its errors name the file and key', () => {
+  const picked = pickArmSettings([scores('NAST', 1e-3, 0.3, [0.6], [0.95]), scores('uniform', 4e-3, 0.7, [0.5], [0.99]), scores('NegBench', 2e-3, 0.5, [0.8], [1])], 1.0);
+  const file = selectionFile({ command: 'node dist/train.js --select lr=1e-3', model: 'm', steps: 10, seeds: [1], grid: { lr: [1e-3], lambda: [0.3] }, base_affirmative_r5: 1,
+    points: [scores('NAST', 1e-3, 0.3, [0.6], [0.95])] }, picked);
+  assert.equal(readArmSettings(JSON.stringify(file), 'sel.json'), { NegBench: { lr: 2e-3, lambda: 0.5 }, uniform: { lr: 4e-3, lambda: 0.7 }, NAST: { lr: 1e-3, lambda: 0.3 } });
+  assert.match(selectionMarkdown(file), /\| NAST \| 0\.001 \| 0\.3 \| Claim acc \| 60\.0 \|.*\*\*chosen\*\*/);
+  assert.throws(() => readArmSettings('{', 'sel.json'), /sel\.json: not JSON/);
+  assert.throws(() => readArmSettings('{"format":"x"}', 'sel.json'), /sel\.json: format/);
+  const bad = (chosen: unknown) => JSON.stringify({ ...file, chosen });
+  assert.throws(() => readArmSettings(bad({ NAST: { lr: -1, lambda: 0.5 } }), 'sel.json'), /sel\.json: chosen\.NAST\.lr must be a positive number/);
+  assert.throws(() => readArmSettings(bad({ NAST: { lr: 1, lambda: 2 } }), 'sel.json'), /chosen\.NAST\.lambda must be a number in \[0, 1\]/);
+  assert.throws(() => readArmSettings(bad({ CLIP: { lr: 1, lambda: 0.5 } }), 'sel.json'), /chosen\.CLIP: not an arm/);
+});
+
+test.run();
