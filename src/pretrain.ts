@@ -10,7 +10,7 @@
  * half-trained model under the name a user (or the default run, for models/tiny-world) loads;
  * an existing model in OUT is replaced only with --overwrite.
  */
-import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { nodeContext } from './engine/node-gpu.js';
@@ -19,7 +19,7 @@ import { runCli, UsageError, type FlagTable, type ParsedFlags } from './cli/args
 import { lockOutput } from './cli/run-lock-node.js';
 import { generateWorld, worldVocabulary } from './data/world/index.js';
 import { WordTokenizer } from './models/tokenizer/word.js';
-import { loadClip, UNFINISHED_MARK } from './models/load-node.js';
+import { clipConfigFor, loadClip, UNFINISHED_MARK } from './models/load-node.js';
 import { makeFolderSync } from './io/fs-errors-node.js';
 import { replaceFolder } from './io/replace-folder-node.js';
 import { saveClip } from './models/save-node.js';
@@ -28,7 +28,7 @@ import { loadSafetensorsFile, openSafetensors, writeSafetensorsFile } from './mo
 import type { TensorToWrite } from './models/safetensors.js';
 import { ClipPretrainer, type PretrainLog } from './world/pretrain-loop.js';
 import { WorldBatcher } from './world/world-batches.js';
-import { initTinyClip, tinyClipConfig } from './world/tiny-clip.js';
+import { initTinyClip, isImageTowerWeight, tinyClipConfig } from './world/tiny-clip.js';
 import { WORLD_HELD_OUT_START, affirmationBias, worldRetrieval } from './world/pretrain-eval.js';
 
 const STATE_FILE = UNFINISHED_MARK;
@@ -55,6 +55,7 @@ const FLAGS: FlagTable = {
   'vision-width': { kind: 'int', default: 64, help: 'width of the vision tower' },
   'vision-heads': { kind: 'int', default: 2, help: 'attention heads per vision layer' },
   projection: { kind: 'int', default: 64, help: 'width of the shared embedding space' },
+  'image-tower': { kind: 'string', meta: 'DIR', help: 'a tiny CLIP folder whose image tower (vision_model.* and visual_projection) is copied in and kept frozen: only the text tower and the temperature train, and the vision flags come from its config' },
   'twin-share': { kind: 'number', default: 0.5, help: 'share of each batch that is a counterfactual twin of another item (mirrored, resized, recoloured, reshaped or one object removed), in [0, 0.5]' },
   'log-every': { kind: 'int', default: 25, help: 'read the loss back and log every N steps' },
   'checkpoint-every': { kind: 'int', default: 250, help: 'save weights and optimizer state every N steps (0: only at the end)' },
@@ -63,7 +64,7 @@ const FLAGS: FlagTable = {
 };
 
 /** The flags that define the training run; a resumed run must repeat them exactly. */
-const RUN_FLAGS = ['steps', 'batch-size', 'lr', 'warmup', 'weight-decay', 'seed', 'images', 'size', 'patch', 'layers', 'vision-layers', 'width', 'heads', 'vision-width', 'vision-heads', 'projection', 'context', 'twin-share', 'max-objects'] as const;
+const RUN_FLAGS = ['steps', 'batch-size', 'lr', 'warmup', 'weight-decay', 'seed', 'images', 'size', 'patch', 'layers', 'vision-layers', 'width', 'heads', 'vision-width', 'vision-heads', 'projection', 'context', 'twin-share', 'max-objects', 'image-tower'] as const;
 
 function positive(f: ParsedFlags, name: string, min = 1): number {
   const v = f[name] as number;
@@ -129,6 +130,36 @@ async function loadState(path: string, runArgs: Record<string, unknown>): Promis
   return { step, groups };
 }
 
+/** The config of the model an `--image-tower` comes from; errors name the folder. */
+async function imageTowerConfig(dir: string) {
+  try {
+    return await clipConfigFor(dir);
+  } catch (e) {
+    throw new UsageError(`--image-tower ${dir}: ${(e as Error).message}`);
+  }
+}
+
+/** Its image-tower weights as float32, by name. */
+async function imageTowerWeights(dir: string): Promise<Map<string, Float32Array>> {
+  const f = await openSafetensors(dir);
+  const keys = f.keys().filter(isImageTowerWeight);
+  await f.close();
+  if (!keys.length) throw new UsageError(`--image-tower ${dir}: no vision_model.* weights in it`);
+  const out = new Map<string, Float32Array>();
+  for (const [k, t] of await loadSafetensorsFile(dir, keys)) {
+    if (!(t.data instanceof Float32Array)) throw new UsageError(`--image-tower ${dir}: ${k} is ${t.dtype}, expected F32`);
+    out.set(k, t.data);
+  }
+  return out;
+}
+
+/** How that model was made (its pretrain.json), so the new one's record says how to remake both. */
+function imageTowerReport(dir: string): unknown {
+  const file = join(dir, REPORT_FILE);
+  if (!existsSync(file)) return null;
+  return JSON.parse(readFileSync(file, 'utf8'));
+}
+
 await runCli('pretrain', 'usage: node dist/pretrain.js [--out DIR] [--steps N] [--batch-size N] [--lr X] [--seed N] [--images N] [--size N] [--layers N] [--width N]',
   'Pretrains a tiny CLIP from scratch on affirmative-only captions of the miniature world (symmetric CLIP loss, all parameters, AdamW) and writes a Hugging Face checkpoint folder with its word tokenizer. Progress goes to stderr; a summary to stdout.',
   FLAGS, async (f) => {
@@ -155,15 +186,23 @@ await runCli('pretrain', 'usage: node dist/pretrain.js [--out DIR] [--steps N] [
     const size = f.size as number;
 
     const tok = new WordTokenizer(worldVocabulary(), { contextLength: f.context as number });
+    const imageTower = f['image-tower'] as string | undefined;
+    const towerCfg = imageTower ? await imageTowerConfig(imageTower) : null;
     let cfg;
     try {
+      const v = towerCfg?.vision;
       cfg = tinyClipConfig(tok, {
-        width: f.width as number, layers: f.layers as number, visionLayers: f['vision-layers'] as number, heads: f.heads as number, imageSize: size, patchSize: f.patch as number,
-        visionWidth: f['vision-width'] as number, visionHeads: f['vision-heads'] as number, projectionDim: f.projection as number,
+        width: f.width as number, layers: f.layers as number, heads: f.heads as number,
+        visionLayers: v?.layers ?? f['vision-layers'] as number, imageSize: v?.imageSize ?? size, patchSize: v?.patchSize ?? f.patch as number,
+        visionWidth: v?.hiddenSize ?? f['vision-width'] as number, visionHeads: v?.heads ?? f['vision-heads'] as number, projectionDim: towerCfg?.projectionDim ?? f.projection as number,
       });
     } catch (e) {
       throw new UsageError((e as Error).message);
     }
+    if (towerCfg && cfg.vision.intermediateSize !== towerCfg.vision.intermediateSize) {
+      throw new UsageError(`--image-tower ${imageTower}: its vision MLP is ${towerCfg.vision.intermediateSize} wide, a tiny CLIP's is 4 x width (${cfg.vision.intermediateSize})`);
+    }
+    if (towerCfg && size !== towerCfg.vision.imageSize) throw new UsageError(`--size ${size}: --image-tower ${imageTower} takes ${towerCfg.vision.imageSize}px images`);
     const twinShare = f['twin-share'] as number;
     if (!(twinShare >= 0 && twinShare <= 0.5)) throw new UsageError(`--twin-share: must be in [0, 0.5], got ${twinShare}`);
     const statePath = join(work, STATE_FILE);
@@ -191,12 +230,13 @@ await runCli('pretrain', 'usage: node dist/pretrain.js [--out DIR] [--steps N] [
       throw new UsageError((e as Error).message);
     }
     const ctx = await nodeContext();
-    const model = f.resume ? await loadClip(ctx, work, { allowUnfinished: true }) : await initTinyClip(ctx, cfg, seed);
+    const towerWeights = imageTower && !f.resume ? await imageTowerWeights(imageTower) : undefined;
+    const model = f.resume ? await loadClip(ctx, work, { allowUnfinished: true }) : await initTinyClip(ctx, cfg, seed, towerWeights);
     if (f.resume && JSON.stringify(model.config) !== JSON.stringify(cfg)) {
       throw new UsageError(`--resume: ${work}/config.json does not match the flags' model config`);
     }
     const batcher = new WorldBatcher(records, tok, { seed, batchSize, imageSize: size, twinShare });
-    const trainer = new ClipPretrainer(model, batcher, { steps, lr, warmupSteps: warmup, weightDecay, maxGradNorm: 1 });
+    const trainer = new ClipPretrainer(model, batcher, { steps, lr, warmupSteps: warmup, weightDecay, maxGradNorm: 1, ...(imageTower ? { frozen: isImageTowerWeight } : {}) });
     let from = 0;
     if (resumeState) {
       const state = resumeState;
@@ -240,6 +280,7 @@ await runCli('pretrain', 'usage: node dist/pretrain.js [--out DIR] [--steps N] [
     const report: Record<string, unknown> = {
       args: runArgs,
       config: { text: cfg.text, vision: cfg.vision, projectionDim: cfg.projectionDim, parameters: nParams },
+      ...(imageTower ? { imageTower: { from: imageTower, frozen: true, pretrain: imageTowerReport(imageTower) } } : {}),
       trainImages: images,
       stepsRun: steps - from,
       resumedFrom: from > 0 ? from : undefined,

@@ -57,7 +57,8 @@ async function embeddedDefault(f: ParsedFlags): Promise<void> {
   const trainFlags = passed(f, PASS_THROUGH);
   for (const [k, v] of DEFAULT_RUN_TRAIN) if (!given(k)) trainFlags.push(`--${k}`, v);
   // The validation curves: a few checks over the run (the last step always checks).
-  if (!given('val-every')) trainFlags.push('--val-every', String(Math.max(1, Math.round(steps / (short ? 2 : DEFAULT_RUN_VAL_CHECKS)))));
+  // A selection scores each run once, on the whole validation split, after it.
+  if (!given('val-every')) trainFlags.push('--val-every', select ? '0' : String(Math.max(1, Math.ceil(steps / (short ? 2 : DEFAULT_RUN_VAL_CHECKS)))));
   const common = {
     jobs: f.jobs as number,
     seeds,

@@ -48,6 +48,9 @@ test('pickArmSettings: best mean objective among points that keep affirmative R@
     scores('uniform', 2e-3, 0.5, [0.45], [0.6]),
   ], 1.0);
   assert.equal(picked.map((p) => [p.arm, p.setting.lr, p.guardMet]), [['uniform', 2e-3, false], ['NAST', 2e-3, true]]);
+  // No point keeps alignment: the one that keeps it best, not the best objective (the same rule for every arm).
+  const none = pickArmSettings([scores('uniform', 4e-3, 0.3, [0.9], [0.7]), scores('uniform', 1e-3, 0.7, [0.5], [0.92]), scores('uniform', 2e-3, 0.7, [0.6], [0.92])], 1.0);
+  assert.equal([none[0].setting, none[0].guardMet], [{ lr: 2e-3, lambda: 0.7 }, false]);
   assert.ok(Math.abs(picked[1].objective - 0.6) < 1e-12 && Math.abs(picked[1].affirmativeR5 - 0.965) < 1e-12);
   // Exactly at the guard counts as kept; ties go to the lower rate, then the higher lambda.
   const tie = pickArmSettings([scores('NAST', 2e-3, 0.3, [0.6], [0.95]), scores('NAST', 1e-3, 0.3, [0.6], [0.95]), scores('NAST', 1e-3, 0.7, [0.6], [0.95])], 1.0);

@@ -67,7 +67,7 @@ test.after(() => rmSync(TMP, { recursive: true, force: true }));
 test('the installed package holds dist/ (js + d.ts), the shipped models and README; no sources, tests or maps', () => {
   for (const f of [
     'dist/index.js', 'dist/index.d.ts', 'dist/node.js', 'dist/node.d.ts', 'README.md',
-    'models/tiny-world/config.json', 'models/tiny-world/model.safetensors', 'models/tiny-world/word_tokenizer.json',
+    'models/tiny-world/config.json', 'models/tiny-world/model.safetensors', 'models/tiny-world/word_tokenizer.json', 'models/tiny-world/selection.json',
     'models/tiny-world/preprocessor_config.json', 'models/openai-bpe/bpe_simple_vocab_16e6.txt.gz',
     ...BINS.map((b) => `dist/${b.slice('negclip-'.length)}.js`),
   ]) assert.ok(existsSync(join(PKG, f)), `${f} is in the package`);

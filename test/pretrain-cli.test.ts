@@ -17,7 +17,7 @@ const CLI = join(ROOT, 'build', 'src', 'pretrain.js');
 const TINY_WORLD = join(ROOT, 'models', 'tiny-world');
 const TMP = mkdtempSync(join(tmpdir(), 'pretrain-cli-'));
 // A model small enough for a CPU adapter: a few seconds a run.
-const SMALL = ['--images', '8', '--batch-size', '4', '--eval-images', '0', '--layers', '1', '--width', '16', '--heads', '2',
+const SMALL = ['--images', '8', '--batch-size', '4', '--eval-images', '0', '--layers', '1', '--vision-layers', '1', '--width', '16', '--heads', '2',
   '--vision-width', '16', '--vision-heads', '2', '--projection', '16', '--log-every', '1'];
 
 const pretrain = (args: string[], cwd = TMP) => spawnSync('node', [CLI, ...SMALL, ...args], { cwd, encoding: 'utf8' });
@@ -46,6 +46,37 @@ test('--out defaults to a new folder; an existing model is replaced only with --
   assert.is(replaced.status, 0, replaced.stderr);
   assert.is(JSON.parse(readFileSync(join(shipped, 'pretrain.json'), 'utf8')).args.steps, 2);
   assert.is.not(readFileSync(join(shipped, 'model.safetensors')).length, weights.length);
+});
+
+test('--image-tower: the image tower comes from another model and stays frozen; only the text side trains', async () => {
+  const source = join(TMP, 'tower-source');
+  const made = pretrain(['--steps', '2', '--checkpoint-every', '0', '--out', source]);
+  assert.is(made.status, 0, made.stderr);
+  const out = join(TMP, 'on-tower');
+  // A deeper text tower on the source's image tower; the vision flags given here are overridden by the source's.
+  const r = pretrain(['--steps', '3', '--checkpoint-every', '0', '--out', out, '--image-tower', source, '--layers', '2', '--vision-width', '32', '--seed', '5']);
+  assert.is(r.status, 0, r.stderr);
+  const ctx = await gpu();
+  const a = await loadClip(ctx, source);
+  const b = await loadClip(ctx, out);
+  assert.is(b.config.text.layers, 2);
+  assert.equal(b.config.vision, a.config.vision);
+  let vision = 0;
+  for (const [name, t] of a.params) {
+    if (!name.startsWith('vision_model.') && name !== 'visual_projection.weight') continue;
+    const [x, y] = await Promise.all([t.toArray(), b.param(name).toArray()]);
+    assert.equal(Array.from(y), Array.from(x), `${name}: copied, not trained`);
+    vision++;
+  }
+  assert.ok(vision > 4, `${vision} image-tower weights`);
+  assert.is.not(await b.param('logit_scale').item(), await a.param('logit_scale').item(), 'the temperature trains');
+  const report = JSON.parse(readFileSync(join(out, 'pretrain.json'), 'utf8')) as { args: Record<string, unknown>; imageTower: { from: string; frozen: boolean; pretrain: { args: { steps: number } } } };
+  assert.equal([report.args['image-tower'], report.imageTower.from, report.imageTower.frozen, report.imageTower.pretrain.args.steps], [source, source, true, 2]);
+  a.dispose();
+  b.dispose();
+  const bad = pretrain(['--steps', '1', '--out', join(TMP, 'x'), '--image-tower', join(TMP, 'nope')]);
+  assert.is(bad.status, 2, bad.stderr);
+  assert.match(bad.stderr, /--image-tower \S+nope: /);
 });
 
 test('a killed run leaves no model under --out, and its checkpoint folder does not load as one', async () => {

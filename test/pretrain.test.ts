@@ -176,6 +176,8 @@ test('the committed models/tiny-world fits the word tokenizer and is trained', a
     assert.is(cfg.text.vocabSize, tok.vocabSize);
     assert.is(cfg.text.maxPositions, tok.contextLength);
     assert.is(cfg.text.eosTokenId, tok.eotId);
+    // As deep as CLIP ViT-B/32's text tower, so that CTE's layer choice is not degenerate (issue 20).
+    assert.is(cfg.text.layers, 12);
     assert.equal(readWordTokenizer(COMMITTED)?.toJSON(), tok.toJSON(), 'its tokenizer is the world vocabulary');
     const held = generateWorld({ seed: 0, count: 100, size: cfg.vision.imageSize, start: WORLD_HELD_OUT_START });
     const r = await worldRetrieval(model, tok, held);

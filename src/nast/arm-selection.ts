@@ -100,9 +100,10 @@ const mean = (xs: readonly number[]) => xs.reduce((s, x) => s + x, 0) / xs.lengt
 
 /**
  * The point each arm trains at: the highest mean validation objective among its points whose
- * mean validation affirmative R@5 is at least base's minus R5_GUARD; where none is, the highest
- * objective overall, marked guardMet: false. Ties go to the lower rate, then the higher lambda
- * (more CLIP term). Only validation scores exist here: test scores never reach the choice.
+ * mean validation affirmative R@5 is at least base's minus R5_GUARD; where none is, the point
+ * with the highest affirmative R@5 (then objective), marked guardMet: false. Ties go to the lower
+ * rate, then the higher lambda (more CLIP term). Only validation scores exist here: test scores
+ * never reach the choice.
  */
 export function pickArmSettings(scores: readonly ValidationScores[], baseAffirmativeR5: number, guard = R5_GUARD): ArmChoice[] {
   return TUNED_ARMS.filter((arm) => scores.some((s) => s.arm === arm)).map((arm) => {
@@ -111,9 +112,10 @@ export function pickArmSettings(scores: readonly ValidationScores[], baseAffirma
       if (!Number.isFinite(m.objective)) throw new RangeError(`selection: ${arm} at lr ${m.s.setting.lr}, lambda ${m.s.setting.lambda} has no finite validation objective`);
     }
     const kept = mine.filter((m) => m.r5 >= baseAffirmativeR5 - guard - 1e-12);
-    const pool = kept.length ? kept : mine;
-    pool.sort((a, b) => b.objective - a.objective || a.s.setting.lr - b.s.setting.lr || b.s.setting.lambda - a.s.setting.lambda);
-    const best = pool[0];
+    const byObjective = (a: typeof mine[number], b: typeof mine[number]) => b.objective - a.objective || a.s.setting.lr - b.s.setting.lr || b.s.setting.lambda - a.s.setting.lambda;
+    // Where no point keeps alignment, the one that keeps it best: every arm is held to the same
+    // rule, so an arm that cannot meet the guard does not win on the objective the guard trades.
+    const best = kept.length ? kept.sort(byObjective)[0] : mine.sort((a, b) => b.r5 - a.r5 || byObjective(a, b))[0];
     return { arm, setting: best.s.setting, objective: best.objective, affirmativeR5: best.r5, guardMet: kept.length > 0 };
   });
 }
@@ -187,7 +189,7 @@ export function selectionMarkdown(f: SelectionFile): string {
   });
   return `# Per-arm settings chosen on the validation split\n\n` +
     `${f.seeds.length} seed(s) (${f.seeds.join(', ')}), ${f.steps} steps per run, model ${f.model}. Each arm keeps the point with the highest mean validation objective ` +
-    `among those whose affirmative R@5 stays within ${pct(f.r5_guard)} points of base (${pct(f.base_affirmative_r5)} on validation); the test split is not read. ` +
+    `among those whose affirmative R@5 stays within ${pct(f.r5_guard)} points of base (${pct(f.base_affirmative_r5)} on validation); an arm with no such point keeps the one with the highest affirmative R@5. The test split is not read. ` +
     `Percentages, mean ± std over seeds.\n\n` +
     markdownTable(['Arm', 'lr', 'lambda', 'Objective', 'Objective (val)', 'Claim acc (val)', 'MCQ acc (val)', 'R@5 affirmative (val)', 'R@5 kept', ''], rows) +
     `\nCommand: \`${f.command}\`\n`;

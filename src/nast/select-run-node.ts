@@ -4,7 +4,10 @@
  * split), one setting chosen per arm; writes selection.json and selection.md. Copied to the
  * model folder as selection.json, the choice becomes the default run's settings.
  */
+import { existsSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { MAX_CONFIG_BYTES, readRegularTextSync } from '../io/read-file-node.js';
+import type { EvalReport } from './evaluate.js';
 import { writeFileAtomic } from '../io/atomic-write-node.js';
 import { makeFolderSync } from '../io/fs-errors-node.js';
 import { COLUMNS } from './default-run-report.js';
@@ -28,6 +31,13 @@ export interface SelectRunOptions {
   command: string;
 }
 
+/** What a finished selection run was trained with; its eval beside it. */
+const RUN_RECORD = 'select-run.json';
+const PENDING_RECORD = 'select-run.pending.json';
+const EVAL_FILE = 'eval-validation.json';
+const readJson = (file: string) => readRegularTextSync(file, MAX_CONFIG_BYTES, 'a selection record');
+const readEvalFile = (file: string) => ({ report: (JSON.parse(readJson(file)) as { models: { report: EvalReport }[] }).models[0].report });
+
 const column = (name: string) => COLUMNS.find(([k]) => k === name)![1];
 
 export async function selectRun(o: SelectRunOptions): Promise<SelectionFile> {
@@ -45,12 +55,27 @@ export async function selectRun(o: SelectRunOptions): Promise<SelectionFile> {
     train: async (arm, setting, seed) => {
       const dir = runDir(arm, setting, seed);
       const flags = [...o.trainFlags, ...settingFlags(setting, []), ...(arm === 'NAST' ? o.nastFlags ?? [] : []), ...quiet];
+      // The same command run again (after an interruption, or with a grid grown by a value)
+      // reuses every run it finished with exactly these settings.
+      const record = join(dir, RUN_RECORD);
+      const identity = JSON.stringify({ model, steps: o.steps, seed, arm, flags: flags.filter((x) => x !== '--quiet') });
+      if (existsSync(record) && existsSync(join(dir, EVAL_FILE)) && readJson(record) === identity) {
+        process.stderr.write(`\n== reused: ${arm} lr ${setting.lr} lambda ${setting.lambda}, seed ${seed} (${dir})\n`);
+        return dir;
+      }
+      rmSync(record, { force: true });
       await mini.train(arm, seed, dir, o.steps, flags, `${arm} lr ${setting.lr} lambda ${setting.lambda}`);
+      await writeFileAtomic(join(dir, PENDING_RECORD), identity);
       return dir;
     },
     validate: async (dir, label) => {
-      const file = dir ? join(dir, 'eval-validation.json') : join(out, 'eval-base-validation.json');
-      const { report } = await mini.evaluate(dir && join(dir, 'adapter'), file, label, 'validation');
+      const file = dir ? join(dir, EVAL_FILE) : join(out, 'eval-base-validation.json');
+      if (dir && existsSync(join(dir, PENDING_RECORD))) rmSync(file, { force: true });
+      const { report } = dir && existsSync(file) && !existsSync(join(dir, PENDING_RECORD))
+        ? readEvalFile(file)
+        : await mini.evaluate(dir && join(dir, 'adapter'), file, label, 'validation');
+      // Trained and scored: the run may be reused from now on.
+      if (dir && existsSync(join(dir, PENDING_RECORD))) renameSync(join(dir, PENDING_RECORD), join(dir, RUN_RECORD));
       return { 'Claim acc': column('Claim acc')(report), 'MCQ acc': column('MCQ acc')(report), 'R@5 (affirmative)': column('R@5 (affirmative)')(report) };
     },
   });

@@ -26,10 +26,10 @@ export function isDecayed(name: string, shape: readonly number[]): boolean {
   return !/embeddings\.(token_embedding|position_embedding)\.weight$/.test(name);
 }
 
-export function clipParamGroups(model: ClipModel, weightDecay: number): ParamGroupSpec[] {
+export function clipParamGroups(model: ClipModel, weightDecay: number, frozen: (name: string) => boolean = () => false): ParamGroupSpec[] {
   const decay: Tensor[] = [];
   const plain: Tensor[] = [];
-  for (const [name, t] of model.params) (isDecayed(name, t.shape) ? decay : plain).push(t);
+  for (const [name, t] of model.params) if (!frozen(name)) (isDecayed(name, t.shape) ? decay : plain).push(t);
   return [
     { name: 'decay', params: decay, weightDecay },
     { name: 'no_decay', params: plain, weightDecay: 0 },
@@ -49,6 +49,8 @@ export interface PretrainOptions {
   eps?: number;
   /** Global gradient-norm clipping (none when undefined). */
   maxGradNorm?: number;
+  /** Weights kept as they are (no gradient, no update): e.g. an image tower taken from another model. */
+  frozen?: (name: string) => boolean;
 }
 
 export interface PretrainLog {
@@ -83,9 +85,10 @@ export class ClipPretrainer {
   constructor(readonly model: ClipModel, readonly batcher: WorldBatcher, readonly opts: PretrainOptions) {
     positiveInt('steps', opts.steps);
     if (!Number.isInteger(opts.warmupSteps) || opts.warmupSteps < 0) throw new RangeError(`warmupSteps must be a non-negative integer, got ${opts.warmupSteps}`);
-    for (const t of model.params.values()) t.requiresGrad = true;
+    const frozen = opts.frozen ?? (() => false);
+    for (const [name, t] of model.params) t.requiresGrad = !frozen(name);
     this.schedule = warmupCosine({ warmup: opts.warmupSteps, total: opts.steps, minRatio: opts.minLrRatio ?? 0 });
-    this.opt = new AdamW(model.ctx, clipParamGroups(model, opts.weightDecay), {
+    this.opt = new AdamW(model.ctx, clipParamGroups(model, opts.weightDecay, frozen), {
       lr: opts.lr, betas: opts.betas ?? [0.9, 0.98], eps: opts.eps ?? 1e-6, schedule: this.schedule,
     });
   }

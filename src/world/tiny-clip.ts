@@ -32,6 +32,11 @@ export const TINY_CLIP_DEFAULTS: Readonly<Required<Omit<TinyClipShape, 'visionWi
   width: 64, layers: 2, heads: 2, imageSize: 32, patchSize: 8, projectionDim: 64, mlpRatio: 4,
 };
 
+/** The image tower's weights (vision_model.* and the visual projection): what `--image-tower` copies and freezes. */
+export function isImageTowerWeight(name: string): boolean {
+  return name.startsWith('vision_model.') || name === 'visual_projection.weight';
+}
+
 export function positiveInt(what: string, v: number): number {
   if (!Number.isInteger(v) || v <= 0) throw new RangeError(`${what} must be a positive integer, got ${v}`);
   return v;
@@ -104,7 +109,7 @@ export function sinCosPositions(grid: number, width: number): Float32Array {
  * the first tiny-world model never learned where an object is (a linear probe read its side at
  * 50 %, and mirror-image twins in the batch did not change that in 1000 steps).
  */
-export function initTinyClip(ctx: GpuContext, cfg: ClipConfig, seed: number): Promise<ClipModel> {
+export function initTinyClip(ctx: GpuContext, cfg: ClipConfig, seed: number, replace?: ReadonlyMap<string, Float32Array>): Promise<ClipModel> {
   const w = initClipWeights(cfg, seed);
   // Words pretraining never sees (every negation cue: the captions are affirmative) keep their
   // initial embedding. At OpenAI's std 0.02 that is a norm of 0.16 against 0.5 for a trained word
@@ -121,5 +126,12 @@ export function initTinyClip(ctx: GpuContext, cfg: ClipConfig, seed: number): Pr
   const patch = w.get('vision_model.embeddings.patch_embedding.weight')!.data;
   const rescale = (v.channels * v.patchSize * v.patchSize) ** -0.5 / v.hiddenSize ** -0.5;
   for (let i = 0; i < patch.length; i++) patch[i] *= rescale;
+  // Weights taken from another model (a trained image tower) replace their initial values.
+  for (const [name, data] of replace ?? []) {
+    const t = w.get(name);
+    if (!t) throw new RangeError(`initTinyClip: ${name} is not a weight of this model`);
+    if (t.data.length !== data.length) throw new RangeError(`initTinyClip: ${name} has ${data.length} values, this model's has ${t.data.length}`);
+    t.data.set(data);
+  }
   return ClipModel.load(ctx, cfg, hostWeights(w, `init(seed ${seed})`));
 }
