@@ -90,6 +90,38 @@ export function niceStep(range: number, n: number): number {
 }
 
 /**
+ * A value axis over `values` (finite ones): [lo, hi] widened to whole ticks of a nice step,
+ * except where a bound is fixed; `withZero` keeps 0 inside (bars grow from it).
+ */
+function valueAxis(values: readonly number[], fixedMin: number | undefined, fixedMax: number | undefined, withZero: boolean): { lo: number; hi: number; step: number } {
+  const vals = values.filter((v) => Number.isFinite(v));
+  let lo = fixedMin ?? Math.min(...(withZero ? [0] : []), ...vals);
+  let hi = fixedMax ?? Math.max(...(withZero ? [0] : []), ...vals);
+  if (!(hi > lo)) hi = lo + 1;
+  const step = niceStep(hi - lo, 5);
+  if (fixedMin === undefined) lo = Math.floor(lo / step + 1e-9) * step;
+  if (fixedMax === undefined) hi = Math.ceil(hi / step - 1e-9) * step;
+  return { lo, hi, step };
+}
+
+/** Digits after the point that a tick step needs. */
+const tickDigits = (step: number) => Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
+
+/** The frame both charts share: background, title, horizontal grid lines with their labels, the y label. */
+function chartFrame(out: string[], f: { width: number; height: number; title?: string; yLabel?: string; left: number; right: number; top: number; plotH: number; axis: { lo: number; hi: number; step: number }; y: (v: number) => number }): void {
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${f.width}" height="${f.height}" viewBox="0 0 ${f.width} ${f.height}" font-family="sans-serif" font-size="11">`);
+  out.push(`<rect x="0" y="0" width="${f.width}" height="${f.height}" fill="#ffffff"/>`);
+  if (f.title) out.push(`<text x="${f.width / 2}" y="22" text-anchor="middle" font-size="14" font-weight="bold">${escapeXml(f.title)}</text>`);
+  const { lo, hi, step } = f.axis;
+  for (let t = lo; t <= hi + step * 1e-6; t += step) {
+    const ty = f.y(t).toFixed(1);
+    out.push(`<line x1="${f.left}" y1="${ty}" x2="${f.width - f.right}" y2="${ty}" stroke="#e0e0e0"/>`);
+    out.push(`<text x="${f.left - 6}" y="${ty}" text-anchor="end" dominant-baseline="middle">${escapeXml(formatNumber(t, tickDigits(step)))}</text>`);
+  }
+  if (f.yLabel) out.push(`<text transform="translate(14 ${f.top + f.plotH / 2}) rotate(-90)" text-anchor="middle">${escapeXml(f.yLabel)}</text>`);
+}
+
+/**
  * A grouped vertical bar chart as a self-contained SVG string: groups along x (labels), one
  * coloured bar per series in each group, a zero baseline, y ticks and a legend. Each bar is a
  * `<rect class="bar">` with a `<title>` holding its exact value.
@@ -103,13 +135,8 @@ export function barChartSvg(opts: BarChartOptions): string {
       throw new Error(`barChartSvg: series ${JSON.stringify(s.name)} has ${s.values.length} values, expected ${labels.length} (one per label)`);
     }
   });
-  const vals = series.flatMap((s) => s.values).filter((v) => Number.isFinite(v));
-  let lo = opts.yMin ?? Math.min(0, ...vals);
-  let hi = opts.yMax ?? Math.max(0, ...vals);
-  if (!(hi > lo)) hi = lo + 1;
-  const step = niceStep(hi - lo, 5);
-  if (opts.yMin === undefined) lo = Math.floor(lo / step + 1e-9) * step;
-  if (opts.yMax === undefined) hi = Math.ceil(hi / step - 1e-9) * step;
+  const axis = valueAxis(series.flatMap((s) => s.values), opts.yMin, opts.yMax, true);
+  const { lo, hi } = axis;
 
   const width = opts.width ?? Math.max(360, 90 + labels.length * (series.length * 22 + 24));
   const height = opts.height ?? 320;
@@ -125,17 +152,7 @@ export function barChartSvg(opts: BarChartOptions): string {
   const barW = Math.max(2, Math.min(28, (groupW - 12) / series.length));
 
   const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`);
-  out.push(`<rect x="0" y="0" width="${width}" height="${height}" fill="#ffffff"/>`);
-  if (title) out.push(`<text x="${width / 2}" y="22" text-anchor="middle" font-size="14" font-weight="bold">${escapeXml(title)}</text>`);
-  for (let t = lo; t <= hi + step * 1e-6; t += step) {
-    const ty = y(t).toFixed(1);
-    out.push(`<line x1="${left}" y1="${ty}" x2="${width - right}" y2="${ty}" stroke="#e0e0e0"/>`);
-    out.push(`<text x="${left - 6}" y="${ty}" text-anchor="end" dominant-baseline="middle">${escapeXml(formatNumber(t, Math.max(0, -Math.floor(Math.log10(step) + 1e-9))))}</text>`);
-  }
-  if (yLabel) {
-    out.push(`<text transform="translate(14 ${top + plotH / 2}) rotate(-90)" text-anchor="middle">${escapeXml(yLabel)}</text>`);
-  }
+  chartFrame(out, { width, height, title, yLabel, left, right, top, plotH, axis, y });
   const y0 = y(0);
   labels.forEach((label, g) => {
     const gx = left + g * groupW + (groupW - barW * series.length) / 2;
@@ -199,13 +216,8 @@ export function lineChartSvg(opts: LineChartOptions): string {
   let xlo = Math.min(...pts.map((p) => p[0]));
   let xhi = Math.max(...pts.map((p) => p[0]));
   if (!(xhi > xlo)) xhi = xlo + 1;
-  const ys = pts.map((p) => p[1]);
-  let lo = opts.yMin ?? Math.min(...ys);
-  let hi = opts.yMax ?? Math.max(...ys);
-  if (!(hi > lo)) hi = lo + 1;
-  const step = niceStep(hi - lo, 5);
-  if (opts.yMin === undefined) lo = Math.floor(lo / step + 1e-9) * step;
-  if (opts.yMax === undefined) hi = Math.ceil(hi / step - 1e-9) * step;
+  const axis = valueAxis(pts.map((p) => p[1]), opts.yMin, opts.yMax, false);
+  const { lo, hi } = axis;
   const xstep = niceStep(xhi - xlo, 6);
   xlo = Math.floor(xlo / xstep + 1e-9) * xstep;
   xhi = Math.ceil(xhi / xstep - 1e-9) * xstep;
@@ -221,25 +233,16 @@ export function lineChartSvg(opts: LineChartOptions): string {
   const plotH = height - top - bottom;
   const x = (v: number) => left + ((v - xlo) / (xhi - xlo)) * plotW;
   const y = (v: number) => top + plotH - ((Math.min(hi, Math.max(lo, v)) - lo) / (hi - lo)) * plotH;
-  const digitsOf = (s: number) => Math.max(0, -Math.floor(Math.log10(s) + 1e-9));
 
   const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`);
-  out.push(`<rect x="0" y="0" width="${width}" height="${height}" fill="#ffffff"/>`);
-  if (title) out.push(`<text x="${width / 2}" y="22" text-anchor="middle" font-size="14" font-weight="bold">${escapeXml(title)}</text>`);
-  for (let t = lo; t <= hi + step * 1e-6; t += step) {
-    const ty = y(t).toFixed(1);
-    out.push(`<line x1="${left}" y1="${ty}" x2="${width - right}" y2="${ty}" stroke="#e0e0e0"/>`);
-    out.push(`<text x="${left - 6}" y="${ty}" text-anchor="end" dominant-baseline="middle">${escapeXml(formatNumber(t, digitsOf(step)))}</text>`);
-  }
+  chartFrame(out, { width, height, title, yLabel, left, right, top, plotH, axis, y });
   for (let t = xlo; t <= xhi + xstep * 1e-6; t += xstep) {
     const tx = x(t).toFixed(1);
     out.push(`<line x1="${tx}" y1="${top + plotH}" x2="${tx}" y2="${top + plotH + 4}" stroke="#333333"/>`);
-    out.push(`<text x="${tx}" y="${top + plotH + 16}" text-anchor="middle">${escapeXml(formatNumber(t, digitsOf(xstep)))}</text>`);
+    out.push(`<text x="${tx}" y="${top + plotH + 16}" text-anchor="middle">${escapeXml(formatNumber(t, tickDigits(xstep)))}</text>`);
   }
   out.push(`<line x1="${left}" y1="${top + plotH}" x2="${width - right}" y2="${top + plotH}" stroke="#333333"/>`);
   if (xLabel) out.push(`<text x="${left + plotW / 2}" y="${top + plotH + 34}" text-anchor="middle">${escapeXml(xLabel)}</text>`);
-  if (yLabel) out.push(`<text transform="translate(14 ${top + plotH / 2}) rotate(-90)" text-anchor="middle">${escapeXml(yLabel)}</text>`);
   series.forEach((s, k) => {
     const colour = s.colour ?? PALETTE[k % PALETTE.length];
     // A non-finite value ends one polyline and the next finite one starts another.

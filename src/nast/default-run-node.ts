@@ -29,12 +29,11 @@ export interface SweepSpec {
   values: number[];
 }
 
-export interface DefaultRunOptions {
+/** What every miniature run (the default run, a selection) is given. */
+export interface MiniatureRunOptions {
   out: string;
-  /** Each fine-tuned arm's lr and lambda (selection.json's choice); flags the user gave in trainFlags win. */
-  armSettings?: Partial<Record<TunedArm, ArmSetting>>;
-  /** Where armSettings came from, for the report. */
-  armSettingsSource?: string | null;
+  /** The tiny CLIP's folder (default models/tiny-world). */
+  model?: string;
   /** Fine-tuning runs side by side (default 2: one run leaves part of a 2-core machine idle while it encodes). */
   jobs?: number;
   seeds: number[];
@@ -45,8 +44,14 @@ export interface DefaultRunOptions {
   trainFlags: string[];
   /** Flags for the NAST arm only (--beta, --scale-mode). */
   nastFlags?: string[];
+}
+
+export interface DefaultRunOptions extends MiniatureRunOptions {
+  /** Each fine-tuned arm's lr and lambda (selection.json's choice); flags the user gave in trainFlags win. */
+  armSettings?: Partial<Record<TunedArm, ArmSetting>>;
+  /** Where armSettings came from, for the report. */
+  armSettingsSource?: string | null;
   sweep?: SweepSpec;
-  model?: string;
 }
 
 const DIST = dirname(dirname(fileURLToPath(import.meta.url)));

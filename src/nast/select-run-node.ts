@@ -11,22 +11,13 @@ import type { EvalReport } from './evaluate.js';
 import { writeFileAtomic } from '../io/atomic-write-node.js';
 import { makeFolderSync } from '../io/fs-errors-node.js';
 import { COLUMNS } from './default-run-report.js';
-import { Miniature, settingFlags, tinyWorldModelPath } from './default-run-node.js';
+import { Miniature, settingFlags, tinyWorldModelPath, type MiniatureRunOptions } from './default-run-node.js';
 import { TUNED_ARMS, selectSettings, selectionFile, selectionMarkdown, type ArmSetting, type SelectionGrid, type SelectionFile } from './arm-selection.js';
 
-export interface SelectRunOptions {
-  out: string;
-  model?: string;
+export interface SelectRunOptions extends MiniatureRunOptions {
   grid: SelectionGrid;
+  /** The values of the settings an arm does not search. */
   fixed: ArmSetting;
-  seeds: number[];
-  steps: number;
-  worldCount: number;
-  tracePairs: number;
-  /** Flags of every fine-tuning run (the default run's). */
-  trainFlags: string[];
-  nastFlags?: string[];
-  jobs: number;
   /** The command line, recorded in selection.json. */
   command: string;
 }
@@ -50,8 +41,9 @@ export async function selectRun(o: SelectRunOptions): Promise<SelectionFile> {
   await mini.build(o.worldCount);
   await mini.trace(o.tracePairs);
   const runDir = (arm: string, s: ArmSetting, seed: number) => join(out, `seed-${seed}`, `${arm}-lr${s.lr}-lambda${s.lambda}`);
-  const quiet = o.jobs > 1 && !o.trainFlags.includes('--quiet') ? ['--quiet'] : [];
-  const result = await selectSettings({ arms: TUNED_ARMS, grid: o.grid, fixed: o.fixed, seeds: o.seeds, jobs: o.jobs }, {
+  const jobs = o.jobs ?? 2;
+  const quiet = jobs > 1 && !o.trainFlags.includes('--quiet') ? ['--quiet'] : [];
+  const result = await selectSettings({ arms: TUNED_ARMS, grid: o.grid, fixed: o.fixed, seeds: o.seeds, jobs }, {
     train: async (arm, setting, seed) => {
       const dir = runDir(arm, setting, seed);
       const flags = [...o.trainFlags, ...settingFlags(setting, []), ...(arm === 'NAST' ? o.nastFlags ?? [] : []), ...quiet];
