@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -66,6 +66,26 @@ test('node train.js --short: the whole default run completes and writes every ou
     if (Number.isNaN(v[0])) continue;
     assert.ok(Math.abs(base[k][0] - v[0]) <= 0.051, `base ${k}: ${base[k][0]} vs committed ${v[0]}`);
   }
+});
+
+test('node train.js --select: every arm at every grid point, scored on validation only, chosen; the same command again reuses every run', () => {
+  const out = join(mkdtempSync(join(tmpdir(), 'select-run-')), 'sel');
+  const args = [CLI, '--select', 'lr=1e-3,2e-3', 'lambda=0.4', '--short', '--steps', '2', '--out', out, '--quiet'];
+  const first = spawnSync('node', args, { encoding: 'utf8' });
+  assert.is(first.status, 0, first.stderr);
+  const sel = JSON.parse(readFileSync(join(out, 'selection.json'), 'utf8')) as { split: string; points: { arm: string; setting: { lr: number; lambda: number } }[]; chosen: Record<string, { lr: number; lambda: number }> };
+  assert.is(sel.split, 'validation');
+  // NegBench searches its rate (lambda fixed at 0.5), the NAST-recipe arms rate x lambda.
+  assert.equal(sel.points.map((p) => `${p.arm} ${p.setting.lr} ${p.setting.lambda}`),
+    ['NegBench 0.001 0.5', 'NegBench 0.002 0.5', 'uniform 0.001 0.4', 'uniform 0.002 0.4', 'NAST 0.001 0.4', 'NAST 0.002 0.4']);
+  assert.equal(Object.keys(sel.chosen), ['NegBench', 'uniform', 'NAST']);
+  assert.ok(existsSync(join(out, 'seed-0', 'NAST-lr0.001-lambda0.4', 'eval-validation.json')));
+  assert.not.ok(existsSync(join(out, 'seed-0', 'NAST-lr0.001-lambda0.4', 'eval.json')), 'no test-split evaluation');
+  assert.equal((first.stderr.match(/== train: /g) ?? []).length, 6);
+  const again = spawnSync('node', args, { encoding: 'utf8' });
+  assert.is(again.status, 0, again.stderr);
+  assert.equal([(again.stderr.match(/== train: /g) ?? []).length, (again.stderr.match(/== reused: /g) ?? []).length], [0, 6]);
+  assert.equal(JSON.parse(readFileSync(join(out, 'selection.json'), 'utf8')).chosen, sel.chosen);
 });
 
 test.run();

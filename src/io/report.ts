@@ -121,6 +121,22 @@ function chartFrame(out: string[], f: { width: number; height: number; title?: s
   if (f.yLabel) out.push(`<text transform="translate(14 ${f.top + f.plotH / 2}) rotate(-90)" text-anchor="middle">${escapeXml(f.yLabel)}</text>`);
 }
 
+/** A chart's plot area inside its margins: room for the title above, the x labels and a legend row per four series below. */
+function chartBox(width: number, height: number, title: string | undefined, seriesCount: number, right: number, below: number) {
+  const top = title ? 40 : 16;
+  const legendH = 20 * Math.ceil(seriesCount / 4);
+  const left = 64;
+  return { top, legendH, left, right, plotW: width - left - right, plotH: height - top - below - legendH };
+}
+
+/** Legend entry k: a swatch and the name, four to a row under the plot; `lift` above the bottom margin. */
+function legendEntry(out: string[], k: number, name: string, colour: string, box: ReturnType<typeof chartBox>, height: number, lift: number): void {
+  const lx = box.left + (k % 4) * Math.max(90, box.plotW / 4);
+  const ly = height - box.legendH - lift + Math.floor(k / 4) * 20;
+  out.push(`<rect class="legend" x="${lx.toFixed(1)}" y="${ly}" width="12" height="12" fill="${colour}"/>`);
+  out.push(`<text x="${(lx + 16).toFixed(1)}" y="${ly + 10}">${escapeXml(name)}</text>`);
+}
+
 /**
  * A grouped vertical bar chart as a self-contained SVG string: groups along x (labels), one
  * coloured bar per series in each group, a zero baseline, y ticks and a legend. Each bar is a
@@ -140,13 +156,8 @@ export function barChartSvg(opts: BarChartOptions): string {
 
   const width = opts.width ?? Math.max(360, 90 + labels.length * (series.length * 22 + 24));
   const height = opts.height ?? 320;
-  const top = title ? 40 : 16;
-  const legendH = 20 * Math.ceil(series.length / 4);
-  const left = 64;
-  const right = 16;
-  const bottom = 56 + legendH;
-  const plotW = width - left - right;
-  const plotH = height - top - bottom;
+  const box = chartBox(width, height, title, series.length, 16, 56);
+  const { top, left, right, plotW, plotH } = box;
   const y = (v: number) => top + plotH - ((Math.min(hi, Math.max(lo, v)) - lo) / (hi - lo)) * plotH;
   const groupW = plotW / labels.length;
   const barW = Math.max(2, Math.min(28, (groupW - 12) / series.length));
@@ -174,12 +185,7 @@ export function barChartSvg(opts: BarChartOptions): string {
     out.push(`<text x="${(left + (g + 0.5) * groupW).toFixed(1)}" y="${top + plotH + 16}" text-anchor="middle">${escapeXml(label)}</text>`);
   });
   out.push(`<line x1="${left}" y1="${y0.toFixed(1)}" x2="${width - right}" y2="${y0.toFixed(1)}" stroke="#333333"/>`);
-  series.forEach((s, k) => {
-    const lx = left + (k % 4) * Math.max(90, plotW / 4);
-    const ly = height - legendH - 8 + Math.floor(k / 4) * 20;
-    out.push(`<rect class="legend" x="${lx.toFixed(1)}" y="${ly}" width="12" height="12" fill="${PALETTE[k % PALETTE.length]}"/>`);
-    out.push(`<text x="${(lx + 16).toFixed(1)}" y="${ly + 10}">${escapeXml(s.name)}</text>`);
-  });
+  series.forEach((s, k) => legendEntry(out, k, s.name, PALETTE[k % PALETTE.length], box, height, 8));
   out.push('</svg>');
   return out.join('\n') + '\n';
 }
@@ -224,13 +230,8 @@ export function lineChartSvg(opts: LineChartOptions): string {
 
   const width = opts.width ?? 560;
   const height = opts.height ?? 340;
-  const top = title ? 40 : 16;
-  const legendH = 20 * Math.ceil(series.length / 4);
-  const left = 64;
-  const right = 20;
-  const bottom = 52 + legendH;
-  const plotW = width - left - right;
-  const plotH = height - top - bottom;
+  const box = chartBox(width, height, title, series.length, 20, 52);
+  const { top, left, right, plotW, plotH } = box;
   const x = (v: number) => left + ((v - xlo) / (xhi - xlo)) * plotW;
   const y = (v: number) => top + plotH - ((Math.min(hi, Math.max(lo, v)) - lo) / (hi - lo)) * plotH;
 
@@ -260,10 +261,7 @@ export function lineChartSvg(opts: LineChartOptions): string {
       if (!Number.isFinite(px) || !Number.isFinite(py)) continue;
       out.push(`<circle cx="${x(px).toFixed(1)}" cy="${y(py).toFixed(1)}" r="2.5" fill="${colour}"><title>${escapeXml(`${s.name}, ${px}: ${py}`)}</title></circle>`);
     }
-    const lx = left + (k % 4) * Math.max(90, plotW / 4);
-    const ly = height - legendH - 4 + Math.floor(k / 4) * 20;
-    out.push(`<rect class="legend" x="${lx.toFixed(1)}" y="${ly}" width="12" height="12" fill="${colour}"/>`);
-    out.push(`<text x="${(lx + 16).toFixed(1)}" y="${ly + 10}">${escapeXml(s.name)}</text>`);
+    legendEntry(out, k, s.name, colour, box, height, 4);
   });
   out.push('</svg>');
   return out.join('\n') + '\n';

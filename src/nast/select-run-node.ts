@@ -62,12 +62,11 @@ export async function selectRun(o: SelectRunOptions): Promise<SelectionFile> {
     },
     validate: async (dir, label) => {
       const file = dir ? join(dir, EVAL_FILE) : join(out, 'eval-base-validation.json');
-      if (dir && existsSync(join(dir, PENDING_RECORD))) rmSync(file, { force: true });
-      const { report } = dir && existsSync(file) && !existsSync(join(dir, PENDING_RECORD))
-        ? readEvalFile(file)
-        : await mini.evaluate(dir && join(dir, 'adapter'), file, label, 'validation');
+      // A reused run (no pending record) keeps its score; a fresh one (and base) is scored now.
+      const fresh = dir === null || existsSync(join(dir, PENDING_RECORD));
+      const { report } = fresh ? await mini.evaluate(dir && join(dir, 'adapter'), file, label, 'validation') : readEvalFile(file);
       // Trained and scored: the run may be reused from now on.
-      if (dir && existsSync(join(dir, PENDING_RECORD))) renameSync(join(dir, PENDING_RECORD), join(dir, RUN_RECORD));
+      if (dir && fresh) renameSync(join(dir, PENDING_RECORD), join(dir, RUN_RECORD));
       return { 'Claim acc': column('Claim acc')(report), 'MCQ acc': column('MCQ acc')(report), 'R@5 (affirmative)': column('R@5 (affirmative)')(report) };
     },
   });
