@@ -202,6 +202,91 @@ for (const fam of FAMILIES) {
   }));
 }
 
+/** [A, B, C, D] -> [A, C, B, D] in float64 (the swap between [batch, heads, T, D] and [batch, T, heads, D]). */
+function swap12(x: Nd): Nd {
+  const [A, B, C, D] = x.shape;
+  const out = nd([A, C, B, D]);
+  for (let a = 0; a < A; a++) {
+    for (let b = 0; b < B; b++) {
+      for (let c = 0; c < C; c++) {
+        for (let d = 0; d < D; d++) out.data[((a * C + c) * B + b) * D + d] = x.data[((a * B + b) * C + c) * D + d];
+      }
+    }
+  }
+  return out;
+}
+
+type Segments = { batch: number; length: number }[];
+
+/** Packed [tokens, H, D] reference: every sequence on its own through refAttention. */
+function refPacked(q: Nd, k: Nd, v: Nd, segments: Segments, cfg: Cfg): Nd {
+  const [, H, D] = q.shape;
+  const out = nd(q.shape);
+  let row = 0;
+  for (const s of segments) {
+    for (let b = 0; b < s.batch; b++) {
+      // One sequence as [1, T, H, D] -> [1, H, T, D].
+      const take = (x: Nd) => swap12(nd([1, s.length, H, D], x.data.subarray(row * H * D, (row + s.length) * H * D)));
+      const y = swap12(refAttention(take(q), take(k), take(v), cfg));
+      out.data.set(y.data, row * H * D);
+      row += s.length;
+    }
+  }
+  return out;
+}
+
+for (const fam of FAMILIES) {
+  test(`${fam.name}: token-major layout (bthd) matches the reference, forward and gradients`, () => onFamily(fam, async (ctx) => {
+    for (const [B, H, Tq, Tk, D] of [[2, 3, 7, 7, 8], [1, 2, 5, 9, 5], [2, 2, 40, 40, 4]].filter((d) => d[4] <= fam.maxD)) {
+      for (const cfg of [{}, { causal: true }, { mask: randMask(B, Tk, Tq) }] as Cfg[]) {
+        const name = `attention.${fam.name} bthd ${JSON.stringify([B, H, Tq, Tk, D])} ${JSON.stringify(cfg)}`;
+        const mt = maskTensor(ctx, cfg, B, Tk);
+        const [q, k, v] = inputs(B, H, Tq, Tk, D, 31 + Tq).map(swap12);
+        await gradCheck(ctx, name,
+          (qt, kt, vt) => ops.attention(qt, kt, vt, { ...cfg, keyPaddingMask: mt, layout: 'bthd' }),
+          (qa, ka, va) => swap12(refAttention(swap12(qa), swap12(ka), swap12(va), cfg)),
+          [q, k, v], GRAD);
+        mt?.dispose();
+      }
+    }
+  }));
+
+  test(`${fam.name}: packed varlen attention matches each sequence alone, forward and gradients`, () => onFamily(fam, async (ctx) => {
+    const D = Math.min(8, fam.maxD);
+    const cases: [number, Segments][] = [
+      [2, [{ batch: 2, length: 5 }, { batch: 3, length: 7 }, { batch: 1, length: 1 }]],
+      [1, [{ batch: 1, length: 40 }, { batch: 2, length: 3 }]],
+      [3, [{ batch: 4, length: 6 }]],
+    ];
+    for (const [H, segments] of cases) {
+      const n = segments.reduce((a, s) => a + s.batch * s.length, 0);
+      for (const cfg of [{ causal: true }, { scale: 0.6 }] as Cfg[]) {
+        const name = `packedAttention.${fam.name} H=${H} ${JSON.stringify(segments)} ${JSON.stringify(cfg)}`;
+        const xs = [randNd([n, H, D], 40 + n, -1.5, 1.5), randNd([n, H, D], 41 + n, -1.5, 1.5), randNd([n, H, D], 42 + n)];
+        await gradCheck(ctx, name,
+          (q, k, v) => ops.packedAttention(q, k, v, segments, cfg),
+          (q, k, v) => refPacked(q, k, v, segments, cfg),
+          xs, GRAD);
+      }
+    }
+  }));
+}
+
+test('packed attention: errors name the op, the segments and the shapes', async () => {
+  const ctx = await gpu();
+  const mk = (shape: number[]) => tensor(ctx, new Float32Array(shape.reduce((a, b) => a * b, 1)), shape);
+  const q = mk([10, 2, 4]);
+  const other = mk([10, 2, 8]);
+  assert.throws(() => ops.packedAttention(q, q, q, [{ batch: 2, length: 4 }]), /packedAttention: segments hold 8 tokens but q has 10/);
+  assert.throws(() => ops.packedAttention(q, q, q, [{ batch: 0, length: 4 }, { batch: 1, length: 10 }]), /packedAttention: segments\[0\] = \{batch: 0, length: 4\}/);
+  assert.throws(() => ops.packedAttention(q, other, q, [{ batch: 1, length: 10 }]), /packedAttention: expected q, k and v alike.*k \[10, 2, 8\]/);
+  const q4 = mk([1, 2, 3, 4]);
+  assert.throws(() => ops.attention(q4, q4, q4, { layout: 'bhdt' as 'bthd' }), /attention: layout must be 'bhtd' or 'bthd', got bhdt/);
+  const k2 = mk([1, 2, 2, 4]);
+  assert.throws(() => ops.attention(q4, k2, k2, { layout: 'bthd' }), /q \[batch, Tq, heads, head_dim\]/);
+  for (const t of [q, other, q4, k2]) t.dispose();
+});
+
 test('auto picks a kernel family that matches the forced ones', async () => {
   const ctx = await gpu();
   const [q, k, v] = inputs(1, 2, 6, 6, 8, 1).map((x) => toGpu(ctx, f32(x)));

@@ -1,12 +1,14 @@
 /**
- * Where a NAST step's time goes (`node build/bench/compare/profile-step.js [tiny|vit]`): host
+ * Where a NAST step's time goes (`node build/bench/compare/profile-step.js [tiny|tiny12|vit] [STEPS]`): host
  * time encoding it, device time after the submission, and dispatches by kernel.
  */
 import { nodeContext } from '../../src/engine/node-gpu.js';
 import { ourStep, STEP_SHAPES } from './step-cases.js';
 
 const ctx = await nodeContext();
-const shape = STEP_SHAPES.find((s) => (process.argv[2] === 'vit' ? s.name === 'ViT-B/32 text NAST step' : s.name === 'tiny-world NAST step'))!;
+const key = process.argv[2] ?? 'tiny';
+const shape = STEP_SHAPES.find((s) => s.torch === key && !s.weights && s.peerCase === undefined);
+if (!shape) throw new Error(`profile-step: unknown case ${key} (tiny, tiny12 or vit)`);
 const r = await ourStep(ctx, shape);
 await r.step();
 await r.step();

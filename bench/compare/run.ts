@@ -147,7 +147,7 @@ function torchSteps(shapes: StepShape[], steps: number, log: (s: string) => void
   const python = process.env.PYTHON ?? (spawnSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' }).status === 0 ? '/usr/bin/python3' : 'python3');
   const probe = spawnSync(python, ['-c', 'import torch'], { encoding: 'utf8' });
   if (probe.status !== 0) return `PyTorch not importable by ${python} (apt-get install python3-torch libopenblas0-pthread, or set PYTHON)`;
-  const only = [...new Set(shapes.map((s) => (s.config.text.layers === 4 ? 'tiny' : 'vit')))].flatMap((w) => ['--only', w]);
+  const only = [...new Set(shapes.map((s) => s.torch))].flatMap((w) => ['--only', w]);
   log(`running ${script} (${shapes.map((s) => s.name).join(', ')}) ...`);
   const r = spawnSync(python, [script, '--steps', String(steps), ...only], { encoding: 'utf8', maxBuffer: 1 << 24 });
   if (r.status !== 0) return `torch_step.py failed: ${(r.stderr || r.stdout).trim().split('\n').pop()}`;
@@ -223,11 +223,11 @@ async function main(): Promise<void> {
     rows.push(row);
     log(`${row.case} ${row.shape}: ours ${row.ours_ms} ms${row.peer_ms !== null ? `, tfjs ${row.peer_ms} ms (${row.ratio}x)` : ''}`);
   }
-  const shapes = STEP_SHAPES.filter((s) => want(s.name) && (s.config.text.layers === 4 || args.stepsVit > 0) && (s.weights !== 'f16' || ctx.hasFeature('shader-f16')));
+  const shapes = STEP_SHAPES.filter((s) => want(s.name) && (s.torch !== 'vit' || args.stepsVit > 0) && (s.weights !== 'f16' || ctx.hasFeature('shader-f16')));
   const torch = shapes.length > 0 && args.torch ? torchSteps(shapes, args.stepsTiny, log) : null;
   if (typeof torch === 'string') log(`PyTorch rows skipped: ${torch}`);
   for (const s of shapes) {
-    const row = await stepRow(s, ctx, s.config.text.layers === 4 ? args.stepsTiny : args.stepsVit, torch);
+    const row = await stepRow(s, ctx, s.torch === 'vit' ? args.stepsVit : args.stepsTiny, torch);
     rows.push(row);
     log(`${row.case}: ours ${row.ours_ms} ms/step (${row.samples_per_s} samples/s, ${row.dispatches_per_step} dispatches)${row.peer_ms !== null ? `, torch ${row.peer_ms} ms (${row.ratio}x)` : ''}`);
   }

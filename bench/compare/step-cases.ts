@@ -25,6 +25,8 @@ export interface StepShape {
   peerCase?: string;
   /** Storage of the frozen projection weights (f16 needs shader-f16). */
   weights?: 'f32' | 'f16';
+  /** torch_step.py's key for the same shape. */
+  torch: 'tiny' | 'tiny12' | 'vit';
 }
 
 export const TINY_WORLD: ClipConfig = {
@@ -34,12 +36,16 @@ export const TINY_WORLD: ClipConfig = {
   logitScaleInit: Math.log(1 / 0.07),
 };
 
+/** The shipped models/tiny-world's depth (the 4-block case is the one issue 21's targets name). */
+export const TINY_WORLD_12: ClipConfig = { ...TINY_WORLD, text: { ...TINY_WORLD.text, layers: 12 } };
+
 export const STEP_SHAPES: StepShape[] = [
-  { name: 'tiny-world NAST step', config: TINY_WORLD, tokens: 20, images: 32, claims: 5 },
-  { name: 'tiny-world NAST step, f16 weights', config: TINY_WORLD, tokens: 20, images: 32, claims: 5, weights: 'f16', peerCase: 'tiny-world NAST step' },
+  { name: 'tiny-world NAST step', config: TINY_WORLD, tokens: 20, images: 32, claims: 5, torch: 'tiny' },
+  { name: 'tiny-world NAST step, f16 weights', config: TINY_WORLD, tokens: 20, images: 32, claims: 5, weights: 'f16', peerCase: 'tiny-world NAST step', torch: 'tiny' },
+  { name: 'tiny-world NAST step, 12 blocks', config: TINY_WORLD_12, tokens: 20, images: 32, claims: 5, torch: 'tiny12' },
   // As train.js runs it by default at this width (--recompute on), and without recomputation.
-  { name: 'ViT-B/32 text NAST step', config: VIT_B32, tokens: 77, images: 32, claims: 5, recompute: true },
-  { name: 'ViT-B/32 text NAST step, no recompute', config: VIT_B32, tokens: 77, images: 32, claims: 5, recompute: false, peerCase: 'ViT-B/32 text NAST step' },
+  { name: 'ViT-B/32 text NAST step', config: VIT_B32, tokens: 77, images: 32, claims: 5, recompute: true, torch: 'vit' },
+  { name: 'ViT-B/32 text NAST step, no recompute', config: VIT_B32, tokens: 77, images: 32, claims: 5, recompute: false, peerCase: 'ViT-B/32 text NAST step', torch: 'vit' },
 ];
 
 export function shapeLabel(s: StepShape): string {

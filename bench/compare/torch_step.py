@@ -5,7 +5,7 @@ A CLIP text encoder (pre-LN, quick_gelu, causal), LoRA r 8 on q/k/v/o (frozen ba
 AdamW with one group per layer at lr * (l + 1) / L. Random weights: only the time matters.
 Prints one JSON line per shape: {"case", "ms", "steps", "threads", "blas", "torch"}.
 
-    /usr/bin/python3 bench/compare/torch_step.py [--steps N] [--only tiny|vit] [--threads N]
+    /usr/bin/python3 bench/compare/torch_step.py [--steps N] [--only tiny|tiny12|vit] [--threads N]
 """
 import argparse
 import json
@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 SHAPES = {
     "tiny": dict(case="tiny-world NAST step", width=64, mlp=256, layers=4, heads=2, vocab=241, ctx=40, proj=64, tokens=20),
+    "tiny12": dict(case="tiny-world NAST step, 12 blocks", width=64, mlp=256, layers=12, heads=2, vocab=241, ctx=40, proj=64, tokens=20),
     "vit": dict(case="ViT-B/32 text NAST step", width=512, mlp=2048, layers=12, heads=8, vocab=49408, ctx=77, proj=512, tokens=77),
 }
 IMAGES, CLAIMS, RANK, ALPHA = 32, 5, 8, 16
@@ -132,7 +133,7 @@ def main():
         torch.set_num_threads(a.threads)
     for key in a.only or SHAPES:
         s = SHAPES[key]
-        steps = a.steps if key == "tiny" else max(1, min(a.steps, 2))
+        steps = a.steps if key.startswith("tiny") else max(1, min(a.steps, 2))
         ms = run(s, steps)
         print(json.dumps({"case": s["case"], "ms": ms, "steps": steps, "threads": torch.get_num_threads(),
                           "blas": blas(), "torch": torch.__version__}), flush=True)

@@ -4,7 +4,11 @@
  * the forward and dQ, a key row for dK/dV), keeps it and its accumulators in registers, and
  * streams the rows of the other side.
  *
- * Layout: q, k, v, o and their gradients are [B*H, T, D] row-major; `lse` is [B*H*Tq]; the
+ * Layout: q, k, v, o and their gradients are rows of D values; the row of (b, h, t) sits at
+ * `base + b * bs + h * hs + t * js` (uniforms per side: q/o/dO and k/v), so [B, H, T, D],
+ * token-major [B, T, H, D] (what a [.., H * D] projection writes: no head split/merge copies)
+ * and a segment of a packed varlen batch are the same kernel. `lse` (and the backward's row
+ * terms) are indexed by the q row's memory row, so the row-term kernel stays elementwise. The
  * optional key padding mask is [B, Tk] words (nonzero = attend). A workgroup is a block of
  * consecutive rows of one (b, h), so all its invocations want the same streamed row at once.
  *
@@ -140,6 +144,8 @@ export const ATTN_UNIFORMS = [
   // rs: row stride in bound elements (D / 4 for vec4 rows, else D); nv: vec4 slots used, ceil(D / 4).
   ['bh', 'u32'], ['heads', 'u32'], ['tq', 'u32'], ['tk', 'u32'], ['d', 'u32'], ['rs', 'u32'], ['nv', 'u32'],
   ['scale', 'f32'], ['causal', 'u32'], ['hasMask', 'u32'], ['maskFloat', 'u32'],
+  // Row addresses (in rows of D): q side (q, o, dO, lse) and k side (k, v): base, batch, head and time strides.
+  ['qb', 'u32'], ['qbs', 'u32'], ['qhs', 'u32'], ['qjs', 'u32'], ['kb', 'u32'], ['kbs', 'u32'], ['khs', 'u32'], ['kjs', 'u32'],
 ] as const satisfies readonly (readonly [string, UniformType])[];
 export type AttnField = (typeof ATTN_UNIFORMS)[number][0];
 
@@ -254,6 +260,8 @@ interface Stream {
   names: string[];
   scalars: boolean;
   rowBase: string;
+  /** Memory rows between consecutive streamed rows (a uniform). */
+  rowStep: string;
   last: string;
   begin: string;
   end: string;
@@ -271,9 +279,10 @@ ${lines(bk, (kk) => s.step(kk, o))}
 ${s.post(o)}`;
   };
   const cs = (c: number | 'c') => (c === 'c' ? 'c' : `${c}u`);
+  const at = (j: string) => `${s.rowBase} + ${j} * ${s.rowStep}`;
   if (!tiles(v) && v.subgroup === 0) {
-    const get: Getter = (name, kk, c) => `ld_${name}(${s.rowBase} + jc${kk}, ${cs(c)})`;
-    const sc = (kk: number) => `LD[${s.rowBase} + jc${kk}]`;
+    const get: Getter = (name, kk, c) => `ld_${name}(${at(`jc${kk}`)}, ${cs(c)})`;
+    const sc = (kk: number) => `LD[${at(`jc${kk}`)}]`;
     return `  for (var jb = ${s.begin}; jb < ${s.end}; jb += ${bk}u) {
 ${body(get, sc, '    ')}
   }`;
@@ -284,7 +293,7 @@ ${body(get, sc, '    ')}
     const per = (bk * v.d4) / sg;
     const loads = s.names.map((n) => lines(per, (t) => {
       const e = `(lane + ${t * sg}u)`;
-      return `    let f${n}${t} = ld_${n}(${s.rowBase} + min(jb + ${e} / ${v.d4}u, ${s.last}), ${e} % ${v.d4}u);`;
+      return `    let f${n}${t} = ld_${n}(${at(`min(jb + ${e} / ${v.d4}u, ${s.last})`)}, ${e} % ${v.d4}u);`;
     })).join('\n');
     const get: Getter = (name, kk, c) => {
       const e = kk * v.d4 + (c as number);
@@ -293,14 +302,14 @@ ${body(get, sc, '    ')}
     const sc = (kk: number) => `subgroupBroadcast(fLD, ${kk}u)`;
     return `  for (var jb = ${s.begin}; jb < ${s.end}; jb += ${bk}u) {
 ${loads}
-${s.scalars ? `    let fLD = LD[${s.rowBase} + min(jb + lane % ${bk}u, ${s.last})];` : ''}
+${s.scalars ? `    let fLD = LD[${at(`min(jb + lane % ${bk}u, ${s.last})`)}];` : ''}
 ${body(get, sc, '    ')}
   }`;
   }
   const ts = tileRows(v);
   const get: Getter = (name, kk, c) => `t_${name}[(jl + ${kk}u) * ${v.d4}u + ${cs(c)}]`;
   const sc = (kk: number) => `t_LD[jl + ${kk}u]`;
-  const loads = s.names.map((n) => `      t_${n}[e] = ld_${n}(${s.rowBase} + jj, c);`).join('\n');
+  const loads = s.names.map((n) => `      t_${n}[e] = ld_${n}(${at('jj')}, c);`).join('\n');
   return `  for (var t0 = ${s.begin}; t0 < ${s.end}; t0 += ${ts}u) {
     workgroupBarrier();
     for (var e = lane; e < ${ts * v.d4}u; e += ${wg}u) {
@@ -308,7 +317,7 @@ ${body(get, sc, '    ')}
       let c = e % ${v.d4}u;
 ${loads}
     }
-${s.scalars ? `    for (var e = lane; e < ${ts}u; e += ${wg}u) { t_LD[e] = LD[${s.rowBase} + min(t0 + e, ${s.last})]; }` : ''}
+${s.scalars ? `    for (var e = lane; e < ${ts}u; e += ${wg}u) { t_LD[e] = LD[${at(`min(t0 + e, ${s.last})`)}]; }` : ''}
     workgroupBarrier();
     for (var jl = 0u; jl < ${ts}u; jl += ${bk}u) {
       let jb = t0 + jl;
@@ -339,6 +348,7 @@ function prologue(v: AttnVariant, rows: string): string {
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, ${lane}${li ? `, ${li}` : ''}) {
   let bhI = min(wid.y + wid.z * nwg.y, u.bh - 1u);
   let b = bhI / u.heads;
+  let hI = bhI % u.heads;
   let r0 = wid.x * ${attnRowsPerGroup(v)}u;
 ${per(v, (x) => `  let r${x} = r0 + ${Number(x.slice(1)) * wg}u + ${li ? 'li' : 'lane'};\n  let rc${x} = min(r${x}, ${rows} - 1u);`)}
 `;
@@ -365,6 +375,7 @@ function attentionForwardKernelBuild(v: AttnVariant) {
     names: ['K', 'V'],
     scalars: false,
     rowBase: 'kRow0',
+    rowStep: 'u.kjs',
     last: 'u.tk - 1u',
     begin: '0u',
     end: 'kEnd',
@@ -382,13 +393,13 @@ ${o.accum('acc', 'corr', ks.map((kk) => [`p${kk}`, 'V', kk]))}`,
   });
   const body = `${rowLoader(v, 'Q')}${rowLoader(v, 'K')}${rowLoader(v, 'V')}${tileDecls(v, ['K', 'V'], false)}${MASK}
 ${prologue(v, 'u.tq')}
-${per(v, (x) => `  let qRow${x} = bhI * u.tq + rc${x};
+${per(v, (x) => `  let qRow${x} = u.qb + b * u.qbs + hI * u.qhs + rc${x} * u.qjs;
   var q${x}: array<vec4<f32>, ${v.d4}>;
 ${loadRow(v, `q${x}`, 'Q', `qRow${x}`, 'u.scale')}
   var acc${x}: array<vec4<f32>, ${v.d4}>;
   var m${x} = ${NEG};
   var l${x} = 0.0;`)}
-  let kRow0 = bhI * u.tk;
+  let kRow0 = u.kb + b * u.kbs + hI * u.khs;
   // Causal: no row of this block attends past the block's last row.
   let kEnd = select(u.tk, min(u.tk, r0 + ${attnRowsPerGroup(v)}u), u.causal != 0u);
 ${loop}
@@ -430,6 +441,7 @@ function attentionBackwardQKernelBuild(v: AttnVariant) {
     names: ['K', 'V'],
     scalars: false,
     rowBase: 'kRow0',
+    rowStep: 'u.kjs',
     last: 'u.tk - 1u',
     begin: '0u',
     end: 'kEnd',
@@ -443,14 +455,14 @@ ${per(v, (x) => `    let ok${kk}${x} = km${kk} & ((u.causal == 0u) | (j${kk} <= 
   });
   const body = `${rowLoader(v, 'Q')}${rowLoader(v, 'K')}${rowLoader(v, 'V')}${rowLoader(v, 'dO')}${tileDecls(v, ['K', 'V'], false)}${MASK}
 ${prologue(v, 'u.tq')}
-${per(v, (x) => `  let qRow${x} = bhI * u.tq + rc${x};
+${per(v, (x) => `  let qRow${x} = u.qb + b * u.qbs + hI * u.qhs + rc${x} * u.qjs;
   var q${x}: array<vec4<f32>, ${v.d4}>;
   var g${x}: array<vec4<f32>, ${v.d4}>;
 ${loadRow(v, `q${x}`, 'Q', `qRow${x}`, 'u.scale')}
 ${loadRow(v, `g${x}`, 'dO', `qRow${x}`, '1.0')}
   let ld${x} = LD[qRow${x}];
   var dq${x}: array<vec4<f32>, ${v.d4}>;`)}
-  let kRow0 = bhI * u.tk;
+  let kRow0 = u.kb + b * u.kbs + hI * u.khs;
   let kEnd = select(u.tk, min(u.tk, r0 + ${attnRowsPerGroup(v)}u), u.causal != 0u);
 ${loop}
 ${per(v, (x) => `  if (r${x} < u.tq) {
@@ -471,6 +483,7 @@ function attentionBackwardKVKernelBuild(v: AttnVariant) {
     names: ['Q', 'dO'],
     scalars: true,
     rowBase: 'qRow0',
+    rowStep: 'u.qjs',
     last: 'u.tq - 1u',
     begin: 'iBegin',
     end: 'u.tq',
@@ -486,7 +499,7 @@ ${o.accum('dk', null, ks.map((kk) => [`ds${kk}`, 'Q', kk]))}`,
   });
   const body = `${rowLoader(v, 'Q')}${rowLoader(v, 'K')}${rowLoader(v, 'V')}${rowLoader(v, 'dO')}${tileDecls(v, ['Q', 'dO'], true)}${MASK}
 ${prologue(v, 'u.tk')}
-${per(v, (x) => `  let kRow${x} = bhI * u.tk + rc${x};
+${per(v, (x) => `  let kRow${x} = u.kb + b * u.kbs + hI * u.khs + rc${x} * u.kjs;
   var ks${x}: array<vec4<f32>, ${v.d4}>;
   var vr${x}: array<vec4<f32>, ${v.d4}>;
 ${loadRow(v, `ks${x}`, 'K', `kRow${x}`, 'u.scale')}
@@ -494,7 +507,7 @@ ${loadRow(v, `vr${x}`, 'V', `kRow${x}`, '1.0')}
   let kOk${x} = keyOk(b, rc${x});
   var dk${x}: array<vec4<f32>, ${v.d4}>;
   var dv${x}: array<vec4<f32>, ${v.d4}>;`)}
-  let qRow0 = bhI * u.tq;
+  let qRow0 = u.qb + b * u.qbs + hI * u.qhs;
   // Causal: no query row before the block's first key sees any key of the block.
   let iBegin = select(0u, min(r0, u.tq), u.causal != 0u);
 ${loop}

@@ -13,6 +13,7 @@ import type { ClipConfig, TowerConfig } from './clip-config.js';
 import { expectedHfShapes, type HfWeights } from './clip-weights.js';
 import { LayerNorm, Linear } from './layers.js';
 import { encoderForward, type EncoderLayer, type ResidualHook } from './transformer.js';
+import type { PackedSegment } from '../engine/ops/attention.js';
 
 export interface TextOutput {
   /** Final-layer-normed state at the pooled (EOT) position, [n, width]. */
@@ -190,6 +191,60 @@ export class ClipModel {
   }
 
   /** Vision tower for preprocessed pixels [n, 3, size, size] (row-major, normalised). */
+  /**
+   * Several batches of texts through the text tower as one packed batch: batch i is `n` rows of
+   * `ids.length / n` tokens, each batch its own length. Every block runs once over all of them
+   * (one pass of dispatches instead of one per batch, and no batch padded to another's length);
+   * the outputs equal encodeText's on each batch alone. Training encodes captions and claim
+   * choices this way. No hooks (the states are not [batch, seq, width]).
+   */
+  encodeTextPacked(batches: readonly { ids: Int32Array; n: number }[]): TextOutput[] {
+    if (batches.length === 0) throw new ModelInputError('encodeTextPacked: no batches');
+    const cfg = this.config.text;
+    const lens = batches.map((b, i) => {
+      try {
+        return this.checkIds(b.ids, b.n);
+      } catch (e) {
+        if (e instanceof ModelInputError) throw new ModelInputError(`batch ${i}: ${e.message}`);
+        throw e;
+      }
+    });
+    const segments: PackedSegment[] = [];
+    batches.forEach((b, i) => {
+      const last = segments[segments.length - 1];
+      if (last && last.length === lens[i]) last.batch += b.n;
+      else segments.push({ batch: b.n, length: lens[i] });
+    });
+    const tokens = batches.reduce((a, b) => a + b.ids.length, 0);
+    const rows = batches.reduce((a, b) => a + b.n, 0);
+    const ids = new Int32Array(tokens);
+    const positions = new Int32Array(tokens);
+    const at = new Int32Array(rows);
+    let o = 0;
+    let r = 0;
+    batches.forEach((b, i) => {
+      ids.set(b.ids, o);
+      for (let p = 0; p < b.ids.length; p++) positions[o + p] = p % lens[i];
+      poolPositions(b.ids, b.n, cfg.eosTokenId).forEach((p, j) => { at[r + j] = o + p; });
+      o += b.ids.length;
+      r += b.n;
+    });
+    return scope(this.ctx, () => {
+      const tok = embedding(this.param('text_model.embeddings.token_embedding.weight'), tensor(this.ctx, ids, [tokens], 'i32'));
+      const pos = embedding(this.param('text_model.embeddings.position_embedding.weight'), tensor(this.ctx, positions, [tokens], 'i32'));
+      const h = encoderForward(this.textLayers, add(tok, pos), { causal: true, recompute: this.recompute, segments });
+      const pooledAll = this.norm('text_model.final_layer_norm', cfg.layerNormEps).forward(indexSelect(h, 0, tensor(this.ctx, at, [rows], 'i32')));
+      const embedsAll = linear(pooledAll, this.param('text_projection.weight'));
+      if (batches.length === 1) return [{ pooled: pooledAll, embeds: embedsAll }];
+      let from = 0;
+      return batches.map((b) => {
+        const part = { pooled: slice(pooledAll, 0, from, from + b.n), embeds: slice(embedsAll, 0, from, from + b.n) };
+        from += b.n;
+        return part;
+      });
+    });
+  }
+
   encodeImage(pixels: Float32Array, n: number): ImageOutput {
     const cfg = this.config.vision;
     const per = cfg.channels * cfg.imageSize * cfg.imageSize;

@@ -3,7 +3,7 @@
  * encoder's input (the embeddings output), index l the output of block l — Hugging Face's
  * `hidden_states` numbering, which causal tracing patches into.
  */
-import { attention, checkpoint, permute, reshape, scope, type Tensor } from '../engine/index.js';
+import { attention, checkpoint, packedAttention, reshape, scope, type PackedSegment, type Tensor } from '../engine/index.js';
 import type { HiddenActivation } from './clip-config.js';
 import type { LayerNorm, Linear } from './layers.js';
 
@@ -27,24 +27,21 @@ export interface EncoderLayer {
   activation: HiddenActivation;
 }
 
-function splitHeads(x: Tensor, heads: number): Tensor {
-  const [b, t, d] = x.shape;
-  return scope(x.ctx, () => permute(reshape(x, [b, t, heads, d / heads]), [0, 2, 1, 3]));
-}
-
-function mergeHeads(x: Tensor): Tensor {
-  const [b, h, t, hd] = x.shape;
-  return scope(x.ctx, () => reshape(permute(x, [0, 2, 1, 3]), [b, t, h * hd]));
-}
-
-/** One block: x + attn(ln1(x)), then + mlp(ln2(.)). Intermediates are freed on return. */
-export function encoderLayerForward(layer: EncoderLayer, x: Tensor, causal: boolean): Tensor {
+/**
+ * One block: x + attn(ln1(x)), then + mlp(ln2(.)). Intermediates are freed on return.
+ * x is [batch, T, width], or with `segments` a packed [tokens, width] batch of sequences of
+ * different lengths (see packedAttention). Attention reads the projections token-major as
+ * [.., heads, head_dim] views and writes the same layout, so no head split or merge is copied.
+ */
+export function encoderLayerForward(layer: EncoderLayer, x: Tensor, causal: boolean, segments?: readonly PackedSegment[]): Tensor {
   return scope(x.ctx, () => {
     const h = layer.ln1.forward(x);
-    const q = splitHeads(layer.q.forward(h), layer.heads);
-    const k = splitHeads(layer.k.forward(h), layer.heads);
-    const v = splitHeads(layer.v.forward(h), layer.heads);
-    const a = mergeHeads(attention(q, k, v, { causal }));
+    const width = x.shape[x.rank - 1];
+    const heads = [layer.heads, width / layer.heads];
+    const lead = x.shape.slice(0, -1);
+    const split = (t: Tensor) => reshape(t, [...lead, ...heads]);
+    const [q, k, v] = [layer.q, layer.k, layer.v].map((p) => split(p.forward(h)));
+    const a = reshape(segments ? packedAttention(q, k, v, segments, { causal }) : attention(q, k, v, { causal, layout: 'bthd' }), x.shape);
     // Residual adds ride in the out and fc2 products' epilogues.
     const x1 = layer.out.forward(a, 'none', x);
     const m = layer.fc1.forward(layer.ln2.forward(x1), layer.activation);
@@ -60,10 +57,13 @@ export interface EncoderOptions {
    * again in backward (one extra forward per step for a peak of one block's activations).
    */
   recompute?: boolean;
+  /** x is a packed [tokens, width] batch of these segments (no hook: states are not [batch, seq, width]). */
+  segments?: readonly PackedSegment[];
 }
 
 /** Runs every block; returns the last block's output (before any final layer norm). */
 export function encoderForward(layers: readonly EncoderLayer[], x: Tensor, opts: EncoderOptions): Tensor {
+  if (opts.segments && opts.hook) throw new Error('encoderForward: residual hooks need [batch, seq, width] states, not a packed batch');
   let h = x;
   let owned = false;
   const visit = (index: number) => {
@@ -78,8 +78,8 @@ export function encoderForward(layers: readonly EncoderLayer[], x: Tensor, opts:
   for (let i = 0; i < layers.length; i++) {
     const layer = layers[i];
     const next = opts.recompute
-      ? checkpoint((input) => encoderLayerForward(layer, input, opts.causal), [h])
-      : encoderLayerForward(layer, h, opts.causal);
+      ? checkpoint((input) => encoderLayerForward(layer, input, opts.causal, opts.segments), [h])
+      : encoderLayerForward(layer, h, opts.causal, opts.segments);
     if (owned) h.dispose();
     h = next;
     owned = true;

@@ -86,9 +86,9 @@ export class Trainer {
     const eos = m.config.text.eosTokenId;
     const claimRows = items.reduce((s, it) => s + it.choiceCount, 0);
     const lam = this.opts.lambda;
-    // Captions (often several sentences) and choices (one sentence each) go through the encoder
-    // as two batches, each cut at its own longest text: a batch cut at the longest caption
-    // would spend most of the choices' compute on padding.
+    // Captions (often several sentences) and choices (one sentence each) are cut at their own
+    // longest text, so the choices' compute is not spent on the captions' padding, and go
+    // through the encoder together as one packed batch: one pass of every block, not two.
     const captions = new Int32Array(b * t);
     items.forEach((it, i) => captions.set(it.caption, i * t));
     const choices = new Int32Array(claimRows * t);
@@ -97,12 +97,16 @@ export class Trainer {
       choices.set(it.choices, at);
       at += it.choiceCount * t;
     }
-    const encode = (ids: Int32Array, rows: number) => m.encodeText(cutAtPool(ids, rows, eos).ids, rows).embeds;
+    const batches = [
+      ...(lam > 0 ? [{ ids: cutAtPool(captions, b, eos).ids, n: b }] : []),
+      ...(lam < 1 ? [{ ids: cutAtPool(choices, claimRows, eos).ids, n: claimRows }] : []),
+    ];
     const logitScale = m.param('logit_scale');
     return scope(this.ctx, () => {
       const img = indexSelect(imageEmbeds, 0, tensor(this.ctx, Int32Array.from(items, (it) => it.image), [b], 'i32'));
-      const lClip = lam > 0 ? clipLoss(img, encode(captions, b), logitScale) : null;
-      const lClaim = lam < 1 ? choiceLoss(img, encode(choices, claimRows), items.map((it) => it.choiceCount), items.map((it) => it.answer), logitScale) : null;
+      const embeds = m.encodeTextPacked(batches).map((o) => o.embeds);
+      const lClip = lam > 0 ? clipLoss(img, embeds[0], logitScale) : null;
+      const lClaim = lam < 1 ? choiceLoss(img, embeds[embeds.length - 1], items.map((it) => it.choiceCount), items.map((it) => it.answer), logitScale) : null;
       const loss = nastLoss(lam, lClip, lClaim);
       backward(weight === 1 ? loss : mulScalar(loss, weight));
       return loss;
