@@ -23,6 +23,8 @@ export * from './models/peft.js';
 export * from './nast/trace.js';
 export * from './nast/cte.js';
 export * from './nast/heatmap-svg.js';
+export { cteUpgradeNote, parseCteReport } from './nast/cte-report-parse.js';
+export * from './nast/train-bounds.js';
 export * from './nast/losses.js';
 export * from './nast/trainer.js';
 export * from './nast/training-loop.js';

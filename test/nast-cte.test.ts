@@ -375,6 +375,23 @@ test('assertWellFormed itself rejects broken markup', () => {
   }
 });
 
+test('heatmapSvg: the CTE_l bars have their own axis; an embeddings value far outside it is clipped and written out', () => {
+  // Layers near 0.005 beside embeddings at 1 (what one traced pair gives): the layers' bars must be visible.
+  const bars = { embeddings: 1, layers: [0.0045, 0.0027, -0.0034, 0] };
+  const svg = heatmapSvg([[1, 0], [0.004, 0.005], [0.002, 0.003], [-0.003, -0.004], [0, 0]], null, bars);
+  assertWellFormed(svg);
+  const widths = [...svg.matchAll(/<rect class="bar[^"]*" x="[^"]+" y="[^"]+" width="([^"]+)"/g)].map((m) => Number(m[1]));
+  assert.is(widths.length, 5);
+  // Bar area is 160 px wide; the largest layer bar spans its share of the axis [-0.0034, 0.0045].
+  assert.ok(widths[1] > 80, `layer 1's bar is ${widths[1]} px wide`);
+  assert.ok(widths[3] > 60, `layer 3's (negative) bar is ${widths[3]} px wide`);
+  assert.ok(widths[0] <= 160 && widths[0] > 0, `the embeddings' bar stays inside the bar area (${widths[0]} px)`);
+  assert.ok(svg.includes('class="clipped"') && svg.includes('1.000 ▶'), 'the clipped embeddings value is written out');
+  assert.match(svg, /its bar is clipped to the layers(&apos;|&#39;|')? axis/);
+  // Values inside the axis are not marked as clipped.
+  assert.not.ok(heatmapSvg([[0.1], [0.2]], null, { embeddings: 0.1, layers: [0.2] }).includes('class="clipped"'));
+});
+
 test('heatmapSvg: well-formed, one rect per cell, one bar per row (embeddings grey), intervals, outlined positions, escaped tokens', () => {
   const rep = buildCteReport(traced(), { layers: 2 });
   const tokens = ['<|startoftext|>', 'there', 'is', 'no & "x"', '<|endoftext|>'];

@@ -163,9 +163,18 @@ test('--lr 1e-300 moves no weight: the run ends with its report, update shares 0
   assert.match(r.stdout, /top-3 share 0\.0%, top-5 share 0\.0% \(every update norm is 0/, 'the console says why the shares are 0');
 });
 
-test('non-finite numbers stop with a clear error: a diverging run (--lr 1e30), NaN in a checkpoint or an adapter', async () => {
+test('non-finite numbers stop with a clear error: a diverging run (an adapter of 1e30s), NaN in a checkpoint or an adapter', async () => {
   const data = await dataset();
-  const r = spawnSync('node', [CLI, '--model', MODEL, '--tokenizer', VOCAB, '--batch-size', '3', '--quiet', '--data', data, '--uniform', '--steps', '6', '--save-every', '2', '--log-every', '100', '--lr', '1e30', '--out', join(data, 'nan')], { encoding: 'utf8' });
+  // --lr is capped at 0.1, so divergence comes from the starting adapter: finite (it loads) but
+  // 1e30 everywhere, so the first forward overflows.
+  train(['--data', data, '--uniform', '--steps', '1', '--out', join(data, 'seed')]);
+  const huge = join(data, 'huge');
+  mkdirSync(huge);
+  copyFileSync(join(data, 'seed', 'adapter', 'adapter_config.json'), join(huge, 'adapter_config.json'));
+  const st = readFileSync(join(data, 'seed', 'adapter', 'adapter_model.safetensors'));
+  for (let at = 8 + Number(st.readBigUInt64LE(0)); at + 4 <= st.length; at += 4) st.writeFloatLE(1e30, at);
+  writeFileSync(join(huge, 'adapter_model.safetensors'), st);
+  const r = spawnSync('node', [CLI, '--model', MODEL, '--tokenizer', VOCAB, '--batch-size', '3', '--quiet', '--data', data, '--uniform', '--steps', '6', '--save-every', '2', '--log-every', '100', '--init-adapter', huge, '--out', join(data, 'nan')], { encoding: 'utf8' });
   assert.is(r.status, 1, r.stderr);
   assert.match(r.stderr, /train: the loss became (NaN|-?Infinity) at step \d+ .*stopped without writing an adapter/);
   assert.not.ok(existsSync(join(data, 'nan', 'adapter')), 'no adapter written');
@@ -218,6 +227,7 @@ test('bad arguments fail with one line naming the flag', () => {
     [['--data', '/tmp', '--uniform', '--rank', '0'], /--rank: must be at least 1, got 0/],
     [['--data', '/tmp', '--uniform', '--alpha', '-1'], /--alpha: must be greater than 0, got -1/],
     [['--data', '/tmp', '--uniform', '--lr', '-1'], /--lr: must be greater than 0, got -1/],
+    [['--data', '/tmp', '--uniform', '--lr', '1'], /--lr: must be at most 0.1, got 1/],
     [['--data', '/tmp', '--uniform', '--train-checks', 'sometimes'], /--train-checks must be every or last, got "sometimes"/],
   ] as [string[], RegExp][]) {
     try {

@@ -13,7 +13,7 @@ export interface ModelState {
   tokenizer: Tokenizer;
   imageConfig: ClipImageConfig;
   /** The LoRA adapter the fine-tuning panel trained, attached to the model; null: the base model. */
-  lora: { set: LoraSet; steps: number; scales: 'uniform' | 'cte' } | null;
+  lora: { set: LoraSet; steps: number; scales: 'uniform' | 'cte'; origin?: string } | null;
 }
 
 export interface PageImage {
@@ -31,9 +31,11 @@ export interface PageImage {
 export interface CteScales {
   /** One per text-encoder block: alpha_{l+1}^beta. */
   scales: number[];
-  /** The pair they came from, for display. */
+  /** The pair they came from (or the cte.json file), for display. */
   caption: string;
   foil: string;
+  /** Traced pairs the scales average over (1 for the trace panel's own pair). */
+  pairs: number;
   /** The model they were traced on: scales of another model do not apply. */
   model: ClipModel;
 }

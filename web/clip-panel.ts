@@ -187,7 +187,7 @@ export function setUpClipPanel(app: App): void {
 
   async function addFiles(files: readonly File[]): Promise<void> {
     const images = files.filter((f) => f.type.startsWith('image/') || /\.(png|jpe?g|webp|gif|bmp|avif)$/i.test(f.name));
-    if (images.length < files.length) showError('Images', `${files.length - images.length} of the dropped files are not images and were left out: ${files.filter((f) => !images.includes(f)).map((f) => f.name).slice(0, 5).join(', ')}`);
+    if (images.length < files.length) showError('Images', `${files.length - images.length} of the dropped files are not images and were left out: ${files.filter((f) => !images.includes(f)).map((f) => f.name).slice(0, 5).join(', ')}`, section);
     let added = 0;
     for (const [k, f] of images.entries()) {
       setStatus(status, `decoding ${f.name} (${k + 1} of ${images.length})…`, true);
@@ -195,7 +195,7 @@ export function setUpClipPanel(app: App): void {
         app.addImage({ name: f.name, raw: await decodeImageFile(f) });
         added++;
       } catch (e) {
-        showError('Images', e);
+        showError('Images', e, section);
       }
     }
     setStatus(status, `${added} image${added === 1 ? '' : 's'} added.`);
@@ -228,7 +228,7 @@ export function setUpClipPanel(app: App): void {
       for (const [k, r] of worldRecords(seed, start, count, size).entries()) app.addImage(worldPageImage(r, seed, start + k));
       setStatus(status, `${count} world scene${count === 1 ? '' : 's'} rendered (seed ${seed}, from index ${start}, ${size}x${size} px); hover a thumbnail's caption for what it shows.`);
     } catch (e) {
-      showError('World images', e);
+      showError('World images', e, section);
     }
   });
   clearBtn.addEventListener('click', () => app.clearImages());
@@ -266,8 +266,8 @@ export function setUpClipPanel(app: App): void {
       setState(section, 'done');
     } catch (e) {
       setState(section, 'error');
-      setStatus(status, 'Similarity failed (see the error above).');
-      showError('CLIP similarity', e);
+      setStatus(status, 'Similarity failed (see the error below).');
+      showError('CLIP similarity', e, section);
     } finally {
       setProgress(progress, null);
     }

@@ -27,7 +27,7 @@ async function start(): Promise<void> {
     setUpClipPanel(app);
     setUpTracePanel(app);
     setUpTrainPanel(app);
-    setUpMatmulPanel(app.ctx);
+    setUpMatmulPanel(app);
     document.body.dataset.gpu = 'ready';
   } catch (e) {
     document.body.dataset.gpu = 'error';

@@ -3,7 +3,8 @@
  * float64 product computed on the host.
  */
 import { GpuTimer, matmul, matmulVariantName, tensor, type GpuContext, type Tensor } from './lib-entry.js';
-import { $, ms, setStatus, showError } from './ui.js';
+import type { App } from './app.js';
+import { $, ms, setState, setStatus, showError } from './ui.js';
 
 const SAMPLES = 64;
 /** Keep timing until this much time has passed (or MAX_REPS runs), so small sizes average out. */
@@ -97,19 +98,29 @@ export async function runMatmul(ctx: GpuContext, size: number, onProgress: (text
   }
 }
 
-export function setUpMatmulPanel(ctx: GpuContext): void {
+/**
+ * `app`: the panel runs only while no other GPU job does (a timed matmul beside a fine-tuning
+ * run would time both, and it would take the GPU from the run).
+ */
+export function setUpMatmulPanel(app: App): void {
+  const ctx = app.ctx;
   const section = $('#matmul');
   const form = $('[data-testid="matmul-form"]', section) as HTMLFormElement;
   const button = form.querySelector('button')!;
   const status = $('[data-testid="matmul-status"]', section);
   const table = $('[data-testid="matmul-results"]', section) as HTMLTableElement;
-  button.disabled = false;
+  const refresh = () => {
+    button.disabled = app.busy !== null;
+    button.title = app.busy ? `wait until "${app.busy}" has finished (one GPU job at a time)` : '';
+  };
+  app.onChange(refresh);
+  refresh();
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const size = Number(new FormData(form).get('size'));
-    button.disabled = true;
+    setState(section, 'running');
     try {
-      const r = await runMatmul(ctx, size, (t) => setStatus(status, `${size}×${size}×${size}: ${t}`, true));
+      const r = await app.exclusive('matrix multiply', () => runMatmul(ctx, size, (t) => setStatus(status, `${size}×${size}×${size}: ${t}`, true)));
       const row = table.tBodies[0].insertRow();
       row.dataset.size = String(r.size);
       row.dataset.maxRelError = String(r.maxRelError);
@@ -119,11 +130,11 @@ export function setUpMatmulPanel(ctx: GpuContext): void {
       }
       table.hidden = false;
       setStatus(status, `${size}×${size}×${size}: done.`);
+      setState(section, 'done');
     } catch (e) {
-      setStatus(status, `${size}×${size}×${size}: failed (see the error above).`);
-      showError('Matrix multiply', e);
-    } finally {
-      button.disabled = false;
+      setState(section, 'error');
+      setStatus(status, `${size}×${size}×${size}: failed (see the error below).`);
+      showError('Matrix multiply', e, section);
     }
   });
 }

@@ -4,10 +4,10 @@
  * preprocessor_config.json). Only the files the loader uses are read from a picked folder.
  */
 import {
-  WordTokenizer, isModelFileName, loadClipFromFiles, modelFileMap, weightsFileOf, type LoadedClip,
+  WordTokenizer, adapterFiles, adapterZip, isModelFileName, loadClipFromFiles, loadLoraFromBytes, loadLoraFromPicked, modelFileMap, weightsFileOf, type LoadedClip,
 } from './lib-entry.js';
 import type { App, ModelState } from './app.js';
-import { $, ms, setFacts, setProgress, setState, setStatus, showError } from './ui.js';
+import { $, download, ms, setFacts, setProgress, setState, setStatus, showError } from './ui.js';
 
 /** The embedded model's files, relative to the page (build-web copies them into the site). */
 export const EMBEDDED_DIR = 'models/tiny-world/';
@@ -62,7 +62,7 @@ export function modelFacts(m: ModelState, loadMs: number | null): [string, strin
     ['parameters', `${params.toLocaleString('en')} (f32, ${mib(params * 4)} on the GPU)`],
     ['tokenizer', tok],
     ['image preprocessing', `${resize}, ${ic.crop ? `crop ${ic.crop.width}x${ic.crop.height}` : 'no crop'}, bicubic, CLIP normalisation${ic.mean ? ` (mean ${ic.mean.map((x) => x.toFixed(3)).join('/')})` : ' off'}`],
-    ['adapter', m.lora ? `LoRA r=${m.lora.set.spec.rank} on text ${m.lora.set.spec.targets.join('/')}, ${m.lora.steps} steps (${m.lora.scales === 'cte' ? 'CTE-scaled' : 'uniform'}); every panel now uses it` : 'none (base model)'],
+    ['adapter', m.lora ? `LoRA r=${m.lora.set.spec.rank} on ${m.lora.set.spec.targets.join('/')}, ${m.lora.origin ?? `${m.lora.steps} steps (${m.lora.scales === 'cte' ? 'CTE-scaled' : 'uniform'})`}; every panel now uses it` : 'none (base model)'],
   ];
   if (loadMs !== null) rows.push(['load time', ms(loadMs)]);
   return rows;
@@ -74,6 +74,8 @@ export function setUpModelPanel(app: App): void {
   const folder = $('[data-testid="model-folder"]', section) as HTMLInputElement;
   const files = $('[data-testid="model-files"]', section) as HTMLInputElement;
   const removeAdapter = $('[data-testid="model-remove-adapter"]', section) as HTMLButtonElement;
+  const exportAdapter = $('[data-testid="adapter-export"]', section) as HTMLButtonElement;
+  const importAdapter = $('[data-testid="adapter-import"]', section) as HTMLInputElement;
   const status = $('[data-testid="model-status"]', section);
   const progress = $('progress', section) as HTMLProgressElement;
   const info = $('[data-testid="model-info"]', section);
@@ -86,6 +88,9 @@ export function setUpModelPanel(app: App): void {
     files.disabled = busy;
     removeAdapter.hidden = !app.model?.lora;
     removeAdapter.disabled = busy;
+    exportAdapter.disabled = busy || !app.model?.lora;
+    exportAdapter.title = app.model?.lora ? '' : 'train or load an adapter first';
+    importAdapter.disabled = busy || !app.model;
     if (app.model) setFacts(info, modelFacts(app.model, lastLoadMs));
     else setFacts(info, []);
     document.body.dataset.model = app.model ? 'ready' : 'none';
@@ -94,14 +99,18 @@ export function setUpModelPanel(app: App): void {
   refresh();
 
   async function load(label: string, read: () => Promise<Map<string, Uint8Array>>): Promise<void> {
+    if (app.model?.lora && !app.busy && !confirm(`Loading ${label} replaces ${app.model.name} and drops its LoRA adapter (${app.model.lora.origin ?? `${app.model.lora.steps} steps`}); download the adapter first to keep it. Load ${label}?`)) {
+      setStatus(status, `${label}: not loaded; ${app.model.name} and its adapter stay.`);
+      return;
+    }
     setState(section, 'running');
     try {
       await app.exclusive(`loading ${label}`, async () => {
         const t0 = performance.now();
-        // The old model goes first: two large models may not fit on the GPU together.
-        app.setModel(null);
         const bytes = await read();
         setStatus(status, `${label}: uploading the weights…`, true);
+        // The current model (and its adapter) stays until the new one has loaded, so a failed
+        // load loses nothing; both are on the GPU for that moment.
         const loaded: LoadedClip = await loadClipFromFiles(app.ctx, bytes, {
           source: label,
           onProgress: (done, total) => setProgress(progress, done, total),
@@ -115,8 +124,8 @@ export function setUpModelPanel(app: App): void {
       setState(section, 'done');
     } catch (e) {
       setState(section, 'error');
-      setStatus(status, `${label}: not loaded (see the error above).`);
-      showError(`Loading ${label}`, e);
+      setStatus(status, `${label}: not loaded (see the error below)${app.model ? `; ${app.model.name} stays loaded${app.model.lora ? ' with its adapter' : ''}` : ''}.`);
+      showError(`Loading ${label}`, e, section);
     } finally {
       setProgress(progress, null);
     }
@@ -156,6 +165,60 @@ export function setUpModelPanel(app: App): void {
   };
   folder.addEventListener('change', pick(folder));
   files.addEventListener('change', pick(files));
+
+  exportAdapter.addEventListener('click', () => void (async () => {
+    const m = app.model;
+    if (!m?.lora) return;
+    try {
+      const zip = await app.exclusive('downloading the adapter', () => adapterZip(m.lora!.set, { baseModel: m.name }));
+      download('adapter.zip', zip, 'application/zip');
+      setStatus(status, `${m.name}: adapter downloaded as adapter.zip (adapter_config.json + adapter_model.safetensors: \`embed.js --adapter\`, \`train.js --init-adapter\` and PEFT read the unzipped folder).`);
+    } catch (e) {
+      showError('Downloading the adapter', e, section);
+    }
+  })());
+
+  importAdapter.addEventListener('change', () => void (async () => {
+    const list = [...(importAdapter.files ?? [])];
+    importAdapter.value = '';
+    const m = app.model;
+    if (list.length === 0 || !m) return;
+    setState(section, 'running');
+    try {
+      const files = new Map<string, Uint8Array>();
+      for (const f of list) files.set(f.name, new Uint8Array(await f.arrayBuffer()));
+      const label = list.map((f) => f.name).join(' + ');
+      if (m.lora && !confirm(`Loading ${label} replaces the current adapter (${m.lora.origin ?? `${m.lora.steps} steps`}). Download it first to keep it. Replace it?`)) {
+        setStatus(status, `${label}: not loaded; the current adapter stays.`);
+        setState(section, 'done');
+        return;
+      }
+      await app.exclusive('loading an adapter', async () => {
+        // A model holds one adapter at a time: the current one is saved to bytes, detached, and
+        // put back if the new one fails its checks, so a failed load loses nothing.
+        const previous = m.lora;
+        const backup = previous ? await adapterFiles(previous.set) : null;
+        if (previous) {
+          previous.set.dispose();
+          m.lora = null;
+        }
+        try {
+          m.lora = { set: loadLoraFromPicked(m.model, files), steps: 0, scales: 'uniform', origin: `loaded from ${label}` };
+        } catch (e) {
+          if (previous && backup) m.lora = { ...previous, set: loadLoraFromBytes(m.model, backup.config, backup.weights) };
+          throw e;
+        } finally {
+          app.adapterChanged();
+        }
+      });
+      setStatus(status, `${m.name}: adapter loaded from ${label}; every panel now uses it.`);
+      setState(section, 'done');
+    } catch (e) {
+      setState(section, 'error');
+      setStatus(status, `The adapter was not loaded (see the error below)${app.model?.lora ? '; the current adapter stays' : ''}.`);
+      showError('Loading an adapter', e, section);
+    }
+  })());
 
   removeAdapter.addEventListener('click', () => {
     const m = app.model;

@@ -5,12 +5,12 @@
  * alpha^beta are offered to the fine-tuning panel.
  */
 import {
-  DEFAULT_BETA, DEFAULT_MIN_DELTA, DEFAULT_POSITION_RULE, TraceInputError, buildCteReport, computeCte, formatNumber, heatmapSvg, layerScales, tracePair,
-  type Tokenizer,
+  DEFAULT_BETA, DEFAULT_MIN_DELTA, DEFAULT_POSITION_RULE, TraceInputError, buildCteReport, computeCte, cteLayerScales, cteUpgradeNote, formatNumber,
+  heatmapSvg, layerScales, parseCteReport, tracePair, type CteReport, type Tokenizer,
 } from './lib-entry.js';
 import type { App } from './app.js';
 import { embedImages, tokenizeFor, unknownWords } from './clip-panel.js';
-import { $, StaleMark, ms, setFacts, setState, setStatus, showError, yieldToPage } from './ui.js';
+import { $, StaleMark, download, ms, setFacts, setState, setStatus, showError, yieldToPage } from './ui.js';
 
 /** A token's label on the heat map's axis. */
 function tokenLabel(tok: Tokenizer, id: number): string {
@@ -41,6 +41,11 @@ export function setUpTracePanel(app: App): void {
   const scores = $('[data-testid="trace-scores"]', section);
   const heatmap = $('[data-testid="trace-heatmap"]', section);
   const layersTable = $('[data-testid="trace-layers"]', section) as HTMLTableElement;
+  const cteExport = $('[data-testid="cte-export"]', section) as HTMLButtonElement;
+  const heatmapExport = $('[data-testid="heatmap-export"]', section) as HTMLButtonElement;
+  const cteImport = $('[data-testid="cte-import"]', section) as HTMLInputElement;
+  /** The last trace's cte.json (as trace.js writes it) and heat map, for the downloads. */
+  let last: { report: CteReport; svg: string } | null = null;
   const field = (name: string) => form.elements.namedItem(name) as HTMLInputElement;
   field('minDelta').value = String(DEFAULT_MIN_DELTA);
   field('beta').value = String(DEFAULT_BETA);
@@ -50,6 +55,9 @@ export function setUpTracePanel(app: App): void {
     stale.check();
     button.disabled = app.busy !== null || !app.model || app.images.length === 0;
     button.title = !app.model ? 'load a model first' : app.images.length === 0 ? 'add an image in the CLIP panel first' : '';
+    cteExport.disabled = !last;
+    heatmapExport.disabled = !last;
+    cteImport.disabled = app.busy !== null || !app.model;
     const want = app.images.map((img, k) => `${img.id}:#${k + 1} ${img.name}`).join('|');
     if (imageSel.dataset.options !== want) {
       const keep = imageSel.value;
@@ -77,6 +85,8 @@ export function setUpTracePanel(app: App): void {
     scores.hidden = true;
     heatmap.hidden = true;
     layersTable.hidden = true;
+    last = null;
+    refresh();
   };
 
   /** A problem with the input, not a failure: said in the panel, not the error box. */
@@ -87,6 +97,36 @@ export function setUpTracePanel(app: App): void {
     setState(section, 'done');
     section.dataset.result = 'notice';
   };
+
+  cteExport.addEventListener('click', () => {
+    if (last) download('cte.json', JSON.stringify(last.report, null, 1) + '\n', 'application/json');
+  });
+  heatmapExport.addEventListener('click', () => {
+    if (last) download('cte_heatmap.svg', last.svg, 'image/svg+xml');
+  });
+  cteImport.addEventListener('change', () => void (async () => {
+    const file = cteImport.files?.[0];
+    cteImport.value = '';
+    const m = app.model;
+    if (!file || !m) return;
+    setState(section, 'running');
+    try {
+      // The checks and messages of `train.js --cte`: the validating reader, then the model's depth.
+      const report = parseCteReport(await file.text(), file.name);
+      const beta = field('beta').value.trim() === '' ? report.beta : positiveNumber(field('beta').value, 'beta', false);
+      const scales = cteLayerScales(report, m.model.config.text.layers, beta, file.name);
+      const note = cteUpgradeNote(report, file.name);
+      const pairs = report.pairs.length;
+      app.cte = { scales, caption: `${file.name} (${pairs} traced pair${pairs === 1 ? '' : 's'})`, foil: '', model: m.model, pairs };
+      app.changed();
+      setStatus(status, `Loaded ${file.name} (${pairs} traced pair${pairs === 1 ? '' : 's'}, ${report.layers} layers, beta ${beta}): the fine-tuning panel can use its scales ${scales.map((x) => x.toFixed(2)).join(', ')}.${note ? ` ${note}` : ''}`);
+      setState(section, 'done');
+    } catch (e) {
+      setState(section, 'error');
+      setStatus(status, 'The cte.json was not loaded (see the error below).');
+      showError('Loading a cte.json', e, section);
+    }
+  })());
 
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -143,22 +183,25 @@ export function setUpTracePanel(app: App): void {
           image: img.name, caption, foil, idsCaption: c, idsFoil: f, sCorr: r.sCorr, sFoil: r.sFoil, sLp: r.patched,
         }], { layers: m.model.config.text.layers, beta, minDelta, eotId: tok.eotId, positions: DEFAULT_POSITION_RULE, bootstrap: { resamples: 0 } });
         const tokens = c.map((id) => tokenLabel(tok, id));
-        heatmap.innerHTML = heatmapSvg(report.cte_mean, tokens, { embeddings: report.cte_embeddings, layers: report.cte_layer, alpha: report.alpha },
+        const svg = heatmapSvg(report.cte_mean, tokens, { embeddings: report.cte_embeddings, layers: report.cte_layer, alpha: report.alpha },
           { title: `CTE(l, p): "${caption}" vs "${foil}"`, positions: report.pairs[0].positions });
+        heatmap.innerHTML = svg;
+        last = { report, svg };
         heatmap.hidden = false;
         const scalesPerBlock = layerScales(report.alpha, beta);
         const body = layersTable.tBodies[0];
         body.replaceChildren();
-        const addRow = (cells: string[], cte: number, embeddings: boolean) => {
+        const addRow = (cells: string[], cte: number, embeddings: boolean, scale?: number) => {
           const row = body.insertRow();
           row.dataset.cte = String(cte);
+          if (scale !== undefined) row.dataset.scale = String(scale);
           if (embeddings) row.dataset.embeddings = 'true';
           for (const t of cells) row.insertCell().textContent = t;
         };
         addRow(['0 (embeddings)', formatNumber(report.cte_embeddings, 4), '— (not a layer)', '—'], report.cte_embeddings, true);
-        report.cte_layer.forEach((v, i) => addRow([String(i + 1), formatNumber(v, 4), formatNumber(report.alpha[i], 3), `block ${i}: ${formatNumber(scalesPerBlock[i], 3)}`], v, false));
+        report.cte_layer.forEach((v, i) => addRow([String(i + 1), formatNumber(v, 4), formatNumber(report.alpha[i], 3), `block ${i}: ${formatNumber(scalesPerBlock[i], 3)}`], v, false, scalesPerBlock[i]));
         layersTable.hidden = false;
-        app.cte = { scales: scalesPerBlock, caption, foil, model: m.model };
+        app.cte = { scales: scalesPerBlock, caption, foil, model: m.model, pairs: 1 };
         app.changed();
         section.dataset.result = 'heatmap';
         setStatus(status, `Traced in ${ms(wall)}. Negation-bearing positions (where caption and foil differ, outlined): ${report.pairs[0].positions.join(', ')}; their mean CTE per layer is CTE_l, min-max normalised over layers 1..${report.layers} to alpha. The fine-tuning panel can now scale each block by alpha^beta.`);
@@ -170,8 +213,8 @@ export function setUpTracePanel(app: App): void {
         return;
       }
       setState(section, 'error');
-      setStatus(status, 'Tracing failed (see the error above).');
-      showError('Causal tracing', e);
+      setStatus(status, 'Tracing failed (see the error below).');
+      showError('Causal tracing', e, section);
     }
   });
 }

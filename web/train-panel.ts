@@ -6,14 +6,14 @@
  * The trained adapter stays attached, so the other panels then show the fine-tuned model.
  */
 import {
-  DEFAULT_SPEC, ExampleBatcher, GENERIC_TEMPLATES, TrainingLoop, Trainer, NonFiniteLossError, attachLora, buildClaimSets, buildNegatedCaptions, cutAtPool, formatNumber,
+  DEFAULT_SPEC, ExampleBatcher, GENERIC_TEMPLATES, TrainingLoop, Trainer, NonFiniteLossError, adapterFiles, attachLora, checkLr, loadLoraFromBytes, buildClaimSets, buildNegatedCaptions, cutAtPool, formatNumber,
   inference, l2Normalize, loraUpdateNorms, matmul, type LoraSet, type NegationVocab, type Tensor, type WorldRecord,
 } from './lib-entry.js';
 import type { App, ModelState } from './app.js';
 import { embedImages } from './clip-panel.js';
 import { worldPageImage, worldRecords, worldRenderSize } from './images.js';
 import { lossChartSvg } from './loss-chart.js';
-import { $, StaleMark, ms, setFacts, setProgress, setState, setStatus, showError, yieldToPage } from './ui.js';
+import { $, StaleMark, download, ms, setFacts, setProgress, setState, setStatus, showError, yieldToPage } from './ui.js';
 
 /** One training example: an image (row of the embedding table), a caption and a claim set. */
 interface Example {
@@ -94,6 +94,9 @@ export function setUpTrainPanel(app: App): void {
   const progress = $('progress', section) as HTMLProgressElement;
   const chart = $('[data-testid="loss-chart"]', section);
   const summary = $('[data-testid="train-summary"]', section);
+  const metricsExport = $('[data-testid="metrics-export"]', section) as HTMLButtonElement;
+  /** The last run's step logs as metrics.jsonl lines (train.js's fields). */
+  let metrics: string[] = [];
   let stop = false;
   const stale = new StaleMark(app, section, status, 'training run');
 
@@ -103,12 +106,17 @@ export function setUpTrainPanel(app: App): void {
     button.title = app.model ? '' : 'load a model first';
     const cte = app.cte && app.model && app.cte.model === app.model.model ? app.cte : null;
     cteOption.disabled = !cte;
-    cteOption.textContent = cte ? `CTE scales from the trace ("${cte.caption}" vs "${cte.foil}": ${cte.scales.map((s) => s.toFixed(2)).join(', ')})` : 'CTE scales (run the trace panel first)';
+    const from = cte && (cte.foil ? `the trace ("${cte.caption}" vs "${cte.foil}")` : cte.caption);
+    cteOption.textContent = cte ? `CTE scales from ${from}: ${cte.scales.map((s) => s.toFixed(2)).join(', ')}${cte.pairs < 20 ? ` (${cte.pairs} pair${cte.pairs === 1 ? '' : 's'}: noisy; trace.js over many pairs gives steadier scales)` : ''}` : 'CTE scales (run the trace panel or load a cte.json first)';
+    metricsExport.disabled = metrics.length === 0;
     if (!cte && scalesSel.value === 'cte') scalesSel.value = 'uniform';
   };
   app.onChange(refresh);
   refresh();
   stopBtn.addEventListener('click', () => { stop = true; });
+  metricsExport.addEventListener('click', () => {
+    if (metrics.length) download('metrics.jsonl', metrics.join('\n') + '\n', 'application/x-ndjson');
+  });
 
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -120,6 +128,7 @@ export function setUpTrainPanel(app: App): void {
     let lora: LoraSet | null = null;
     let trainer: Trainer | null = null;
     let imageTable: Tensor | null = null;
+    let restore: (() => void) | null = null;
     try {
       const count = intField(form, 'images', 2, 4096);
       const batch = intField(form, 'batch', 2, 256);
@@ -127,18 +136,32 @@ export function setUpTrainPanel(app: App): void {
       const rank = intField(form, 'rank', 1, 256);
       const k = intField(form, 'k', 2, 8);
       const seed = intField(form, 'seed', 0, 2 ** 31 - 1);
-      const lr = numField(form, 'lr', 0, 1);
+      // The bound train.js --lr has (checkLr), with its message.
+      const lr = checkLr(Number((form.elements.namedItem('lr') as HTMLInputElement).value), 'lr');
       const lambda = numField(form, 'lambda', 0, 1);
       if (batch > count) throw new Error(`batch ${batch} is larger than the ${count} images`);
+      if (m.lora && !confirm(`Training replaces the current adapter (${m.lora.origin ?? `${m.lora.steps} steps`}): the run starts from the base model. Download the adapter first (model panel) to keep it. Train?`)) {
+        setStatus(status, 'Not trained: the current adapter stays.');
+        setState(section, 'done');
+        return;
+      }
       const useCte = scalesSel.value === 'cte' && app.cte?.model === m.model;
       const scales = useCte ? app.cte!.scales : null;
       await app.exclusive('fine-tuning', async () => {
         const t0 = performance.now();
         stop = false;
         stopBtn.hidden = false;
-        // Replacing an adapter trained before: the run starts from the base model.
+        // Replacing an adapter: the run starts from the base model. The old adapter is kept as
+        // bytes and put back if the run fails, so a failed run loses nothing.
         if (m.lora) {
-          m.lora.set.dispose();
+          const previous = m.lora;
+          const backup = await adapterFiles(previous.set);
+          restore = () => {
+            if (m.lora || app.model !== m) return;
+            m.lora = { ...previous, set: loadLoraFromBytes(m.model, backup.config, backup.weights) };
+            app.adapterChanged();
+          };
+          previous.set.dispose();
           m.lora = null;
           app.adapterChanged();
         }
@@ -175,12 +198,14 @@ export function setUpTrainPanel(app: App): void {
         const ctxLen = m.model.config.text.maxPositions;
         const run = new TrainingLoop(trainer, batcher, imageTable, (texts) => m.tokenizer.tokenize(texts, { contextLength: ctxLen, truncate: true }), { steps });
         const losses: number[] = [];
+        metrics = [];
         const tTrain = performance.now();
         try {
           await run.run({
             shouldStop: () => stop,
             onLog: async (log) => {
               losses.push(log.loss);
+              metrics.push(JSON.stringify(log));
               chart.innerHTML = lossChartSvg(losses, steps);
               setProgress(progress, log.step, steps);
               const rate = log.step / ((performance.now() - tTrain) / 1000);
@@ -215,8 +240,15 @@ export function setUpTrainPanel(app: App): void {
       setState(section, 'done');
     } catch (e) {
       setState(section, 'error');
-      setStatus(status, 'Fine-tuning failed (see the error above); no adapter was kept.');
-      showError('NAST fine-tuning', e);
+      (lora as LoraSet | null)?.dispose();
+      lora = null;
+      try {
+        (restore as (() => void) | null)?.();
+      } catch (again) {
+        showError('Restoring the previous adapter', again, section);
+      }
+      setStatus(status, `Fine-tuning failed (see the error below); ${app.model?.lora ? 'the adapter from before stays' : 'no adapter was kept'}.`);
+      showError('NAST fine-tuning', e, section);
     } finally {
       (lora as LoraSet | null)?.dispose();
       (trainer as Trainer | null)?.dispose();

@@ -12,13 +12,34 @@ export function setStatus(el: HTMLElement, text: string, busy = false): void {
 }
 
 /**
- * Shows an error in the page (not only in the console); repeated messages are shown once. The
- * box has a button that clears it.
+ * Shows an error in the page (not only in the console): in `panel`'s own error line, right
+ * under its status, where the user is looking; errors of no panel (uncaught ones, the device)
+ * go to the box at the top. Repeated messages are shown once.
  */
-export function showError(where: string, err: unknown): void {
-  const box = $('#errors');
+export function showError(where: string, err: unknown, panel?: HTMLElement): void {
   const msg = err instanceof Error ? err.message : String(err);
   const text = `${where}: ${msg}`;
+  console.error(text, err);
+  if (panel) {
+    let line = panel.querySelector<HTMLElement>(':scope > .panel-error');
+    if (!line) {
+      const el = Object.assign(document.createElement('p'), { className: 'panel-error' });
+      el.setAttribute('role', 'alert');
+      el.dataset.testid = 'panel-error';
+      const dismiss = Object.assign(document.createElement('button'), { type: 'button', className: 'dismiss secondary', textContent: 'Dismiss' });
+      dismiss.dataset.testid = 'panel-error-dismiss';
+      dismiss.addEventListener('click', () => { el.hidden = true; });
+      el.append(document.createElement('span'), dismiss);
+      const status = panel.querySelector(':scope > .status');
+      if (status) status.after(el);
+      else panel.append(el);
+      line = el;
+    }
+    line.querySelector('span')!.textContent = text;
+    line.hidden = false;
+    return;
+  }
+  const box = $('#errors');
   if ([...box.querySelectorAll('p')].some((p) => p.textContent === text)) return;
   if (!box.querySelector('button.dismiss')) {
     const clear = Object.assign(document.createElement('button'), { type: 'button', className: 'dismiss secondary', textContent: 'Clear' });
@@ -32,7 +53,23 @@ export function showError(where: string, err: unknown): void {
   p.textContent = text;
   box.append(p);
   box.hidden = false;
-  console.error(text, err);
+}
+
+/** Hides a panel's error line (when its next job starts). */
+export function clearPanelError(panel: HTMLElement): void {
+  const line = panel.querySelector<HTMLElement>(':scope > .panel-error');
+  if (line) line.hidden = true;
+}
+
+/** Offers `data` as a download named `name`. */
+export function download(name: string, data: Uint8Array | string, type: string): void {
+  const blob = new Blob([typeof data === 'string' ? data : data.slice().buffer as ArrayBuffer], { type });
+  const url = URL.createObjectURL(blob);
+  const a = Object.assign(document.createElement('a'), { href: url, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
 /** Routes uncaught errors and rejected promises to the error box. */
@@ -73,6 +110,8 @@ export function setFacts(dl: HTMLElement, rows: readonly (readonly [string, stri
 /** A section's job state for tests and styling: idle, running, done or error. */
 export function setState(section: HTMLElement, state: 'idle' | 'running' | 'done' | 'error'): void {
   section.dataset.state = state;
+  // A new job starts: the last one's error no longer describes the panel.
+  if (state === 'running') clearPanelError(section);
 }
 
 /**

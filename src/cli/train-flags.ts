@@ -3,6 +3,7 @@
  * and the checks of flag values that need no files. Node-only (reads process.argv).
  */
 import type { FlagTable, ParsedFlags } from './args.js';
+import { MAX_LR } from '../engine/optim/adamw.js';
 
 /** The default run's fine-tuning settings where the user gives none (the tiny model's). */
 export const DEFAULT_RUN_TRAIN: [string, string][] = [
@@ -29,7 +30,7 @@ export const TRAIN_FLAGS: FlagTable = {
   rank: { kind: 'int', min: 1, default: 8, help: 'LoRA rank r' },
   alpha: { kind: 'number', above: 0, default: 16, help: 'LoRA alpha (branch scaled by alpha / r)' },
   targets: { kind: 'string', default: 'q_proj,k_proj,v_proj,out_proj', help: 'comma-separated LoRA targets (q_proj,k_proj,v_proj,out_proj,fc1,fc2)' },
-  lr: { kind: 'number', above: 0, default: 5e-4, help: 'peak learning rate' },
+  lr: { kind: 'number', above: 0, max: MAX_LR, default: 5e-4, help: 'peak learning rate' },
   'weight-decay': { kind: 'number', min: 0, default: 0.01, help: 'AdamW weight decay on the LoRA weights' },
   warmup: { kind: 'int', min: 0, default: 10, help: 'linear warm-up steps' },
   schedule: { kind: 'string', default: 'cosine', help: 'after the warm-up: cosine (decay to zero at the last step) or constant (the full rate throughout)' },

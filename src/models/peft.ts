@@ -17,7 +17,8 @@ import {
 } from './lora.js';
 import { firstNonFinite } from './errors.js';
 import type { ClipModel } from './clip.js';
-import { isFloatDtype, parseSafetensors, type SafetensorsSource, type TensorToWrite } from './safetensors.js';
+import { isFloatDtype, parseSafetensors, serializeSafetensors, type SafetensorsSource, type TensorToWrite } from './safetensors.js';
+import { strToU8, unzipSync, zipSync } from 'fflate';
 
 export const ADAPTER_CONFIG_NAME = 'adapter_config.json';
 export const ADAPTER_WEIGHTS_NAME = 'adapter_model.safetensors';
@@ -315,4 +316,53 @@ export function loadLoraFromBytes(
   const cfg = parseAdapterConfig(json, configFile);
   const src = parseSafetensors(weights, names.weights ?? ADAPTER_WEIGHTS_NAME);
   return attachAdapter(model, cfg, src, configFile);
+}
+
+/** A PEFT adapter's two files as bytes, what saveLora writes to a folder (browser-safe). */
+export async function adapterFiles(set: LoraSet, opts: SaveAdapterOptions = {}): Promise<{ config: string; weights: Uint8Array }> {
+  if (set.disposed) throw new AdapterError(ADAPTER_WEIGHTS_NAME, undefined, 'cannot save a disposed (or merged) LoRA set');
+  const weights = serializeSafetensors(await adapterTensors(set), { format: 'pt' });
+  return { config: serializeAdapterConfig(buildAdapterConfig(set, opts)), weights };
+}
+
+/** One zip of adapter_config.json and adapter_model.safetensors (stored at the zip's top level). */
+export async function adapterZip(set: LoraSet, opts: SaveAdapterOptions = {}): Promise<Uint8Array> {
+  const f = await adapterFiles(set, opts);
+  // The safetensors bytes are floats: deflating them saves little, so they are stored.
+  return zipSync({ [ADAPTER_CONFIG_NAME]: strToU8(f.config), [ADAPTER_WEIGHTS_NAME]: [f.weights, { level: 0 }] });
+}
+
+/**
+ * An adapter from picked files: a zip holding adapter_config.json and adapter_model.safetensors
+ * (at its top level or in one folder), or the two files themselves. Errors name the file.
+ */
+export function loadLoraFromPicked(model: ClipModel, files: ReadonlyMap<string, Uint8Array>): LoraSet {
+  const base = (p: string) => p.slice(p.lastIndexOf('/') + 1);
+  let entries = new Map(files);
+  const zips = [...files.keys()].filter((p) => p.toLowerCase().endsWith('.zip'));
+  if (zips.length > 1) throw new AdapterError(zips.join(', '), undefined, 'pick one adapter zip');
+  if (zips.length === 1) {
+    let inner: Record<string, Uint8Array>;
+    try {
+      inner = unzipSync(files.get(zips[0])!);
+    } catch (e) {
+      throw new AdapterError(zips[0], undefined, `is not a readable zip (${(e as Error).message})`);
+    }
+    entries = new Map(Object.entries(inner).filter(([p]) => !p.endsWith('/')).map(([p, b]) => [`${zips[0]}/${p}`, b]));
+  }
+  const find = (name: string) => {
+    const hits = [...entries.keys()].filter((p) => base(p) === name);
+    const where = zips[0] ?? 'the picked files';
+    if (hits.length === 0) {
+      const bin = [...entries.keys()].find((p) => base(p) === 'adapter_model.bin');
+      throw new AdapterError(where, undefined, bin && name === ADAPTER_WEIGHTS_NAME
+        ? `has ${bin}, a pickled PyTorch file, which is not read: save the adapter with safe_serialization=True`
+        : `has no ${name} (an adapter is ${ADAPTER_CONFIG_NAME} + ${ADAPTER_WEIGHTS_NAME})`);
+    }
+    if (hits.length > 1) throw new AdapterError(where, undefined, `has ${hits.length} files named ${name}: ${hits.join(', ')}`);
+    return hits[0];
+  };
+  const configPath = find(ADAPTER_CONFIG_NAME);
+  const weightsPath = find(ADAPTER_WEIGHTS_NAME);
+  return loadLoraFromBytes(model, new TextDecoder().decode(entries.get(configPath)!), entries.get(weightsPath)!, { config: configPath, weights: weightsPath });
 }

@@ -128,21 +128,31 @@ export function heatmapSvg(
   }
   out.push(`<text x="${left + mapW / 2}" y="${top + mapH + labelH + 12}" text-anchor="middle">token position p</text>`);
 
-  // CTE_l bars, one per heat map row, around a zero axis; the embeddings' bar is grey.
-  const extent = [...cteLayer, ...(bars.ci95 ?? []).flat()].filter(Number.isFinite);
+  // CTE_l bars, one per heat map row, around a zero axis. The axis spans the layers' values
+  // (and intervals) only: the embeddings' CTE is often 1 where layers sit near 0.01, and on a
+  // shared axis the layers' bars would vanish. The embeddings' (grey) bar is clipped to the
+  // axis and its value written beside it when it does not fit.
+  const extent = [...bars.layers, ...(bars.ci95 ?? []).flat()].filter(Number.isFinite);
   const lo = Math.min(0, ...extent);
   const hi = Math.max(0, ...extent);
   const span = hi - lo || 1;
   const bx = (v: number) => barLeft + ((v - lo) / span) * barW;
   const x0 = bx(0);
   out.push(`<text x="${barLeft + barW / 2}" y="${top - 6}" text-anchor="middle">CTE_l${bars.alpha ? ' (alpha)' : ''}</text>`);
-  cteLayer.forEach((v, l) => {
-    if (!Number.isFinite(v)) return;
+  cteLayer.forEach((raw, l) => {
+    if (!Number.isFinite(raw)) return;
     const y = top + l * ch + 3;
+    const v = Math.min(hi, Math.max(lo, raw));
+    let clipped = '';
+    if (v !== raw) {
+      const right = raw > hi;
+      clipped = (`<text class="clipped" x="${(right ? bx(hi) - 3 : bx(lo) + 3).toFixed(1)}" y="${y + (ch - 6) / 2}" text-anchor="${right ? 'end' : 'start'}" dominant-baseline="middle" font-size="9" fill="#ffffff">${escapeXml(`${right ? '' : '◀ '}${formatNumber(raw, 3)}${right ? ' ▶' : ''}`)}</text>`);
+    }
     const x = Math.min(bx(v), x0);
     const fill = l === 0 ? '#9e9e9e' : v >= 0 ? '#b2182b' : '#2166ac';
-    const tip = l === 0 ? `CTE at the embeddings = ${v} (not a layer: not in the min-max)` : `CTE_${l} = ${v}${bars.ci95 ? `, 95% CI [${bars.ci95[l - 1].join(', ')}]` : ''}${bars.alpha ? `, alpha ${bars.alpha[l - 1]}` : ''}`;
+    const tip = l === 0 ? `CTE at the embeddings = ${raw} (not a layer: not in the min-max${v !== raw ? '; its bar is clipped to the layers\' axis' : ''})` : `CTE_${l} = ${raw}${bars.ci95 ? `, 95% CI [${bars.ci95[l - 1].join(', ')}]` : ''}${bars.alpha ? `, alpha ${bars.alpha[l - 1]}` : ''}`;
     out.push(`<rect class="bar${l === 0 ? ' embeddings' : ''}" x="${x.toFixed(1)}" y="${y}" width="${Math.abs(bx(v) - x0).toFixed(1)}" height="${ch - 6}" fill="${fill}"><title>${escapeXml(tip)}</title></rect>`);
+    if (clipped) out.push(clipped);
     if (l > 0 && bars.ci95) {
       const [a, b] = bars.ci95[l - 1];
       const cy = (y + (ch - 6) / 2).toFixed(1);

@@ -24,7 +24,7 @@ import { openShards } from '../data/shards-node.js';
 import { trainingSplits } from '../data/dataset-node.js';
 import { makeRng, shuffle } from '../data/rng.js';
 import type { EvalRecord } from '../data/records.js';
-import { layerScales } from './cte.js';
+import { cteLayerScales } from './train-bounds.js';
 import { cteUpgradeNote, parseCteReport } from './cte-report-parse.js';
 import { Trainer } from './trainer.js';
 import { fullTextGroups } from './param-groups.js';
@@ -172,11 +172,7 @@ export async function setUpTraining(f: ParsedFlags, given: (name: string) => boo
   if (cte) {
     const note = cteUpgradeNote(cte, f.cte as string);
     if (note) process.stderr.write(`train: ${note}\n`);
-    if (cte.layers !== layers) throw new Error(`${f.cte}: traced a text encoder of ${cte.layers} layers, the model has ${layers}`);
-    scales = layerScales(cte.alpha, beta!);
-    if (scales.every((x) => x === 0)) {
-      throw new Error(`${f.cte}: alpha is 0 for every layer (${cte.alpha.join(', ')}), so no layer would train; re-trace, or train with --uniform`);
-    }
+    scales = cteLayerScales(cte, layers, beta!, f.cte as string);
     cteLayer = cte.cte_layer;
   }
   const lora = fullText ? null : resume

@@ -10,6 +10,10 @@ import { loadClip, loadClipTokenizer } from '../../src/models/load-node.js';
 import { generateWorld } from '../../src/data/world/index.js';
 import { worldPixels } from '../../src/world/world-batches.js';
 import { tracePair } from '../../src/nast/trace.js';
+import { readFileSync } from 'node:fs';
+import { loadLora } from '../../src/models/peft-node.js';
+import { parseCteReport } from '../../src/nast/cte-report-parse.js';
+import { cteLayerScales } from '../../src/nast/train-bounds.js';
 
 export interface DemoInputs {
   modelDir: string;
@@ -63,6 +67,38 @@ export async function demoExpected(inp: DemoInputs): Promise<DemoExpected> {
       truth: record.captions[0],
       png: encodePng(size, size, record.pixels!.data),
     };
+  } finally {
+    model.dispose();
+  }
+}
+
+export interface ExportedChecks {
+  /** [images = 1][captions] with the exported adapter applied, as embed.js --adapter computes them. */
+  logits: number[][];
+  /** Per-block scales from the exported cte.json, as train.js --cte derives them. */
+  scales: number[];
+}
+
+/**
+ * What the CLIs make of the page's downloads: the adapter folder through the loader embed.js and
+ * train.js --init-adapter use, the cte.json through train.js --cte's reader and checks.
+ */
+export async function exportedChecks(inp: DemoInputs, adapterDir: string, ctePath: string): Promise<ExportedChecks> {
+  const ctx = await nodeContext();
+  const model = await loadClip(ctx, inp.modelDir);
+  try {
+    const set = await loadLora(model, adapterDir);
+    const tok = loadClipTokenizer(inp.modelDir);
+    const size = model.config.vision.imageSize;
+    const [record] = generateWorld({ seed: inp.worldSeed, start: inp.worldIndex, count: 1, size });
+    const img = model.encodeImage(worldPixels([record], size), 1);
+    const text = model.encodeText(tok.tokenize(inp.captions, { contextLength: model.config.text.maxPositions }), inp.captions.length);
+    const logits = model.logitsPerImage(img.embeds, text.embeds);
+    const values = Array.from(await logits.toArray());
+    for (const t of [img.pooled, img.embeds, text.pooled, text.embeds, logits]) t.dispose();
+    set.dispose();
+    const report = parseCteReport(readFileSync(ctePath, 'utf8'), ctePath);
+    return { logits: [values], scales: cteLayerScales(report, model.config.text.layers, report.beta, ctePath) };
   } finally {
     model.dispose();
   }

@@ -9,7 +9,8 @@
 //          --if-available (exit 0 with a note when Chromium is not installed: for `npm test`).
 // Environment: CHROMIUM_PATH (default /usr/bin/chromium).
 import { existsSync } from 'node:fs';
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { unzipSync } from 'fflate';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as esbuild from 'esbuild';
@@ -126,8 +127,8 @@ async function demoExpected() {
     entryPoints: [join(ROOT, 'test', 'browser', 'demo-expected-node.ts')],
     bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', outfile: out, logLevel: 'warning',
   });
-  const { demoExpected: compute } = await import(pathToFileURL(out).href);
-  return compute(DEMO);
+  const mod = await import(pathToFileURL(out).href);
+  return { ...(await mod.demoExpected(DEMO)), exportedChecks: (adapterDir, ctePath) => mod.exportedChecks(DEMO, adapterDir, ctePath) };
 }
 
 /** Waits until a panel's job ends; returns its state ('done' or 'error'). */
@@ -150,7 +151,28 @@ async function runDemo(browser, base, opts, problems, expected) {
   watchPage(page, 'demo', opts.verbose, problems);
   const fail = [];
   const lap = (() => { let t = performance.now(); return () => { const d = performance.now() - t; t = performance.now(); return secs(d); }; })();
-  const errorBox = async () => (await page.isVisible('#errors')) ? (await page.textContent('#errors')).trim() : '';
+  // Errors shown anywhere: the top box (errors of no panel) and every panel's own error line.
+  const errorBox = async () => {
+    const top = (await page.isVisible('#errors')) ? (await page.textContent('#errors')).trim() : '';
+    const panels = await page.$$eval('.panel-error:not([hidden])', (ps) => ps.map((p) => `${p.closest('section')?.id}: ${p.querySelector('span')?.textContent}`));
+    return [top, ...panels].filter(Boolean).join('\n');
+  };
+  /** Saves what clicking `selector` downloads into OUT under `name`; returns its path. */
+  const downloadOf = async (selector, name) => {
+    const [dl] = await Promise.all([page.waitForEvent('download', { timeout: 30_000 }), page.click(selector)]);
+    const path = join(OUT, name);
+    await dl.saveAs(path);
+    return path;
+  };
+  /** The error line of panel `id` once shown; then dismissed, so later steps see a clean page. */
+  const panelError = async (id) => {
+    const sel = `#${id} > .panel-error:not([hidden])`;
+    await page.waitForSelector(sel, { timeout: 30_000 });
+    const text = await page.textContent(`${sel} span`);
+    await page.click(`${sel} [data-testid="panel-error-dismiss"]`);
+    return text;
+  };
+  let tuned = null;
   const step = async (what, fn) => {
     if (fail.length) return;
     try {
@@ -267,11 +289,72 @@ async function runDemo(browser, base, opts, problems, expected) {
       const vals = table.rows.flat().map((c) => c.value);
       if (vals.length !== 4 || !vals.every(Number.isFinite)) throw new Error(`matrix after fine-tuning: ${JSON.stringify(table.rows)}`);
       const moved = Math.max(...table.rows[0].map((c, j) => Math.abs(c.value - expected.logits[0][j])));
+      tuned = table.rows;
       if (!(moved > DEMO_TOL)) throw new Error(`the matrix after fine-tuning equals the base model's (moved ${moved}): is the adapter used?`);
       await page.click('[data-testid="trace-form"] button[type="submit"]');
       if (await panelDone(page, 'trace', 60_000) !== 'done') throw new Error(await page.textContent('[data-testid="trace-status"]'));
       const result = await page.getAttribute('#trace', 'data-result');
       console.log(`  after fine-tuning: similarity [${table.rows[0].map((c) => c.value.toFixed(4)).join(', ')}] (moved ${moved.toFixed(3)} from the base model), trace: ${result} (${lap()})`);
+    });
+    await step('downloads load in the CLIs with equal numbers', async () => {
+      const zip = await downloadOf('[data-testid="adapter-export"]', 'adapter.zip');
+      const adapterDir = join(OUT, 'adapter');
+      await rm(adapterDir, { recursive: true, force: true });
+      await mkdir(adapterDir, { recursive: true });
+      for (const [name, bytes] of Object.entries(unzipSync(new Uint8Array(await readFile(zip))))) await writeFile(join(adapterDir, name), bytes);
+      const ctePath = await downloadOf('[data-testid="cte-export"]', 'cte.json');
+      const svg = await readFile(await downloadOf('[data-testid="heatmap-export"]', 'cte_heatmap.svg'), 'utf8');
+      if (!svg.startsWith('<svg')) throw new Error(`the heat map download is not an SVG: ${svg.slice(0, 40)}`);
+      const metrics = (await readFile(await downloadOf('[data-testid="metrics-export"]', 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+      if (metrics.length !== DEMO.train.steps || !metrics.every((m) => Number.isFinite(m.loss) && Number.isInteger(m.step))) throw new Error(`metrics.jsonl: ${metrics.length} lines, expected ${DEMO.train.steps} with step and loss`);
+      const cli = await expected.exportedChecks(adapterDir, ctePath);
+      const diff = Math.max(...tuned[0].map((c, j) => Math.abs(c.value - cli.logits[0][j])));
+      if (!(diff <= DEMO_TOL)) throw new Error(`with the downloaded adapter Node computes [${cli.logits[0].map((v) => v.toFixed(4))}], the page showed [${tuned[0].map((c) => c.value.toFixed(4))}] (differ by ${diff.toExponential(2)})`);
+      const shown = await page.$$eval('[data-testid="trace-layers"] tbody tr[data-scale]', (rows) => rows.map((r) => Number(r.dataset.scale)));
+      const sdiff = Math.max(...cli.scales.map((v, i) => Math.abs(v - shown[i])));
+      if (shown.length !== cli.scales.length || !(sdiff <= 1e-9)) throw new Error(`cte.json gives train.js scales [${cli.scales}], the page showed [${shown}]`);
+      console.log(`  downloads: adapter.zip (embed.js's loader: logits within ${diff.toExponential(1)} of the page's), cte.json (train.js's scales = the page's), heat map SVG, metrics.jsonl ${metrics.length} lines (${lap()})`);
+    });
+    await step('loading them back', async () => {
+      await page.click('[data-testid="model-remove-adapter"]');
+      await page.setInputFiles('[data-testid="adapter-import"]', join(OUT, 'adapter.zip'));
+      if (await panelDone(page, 'model', 60_000) !== 'done') throw new Error(await page.textContent('[data-testid="model-status"]'));
+      await page.click('[data-testid="similarity-run"]');
+      if (await panelDone(page, 'clip', 60_000) !== 'done') throw new Error(await page.textContent('[data-testid="clip-status"]'));
+      const again = (await readMatrix()).rows;
+      const diff = Math.max(...again.flat().map((c, i) => Math.abs(c.value - tuned.flat()[i].value)));
+      if (!(diff <= 1e-4)) throw new Error(`the re-loaded adapter gives a matrix ${diff} away from the trained one`);
+      await page.setInputFiles('[data-testid="cte-import"]', join(OUT, 'cte.json'));
+      if (await panelDone(page, 'trace', 30_000) !== 'done') throw new Error(await page.textContent('[data-testid="trace-status"]'));
+      const option = await page.textContent('[data-testid="train-form"] select[name="scales"] option[value="cte"]');
+      if (!/cte\.json/.test(option)) throw new Error(`the fine-tuning panel does not offer the loaded cte.json: ${option}`);
+      console.log(`  loaded back: adapter.zip (matrix within ${diff.toExponential(1)} of the trained one), cte.json (${option.trim().slice(0, 60)}...) (${lap()})`);
+    });
+    await step('errors beside their panel; nothing lost', async () => {
+      await page.fill('[data-testid="train-form"] input[name="lr"]', '1');
+      await page.click('[data-testid="train-form"] button[type="submit"]');
+      const lrError = await panelError('train');
+      if (!/lr: .*at most 0\.1/.test(lrError)) throw new Error(`a learning rate of 1 gave ${JSON.stringify(lrError)}`);
+      await page.fill('[data-testid="train-form"] input[name="lr"]', '0.003');
+      // Re-training asks first; declined, the adapter stays.
+      const asked = new Promise((r) => page.once('dialog', (d) => { r(d.message()); void d.dismiss(); }));
+      await page.click('[data-testid="train-form"] button[type="submit"]');
+      const question = await asked;
+      if (!/replaces the current adapter/.test(question)) throw new Error(`re-training asked ${JSON.stringify(question)}`);
+      if (!(await page.isVisible('[data-testid="model-remove-adapter"]'))) throw new Error('declining the re-training removed the adapter');
+      // A model that fails to load (a config without weights) keeps the current model and adapter.
+      page.once('dialog', (d) => void d.accept());
+      await page.setInputFiles('[data-testid="model-files"]', join(DEMO.modelDir, 'config.json'));
+      if (await panelDone(page, 'model', 60_000) !== 'error') throw new Error('a config.json alone loaded');
+      const loadError = await panelError('model');
+      const kept = await page.textContent('[data-testid="model-status"]');
+      if (!/stays loaded with its adapter/.test(kept) || !(await page.isVisible('[data-testid="model-remove-adapter"]'))) throw new Error(`after the failed load: ${kept}`);
+      await page.click('[data-testid="similarity-run"]');
+      if (await panelDone(page, 'clip', 60_000) !== 'done') throw new Error(await page.textContent('[data-testid="clip-status"]'));
+      const still = (await readMatrix()).rows;
+      const diff = Math.max(...still.flat().map((c, i) => Math.abs(c.value - tuned.flat()[i].value)));
+      if (!(diff <= 1e-4)) throw new Error(`after the failed load the matrix moved by ${diff}`);
+      console.log(`  errors in their panels: lr 1 -> "${lrError.slice(0, 70)}"; failed load -> "${loadError.slice(0, 70)}..." and the model + adapter stayed (${lap()})`);
     });
     const err = await errorBox();
     if (err && !fail.some((f) => f.includes('the page shows errors'))) fail.push(`the page shows errors: ${err}`);
@@ -282,7 +365,7 @@ async function runDemo(browser, base, opts, problems, expected) {
   await page.screenshot({ path: shot, fullPage: true }).catch((e) => fail.push(`screenshot: ${e.message}`));
   await page.close().catch(() => {});
   const ok = fail.length === 0;
-  console.log(`  ${ok ? 'ok  ' : 'FAIL'} demo page: matmul, tiny model, similarity = Node's, trace, fine-tuning, picked files, no errors shown (${secs(performance.now() - t0)}); screenshot ${relative(ROOT, shot)}`);
+  console.log(`  ${ok ? 'ok  ' : 'FAIL'} demo page: matmul, tiny model, similarity = Node's, trace, fine-tuning, picked files, downloads = the CLIs' numbers, loaded back, errors in their panels, nothing lost, no other errors shown (${secs(performance.now() - t0)}); screenshot ${relative(ROOT, shot)}`);
   for (const f of fail) console.log(`       ${f}`);
   return { file: 'web/index.html', name: 'demo page', ok, ms: performance.now() - t0, error: fail.join('\n') || undefined };
 }

@@ -20,6 +20,14 @@ import { run1d } from '../ops/util.js';
 import { adamwKernel, normFinalizeKernel, sumSquaresKernel, SUMSQ_ITEMS, SUMSQ_WG } from '../../kernels/adamw.js';
 import { ParamArena } from './arena.js';
 
+/**
+ * The largest peak learning rate the front ends (train.js, the demo page) accept. LoRA
+ * fine-tunes of CLIP use 1e-5 to 1e-2 (the default run selects 1e-3 to 4e-3); at 1, AdamW moves
+ * every weight by about its own size per step and ruins the model in a few steps, which is never
+ * what a user meant. The optimizer itself takes any rate.
+ */
+export const MAX_LR = 0.1;
+
 export interface ParamGroupSpec {
   params: Tensor[];
   lr?: number;
