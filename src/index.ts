@@ -37,6 +37,7 @@ export { escapeXml, formatNumber } from './io/report.js';
 export {
   DEFAULT_SPEC, generateWorld, renderScene, worldConditions, type WorldImage, type WorldRecord, type WorldOptions,
 } from './data/world/index.js';
+export { buildProbePairs, type ProbePair } from './data/probe.js';
 export {
   GENERIC_TEMPLATES, buildClaimSets, buildNegatedCaptions, makeRng, shuffle,
   type ClaimSet, type NegatedCaption, type NegationVocab,

@@ -5,11 +5,12 @@
  * alpha^beta are offered to the fine-tuning panel.
  */
 import {
-  DEFAULT_BETA, DEFAULT_MIN_DELTA, DEFAULT_POSITION_RULE, TraceInputError, buildCteReport, computeCte, cteLayerScales, cteUpgradeNote, formatNumber,
+  DEFAULT_BETA, DEFAULT_MIN_DELTA, DEFAULT_POSITION_RULE, TraceInputError, buildCteReport, buildProbePairs, type TracedPair, computeCte, cteLayerScales, cteUpgradeNote, formatNumber,
   heatmapSvg, layerScales, parseCteReport, tracePair, type CteReport, type Tokenizer,
 } from './lib-entry.js';
 import type { App } from './app.js';
 import { embedImages, tokenizeFor, unknownWords } from './clip-panel.js';
+import { worldPageImage, worldRecords, worldRenderSize } from './images.js';
 import { $, StaleMark, download, ms, setFacts, setState, setStatus, showError, yieldToPage } from './ui.js';
 
 /** A token's label on the heat map's axis. */
@@ -44,6 +45,8 @@ export function setUpTracePanel(app: App): void {
   const cteExport = $('[data-testid="cte-export"]', section) as HTMLButtonElement;
   const heatmapExport = $('[data-testid="heatmap-export"]', section) as HTMLButtonElement;
   const cteImport = $('[data-testid="cte-import"]', section) as HTMLInputElement;
+  const traceMany = $('[data-testid="trace-many"]', section) as HTMLButtonElement;
+  const probeCount = $('[data-testid="probe-count"]', section) as HTMLInputElement;
   /** The last trace's cte.json (as trace.js writes it) and heat map, for the downloads. */
   let last: { report: CteReport; svg: string } | null = null;
   const field = (name: string) => form.elements.namedItem(name) as HTMLInputElement;
@@ -58,6 +61,8 @@ export function setUpTracePanel(app: App): void {
     cteExport.disabled = !last;
     heatmapExport.disabled = !last;
     cteImport.disabled = app.busy !== null || !app.model;
+    traceMany.disabled = app.busy !== null || !app.model;
+    traceMany.title = app.model ? '' : 'load a model first';
     const want = app.images.map((img, k) => `${img.id}:#${k + 1} ${img.name}`).join('|');
     if (imageSel.dataset.options !== want) {
       const keep = imageSel.value;
@@ -125,6 +130,90 @@ export function setUpTracePanel(app: App): void {
       setState(section, 'error');
       setStatus(status, 'The cte.json was not loaded (see the error below).');
       showError('Loading a cte.json', e, section);
+    }
+  })());
+
+  /**
+   * CTE over many pairs, as trace.js computes it: the miniature world's probe pairs ("There is
+   * severe X." against "There is no X.", both polarities), each on its own scene, averaged with
+   * bootstrap intervals over pairs; pairs with |d| < min |d| are skipped and counted.
+   */
+  traceMany.addEventListener('click', () => void (async () => {
+    const m = app.model;
+    if (!m) return;
+    clearResult();
+    setState(section, 'running');
+    delete section.dataset.result;
+    try {
+      const n = Number(probeCount.value);
+      if (!Number.isInteger(n) || n < 2 || n > 400) throw new Error(`world probe pairs: expected an integer in [2, 400], got ${JSON.stringify(probeCount.value)}`);
+      const minDelta = positiveNumber(field('minDelta').value, 'min |d|', true);
+      const beta = positiveNumber(field('beta').value, 'beta', false);
+      await app.exclusive('causal tracing', async () => {
+        const t0 = performance.now();
+        // Scenes from a seed of their own, so probe scenes are neither the similarity panel's nor training's.
+        const seed = 5000;
+        const size = worldRenderSize(m.model.config.vision.imageSize);
+        const records = worldRecords(seed, 0, n, size);
+        const pairs = buildProbePairs(records, { maxPairs: n, seed });
+        if (pairs.length === 0) throw new Error(`the ${n} world scenes gave no probe pair`);
+        const tok = m.tokenizer;
+        const traced: TracedPair[] = [];
+        for (let i = 0; i < pairs.length; i++) {
+          const p = pairs[i];
+          setStatus(status, `tracing probe pair ${i + 1} of ${pairs.length}: "${p.caption}" vs "${p.foil}"…`, true);
+          await yieldToPage();
+          const index = records.findIndex((r) => r.id === p.studyId);
+          const image = embedImages(m, [{ id: 0, ...worldPageImage(records[index], seed, index) }]);
+          const [capIds, foilIds] = [tokenizeFor(m, [p.caption]), tokenizeFor(m, [p.foil])];
+          let r;
+          try {
+            r = await tracePair(m.model, image, capIds, foilIds);
+          } finally {
+            image.dispose();
+          }
+          traced.push({ image: p.image || `world ${seed}:${index}`, caption: p.caption, foil: p.foil, polarity: p.polarity === 'negated' ? 'caption' : 'foil',
+            idsCaption: throughEot(capIds, tok.eotId), idsFoil: throughEot(foilIds, tok.eotId), sCorr: r.sCorr, sFoil: r.sFoil, sLp: r.patched });
+        }
+        const report = buildCteReport(traced, { layers: m.model.config.text.layers, beta, minDelta, eotId: tok.eotId, positions: DEFAULT_POSITION_RULE });
+        const wall = performance.now() - t0;
+        const kept = report.pairs.length;
+        const negD = traced.filter((t) => t.sCorr - t.sFoil < 0).length;
+        setFacts(scores, [
+          ['pairs', `${kept} traced of ${pairs.length} world probe pairs (${report.skipped.length} skipped: |d| below min |d|)`],
+          ['pairs the model gets wrong (d < 0)', `${negD}`],
+          ['time', ms(wall)],
+        ]);
+        stale.fresh();
+        if (kept === 0) return notice(`Every pair was skipped (|d| below min |d| = ${minDelta}): no scales. Lower min |d|, or trace more pairs.`);
+        const svg = heatmapSvg(report.cte_mean, null, { embeddings: report.cte_embeddings, layers: report.cte_layer, ci95: report.cte_layer_ci95, alpha: report.alpha },
+          { title: `CTE(l, p): mean over ${kept} world probe pairs (bars: CTE_l with 95% bootstrap intervals)` });
+        heatmap.innerHTML = svg;
+        heatmap.hidden = false;
+        last = { report, svg };
+        const scalesPerBlock = layerScales(report.alpha, beta);
+        const body = layersTable.tBodies[0];
+        body.replaceChildren();
+        report.cte_layer.forEach((v, i) => {
+          const row = body.insertRow();
+          row.dataset.cte = String(v);
+          row.dataset.scale = String(scalesPerBlock[i]);
+          const ci = report.cte_layer_ci95?.[i];
+          for (const t of [String(i + 1), `${formatNumber(v, 4)}${ci ? ` [${formatNumber(ci[0], 4)}, ${formatNumber(ci[1], 4)}]` : ''}`, formatNumber(report.alpha[i], 3), `block ${i}: ${formatNumber(scalesPerBlock[i], 3)}`]) row.insertCell().textContent = t;
+        });
+        layersTable.hidden = false;
+        section.dataset.result = 'heatmap';
+        if (scalesPerBlock.every((x) => x === 0)) return notice('alpha is 0 for every layer: no block would train, so no scales are offered.');
+        app.cte = { scales: scalesPerBlock, caption: `${kept} world probe pairs`, foil: '', model: m.model, pairs: kept };
+        app.changed();
+        const few = kept < 20 ? ` Only ${kept} pairs: the scales are noisy (trace more).` : '';
+        setStatus(status, `Traced ${kept} pairs in ${ms(wall)}; CTE_l with 95% bootstrap intervals over pairs; the fine-tuning panel can use the scales.${few}`);
+      });
+      if (section.dataset.state === 'running') setState(section, 'done');
+    } catch (e) {
+      setState(section, 'error');
+      setStatus(status, 'Tracing failed (see the error below).');
+      showError('Causal tracing (probe pairs)', e, section);
     }
   })());
 
@@ -201,9 +290,16 @@ export function setUpTracePanel(app: App): void {
         addRow(['0 (embeddings)', formatNumber(report.cte_embeddings, 4), '— (not a layer)', '—'], report.cte_embeddings, true);
         report.cte_layer.forEach((v, i) => addRow([String(i + 1), formatNumber(v, 4), formatNumber(report.alpha[i], 3), `block ${i}: ${formatNumber(scalesPerBlock[i], 3)}`], v, false, scalesPerBlock[i]));
         layersTable.hidden = false;
+        section.dataset.result = 'heatmap';
+        if (d < 0) {
+          // CTE still shows what moves the score, but scales are for pairs the model gets right.
+          message.textContent = `The model prefers the foil here (d = ${formatNumber(d, 4)} < 0), so these CTE values say which blocks push it toward the wrong sentence; they are not offered to the fine-tuning panel${app.cte ? ', which keeps the scales it had' : ''}. Trace a pair the model gets right, or load a cte.json that trace.js averaged over many pairs.`;
+          message.hidden = false;
+          setStatus(status, `Traced in ${ms(wall)}; d < 0: see the note below.`);
+          return;
+        }
         app.cte = { scales: scalesPerBlock, caption, foil, model: m.model, pairs: 1 };
         app.changed();
-        section.dataset.result = 'heatmap';
         setStatus(status, `Traced in ${ms(wall)}. Negation-bearing positions (where caption and foil differ, outlined): ${report.pairs[0].positions.join(', ')}; their mean CTE per layer is CTE_l, min-max normalised over layers 1..${report.layers} to alpha. The fine-tuning panel can now scale each block by alpha^beta.`);
       });
       if (section.dataset.state === 'running') setState(section, 'done');

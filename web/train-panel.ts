@@ -21,6 +21,8 @@ interface Example {
   caption: string;
   claims: string[];
   answer: number;
+  /** The true claim is a negation ("There is no ..."): the set is around an absent fact. */
+  negated: boolean;
 }
 
 /** The world's negation vocabulary, as dist/data.js builds world data. */
@@ -38,14 +40,25 @@ export function worldExamples(records: readonly WorldRecord[], seed: number, k: 
   return records.map((r, image) => {
     const sets = buildClaimSets(r, { seed, k, vocab, templates: GENERIC_TEMPLATES });
     const caps = buildNegatedCaptions(r, { seed, count: Math.max(1, sets.length), templates: GENERIC_TEMPLATES }).map((c) => c.caption);
-    return sets.map((s, j) => ({ image, caption: caps.length ? caps[j % caps.length] : s.claims[s.answer].text, claims: s.claims.map((c) => c.text), answer: s.answer }));
+    return sets.map((s, j) => ({
+      image, caption: caps.length ? caps[j % caps.length] : s.claims[s.answer].text, claims: s.claims.map((c) => c.text), answer: s.answer,
+      negated: s.claims[s.answer].fact.existence === 'absent',
+    }));
   });
 }
 
-/** Share of examples whose true claim has the highest similarity to the image. */
-async function claimAccuracy(m: ModelState, imageTable: Tensor, examples: readonly Example[]): Promise<number> {
+/** Claim accuracy (true claim ranked first) over all sets, and over negated and affirmative ones. */
+interface ClaimAccuracy {
+  all: number;
+  negated: number | null;
+  affirmative: number | null;
+  counts: { negated: number; affirmative: number };
+}
+
+async function claimAccuracy(m: ModelState, imageTable: Tensor, examples: readonly Example[]): Promise<ClaimAccuracy> {
   const ctxLen = m.model.config.text.maxPositions;
-  let right = 0;
+  const right = { negated: 0, affirmative: 0 };
+  const counts = { negated: 0, affirmative: 0 };
   // Large chunks: on a CPU adapter the cost is per dispatch more than per row.
   for (let i = 0; i < examples.length; i += 64) {
     const part = examples.slice(i, i + 64);
@@ -62,11 +75,26 @@ async function claimAccuracy(m: ModelState, imageTable: Tensor, examples: readon
     for (const e of part) {
       let best = 0;
       for (let j = 1; j < e.claims.length; j++) if (v[e.image * texts.length + at + j] > v[e.image * texts.length + at + best]) best = j;
-      if (best === e.answer) right++;
+      const kind = e.negated ? 'negated' : 'affirmative';
+      counts[kind]++;
+      if (best === e.answer) right[kind]++;
       at += e.claims.length;
     }
   }
-  return right / examples.length;
+  const share = (k: 'negated' | 'affirmative') => (counts[k] ? right[k] / counts[k] : null);
+  return { all: (right.negated + right.affirmative) / examples.length, negated: share('negated'), affirmative: share('affirmative'), counts };
+}
+
+const pct = (x: number | null) => (x === null ? '-' : `${(100 * x).toFixed(1)}%`);
+
+/** "negated a → b, affirmative c → d (gap ...)" for a before / after pair. */
+function accuracyChange(before: ClaimAccuracy, after: ClaimAccuracy): string {
+  const gap = (a: ClaimAccuracy) => (a.negated === null || a.affirmative === null ? null : a.affirmative - a.negated);
+  const g0 = gap(before);
+  const g1 = gap(after);
+  return `all ${pct(before.all)} → ${pct(after.all)}; negated claims ${pct(before.negated)} → ${pct(after.negated)} (${before.counts.negated} sets), ` +
+    `affirmative ${pct(before.affirmative)} → ${pct(after.affirmative)} (${before.counts.affirmative})` +
+    (g0 !== null && g1 !== null ? `; gap (affirmative − negated) ${(100 * g0).toFixed(1)} → ${(100 * g1).toFixed(1)} points` : '');
 }
 
 function intField(form: HTMLFormElement, name: string, min: number, max: number): number {
@@ -129,8 +157,10 @@ export function setUpTrainPanel(app: App): void {
     let trainer: Trainer | null = null;
     let imageTable: Tensor | null = null;
     let restore: (() => void) | null = null;
+    let heldTable: Tensor | null = null;
     try {
       const count = intField(form, 'images', 2, 4096);
+      const held = intField(form, 'heldOut', 0, 4096);
       const batch = intField(form, 'batch', 2, 256);
       const steps = intField(form, 'steps', 1, 10000);
       const rank = intField(form, 'rank', 1, 256);
@@ -189,6 +219,21 @@ export function setUpTrainPanel(app: App): void {
         setStatus(status, `claim accuracy of the base model on ${allExamples.length} claim sets…`, true);
         await yieldToPage();
         const accBefore = await claimAccuracy(m, imageTable, allExamples);
+        // Held-out scenes: the same world seed's next indices, never in a training batch.
+        let heldOut: { table: Tensor; examples: Example[]; before: ClaimAccuracy } | null = null;
+        if (held > 0) {
+          setStatus(status, `held-out evaluation: ${held} more scenes, their claim sets, the base model's accuracy…`, true);
+          await yieldToPage();
+          const heldRecords = worldRecords(dataSeed, count, held, size);
+          const heldSets = worldExamples(heldRecords, seed + 1, k);
+          const keep = heldSets.map((sets, i) => (sets.length ? i : -1)).filter((i) => i >= 0);
+          if (keep.length > 0) {
+            const table = embedImages(m, keep.map((i) => ({ id: 0, ...worldPageImage(heldRecords[i], dataSeed, count + i) })));
+            heldTable = table;
+            const examples = keep.flatMap((i, row) => heldSets[i].map((e) => ({ ...e, image: row })));
+            heldOut = { table, examples, before: await claimAccuracy(m, table, examples) };
+          }
+        }
 
         lora = attachLora(m.model, { rank, alpha: 2 * rank, seed });
         trainer = new Trainer(m.model, lora, {
@@ -221,6 +266,7 @@ export function setUpTrainPanel(app: App): void {
         setStatus(status, `claim accuracy after ${done} steps…`, true);
         await yieldToPage();
         const accAfter = await claimAccuracy(m, imageTable, allExamples);
+        const heldAfter = heldOut ? await claimAccuracy(m, heldOut.table, heldOut.examples) : null;
         const norms = await loraUpdateNorms(lora, m.model.config.text.layers);
         m.lora = { set: lora, steps: done, scales: scales ? 'cte' : 'uniform' };
         lora = null;
@@ -228,7 +274,10 @@ export function setUpTrainPanel(app: App): void {
         setFacts(summary, [
           ['steps', `${done}${done < steps ? ` of ${steps} (stopped)` : ''}, batch ${batch}, epoch ${epoch + 1} of ${count} scenes (${usable} with claim sets of ${k})`],
           ['loss', `${formatNumber(losses[0], 4)} → ${formatNumber(losses[done - 1], 4)} (lambda ${lambda}: ${lambda} L_CLIP + ${formatNumber(1 - lambda, 2)} L_claim)`],
-          ['claim accuracy on these scenes', `${(100 * accBefore).toFixed(1)}% → ${(100 * accAfter).toFixed(1)}% of ${allExamples.length} claim sets (true claim ranked first among ${k}; training scenes, so not a held-out score)`],
+          ['held-out claim accuracy', heldOut && heldAfter
+            ? `${accuracyChange(heldOut.before, heldAfter)} on ${heldOut.examples.length} claim sets of ${held} scenes never trained on`
+            : held > 0 ? `none of the ${held} held-out scenes has a claim set of ${k} claims` : 'not asked for (held-out scenes 0)'],
+          ['claim accuracy on the training scenes', `${accuracyChange(accBefore, accAfter)} (true claim ranked first among ${k}; not a held-out score)`],
           ['learning-rate scales', scales ? `CTE alpha^beta per block: ${scales.map((s) => s.toFixed(3)).join(', ')}` : 'uniform'],
           ['update norm ‖scale·BA‖ per block', norms.map((x) => x.toExponential(2)).join(', ')],
           ['time', `${ms(trainMs)} training (${(done / (trainMs / 1000)).toFixed(2)} steps/s), ${ms(performance.now() - t0)} in all`],
@@ -253,6 +302,7 @@ export function setUpTrainPanel(app: App): void {
       (lora as LoraSet | null)?.dispose();
       (trainer as Trainer | null)?.dispose();
       (imageTable as Tensor | null)?.dispose();
+      (heldTable as Tensor | null)?.dispose();
       stopBtn.hidden = true;
       setProgress(progress, null);
     }

@@ -115,7 +115,7 @@ const DEMO = {
   /** A foil one token longer, for the length message. */
   longFoil: 'there is no red square at all.',
   /** Smaller than the page's defaults (64, 8, 20): SwiftShader runs under one step of 8 a second. */
-  train: { images: 32, batch: 8, steps: 10 },
+  train: { images: 32, heldOut: 32, batch: 8, steps: 10 },
 };
 /** |page - Node| allowed for logits and trace scores (Dawn on lavapipe vs SwiftShader, f32). */
 const DEMO_TOL = 1e-3;
@@ -270,7 +270,7 @@ async function runDemo(browser, base, opts, problems, expected) {
     });
     await step('fine-tuning', async () => {
       const t = DEMO.train;
-      for (const [name, v] of Object.entries({ images: t.images, batch: t.batch, steps: t.steps })) {
+      for (const [name, v] of Object.entries({ images: t.images, heldOut: t.heldOut, batch: t.batch, steps: t.steps })) {
         await page.fill(`[data-testid="train-form"] input[name="${name}"]`, String(v));
       }
       await page.selectOption('[data-testid="train-form"] select[name="scales"]', 'cte');
@@ -279,7 +279,9 @@ async function runDemo(browser, base, opts, problems, expected) {
       const losses = await page.$$eval('[data-testid="loss-chart"] circle.pt', (c) => c.map((x) => Number(x.dataset.loss)));
       if (losses.length !== t.steps || !losses.every(Number.isFinite)) throw new Error(`loss curve has ${losses.length} points (${losses.slice(0, 4)}...), expected ${t.steps} finite ones`);
       const facts = await page.$$eval('[data-testid="train-summary"] dd', (dd) => dd.map((d) => d.textContent));
-      console.log(`  fine-tuning: ${t.steps} steps of ${t.batch} (CTE scales), loss ${losses[0].toFixed(3)} -> ${losses.at(-1).toFixed(3)}; claim accuracy ${facts[2]?.split(' (')[0]}; ${facts.at(-1)} (${lap()})`);
+      const heldOut = facts[2] ?? '';
+      if (!/negated claims \d+\.\d% → \d+\.\d% \(\d+ sets\), affirmative \d+\.\d% → \d+\.\d% .* of 32 scenes never trained on/.test(heldOut)) throw new Error(`no held-out evaluation: ${JSON.stringify(heldOut)}`);
+      console.log(`  fine-tuning: ${t.steps} steps of ${t.batch} (CTE scales), loss ${losses[0].toFixed(3)} -> ${losses.at(-1).toFixed(3)}; held-out: ${heldOut}; ${facts.at(-1)} (${lap()})`);
     });
     await step('after fine-tuning', async () => {
       // The adapter stays on the model: the matrix moves away from the base model's, the trace runs on it.
@@ -331,6 +333,15 @@ async function runDemo(browser, base, opts, problems, expected) {
       console.log(`  loaded back: adapter.zip (matrix within ${diff.toExponential(1)} of the trained one), cte.json (${option.trim().slice(0, 60)}...) (${lap()})`);
     });
     await step('errors beside their panel; nothing lost', async () => {
+      // A pair the model gets wrong (caption and foil swapped: d < 0) does not replace the scales.
+      await page.click('[data-testid="trace-swap"]');
+      await page.click('[data-testid="trace-form"] button[type="submit"]');
+      if (await panelDone(page, 'trace', 60_000) !== 'done') throw new Error(await page.textContent('[data-testid="trace-status"]'));
+      const note = await page.textContent('[data-testid="trace-message"]');
+      if (!/prefers the foil/.test(note)) throw new Error(`a swapped pair gave no d < 0 note: ${JSON.stringify(note)}`);
+      const option = await page.textContent('[data-testid="train-form"] select[name="scales"] option[value="cte"]');
+      if (!/cte\.json/.test(option)) throw new Error(`a d < 0 trace replaced the loaded scales: ${option}`);
+      await page.click('[data-testid="trace-swap"]');
       await page.fill('[data-testid="train-form"] input[name="lr"]', '1');
       await page.click('[data-testid="train-form"] button[type="submit"]');
       const lrError = await panelError('train');
@@ -355,6 +366,16 @@ async function runDemo(browser, base, opts, problems, expected) {
       const diff = Math.max(...still.flat().map((c, i) => Math.abs(c.value - tuned.flat()[i].value)));
       if (!(diff <= 1e-4)) throw new Error(`after the failed load the matrix moved by ${diff}`);
       console.log(`  errors in their panels: lr 1 -> "${lrError.slice(0, 70)}"; failed load -> "${loadError.slice(0, 70)}..." and the model + adapter stayed (${lap()})`);
+    });
+    await step('trace over many pairs', async () => {
+      await page.fill('[data-testid="probe-count"]', '8');
+      await page.click('[data-testid="trace-many"]');
+      if (await panelDone(page, 'trace', 180_000) !== 'done') throw new Error(await page.textContent('[data-testid="trace-status"]'));
+      const intervals = await page.$$eval('[data-testid="trace-heatmap"] line.ci', (l) => l.length);
+      const option = await page.textContent('[data-testid="train-form"] select[name="scales"] option[value="cte"]');
+      const facts = await page.textContent('[data-testid="trace-scores"]');
+      if (!(intervals > 0) || !/world probe pairs/.test(option) || !/noisy/.test(option)) throw new Error(`many-pair trace: ${intervals} interval bars, option ${JSON.stringify(option)}`);
+      console.log(`  many pairs: ${facts.replace(/\s+/g, ' ').trim().slice(0, 120)}; ${intervals} interval bars (${lap()})`);
     });
     const err = await errorBox();
     if (err && !fail.some((f) => f.includes('the page shows errors'))) fail.push(`the page shows errors: ${err}`);
