@@ -144,6 +144,8 @@ export async function buildSite({ minify = false, typeCheck = true } = {}) {
   });
   await copyInto(SITE_DIR, ['web/index.html', 'web/styles.css']);
   await copyInto(join(SITE_DIR, 'models', 'tiny-world'), EMBEDDED_MODEL_FILES.map((f) => `models/tiny-world/${f}`));
+  // CLIP's BPE vocabulary, the tokenizer of a picked folder that has none (as the CLI falls back to it).
+  await copyInto(join(SITE_DIR, 'models', 'openai-bpe'), ['models/openai-bpe/bpe_simple_vocab_16e6.txt.gz', 'models/openai-bpe/README.md']);
   return `${sizes(lib.metafile)}, ${sizes(main.metafile)}`;
 }
 

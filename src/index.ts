@@ -38,6 +38,8 @@ export {
   DEFAULT_SPEC, generateWorld, renderScene, worldConditions, type WorldImage, type WorldRecord, type WorldOptions,
 } from './data/world/index.js';
 export { buildProbePairs, type ProbePair } from './data/probe.js';
+export { ingestJsonl } from './data/ingest-jsonl.js';
+export type { Study, Fact } from './data/facts.js';
 export {
   GENERIC_TEMPLATES, buildClaimSets, buildNegatedCaptions, makeRng, shuffle,
   type ClaimSet, type NegatedCaption, type NegationVocab,

@@ -10,6 +10,7 @@ import {
   clipConfigFromBytes, imageConfigFromFiles, isModelFileName, loadClipFromBytes, loadClipFromFiles, modelFileMap, tokenizerFromFiles, weightsFileOf,
 } from '../src/models/load-bytes.js';
 import { clipImageConfig } from '../src/models/image/preprocess.js';
+import { ClipTokenizer } from '../src/models/tokenizer/bpe.js';
 import { imageConfigFor } from '../src/cli/images-node.js';
 
 // Compiled to build/test/, so the repository root is two levels up.
@@ -68,7 +69,7 @@ test('models/tiny-world as picked files: same model, tokenizer, preprocessing an
   const files = modelFileMap([...folderFiles(TINY_WORLD)].map(([k, v]) => [`tiny-world/${k}`, v] as const));
   assert.ok(files.has('config.json') && files.has('word_tokenizer.json'));
   const got = await loadClipFromFiles(ctx, files, { source: 'tiny-world' });
-  assert.equal(got.used, { config: 'config.json', weights: 'model.safetensors', preprocessor: 'preprocessor_config.json' });
+  assert.equal(got.used, { config: 'config.json', weights: 'model.safetensors', preprocessor: 'preprocessor_config.json', fallbackTokenizer: false });
   const model = await loadClip(ctx, TINY_WORLD);
   const tok = loadClipTokenizer(TINY_WORLD);
   await sameParams(got.model, model);
@@ -149,6 +150,35 @@ test('bad folders fail naming the file and the problem, before any upload', asyn
     assert.match((e as Error).message, /x\/model.safetensors/);
   }
   assert.is(ctx.pool.liveBytes, live, 'nothing uploaded');
+});
+
+test('a folder without tokenizer files takes opts.fallbackTokenizer (the bundled CLIP vocabulary the CLI uses); broken tokenizer files still fail', async () => {
+  const ctx = await gpu();
+  const hf = folderFiles(join(FIX, 'tiny-hf'));
+  const gz = bytes(join(ROOT, 'models', 'openai-bpe', 'bpe_simple_vocab_16e6.txt.gz'));
+  let asked = 0;
+  const fallbackTokenizer = () => { asked++; return ClipTokenizer.fromOpenAIGzip(gz); };
+  const loaded = await loadClipFromFiles(ctx, hf, { source: 'tiny-hf', fallbackTokenizer });
+  assert.is(asked, 1);
+  assert.ok(loaded.used.fallbackTokenizer);
+  // The same tokenizer the CLI's loader falls back to for this folder.
+  const cli = loadClipTokenizer(join(FIX, 'tiny-hf'));
+  assert.equal(Array.from(loaded.tokenizer.tokenize(['there is no red square.'], { contextLength: 16 })), Array.from(cli.tokenize(['there is no red square.'], { contextLength: 16 })));
+  loaded.model.dispose();
+  // Half a vocab.json + merges.txt pair is an error, not a reason to fall back.
+  const half = new Map(hf).set('vocab.json', enc.encode('{}'));
+  try {
+    await loadClipFromFiles(ctx, half, { source: 'tiny-hf', fallbackTokenizer });
+    assert.unreachable('fell back over a broken tokenizer');
+  } catch (e) {
+    assert.match((e as Error).message, /vocab\.json needs merges\.txt beside it/);
+  }
+  assert.is(asked, 1);
+  // The models/tiny-world folder has its own (word-level) tokenizer: no fallback.
+  const world = await loadClipFromFiles(ctx, folderFiles(TINY_WORLD), { fallbackTokenizer });
+  assert.not.ok(world.used.fallbackTokenizer);
+  assert.is(asked, 1);
+  world.model.dispose();
 });
 
 test('preprocessor config: optional, parsed when present, checked against the model size', () => {

@@ -4,7 +4,7 @@
  * preprocessor_config.json). Only the files the loader uses are read from a picked folder.
  */
 import {
-  WordTokenizer, adapterFiles, adapterZip, isModelFileName, loadClipFromFiles, loadLoraFromBytes, loadLoraFromPicked, modelFileMap, weightsFileOf, type LoadedClip,
+  ClipTokenizer, WordTokenizer, adapterFiles, adapterZip, isModelFileName, loadClipFromFiles, loadLoraFromBytes, loadLoraFromPicked, modelFileMap, weightsFileOf, type LoadedClip,
 } from './lib-entry.js';
 import type { App, ModelState } from './app.js';
 import { $, download, ms, setFacts, setProgress, setState, setStatus, showError } from './ui.js';
@@ -12,6 +12,8 @@ import { $, download, ms, setFacts, setProgress, setState, setStatus, showError 
 /** The embedded model's files, relative to the page (build-web copies them into the site). */
 export const EMBEDDED_DIR = 'models/tiny-world/';
 const EMBEDDED_FILES = ['config.json', 'model.safetensors', 'preprocessor_config.json', 'word_tokenizer.json'];
+/** OpenAI's CLIP BPE vocabulary (MIT), which build-web copies into the site as the CLI ships it. */
+export const BUNDLED_VOCAB = 'models/openai-bpe/bpe_simple_vocab_16e6.txt.gz';
 
 /** fetch() into bytes, reporting bytes received (and the total when the server sends it). */
 async function fetchBytes(url: string, onBytes: (got: number, total: number) => void): Promise<Uint8Array> {
@@ -114,12 +116,18 @@ export function setUpModelPanel(app: App): void {
         const loaded: LoadedClip = await loadClipFromFiles(app.ctx, bytes, {
           source: label,
           onProgress: (done, total) => setProgress(progress, done, total),
+          // As the CLI does for a folder without tokenizer files: CLIP's own vocabulary.
+          fallbackTokenizer: async () => {
+            setStatus(status, `${label}: no tokenizer files; fetching the bundled CLIP vocabulary…`, true);
+            return ClipTokenizer.fromOpenAIGzip(await fetchBytes(new URL(BUNDLED_VOCAB, location.href).href, () => {}), `bundled ${BUNDLED_VOCAB}`);
+          },
         });
         await app.ctx.sync();
         lastLoadMs = performance.now() - t0;
         app.setModel({ name: label, model: loaded.model, tokenizer: loaded.tokenizer, imageConfig: loaded.imageConfig, lora: null });
         const used = [loaded.used.config, loaded.used.weights, loaded.used.preprocessor].filter(Boolean).join(', ');
-        setStatus(status, `${label}: loaded in ${ms(lastLoadMs)} (${used}, tokenizer found).`);
+        const tok = loaded.used.fallbackTokenizer ? 'no tokenizer files, so the bundled CLIP BPE vocabulary, as the CLI uses' : 'tokenizer found';
+        setStatus(status, `${label}: loaded in ${ms(lastLoadMs)} (${used}, ${tok}).`);
       });
       setState(section, 'done');
     } catch (e) {

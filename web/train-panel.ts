@@ -7,11 +7,11 @@
  */
 import {
   DEFAULT_SPEC, ExampleBatcher, GENERIC_TEMPLATES, TrainingLoop, Trainer, NonFiniteLossError, adapterFiles, attachLora, checkLr, loadLoraFromBytes, buildClaimSets, buildNegatedCaptions, cutAtPool, formatNumber,
-  inference, l2Normalize, loraUpdateNorms, matmul, type LoraSet, type NegationVocab, type Tensor, type WorldRecord,
+  inference, ingestJsonl, l2Normalize, loraUpdateNorms, makeRng, matmul, shuffle, type LoraSet, type NegationVocab, type Study, type Tensor,
 } from './lib-entry.js';
-import type { App, ModelState } from './app.js';
+import type { App, ModelState, PageImage } from './app.js';
 import { embedImages } from './clip-panel.js';
-import { worldPageImage, worldRecords, worldRenderSize } from './images.js';
+import { decodeImageFile, worldPageImage, worldRecords, worldRenderSize } from './images.js';
 import { lossChartSvg } from './loss-chart.js';
 import { $, StaleMark, download, ms, setFacts, setProgress, setState, setStatus, showError, yieldToPage } from './ui.js';
 
@@ -32,19 +32,66 @@ function worldVocab(): NegationVocab {
 }
 
 /**
- * Per image: every claim set of its present facts, each paired with a negated caption of the
- * image (or its true claim when the image has no absent fact), as src/train.ts pairs them.
+ * Per image: every claim set of its facts, each paired with a negated caption of the image (or
+ * its true claim when the image has no absent fact), as src/train.ts pairs them.
  */
-export function worldExamples(records: readonly WorldRecord[], seed: number, k: number): Example[][] {
-  const vocab = worldVocab();
-  return records.map((r, image) => {
-    const sets = buildClaimSets(r, { seed, k, vocab, templates: GENERIC_TEMPLATES });
+export function studyExamples(studies: readonly Study[], seed: number, k: number, vocab?: NegationVocab): Example[][] {
+  return studies.map((r, image) => {
+    const sets = buildClaimSets(r, { seed, k, ...(vocab ? { vocab } : {}), templates: GENERIC_TEMPLATES });
     const caps = buildNegatedCaptions(r, { seed, count: Math.max(1, sets.length), templates: GENERIC_TEMPLATES }).map((c) => c.caption);
     return sets.map((s, j) => ({
       image, caption: caps.length ? caps[j % caps.length] : s.claims[s.answer].text, claims: s.claims.map((c) => c.text), answer: s.answer,
       negated: s.claims[s.answer].fact.existence === 'absent',
     }));
   });
+}
+
+/** Studies of one split and how to get each one's image. */
+interface SplitData {
+  studies: Study[];
+  image: (i: number) => Omit<PageImage, 'id'>;
+}
+
+interface TrainSource {
+  /** "64 world scenes", "photos.jsonl (40 images)". */
+  label: string;
+  train: SplitData;
+  held: SplitData | null;
+  vocab?: NegationVocab;
+}
+
+/** Basename of a path in a JSONL ("imgs/cat.png" -> "cat.png"), how picked images are matched. */
+const baseName = (p: string) => p.slice(Math.max(p.lastIndexOf('/'), p.lastIndexOf('\\')) + 1);
+
+/**
+ * The user's JSONL (data.js build --from jsonl's format) and images: studies with their facts,
+ * `held` of them (drawn with `seed`) kept out of training for the held-out evaluation.
+ */
+async function userSource(jsonl: File, images: readonly File[], held: number, batch: number, seed: number): Promise<TrainSource> {
+  const { studies, skipped } = ingestJsonl(await jsonl.text());
+  if (studies.length === 0) {
+    throw new Error(`${jsonl.name}: no usable line${skipped.length ? ` (line ${skipped[0].row}: ${skipped[0].reason})` : ''}`);
+  }
+  const files = new Map(images.map((f) => [f.name, f]));
+  const missing = studies.filter((s) => !files.has(baseName(s.image)));
+  if (missing.length) {
+    throw new Error(`${jsonl.name}: ${missing.length} image${missing.length === 1 ? '' : 's'} not among the picked images: ${missing.slice(0, 4).map((s) => s.image).join(', ')}${missing.length > 4 ? ', ...' : ''}`);
+  }
+  if (studies.length - held < batch) {
+    throw new Error(`${jsonl.name} has ${studies.length} images: with ${held} held out, fewer than the batch of ${batch} are left to train on; lower the held-out count or the batch`);
+  }
+  const raw = new Map<string, Awaited<ReturnType<typeof decodeImageFile>>>();
+  for (const s of studies) {
+    const name = baseName(s.image);
+    if (!raw.has(name)) raw.set(name, await decodeImageFile(files.get(name)!));
+  }
+  const order = shuffle(makeRng(seed), studies);
+  const split = (list: Study[]): SplitData => ({ studies: list, image: (i) => ({ name: list[i].image, raw: raw.get(baseName(list[i].image))! }) });
+  return {
+    label: `${jsonl.name} (${studies.length} images${skipped.length ? `, ${skipped.length} lines skipped` : ''})`,
+    train: split(order.slice(held)),
+    held: held > 0 ? split(order.slice(0, held)) : null,
+  };
 }
 
 /** Claim accuracy (true claim ranked first) over all sets, and over negated and affirmative ones. */
@@ -169,7 +216,15 @@ export function setUpTrainPanel(app: App): void {
       // The bound train.js --lr has (checkLr), with its message.
       const lr = checkLr(Number((form.elements.namedItem('lr') as HTMLInputElement).value), 'lr');
       const lambda = numField(form, 'lambda', 0, 1);
-      if (batch > count) throw new Error(`batch ${batch} is larger than the ${count} images`);
+      const dataSel = form.elements.namedItem('data') as HTMLSelectElement;
+      let userData: { jsonl: File; images: File[] } | null = null;
+      if (dataSel.value === 'user') {
+        const jsonl = (form.elements.namedItem('jsonl') as HTMLInputElement).files?.[0];
+        const images = [...((form.elements.namedItem('userImages') as HTMLInputElement).files ?? [])];
+        if (!jsonl) throw new Error('your data: pick a JSONL file (one image per line: image, captions, positives, negatives)');
+        if (images.length === 0) throw new Error(`your data: pick the images ${jsonl.name} names`);
+        userData = { jsonl, images };
+      } else if (batch > count) throw new Error(`batch ${batch} is larger than the ${count} scenes`);
       if (m.lora && !confirm(`Training replaces the current adapter (${m.lora.origin ?? `${m.lora.steps} steps`}): the run starts from the base model. Download the adapter first (model panel) to keep it. Train?`)) {
         setStatus(status, 'Not trained: the current adapter stays.');
         setState(section, 'done');
@@ -195,18 +250,34 @@ export function setUpTrainPanel(app: App): void {
           m.lora = null;
           app.adapterChanged();
         }
-        setStatus(status, `making ${count} world scenes with claim sets…`, true);
         setProgress(progress, 0, steps);
-        await yieldToPage();
-        // Seeds far from the similarity panel's default, so training scenes are not the ones shown there.
-        const dataSeed = 1000 + seed;
-        const size = worldRenderSize(m.model.config.vision.imageSize);
-        const records = worldRecords(dataSeed, 0, count, size);
-        const perImage = worldExamples(records, seed, k);
+        let source: TrainSource;
+        if (userData) {
+          setStatus(status, `reading ${userData.jsonl.name} and decoding ${userData.images.length} images…`, true);
+          await yieldToPage();
+          source = await userSource(userData.jsonl, userData.images, held, batch, seed);
+        } else {
+          setStatus(status, `making ${count} world scenes with claim sets…`, true);
+          await yieldToPage();
+          // Seeds far from the similarity panel's default, so training scenes are not the ones shown
+          // there; held-out scenes are the same seed's next indices, never in a training batch.
+          const dataSeed = 1000 + seed;
+          const size = worldRenderSize(m.model.config.vision.imageSize);
+          const records = worldRecords(dataSeed, 0, count, size);
+          const heldRecords = held > 0 ? worldRecords(dataSeed, count, held, size) : [];
+          source = {
+            label: `${count} world scenes`,
+            train: { studies: records, image: (i) => worldPageImage(records[i], dataSeed, i) },
+            held: held > 0 ? { studies: heldRecords, image: (i) => worldPageImage(heldRecords[i], dataSeed, count + i) } : null,
+            vocab: worldVocab(),
+          };
+        }
+        const nTrain = source.train.studies.length;
+        const perImage = studyExamples(source.train.studies, seed, k, source.vocab);
         const usable = perImage.filter((e) => e.length > 0).length;
-        if (usable < batch) throw new Error(`only ${usable} of ${count} scenes have a claim set of ${k} claims; lower k or the batch, or add images`);
+        if (usable < batch) throw new Error(`only ${usable} of ${nTrain} training images have a claim set of ${k} claims; lower k or the batch, or add images`);
         // The CLI's batcher and loop (src/nast/nast-run.ts): distinct images per batch, each
-        // image's claim sets in turn. Images are named by their scene index.
+        // image's claim sets in turn. Images are named by their index in the training split.
         const batcher = new ExampleBatcher(
           perImage.flat().map((e) => ({ image: String(e.image), caption: e.caption, choices: e.claims, answer: e.answer })),
           batch, { step: 0, epoch: 0, cursor: 0, seed },
@@ -215,20 +286,19 @@ export function setUpTrainPanel(app: App): void {
         const allExamples = perImage.flat().map((e) => ({ ...e, image: batcher.row(String(e.image)) }));
         setStatus(status, `embedding ${batcher.images.length} images (the vision tower is frozen: once)…`, true);
         await yieldToPage();
-        imageTable = embedImages(m, batcher.images.map((id) => ({ id: 0, ...worldPageImage(records[Number(id)], dataSeed, Number(id)) })));
+        imageTable = embedImages(m, batcher.images.map((id) => ({ id: 0, ...source.train.image(Number(id)) })));
         setStatus(status, `claim accuracy of the base model on ${allExamples.length} claim sets…`, true);
         await yieldToPage();
         const accBefore = await claimAccuracy(m, imageTable, allExamples);
-        // Held-out scenes: the same world seed's next indices, never in a training batch.
         let heldOut: { table: Tensor; examples: Example[]; before: ClaimAccuracy } | null = null;
-        if (held > 0) {
-          setStatus(status, `held-out evaluation: ${held} more scenes, their claim sets, the base model's accuracy…`, true);
+        const heldSplit = source.held;
+        if (heldSplit) {
+          setStatus(status, `held-out evaluation: ${heldSplit.studies.length} images never trained on, the base model's accuracy…`, true);
           await yieldToPage();
-          const heldRecords = worldRecords(dataSeed, count, held, size);
-          const heldSets = worldExamples(heldRecords, seed + 1, k);
+          const heldSets = studyExamples(heldSplit.studies, seed + 1, k, source.vocab);
           const keep = heldSets.map((sets, i) => (sets.length ? i : -1)).filter((i) => i >= 0);
           if (keep.length > 0) {
-            const table = embedImages(m, keep.map((i) => ({ id: 0, ...worldPageImage(heldRecords[i], dataSeed, count + i) })));
+            const table = embedImages(m, keep.map((i) => ({ id: 0, ...heldSplit.image(i) })));
             heldTable = table;
             const examples = keep.flatMap((i, row) => heldSets[i].map((e) => ({ ...e, image: row })));
             heldOut = { table, examples, before: await claimAccuracy(m, table, examples) };
@@ -272,11 +342,11 @@ export function setUpTrainPanel(app: App): void {
         lora = null;
         chart.dataset.steps = String(done);
         setFacts(summary, [
-          ['steps', `${done}${done < steps ? ` of ${steps} (stopped)` : ''}, batch ${batch}, epoch ${epoch + 1} of ${count} scenes (${usable} with claim sets of ${k})`],
+          ['steps', `${done}${done < steps ? ` of ${steps} (stopped)` : ''}, batch ${batch}, epoch ${epoch + 1} of ${nTrain} training images from ${source.label} (${usable} with claim sets of ${k})`],
           ['loss', `${formatNumber(losses[0], 4)} → ${formatNumber(losses[done - 1], 4)} (lambda ${lambda}: ${lambda} L_CLIP + ${formatNumber(1 - lambda, 2)} L_claim)`],
           ['held-out claim accuracy', heldOut && heldAfter
-            ? `${accuracyChange(heldOut.before, heldAfter)} on ${heldOut.examples.length} claim sets of ${held} scenes never trained on`
-            : held > 0 ? `none of the ${held} held-out scenes has a claim set of ${k} claims` : 'not asked for (held-out scenes 0)'],
+            ? `${accuracyChange(heldOut.before, heldAfter)} on ${heldOut.examples.length} claim sets of ${heldSplit!.studies.length} images never trained on`
+            : held > 0 ? `none of the ${held} held-out images has a claim set of ${k} claims` : 'not asked for (held-out images 0)'],
           ['claim accuracy on the training scenes', `${accuracyChange(accBefore, accAfter)} (true claim ranked first among ${k}; not a held-out score)`],
           ['learning-rate scales', scales ? `CTE alpha^beta per block: ${scales.map((s) => s.toFixed(3)).join(', ')}` : 'uniform'],
           ['update norm ‖scale·BA‖ per block', norms.map((x) => x.toExponential(2)).join(', ')],

@@ -192,13 +192,19 @@ export interface LoadedClip {
   tokenizer: Tokenizer;
   imageConfig: ClipImageConfig;
   config: ClipConfig;
-  /** The files used, by role. */
-  used: { config: string | null; weights: string; preprocessor: string | null };
+  /** The files used, by role; fallbackTokenizer: the folder had no tokenizer files and opts.fallbackTokenizer gave one. */
+  used: { config: string | null; weights: string; preprocessor: string | null; fallbackTokenizer: boolean };
 }
 
 export interface FolderLoadOptions extends LoadOptions {
   /** The folder's name in messages (default "model folder"). */
   source?: string;
+  /**
+   * The tokenizer for a folder without tokenizer files (OpenAI-layout exports and many Hugging
+   * Face vision-language folders ship none), as the CLI falls back to the bundled CLIP BPE
+   * vocabulary; a folder with broken tokenizer files still fails.
+   */
+  fallbackTokenizer?: () => Tokenizer | Promise<Tokenizer>;
 }
 
 /**
@@ -206,7 +212,7 @@ export interface FolderLoadOptions extends LoadOptions {
  * preprocessor config are checked before any weight is uploaded, so a bad pick fails fast.
  */
 export async function loadClipFromFiles(ctx: GpuContext, files: ModelFiles, opts: FolderLoadOptions = {}): Promise<LoadedClip> {
-  const { source = 'model folder', ...load } = opts;
+  const { source = 'model folder', fallbackTokenizer, ...load } = opts;
   const weightsName = weightsFileOf(files, source);
   const src: ClipBytes = { weights: files.get(weightsName)!, weightsName: `${source}/${weightsName}` };
   if (files.has(CONFIG_FILE)) {
@@ -215,7 +221,15 @@ export async function loadClipFromFiles(ctx: GpuContext, files: ModelFiles, opts
   }
   const weights = new SafetensorsBuffer(src.weights, src.weightsName);
   const config = clipConfigFromBytes(src, weights);
-  const tokenizer = tokenizerFromFiles(files, source);
+  let tokenizer: Tokenizer;
+  let tokenizerFile: string | null = null;
+  try {
+    tokenizer = tokenizerFromFiles(files, source);
+    tokenizerFile = 'the folder';
+  } catch (e) {
+    if (!fallbackTokenizer || !(e instanceof TokenizerFileError) || !/no tokenizer files among/.test(e.message)) throw e;
+    tokenizer = await fallbackTokenizer();
+  }
   if (tokenizer.vocabSize > config.text.vocabSize) {
     throw new Error(`${source}: the tokenizer has ${tokenizer.vocabSize} ids but the text encoder's vocabulary is ${config.text.vocabSize}: they are not from the same model`);
   }
@@ -223,6 +237,9 @@ export async function loadClipFromFiles(ctx: GpuContext, files: ModelFiles, opts
   const model = await ClipModel.load(ctx, config, hfWeights(weights, config), load);
   return {
     model, tokenizer, imageConfig, config,
-    used: { config: src.config !== undefined ? CONFIG_FILE : null, weights: weightsName, preprocessor: files.has(PREPROCESSOR_FILE) ? PREPROCESSOR_FILE : null },
+    used: {
+      config: src.config !== undefined ? CONFIG_FILE : null, weights: weightsName, preprocessor: files.has(PREPROCESSOR_FILE) ? PREPROCESSOR_FILE : null,
+      fallbackTokenizer: tokenizerFile === null,
+    },
   };
 }

@@ -103,3 +103,19 @@ export async function exportedChecks(inp: DemoInputs, adapterDir: string, ctePat
     model.dispose();
   }
 }
+
+/**
+ * A user's own data set as the page's fine-tuning panel takes it: `n` world scenes written as PNG
+ * files plus a JSONL in `data.js build --from jsonl`'s format (image, captions, positives,
+ * negatives), so the page sees only files, as it would a user's photos.
+ */
+export function userDataFiles(seed: number, n: number, size: number): { jsonl: string; images: { name: string; png: Uint8Array }[] } {
+  const records = generateWorld({ seed, start: 0, count: n, size });
+  const images = records.map((r, i) => ({ name: `photo-${i}.png`, png: encodePng(size, size, r.pixels!.data) }));
+  const entry = (f: { condition: string; location?: string; severity?: string }) => ({ condition: f.condition, ...(f.location ? { location: f.location } : {}), ...(f.severity ? { severity: f.severity } : {}) });
+  const jsonl = records.map((r, i) => JSON.stringify({
+    image: `photos/${images[i].name}`, captions: r.captions,
+    positives: r.facts.filter((f) => f.existence === 'present').map(entry), negatives: r.facts.filter((f) => f.existence === 'absent').map(entry),
+  })).join('\n') + '\n';
+  return { jsonl, images };
+}

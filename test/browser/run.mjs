@@ -128,7 +128,7 @@ async function demoExpected() {
     bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', outfile: out, logLevel: 'warning',
   });
   const mod = await import(pathToFileURL(out).href);
-  return { ...(await mod.demoExpected(DEMO)), exportedChecks: (adapterDir, ctePath) => mod.exportedChecks(DEMO, adapterDir, ctePath) };
+  return { ...(await mod.demoExpected(DEMO)), exportedChecks: (adapterDir, ctePath) => mod.exportedChecks(DEMO, adapterDir, ctePath), userDataFiles: mod.userDataFiles };
 }
 
 /** Waits until a panel's job ends; returns its state ('done' or 'error'). */
@@ -280,7 +280,7 @@ async function runDemo(browser, base, opts, problems, expected) {
       if (losses.length !== t.steps || !losses.every(Number.isFinite)) throw new Error(`loss curve has ${losses.length} points (${losses.slice(0, 4)}...), expected ${t.steps} finite ones`);
       const facts = await page.$$eval('[data-testid="train-summary"] dd', (dd) => dd.map((d) => d.textContent));
       const heldOut = facts[2] ?? '';
-      if (!/negated claims \d+\.\d% → \d+\.\d% \(\d+ sets\), affirmative \d+\.\d% → \d+\.\d% .* of 32 scenes never trained on/.test(heldOut)) throw new Error(`no held-out evaluation: ${JSON.stringify(heldOut)}`);
+      if (!/negated claims \d+\.\d% → \d+\.\d% \(\d+ sets\), affirmative \d+\.\d% → \d+\.\d% .* of 32 images never trained on/.test(heldOut)) throw new Error(`no held-out evaluation: ${JSON.stringify(heldOut)}`);
       console.log(`  fine-tuning: ${t.steps} steps of ${t.batch} (CTE scales), loss ${losses[0].toFixed(3)} -> ${losses.at(-1).toFixed(3)}; held-out: ${heldOut}; ${facts.at(-1)} (${lap()})`);
     });
     await step('after fine-tuning', async () => {
@@ -376,6 +376,43 @@ async function runDemo(browser, base, opts, problems, expected) {
       const facts = await page.textContent('[data-testid="trace-scores"]');
       if (!(intervals > 0) || !/world probe pairs/.test(option) || !/noisy/.test(option)) throw new Error(`many-pair trace: ${intervals} interval bars, option ${JSON.stringify(option)}`);
       console.log(`  many pairs: ${facts.replace(/\s+/g, ' ').trim().slice(0, 120)}; ${intervals} interval bars (${lap()})`);
+    });
+    await step('fine-tuning on your own images (JSONL + image files)', async () => {
+      const dir = join(OUT, 'user-data');
+      await rm(dir, { recursive: true, force: true });
+      await mkdir(dir, { recursive: true });
+      const data = expected.userDataFiles(4242, 16, 32);
+      await writeFile(join(dir, 'photos.jsonl'), data.jsonl);
+      for (const f of data.images) await writeFile(join(dir, f.name), f.png);
+      await page.selectOption('[data-testid="train-data"]', 'user');
+      await page.setInputFiles('[data-testid="train-jsonl"]', join(dir, 'photos.jsonl'));
+      for (const [name, v] of Object.entries({ heldOut: 6, batch: 4, steps: 3 })) await page.fill(`[data-testid="train-form"] input[name="${name}"]`, String(v));
+      // Half the images picked: the panel names what is missing, before anything trains.
+      await page.setInputFiles('[data-testid="train-images"]', data.images.slice(0, 8).map((f) => join(dir, f.name)));
+      page.once('dialog', (d) => void d.accept());
+      await page.click('[data-testid="train-form"] button[type="submit"]');
+      const missing = await panelError('train');
+      if (!/photos\.jsonl: 8 images not among the picked images: photos\/photo-8\.png/.test(missing)) throw new Error(`missing images gave ${JSON.stringify(missing)}`);
+      if (!(await page.isVisible('[data-testid="model-remove-adapter"]'))) throw new Error('the failed run lost the adapter');
+      await page.setInputFiles('[data-testid="train-images"]', data.images.map((f) => join(dir, f.name)));
+      page.once('dialog', (d) => void d.accept());
+      await page.click('[data-testid="train-form"] button[type="submit"]');
+      if (await panelDone(page, 'train', 240_000) !== 'done') throw new Error(await page.textContent('[data-testid="train-status"]'));
+      const facts = await page.$$eval('[data-testid="train-summary"] dd', (dd) => dd.map((d) => d.textContent));
+      if (!/10 training images from photos\.jsonl \(16 images\)/.test(facts[0]) || !/of 6 images never trained on/.test(facts[2])) throw new Error(`your-data run: ${JSON.stringify(facts.slice(0, 3))}`);
+      console.log(`  your data: ${facts[0]}; held-out: ${facts[2]} (${lap()})`);
+    });
+    await step('a folder without tokenizer files (the bundled vocabulary, as the CLI)', async () => {
+      // Last: it replaces the model (and, after asking, drops the adapter).
+      page.once('dialog', (d) => void d.accept());
+      const hf = join(ROOT, 'test', 'fixtures', 'clip', 'tiny-hf');
+      await page.setInputFiles('[data-testid="model-files"]', ['config.json', 'model.safetensors'].map((f) => join(hf, f)));
+      if (await panelDone(page, 'model', 60_000) !== 'done') throw new Error(await page.textContent('[data-testid="model-status"]'));
+      const said = await page.textContent('[data-testid="model-status"]');
+      if (!/bundled CLIP BPE vocabulary/.test(said)) throw new Error(`loaded without saying which tokenizer: ${said}`);
+      const info = await page.textContent('[data-testid="model-info"]');
+      if (!/byte-level BPE, 49408 ids/.test(info)) throw new Error(`tokenizer shown: ${info}`);
+      console.log(`  no tokenizer files: ${said.trim()} (${lap()})`);
     });
     const err = await errorBox();
     if (err && !fail.some((f) => f.includes('the page shows errors'))) fail.push(`the page shows errors: ${err}`);
