@@ -190,7 +190,6 @@ export class ClipModel {
     });
   }
 
-  /** Vision tower for preprocessed pixels [n, 3, size, size] (row-major, normalised). */
   /**
    * Several batches of texts through the text tower as one packed batch: batch i is `n` rows of
    * `ids.length / n` tokens, each batch its own length. Every block runs once over all of them
@@ -245,6 +244,7 @@ export class ClipModel {
     });
   }
 
+  /** Vision tower for preprocessed pixels [n, 3, size, size] (row-major, normalised). */
   encodeImage(pixels: Float32Array, n: number): ImageOutput {
     const cfg = this.config.vision;
     const per = cfg.channels * cfg.imageSize * cfg.imageSize;

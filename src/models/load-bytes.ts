@@ -222,13 +222,13 @@ export async function loadClipFromFiles(ctx: GpuContext, files: ModelFiles, opts
   const weights = new SafetensorsBuffer(src.weights, src.weightsName);
   const config = clipConfigFromBytes(src, weights);
   let tokenizer: Tokenizer;
-  let tokenizerFile: string | null = null;
+  let fellBack = false;
   try {
     tokenizer = tokenizerFromFiles(files, source);
-    tokenizerFile = 'the folder';
   } catch (e) {
     if (!fallbackTokenizer || !(e instanceof TokenizerFileError) || !/no tokenizer files among/.test(e.message)) throw e;
     tokenizer = await fallbackTokenizer();
+    fellBack = true;
   }
   if (tokenizer.vocabSize > config.text.vocabSize) {
     throw new Error(`${source}: the tokenizer has ${tokenizer.vocabSize} ids but the text encoder's vocabulary is ${config.text.vocabSize}: they are not from the same model`);
@@ -239,7 +239,7 @@ export async function loadClipFromFiles(ctx: GpuContext, files: ModelFiles, opts
     model, tokenizer, imageConfig, config,
     used: {
       config: src.config !== undefined ? CONFIG_FILE : null, weights: weightsName, preprocessor: files.has(PREPROCESSOR_FILE) ? PREPROCESSOR_FILE : null,
-      fallbackTokenizer: tokenizerFile === null,
+      fallbackTokenizer: fellBack,
     },
   };
 }
