@@ -199,6 +199,26 @@ test('non-finite numbers stop with a clear error: a diverging run (an adapter of
   assert.match(a.stderr, /adapter_model\.safetensors: \S+: holds NaN at element 0; an adapter must hold finite numbers/);
 });
 
+test('a run refused for bad input leaves no empty output folder it made; folders that existed or hold files stay', async () => {
+  const data = await dataset();
+  const run = (out: string, extra: string[] = []) => spawnSync('node', [CLI, '--model', MODEL, '--tokenizer', VOCAB, '--quiet', '--data', data, '--uniform', '--steps', '1', '--out', out, ...extra], { encoding: 'utf8' });
+  // A bad --cte is found after the output folder (and its lock) were made.
+  const made = join(data, 'new', 'deeper', 'out');
+  const r = run(made, ['--recipe', 'nast', '--uniform', '--cte', join(data, 'missing-cte.json')]);
+  assert.is.not(r.status, 0, r.stderr);
+  assert.not.ok(existsSync(join(data, 'new')), `a refused run left ${join(data, 'new')} behind (stderr: ${r.stderr.trim().split('\n').pop()})`);
+  // A folder that was there before stays, even empty.
+  const before = join(data, 'was-here');
+  mkdirSync(before);
+  const again = run(before, ['--recipe', 'nast', '--uniform', '--cte', join(data, 'missing-cte.json')]);
+  assert.is.not(again.status, 0);
+  assert.ok(existsSync(before), 'a folder the user made stays');
+  // A successful run keeps its folder, of course.
+  const ok = run(join(data, 'made-ok'), ['--batch-size', '3']);
+  assert.is(ok.status, 0, ok.stderr);
+  assert.ok(existsSync(join(data, 'made-ok', 'adapter')));
+});
+
 test('--export-merged writes a model whose embeddings equal base + adapter', async () => {
   const data = await dataset();
   const run = join(data, 'run');

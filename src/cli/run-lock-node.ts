@@ -8,6 +8,7 @@
 import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeFsError, makeFolderSync } from '../io/fs-errors-node.js';
+import { beforeFailedExitCleanup, noteCreatedFolders } from './created-folders-node.js';
 
 export const LOCK_NAME = '.negclip.lock';
 
@@ -51,6 +52,8 @@ function releaseAll(): void {
   for (const file of held) rmSync(file, { force: true });
   held.clear();
 }
+// A failed run's empty output folder is removed at exit: its lock file goes first.
+beforeFailedExitCleanup(releaseAll);
 
 /**
  * Takes the lock of `dir` (created if missing) for `tool`, or throws OutputLockedError naming the
@@ -59,7 +62,7 @@ function releaseAll(): void {
  * `name` locks one output inside a shared folder instead of the folder (eval.js's report file).
  */
 export function lockOutput(dir: string, tool: string, note: (line: string) => void = () => {}, name = LOCK_NAME): void {
-  makeFolderSync(dir);
+  noteCreatedFolders(dir, makeFolderSync(dir));
   const file = join(dir, name);
   const what = name === LOCK_NAME ? dir : join(dir, name.replace(/^\.(.*)\.lock$/, '$1'));
   if (held.has(file)) return;

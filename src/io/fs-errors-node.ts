@@ -80,9 +80,10 @@ export async function makeFolder(dir: string): Promise<void> {
 }
 
 /** makeFolder, synchronously. */
-export function makeFolderSync(dir: string): void {
+export function makeFolderSync(dir: string): string | undefined {
   try {
-    mkdirSync(dir, { recursive: true });
+    // The first folder created (mkdirSync's answer), undefined when `dir` existed.
+    return mkdirSync(dir, { recursive: true });
   } catch (e) {
     throw new FileAccessError(dir, 'create the folder', mkdirCause(dir, e));
   }
