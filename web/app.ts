@@ -4,7 +4,7 @@
  * (loading, similarity, tracing, training): a model must not be swapped or freed under a
  * running job, and the panels' buttons say so by being disabled while one runs.
  */
-import type { ClipImageConfig, ClipModel, GpuContext, LoraSet, RawImage, Tokenizer } from './lib-entry.js';
+import { adapterFiles, loadLoraFromBytes, type ClipImageConfig, type ClipModel, type GpuContext, type LoraSet, type RawImage, type Tokenizer } from './lib-entry.js';
 
 export interface ModelState {
   /** Where it came from ("embedded tiny-world", a folder name). */
@@ -114,6 +114,26 @@ export class App {
     this.cte = null;
     this.version++;
     this.changed();
+  }
+
+  /**
+   * Takes the current model's adapter off (a model holds one at a time) and returns what puts it
+   * back: it is kept as PEFT bytes, so a failed load or run that replaces it loses nothing.
+   * The restore does nothing once another adapter or model is in place. Null without an adapter.
+   */
+  async detachAdapter(): Promise<(() => void) | null> {
+    const m = this.model;
+    const previous = m?.lora;
+    if (!m || !previous) return null;
+    const backup = await adapterFiles(previous.set);
+    previous.set.dispose();
+    m.lora = null;
+    this.adapterChanged();
+    return () => {
+      if (m.lora || this.model !== m) return;
+      m.lora = { ...previous, set: loadLoraFromBytes(m.model, backup.config, backup.weights) };
+      this.adapterChanged();
+    };
   }
 
   /** After the model's adapter was attached, replaced or removed. */

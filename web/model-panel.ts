@@ -4,7 +4,7 @@
  * preprocessor_config.json). Only the files the loader uses are read from a picked folder.
  */
 import {
-  ClipTokenizer, WordTokenizer, adapterFiles, adapterZip, isModelFileName, loadClipFromFiles, loadLoraFromBytes, loadLoraFromPicked, modelFileMap, weightsFileOf, type LoadedClip,
+  ClipTokenizer, WordTokenizer, adapterZip, isModelFileName, loadClipFromFiles, loadLoraFromPicked, modelFileMap, weightsFileOf, type LoadedClip,
 } from './lib-entry.js';
 import type { App, ModelState } from './app.js';
 import { $, download, ms, setFacts, setProgress, setState, setStatus, showError } from './ui.js';
@@ -202,18 +202,11 @@ export function setUpModelPanel(app: App): void {
         return;
       }
       await app.exclusive('loading an adapter', async () => {
-        // A model holds one adapter at a time: the current one is saved to bytes, detached, and
-        // put back if the new one fails its checks, so a failed load loses nothing.
-        const previous = m.lora;
-        const backup = previous ? await adapterFiles(previous.set) : null;
-        if (previous) {
-          previous.set.dispose();
-          m.lora = null;
-        }
+        const restore = await app.detachAdapter();
         try {
           m.lora = { set: loadLoraFromPicked(m.model, files), steps: 0, scales: 'uniform', origin: `loaded from ${label}` };
         } catch (e) {
-          if (previous && backup) m.lora = { ...previous, set: loadLoraFromBytes(m.model, backup.config, backup.weights) };
+          restore?.();
           throw e;
         } finally {
           app.adapterChanged();

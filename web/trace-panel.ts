@@ -94,6 +94,34 @@ export function setUpTracePanel(app: App): void {
     refresh();
   };
 
+  /**
+   * Shows a trace's heat map and its per-layer table (CTE_l with its interval when the report has
+   * them, alpha, the block's scale alpha^beta) and keeps both for the downloads; returns the scales.
+   */
+  const showResult = (report: CteReport, svg: string, beta: number): number[] => {
+    heatmap.innerHTML = svg;
+    heatmap.hidden = false;
+    last = { report, svg };
+    const scales = layerScales(report.alpha, beta);
+    const body = layersTable.tBodies[0];
+    body.replaceChildren();
+    const addRow = (cells: string[], cte: number, scale?: number) => {
+      const row = body.insertRow();
+      row.dataset.cte = String(cte);
+      if (scale === undefined) row.dataset.embeddings = 'true';
+      else row.dataset.scale = String(scale);
+      for (const t of cells) row.insertCell().textContent = t;
+    };
+    addRow(['0 (embeddings)', formatNumber(report.cte_embeddings, 4), '— (not a layer)', '—'], report.cte_embeddings);
+    report.cte_layer.forEach((v, i) => {
+      const ci = report.cte_layer_ci95?.[i];
+      addRow([String(i + 1), `${formatNumber(v, 4)}${ci ? ` [${formatNumber(ci[0], 4)}, ${formatNumber(ci[1], 4)}]` : ''}`,
+        formatNumber(report.alpha[i], 3), `block ${i}: ${formatNumber(scales[i], 3)}`], v, scales[i]);
+    });
+    layersTable.hidden = false;
+    return scales;
+  };
+
   /** A problem with the input, not a failure: said in the panel, not the error box. */
   const notice = (text: string, statusText = 'Nothing traced: see the note below.') => {
     message.textContent = text;
@@ -188,20 +216,7 @@ export function setUpTracePanel(app: App): void {
         if (kept === 0) return notice(`Every pair was skipped (|d| below min |d| = ${minDelta}): no scales. Lower min |d|, or trace more pairs.`);
         const svg = heatmapSvg(report.cte_mean, null, { embeddings: report.cte_embeddings, layers: report.cte_layer, ci95: report.cte_layer_ci95, alpha: report.alpha },
           { title: `CTE(l, p): mean over ${kept} world probe pairs (bars: CTE_l with 95% bootstrap intervals)` });
-        heatmap.innerHTML = svg;
-        heatmap.hidden = false;
-        last = { report, svg };
-        const scalesPerBlock = layerScales(report.alpha, beta);
-        const body = layersTable.tBodies[0];
-        body.replaceChildren();
-        report.cte_layer.forEach((v, i) => {
-          const row = body.insertRow();
-          row.dataset.cte = String(v);
-          row.dataset.scale = String(scalesPerBlock[i]);
-          const ci = report.cte_layer_ci95?.[i];
-          for (const t of [String(i + 1), `${formatNumber(v, 4)}${ci ? ` [${formatNumber(ci[0], 4)}, ${formatNumber(ci[1], 4)}]` : ''}`, formatNumber(report.alpha[i], 3), `block ${i}: ${formatNumber(scalesPerBlock[i], 3)}`]) row.insertCell().textContent = t;
-        });
-        layersTable.hidden = false;
+        const scalesPerBlock = showResult(report, svg, beta);
         section.dataset.result = 'heatmap';
         if (scalesPerBlock.every((x) => x === 0)) return notice('alpha is 0 for every layer: no block would train, so no scales are offered.');
         app.cte = { scales: scalesPerBlock, caption: `${kept} world probe pairs`, foil: '', model: m.model, pairs: kept };
@@ -274,22 +289,7 @@ export function setUpTracePanel(app: App): void {
         const tokens = c.map((id) => tokenLabel(tok, id));
         const svg = heatmapSvg(report.cte_mean, tokens, { embeddings: report.cte_embeddings, layers: report.cte_layer, alpha: report.alpha },
           { title: `CTE(l, p): "${caption}" vs "${foil}"`, positions: report.pairs[0].positions });
-        heatmap.innerHTML = svg;
-        last = { report, svg };
-        heatmap.hidden = false;
-        const scalesPerBlock = layerScales(report.alpha, beta);
-        const body = layersTable.tBodies[0];
-        body.replaceChildren();
-        const addRow = (cells: string[], cte: number, embeddings: boolean, scale?: number) => {
-          const row = body.insertRow();
-          row.dataset.cte = String(cte);
-          if (scale !== undefined) row.dataset.scale = String(scale);
-          if (embeddings) row.dataset.embeddings = 'true';
-          for (const t of cells) row.insertCell().textContent = t;
-        };
-        addRow(['0 (embeddings)', formatNumber(report.cte_embeddings, 4), '— (not a layer)', '—'], report.cte_embeddings, true);
-        report.cte_layer.forEach((v, i) => addRow([String(i + 1), formatNumber(v, 4), formatNumber(report.alpha[i], 3), `block ${i}: ${formatNumber(scalesPerBlock[i], 3)}`], v, false, scalesPerBlock[i]));
-        layersTable.hidden = false;
+        const scalesPerBlock = showResult(report, svg, beta);
         section.dataset.result = 'heatmap';
         if (d < 0) {
           // CTE still shows what moves the score, but scales are for pairs the model gets right.

@@ -6,7 +6,7 @@
  * The trained adapter stays attached, so the other panels then show the fine-tuned model.
  */
 import {
-  DEFAULT_SPEC, ExampleBatcher, GENERIC_TEMPLATES, TrainingLoop, Trainer, NonFiniteLossError, adapterFiles, attachLora, checkLr, loadLoraFromBytes, buildClaimSets, buildNegatedCaptions, cutAtPool, formatNumber,
+  DEFAULT_SPEC, ExampleBatcher, GENERIC_TEMPLATES, TrainingLoop, Trainer, NonFiniteLossError, attachLora, checkLr, buildClaimSets, buildNegatedCaptions, cutAtPool, formatNumber,
   inference, ingestJsonl, l2Normalize, loraUpdateNorms, makeRng, matmul, shuffle, type LoraSet, type NegationVocab, type Study, type Tensor,
 } from './lib-entry.js';
 import type { App, ModelState, PageImage } from './app.js';
@@ -236,20 +236,8 @@ export function setUpTrainPanel(app: App): void {
         const t0 = performance.now();
         stop = false;
         stopBtn.hidden = false;
-        // Replacing an adapter: the run starts from the base model. The old adapter is kept as
-        // bytes and put back if the run fails, so a failed run loses nothing.
-        if (m.lora) {
-          const previous = m.lora;
-          const backup = await adapterFiles(previous.set);
-          restore = () => {
-            if (m.lora || app.model !== m) return;
-            m.lora = { ...previous, set: loadLoraFromBytes(m.model, backup.config, backup.weights) };
-            app.adapterChanged();
-          };
-          previous.set.dispose();
-          m.lora = null;
-          app.adapterChanged();
-        }
+        // Replacing an adapter: the run starts from the base model; a failed run puts it back.
+        restore = await app.detachAdapter();
         setProgress(progress, 0, steps);
         let source: TrainSource;
         if (userData) {

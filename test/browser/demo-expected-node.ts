@@ -7,7 +7,9 @@
 import { PNG } from 'pngjs';
 import { nodeContext } from '../../src/engine/node-gpu.js';
 import { loadClip, loadClipTokenizer } from '../../src/models/load-node.js';
-import { generateWorld } from '../../src/data/world/index.js';
+import { generateWorld, type WorldRecord } from '../../src/data/world/index.js';
+import type { ClipModel } from '../../src/models/clip.js';
+import type { Tensor } from '../../src/engine/tensor.js';
 import { worldPixels } from '../../src/world/world-batches.js';
 import { tracePair } from '../../src/nast/trace.js';
 import { readFileSync } from 'node:fs';
@@ -44,21 +46,30 @@ function encodePng(width: number, height: number, rgb: Uint8Array): Uint8Array {
   return new Uint8Array(PNG.sync.write(png, { colorType: 2, inputColorType: 2, inputHasAlpha: false }));
 }
 
+/** The world scene's image embedding (the caller disposes it) and its logits against the captions, from full-length token rows. */
+async function sceneLogits(model: ClipModel, inp: DemoInputs): Promise<{ record: WorldRecord; image: Tensor; logits: number[] }> {
+  const tok = loadClipTokenizer(inp.modelDir);
+  const size = model.config.vision.imageSize;
+  const [record] = generateWorld({ seed: inp.worldSeed, start: inp.worldIndex, count: 1, size });
+  const img = model.encodeImage(worldPixels([record], size), 1);
+  const text = model.encodeText(tok.tokenize(inp.captions, { contextLength: model.config.text.maxPositions }), inp.captions.length);
+  const logits = model.logitsPerImage(img.embeds, text.embeds);
+  const values = Array.from(await logits.toArray());
+  for (const t of [img.pooled, text.pooled, text.embeds, logits]) t.dispose();
+  return { record, image: img.embeds, logits: values };
+}
+
 export async function demoExpected(inp: DemoInputs): Promise<DemoExpected> {
   const ctx = await nodeContext();
   const model = await loadClip(ctx, inp.modelDir);
   try {
     const tok = loadClipTokenizer(inp.modelDir);
-    const size = model.config.vision.imageSize;
     const len = model.config.text.maxPositions;
-    const [record] = generateWorld({ seed: inp.worldSeed, start: inp.worldIndex, count: 1, size });
-    const img = model.encodeImage(worldPixels([record], size), 1);
-    const text = model.encodeText(tok.tokenize(inp.captions, { contextLength: len }), inp.captions.length);
-    const logits = model.logitsPerImage(img.embeds, text.embeds);
-    const values = Array.from(await logits.toArray());
+    const { record, image, logits: values } = await sceneLogits(model, inp);
     const [cap, foil] = [tok.tokenize([inp.caption], { contextLength: len }), tok.tokenize([inp.foil], { contextLength: len })];
-    const trace = await tracePair(model, img.embeds, cap, foil);
-    for (const t of [img.pooled, img.embeds, text.pooled, text.embeds, logits]) t.dispose();
+    const trace = await tracePair(model, image, cap, foil);
+    image.dispose();
+    const size = model.config.vision.imageSize;
     return {
       logits: [values],
       sCorr: trace.sCorr,
@@ -88,14 +99,8 @@ export async function exportedChecks(inp: DemoInputs, adapterDir: string, ctePat
   const model = await loadClip(ctx, inp.modelDir);
   try {
     const set = await loadLora(model, adapterDir);
-    const tok = loadClipTokenizer(inp.modelDir);
-    const size = model.config.vision.imageSize;
-    const [record] = generateWorld({ seed: inp.worldSeed, start: inp.worldIndex, count: 1, size });
-    const img = model.encodeImage(worldPixels([record], size), 1);
-    const text = model.encodeText(tok.tokenize(inp.captions, { contextLength: model.config.text.maxPositions }), inp.captions.length);
-    const logits = model.logitsPerImage(img.embeds, text.embeds);
-    const values = Array.from(await logits.toArray());
-    for (const t of [img.pooled, img.embeds, text.pooled, text.embeds, logits]) t.dispose();
+    const { image, logits: values } = await sceneLogits(model, inp);
+    image.dispose();
     set.dispose();
     const report = parseCteReport(readFileSync(ctePath, 'utf8'), ctePath);
     return { logits: [values], scales: cteLayerScales(report, model.config.text.layers, report.beta, ctePath) };
