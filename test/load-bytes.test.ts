@@ -7,8 +7,10 @@ import { gpu } from './helpers/gpu.js';
 import type { ClipModel } from '../src/models/clip.js';
 import { loadClip, loadClipTokenizer } from '../src/models/load-node.js';
 import {
-  clipConfigFromBytes, imageConfigFromFiles, isModelFileName, loadClipFromBytes, loadClipFromFiles, modelFileMap, tokenizerFromFiles, weightsFileOf,
+  clipConfigFromBytes, imageConfigFromFiles, isModelFileName, loadClipFromBytes, loadClipFromFiles, modelFileMap, openWeightsFromFiles, tokenizerFromFiles,
+  weightFilesToRead, weightsFileOf,
 } from '../src/models/load-bytes.js';
+import { parseSafetensors, serializeSafetensors, type TensorToWrite } from '../src/models/safetensors.js';
 import { clipImageConfig } from '../src/models/image/preprocess.js';
 import { ClipTokenizer } from '../src/models/tokenizer/bpe.js';
 import { imageConfigFor } from '../src/cli/images-node.js';
@@ -97,10 +99,11 @@ test('modelFileMap: cuts the picked folder name, keeps tokenizer/, refuses repea
 
 test('isModelFileName: what a page reads from a picked folder', () => {
   for (const p of ['config.json', 'model.safetensors', 'open_clip.safetensors', 'preprocessor_config.json', 'vocab.json', 'merges.txt',
-    'tokenizer.json', 'bpe_simple_vocab_16e6.txt.gz', 'word_tokenizer.json', 'tokenizer/vocab.json', 'tokenizer/merges.txt', 'model.safetensors.index.json']) {
+    'tokenizer.json', 'bpe_simple_vocab_16e6.txt.gz', 'word_tokenizer.json', 'tokenizer/vocab.json', 'tokenizer/merges.txt', 'model.safetensors.index.json',
+    'pytorch_model.bin', 'pytorch_model.bin.index.json', 'pytorch_model-00001-of-00002.bin', 'epoch_5.pt', 'model.PTH', 'last.ckpt']) {
     assert.ok(isModelFileName(p), p);
   }
-  for (const p of ['pytorch_model.bin', 'flax_model.msgpack', 'README.md', 'tokenizer/config.json', 'sub/model.safetensors', 'special_tokens_map.json']) {
+  for (const p of ['flax_model.msgpack', 'tf_model.h5', 'sub/pytorch_model.bin', 'README.md', 'tokenizer/config.json', 'sub/model.safetensors', 'special_tokens_map.json']) {
     assert.not.ok(isModelFileName(p), p);
   }
 });
@@ -130,10 +133,41 @@ test('bad folders fail naming the file and the problem, before any upload', asyn
     /x\/model.safetensors: config.json: missing: a Hugging Face checkpoint needs its config.json/);
   assert.throws(() => clipConfigFromBytes({ config: '{"text_config": ', configName: 'x/config.json', weights: hf.get('model.safetensors')! }),
     /x\/config.json: \(file\): not valid JSON/);
-  assert.throws(() => weightsFileOf(new Map([['config.json', new Uint8Array(1)]]), 'x'), /x: no model.safetensors \(or other .safetensors file\) among config.json/);
-  assert.throws(() => weightsFileOf(new Map([['a.safetensors', new Uint8Array(1)], ['b.safetensors', new Uint8Array(1)]]), 'x'), /several .safetensors files \(a.safetensors, b.safetensors\)/);
-  assert.throws(() => weightsFileOf(new Map([['model.safetensors.index.json', new Uint8Array(1)]]), 'x'), /sharded checkpoint/);
-  assert.is(weightsFileOf(new Map([['open_clip.safetensors', new Uint8Array(1)]])), 'open_clip.safetensors');
+  const one = new Uint8Array(1);
+  assert.throws(() => weightsFileOf(new Map([['config.json', one]]), 'x'), /x: no weights among config.json; looked for model.safetensors, model.safetensors.index.json, pytorch_model.bin/);
+  assert.throws(() => weightsFileOf(new Map([['a.safetensors', one], ['b.safetensors', one]]), 'x'), /several .safetensors files \(a.safetensors, b.safetensors\)/);
+  assert.throws(() => weightsFileOf(new Map([['a.pt', one], ['b.bin', one]]), 'x'), /x: several PyTorch files \(a.pt, b.bin\)/);
+  assert.is(weightsFileOf(new Map([['open_clip.safetensors', one]])), 'open_clip.safetensors');
+  assert.is(weightsFileOf(new Map([['epoch_5.pt', one], ['config.json', one]])), 'epoch_5.pt');
+  // load-node's order in a folder: safetensors first, then PyTorch, the unsharded one first.
+  assert.is(weightsFileOf(new Map([['pytorch_model.bin', one], ['model.safetensors', one]])), 'model.safetensors');
+  assert.is(weightsFileOf(new Map([['pytorch_model.bin.index.json', one], ['pytorch_model.bin', one]])), 'pytorch_model.bin');
+  assert.is(weightsFileOf(new Map([['model.safetensors.index.json', one], ['pytorch_model.bin', one], ['model-00001-of-00002.safetensors', one]])), 'model.safetensors.index.json');
+  // An index must come with every shard it names, and name plain files beside it.
+  const index = (map: object) => async () => JSON.stringify({ weight_map: map });
+  const picked = new Map([['model.safetensors.index.json', one], ['s1.safetensors', one]]);
+  assert.equal(await weightFilesToRead(picked, index({ a: 's1.safetensors', b: 's1.safetensors' }), 'x'), ['model.safetensors.index.json', 's1.safetensors']);
+  for (const [map, msg] of [
+    [{ a: 's1.safetensors', b: 's2.safetensors' }, /x\/model.safetensors.index.json: names shard s2.safetensors, not among the files given/],
+    [{ a: '../s1.safetensors' }, /weight_map\["a"\] must be a shard file name beside the index, got "..\/s1.safetensors"/],
+    [{}, /"weight_map" lists no tensors/],
+  ] as const) {
+    try {
+      await weightFilesToRead(picked, index(map), 'x');
+      assert.unreachable(JSON.stringify(map));
+    } catch (e) {
+      assert.match((e as Error).message, msg);
+    }
+  }
+  // A PyTorch-named file that is neither torch.save's zip nor safetensors says so.
+  for (const [bytesOf, msg] of [[new Uint8Array(0), /x\/epoch_5.pt: is empty/], [enc.encode('hello world, not a checkpoint'), /x\/epoch_5.pt: not a PyTorch checkpoint: it starts with bytes 68 65/]] as const) {
+    try {
+      await openWeightsFromFiles(new Map([['epoch_5.pt', bytesOf]]), 'x');
+      assert.unreachable('opened junk');
+    } catch (e) {
+      assert.match((e as Error).message, msg);
+    }
+  }
   // A folder with weights and config but no tokenizer: refused before the weights go up.
   try {
     await loadClipFromFiles(ctx, hf, { source: 'tiny-hf' });
@@ -179,6 +213,86 @@ test('a folder without tokenizer files takes opts.fallbackTokenizer (the bundled
   assert.not.ok(world.used.fallbackTokenizer);
   assert.is(asked, 1);
   world.model.dispose();
+});
+
+const TORCH = join(ROOT, 'test', 'fixtures', 'torch');
+
+test('PyTorch checkpoints as picked files equal the Node loader: pytorch_model.bin, an open_clip .pt, a sharded .bin index', async () => {
+  const ctx = await gpu();
+  const live = ctx.pool.liveBytes;
+  const gz = bytes(join(ROOT, 'models', 'openai-bpe', 'bpe_simple_vocab_16e6.txt.gz'));
+  const fallbackTokenizer = () => ClipTokenizer.fromOpenAIGzip(gz);
+  // A Hugging Face folder with pytorch_model.bin beside its config.
+  const bin = await loadClipFromFiles(ctx, folderFiles(join(TORCH, 'tiny-hf-bin')), { source: 'tiny-hf-bin', fallbackTokenizer });
+  assert.is(bin.used.weights, 'pytorch_model.bin');
+  const binDisk = await loadClip(ctx, join(TORCH, 'tiny-hf-bin'));
+  await sameParams(bin.model, binDisk);
+  bin.model.dispose();
+  binDisk.dispose();
+  // An open_clip / NegBench training checkpoint (state dict under "state_dict", DDP prefix), with
+  // the config the tiny model needs (its head count cannot be read from the shapes).
+  const config = join(FIX, 'tiny-hf', 'config.json');
+  const files = new Map([['open_clip-tiny-f16.pt', bytes(join(TORCH, 'open_clip-tiny-f16.pt'))], ['config.json', bytes(config)]]);
+  const pt = await loadClipFromFiles(ctx, files, { source: 'picked', fallbackTokenizer });
+  assert.is(pt.used.weights, 'open_clip-tiny-f16.pt');
+  const ptDisk = await loadClip(ctx, join(TORCH, 'open_clip-tiny-f16.pt'), { configPath: config });
+  await sameParams(pt.model, ptDisk);
+  pt.model.dispose();
+  ptDisk.dispose();
+  // loadClipFromBytes tells the formats apart by their bytes as well.
+  const one = await loadClipFromBytes(ctx, { config: readFileSync(config, 'utf8'), weights: bytes(join(TORCH, 'tiny-openai-f16.pt')), weightsName: 'tiny-openai-f16.pt' });
+  const oneDisk = await loadClip(ctx, join(TORCH, 'tiny-openai-f16.pt'), { configPath: config });
+  await sameParams(one, oneDisk);
+  one.dispose();
+  oneDisk.dispose();
+  assert.is(ctx.pool.liveBytes, live);
+  // A sharded PyTorch index reads each key from its shard (values written by PyTorch).
+  const sharded = folderFiles(join(TORCH, 'sharded'));
+  const { name, weights } = await openWeightsFromFiles(sharded, 'sharded');
+  assert.is(name, 'pytorch_model.bin.index.json');
+  const want = JSON.parse(readFileSync(join(TORCH, 'sharded.json'), 'utf8')) as Record<string, number[]>;
+  assert.equal(weights.keys().sort(), Object.keys(want).sort());
+  for (const [k, v] of Object.entries(want)) {
+    const got = await weights.read(k);
+    assert.equal([...got].map((x) => Math.fround(x)), v.map((x) => Math.fround(x)), k);
+  }
+});
+
+test('a sharded model.safetensors.index.json as picked files equals the unsharded folder; a key missing from its shard is named', async () => {
+  const ctx = await gpu();
+  const live = ctx.pool.liveBytes;
+  const dir = join(FIX, 'tiny-hf');
+  const whole = parseSafetensors(bytes(join(dir, 'model.safetensors')));
+  const keys = whole.keys();
+  const shard = (part: string[]) => serializeSafetensors(Object.fromEntries(part.map((k) => {
+    const t = whole.readTensor(k);
+    return [k, { dtype: t.dtype, shape: t.shape, data: t.data } as TensorToWrite];
+  })));
+  const half = Math.ceil(keys.length / 2);
+  const names = ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors'];
+  const weightMap = Object.fromEntries(keys.map((k, i) => [k, names[i < half ? 0 : 1]]));
+  const files = modelFileMap([
+    ['clip/config.json', bytes(join(dir, 'config.json'))],
+    ['clip/model.safetensors.index.json', enc.encode(JSON.stringify({ metadata: {}, weight_map: weightMap }))],
+    [`clip/${names[0]}`, shard(keys.slice(0, half))],
+    [`clip/${names[1]}`, shard(keys.slice(half))],
+    ['clip/word_tokenizer.json', bytes(join(TINY_WORLD, 'word_tokenizer.json'))],
+  ]);
+  const got = await loadClipFromFiles(ctx, files, { source: 'clip' });
+  assert.is(got.used.weights, 'model.safetensors.index.json');
+  const disk = await loadClip(ctx, dir);
+  await sameParams(got.model, disk);
+  got.model.dispose();
+  disk.dispose();
+  // The index claims a key for the first shard that only the second holds.
+  const wrong = new Map(files).set('model.safetensors.index.json', enc.encode(JSON.stringify({ weight_map: { ...weightMap, [keys[keys.length - 1]]: names[0] } })));
+  try {
+    await loadClipFromFiles(ctx, wrong, { source: 'clip' });
+    assert.unreachable('loaded a wrong index');
+  } catch (e) {
+    assert.match((e as Error).message, new RegExp(`clip/${names[0]}.*${keys[keys.length - 1].replace(/\./g, '\\.')}.*is listed in model.safetensors.index.json but not in this shard`));
+  }
+  assert.is(ctx.pool.liveBytes, live);
 });
 
 test('preprocessor config: optional, parsed when present, checked against the model size', () => {

@@ -1,10 +1,11 @@
 /**
  * Loads a CLIP model: the embedded tiny model (models/tiny-world, fetched from the site) or a
- * folder the user picks (config.json, model.safetensors, tokenizer files, optional
- * preprocessor_config.json). Only the files the loader uses are read from a picked folder.
+ * folder or files the user picks (config.json; model.safetensors, pytorch_model.bin, either one
+ * sharded, or an open_clip / NegBench .pt; tokenizer files; optional preprocessor_config.json).
+ * Only the files the loader uses are read from a picked folder.
  */
 import {
-  ClipTokenizer, WordTokenizer, adapterZip, isModelFileName, loadClipFromFiles, loadLoraFromPicked, modelFileMap, weightsFileOf, type LoadedClip,
+  ClipTokenizer, WordTokenizer, adapterZip, isModelFileName, isWeightsFileName, loadClipFromFiles, loadLoraFromPicked, modelFileMap, weightFilesToRead, type LoadedClip,
 } from './lib-entry.js';
 import type { App, ModelState } from './app.js';
 import { $, download, ms, setFacts, setProgress, setState, setStatus, showError } from './ui.js';
@@ -157,8 +158,10 @@ export function setUpModelPanel(app: App): void {
     await load(label, async () => {
       const all = modelFileMap(withPaths);
       const wanted = new Map([...all].filter(([p]) => isModelFileName(p)));
-      const weights = weightsFileOf(wanted, label);
-      const toRead = [...wanted].filter(([p]) => !p.endsWith('.safetensors') || p === weights);
+      // Only the checkpoint's own weights: a folder may hold model.safetensors beside
+      // pytorch_model.bin, and a sharded one's index says which shards to read.
+      const weights = new Set(await weightFilesToRead(wanted, (p) => wanted.get(p)!.text(), label));
+      const toRead = [...wanted].filter(([p]) => !isWeightsFileName(p) || weights.has(p));
       const total = toRead.reduce((s, [, f]) => s + f.size, 0);
       const out = new Map<string, Uint8Array>();
       let done = 0;

@@ -4,8 +4,8 @@
  * (load-node.ts) reads the same files from disk; both end in `ClipModel.load`.
  *
  * A folder is: `config.json` (optional for an OpenAI-layout checkpoint, whose config is inferred
- * from the tensor shapes), `model.safetensors` (or the folder's only `.safetensors` file), an
- * optional `preprocessor_config.json`, and tokenizer files, searched in load-node's order in the
+ * from the tensor shapes), the weights (model.safetensors or pytorch_model.bin, either sharded by
+ * its index, or the folder's one .safetensors or PyTorch file: weights-bytes.ts), an optional `preprocessor_config.json`, and tokenizer files, searched in load-node's order in the
  * folder and then its `tokenizer/` subfolder: `word_tokenizer.json`, `vocab.json` + `merges.txt`,
  * `tokenizer.json`, `bpe_simple_vocab_16e6.txt.gz`.
  */
@@ -13,12 +13,15 @@ import type { GpuContext } from '../engine/index.js';
 import { ClipModel, type LoadOptions } from './clip.js';
 import { ConfigError, inferOpenAiConfig, parseHfConfig, type ClipConfig } from './clip-config.js';
 import { hfWeights, isOpenAiLayout } from './clip-weights.js';
+import type { WeightSource } from './clip-weights.js';
 import { SafetensorsBuffer } from './safetensors.js';
+import { isWeightsFileName, openWeightsBytes, openWeightsFromFiles } from './weights-bytes.js';
 import { ClipTokenizer, type Tokenizer } from './tokenizer/bpe.js';
 import { TokenizerFileError } from './tokenizer/vocab-files.js';
 import { WordTokenizer } from './tokenizer/word.js';
 import { clipImageConfig, imageConfigFromPreprocessorJson, type ClipImageConfig } from './image/preprocess.js';
 
+export { isWeightsFileName, openWeightsBytes, openWeightsFromFiles, parseWeightMap, weightFilesToRead, weightsFileOf } from './weights-bytes.js';
 export const CONFIG_FILE = 'config.json';
 export const WEIGHTS_FILE = 'model.safetensors';
 export const PREPROCESSOR_FILE = 'preprocessor_config.json';
@@ -56,7 +59,7 @@ function parseJsonText(text: string, source: string): unknown {
 }
 
 /** The checkpoint's config: parsed from the config when given, else inferred from an OpenAI-layout file. */
-export function clipConfigFromBytes(src: ClipBytes, weights = new SafetensorsBuffer(src.weights, src.weightsName ?? WEIGHTS_FILE)): ClipConfig {
+export function clipConfigFromBytes(src: ClipBytes, weights: WeightSource = new SafetensorsBuffer(src.weights, src.weightsName ?? WEIGHTS_FILE)): ClipConfig {
   const configName = src.configName ?? CONFIG_FILE;
   if (src.config !== undefined) {
     return parseHfConfig(typeof src.config === 'string' ? parseJsonText(src.config, configName) : src.config, configName);
@@ -68,9 +71,12 @@ export function clipConfigFromBytes(src: ClipBytes, weights = new SafetensorsBuf
   return inferOpenAiConfig(shapes, weights.source);
 }
 
-/** Validates the weights against the config (naming file and key on a mismatch) and uploads them to `ctx`. */
-export function loadClipFromBytes(ctx: GpuContext, src: ClipBytes, opts: LoadOptions = {}): Promise<ClipModel> {
-  const weights = new SafetensorsBuffer(src.weights, src.weightsName ?? WEIGHTS_FILE);
+/**
+ * Validates the weights against the config (naming file and key on a mismatch) and uploads them
+ * to `ctx`. The weights are safetensors or a PyTorch checkpoint, told apart by their bytes.
+ */
+export async function loadClipFromBytes(ctx: GpuContext, src: ClipBytes, opts: LoadOptions = {}): Promise<ClipModel> {
+  const weights = await openWeightsBytes(src.weights instanceof Uint8Array ? src.weights : new Uint8Array(src.weights), src.weightsName ?? WEIGHTS_FILE);
   const config = clipConfigFromBytes(src, weights);
   return ClipModel.load(ctx, config, hfWeights(weights, config), opts);
 }
@@ -105,8 +111,7 @@ const TOKENIZER_FILES = [WORD_TOKENIZER_FILE, 'vocab.json', 'merges.txt', 'token
 export function isModelFileName(path: string): boolean {
   if (path.startsWith('tokenizer/')) return TOKENIZER_FILES.includes(path.slice('tokenizer/'.length));
   if (path.includes('/')) return false;
-  return path === CONFIG_FILE || path === PREPROCESSOR_FILE || path.endsWith('.safetensors')
-    || path === `${WEIGHTS_FILE}.index.json` || TOKENIZER_FILES.includes(path);
+  return path === CONFIG_FILE || path === PREPROCESSOR_FILE || isWeightsFileName(path) || TOKENIZER_FILES.includes(path);
 }
 
 function text(files: ModelFiles, name: string): string {
@@ -172,21 +177,6 @@ export function imageConfigFromFiles(files: ModelFiles, config: ClipConfig, sour
   return cfg;
 }
 
-/**
- * Which file of the folder holds the weights (only the names are looked at, so a page can pick
- * before it reads any large file).
- */
-export function weightsFileOf(files: ReadonlyMap<string, unknown>, source = 'model folder'): string {
-  if (files.has(WEIGHTS_FILE)) return WEIGHTS_FILE;
-  const candidates = [...files.keys()].filter((k) => k.endsWith('.safetensors') && !k.includes('/'));
-  if (candidates.length === 1) return candidates[0];
-  if (candidates.length > 1) throw new Error(`${source}: several .safetensors files (${candidates.join(', ')}) and no ${WEIGHTS_FILE}: pick only the checkpoint's`);
-  if (files.has(`${WEIGHTS_FILE}.index.json`)) {
-    throw new Error(`${source}: a sharded checkpoint (${WEIGHTS_FILE}.index.json) cannot be loaded from bytes yet; merge the shards into one ${WEIGHTS_FILE}`);
-  }
-  throw new Error(`${source}: no ${WEIGHTS_FILE} (or other .safetensors file) among ${names(files)}`);
-}
-
 export interface LoadedClip {
   model: ClipModel;
   tokenizer: Tokenizer;
@@ -213,13 +203,12 @@ export interface FolderLoadOptions extends LoadOptions {
  */
 export async function loadClipFromFiles(ctx: GpuContext, files: ModelFiles, opts: FolderLoadOptions = {}): Promise<LoadedClip> {
   const { source = 'model folder', fallbackTokenizer, ...load } = opts;
-  const weightsName = weightsFileOf(files, source);
-  const src: ClipBytes = { weights: files.get(weightsName)!, weightsName: `${source}/${weightsName}` };
+  const { name: weightsName, weights } = await openWeightsFromFiles(files, source);
+  const src: ClipBytes = { weights: new Uint8Array(0), weightsName: weights.source };
   if (files.has(CONFIG_FILE)) {
     src.config = text(files, CONFIG_FILE);
     src.configName = `${source}/${CONFIG_FILE}`;
   }
-  const weights = new SafetensorsBuffer(src.weights, src.weightsName);
   const config = clipConfigFromBytes(src, weights);
   let tokenizer: Tokenizer;
   let fellBack = false;

@@ -414,6 +414,21 @@ async function runDemo(browser, base, opts, problems, expected) {
       if (!/byte-level BPE, 49408 ids/.test(info)) throw new Error(`tokenizer shown: ${info}`);
       console.log(`  no tokenizer files: ${said.trim()} (${lap()})`);
     });
+    await step('an open_clip / NegBench .pt checkpoint', async () => {
+      // The PyTorch reader in the page: a training checkpoint (state dict under "state_dict",
+      // DDP's "module." prefix) with the config the tiny model needs.
+      const torch = join(ROOT, 'test', 'fixtures', 'torch', 'open_clip-tiny-f16.pt');
+      const config = join(ROOT, 'test', 'fixtures', 'clip', 'tiny-hf', 'config.json');
+      await page.setInputFiles('[data-testid="model-files"]', [config, torch]);
+      if (await panelDone(page, 'model', 60_000) !== 'done') throw new Error(await page.textContent('[data-testid="model-status"]'));
+      const said = await page.textContent('[data-testid="model-status"]');
+      if (!/open_clip-tiny-f16\.pt/.test(said)) throw new Error(`loaded without naming the .pt: ${said}`);
+      await page.click('[data-testid="similarity-run"]');
+      if (await panelDone(page, 'clip', 60_000) !== 'done') throw new Error(await page.textContent('[data-testid="clip-status"]'));
+      const cells = (await readMatrix()).rows.flat().map((c) => c.value);
+      if (!cells.length || !cells.every(Number.isFinite)) throw new Error(`similarity with the .pt model: ${JSON.stringify(cells)}`);
+      console.log(`  .pt checkpoint: ${said.trim()} (${lap()})`);
+    });
     const err = await errorBox();
     if (err && !fail.some((f) => f.includes('the page shows errors'))) fail.push(`the page shows errors: ${err}`);
   } catch (e) {
