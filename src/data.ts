@@ -17,9 +17,7 @@ import { KINDS, attempt, buildStudy, type BuildContext, type Domain, type Kind, 
 import { fileDomain, worldDomain } from './data/build-domains.js';
 import { BuildTally, bump, pairedMcqStatus, renderBuildSummary, type Counter, type SplitSummary } from './data/build-summary.js';
 import type { Study } from './data/facts.js';
-import { ingestChexpertCsv } from './data/ingest-chexpert.js';
-import { ingestCadJson } from './data/ingest-cad.js';
-import { ingestJsonl } from './data/ingest-jsonl.js';
+import { ingestText, sourceFormatOf } from './data/ingest-text.js';
 import type { SkippedRow } from './data/ingest-common.js';
 import { SPLIT_NAMES, splitByPatient, type SplitName } from './data/splits.js';
 import { writeShards } from './data/shards-node.js';
@@ -91,11 +89,9 @@ function sourceType(from: string, format: string | undefined): SourceType {
     if (format !== 'chexpert' && format !== 'cad' && format !== 'jsonl') throw new UsageError(`--format: expected chexpert, cad or jsonl, got ${JSON.stringify(format)}`);
     return format;
   }
-  const ext = extname(from).toLowerCase();
-  if (ext === '.csv') return 'chexpert';
-  if (ext === '.json') return 'cad';
-  if (ext === '.jsonl' || ext === '.ndjson') return 'jsonl';
-  throw new UsageError(`--from ${from}: cannot tell the format from the extension "${ext}"; pass --format chexpert|cad|jsonl`);
+  const byName = sourceFormatOf(from);
+  if (byName) return byName;
+  throw new UsageError(`--from ${from}: cannot tell the format from the extension "${extname(from).toLowerCase()}"; pass --format chexpert|cad|jsonl`);
 }
 
 function positiveInt(flags: ParsedFlags, name: string, min = 1): number {
@@ -204,9 +200,7 @@ async function buildCommand(): Promise<void> {
           const file = resolve(from);
           if (!existsSync(file)) throw new Error(`${from}: no such file`);
           const text = await readRegularText(file, MAX_TEXT_BYTES, 'a source file read whole');
-          const result = type === 'chexpert' ? ingestChexpertCsv(text, { file: from })
-            : type === 'cad' ? ingestCadJson(text, { file: from })
-              : ingestJsonl(text);
+          const result = ingestText(text, type, from);
           skipped = result.skipped;
           const imagesDir = resolve((f.images as string | undefined) ?? dirname(file));
           if (f.images !== undefined && (!existsSync(imagesDir) || !statSync(imagesDir).isDirectory())) throw new Error(`--images ${f.images as string}: no such folder`);

@@ -39,6 +39,15 @@ export {
 } from './data/world/index.js';
 export { buildProbePairs, type ProbePair } from './data/probe.js';
 export { ingestJsonl } from './data/ingest-jsonl.js';
+export { matchImages, readUserData, templateLines, type PickedImage, type UserData } from './data/user-data.js';
+export { SOURCE_FORMATS, guessSourceFormat, ingestText, sourceFormatOf, type SourceFormat } from './data/ingest-text.js';
+export { buildStudy, type BuildContext, type Domain, type Kind as RecordKindGroup } from './data/build-records.js';
+export { GENERIC_NEGATION_VOCAB, fileDomain, worldDomain } from './data/build-domains.js';
+export type { EvalRecord } from './data/records.js';
+export {
+  evaluateClip, planEvaluation, reportFromScores, scoresFromEmbeddings,
+  type EvalPlan, type EvalReport, type EvaluateOptions, type EvaluateResult, type ClaimReport, type RetrievalReport,
+} from './nast/evaluate.js';
 export type { Study, Fact } from './data/facts.js';
 export {
   GENERIC_TEMPLATES, buildClaimSets, buildNegatedCaptions, makeRng, shuffle,

@@ -1,16 +1,18 @@
 /**
  * A few NAST fine-tuning steps in the page: LoRA on the text encoder's q/k/v/out projections,
- * loss lambda * L_CLIP + (1 - lambda) * L_claim on miniature-world images with claim sets and
- * negated captions from the project's data builders (as `dist/data.js --from world` makes them),
- * per-block learning-rate scales from the trace panel's CTE or uniform, and a live loss curve.
- * The trained adapter stays attached, so the other panels then show the fine-tuned model.
+ * loss lambda * L_CLIP + (1 - lambda) * L_claim on miniature-world images or the user's own
+ * (user-data.ts), with claim sets and negated captions from the project's data builders (as
+ * `dist/data.js build` makes them), per-block learning-rate scales from the trace panel's CTE or
+ * uniform, a live loss curve, and a held-out evaluation before and after (held-out.ts). The
+ * trained adapter stays attached, so the other panels then show the fine-tuned model.
  */
 import {
-  DEFAULT_SPEC, ExampleBatcher, GENERIC_TEMPLATES, TrainingLoop, Trainer, NonFiniteLossError, attachLora, checkLr, buildClaimSets, buildNegatedCaptions, cutAtPool, formatNumber,
-  inference, ingestJsonl, l2Normalize, loraUpdateNorms, makeRng, matmul, shuffle, type LoraSet, type NegationVocab, type Study, type Tensor,
+  ExampleBatcher, TrainingLoop, Trainer, NonFiniteLossError, attachLora, checkLr, buildClaimSets, buildNegatedCaptions, cutAtPool, formatNumber,
+  inference, l2Normalize, loraUpdateNorms, makeRng, matchImages, matmul, readUserData, shuffle, templateLines, worldDomain, type PickedImage, type Domain, type EvalReport, type LoraSet, type Study, type Tensor,
 } from './lib-entry.js';
 import type { App, ModelState, PageImage } from './app.js';
 import { embedImages } from './clip-panel.js';
+import { evaluateHeldOut, heldOutRecords, heldOutRows, prepareHeldOut, type HeldOutSet } from './held-out.js';
 import { decodeImageFile, worldPageImage, worldRecords, worldRenderSize } from './images.js';
 import { lossChartSvg } from './loss-chart.js';
 import { $, StaleMark, download, ms, setFacts, setProgress, setState, setStatus, showError, yieldToPage } from './ui.js';
@@ -25,20 +27,15 @@ interface Example {
   negated: boolean;
 }
 
-/** The world's negation vocabulary, as dist/data.js builds world data. */
-function worldVocab(): NegationVocab {
-  const sides = DEFAULT_SPEC.quadrants ? [['top left', 'top right', 'bottom left', 'bottom right']] : [['left', 'right']];
-  return { locations: sides, severities: [['small', 'large']] };
-}
-
 /**
  * Per image: every claim set of its facts, each paired with a negated caption of the image (or
- * its true claim when the image has no absent fact), as src/train.ts pairs them.
+ * its true claim when the image has no absent fact), as src/train.ts pairs them; templates and
+ * negation vocabulary of the data's source, as data.js builds it.
  */
-export function studyExamples(studies: readonly Study[], seed: number, k: number, vocab?: NegationVocab): Example[][] {
+export function studyExamples(studies: readonly Study[], seed: number, k: number, domain: Domain): Example[][] {
   return studies.map((r, image) => {
-    const sets = buildClaimSets(r, { seed, k, ...(vocab ? { vocab } : {}), templates: GENERIC_TEMPLATES });
-    const caps = buildNegatedCaptions(r, { seed, count: Math.max(1, sets.length), templates: GENERIC_TEMPLATES }).map((c) => c.caption);
+    const sets = buildClaimSets(r, { seed, k, vocab: domain.vocab, templates: domain.templates });
+    const caps = buildNegatedCaptions(r, { seed, count: Math.max(1, sets.length), templates: domain.templates }).map((c) => c.caption);
     return sets.map((s, j) => ({
       image, caption: caps.length ? caps[j % caps.length] : s.claims[s.answer].text, claims: s.claims.map((c) => c.text), answer: s.answer,
       negated: s.claims[s.answer].fact.existence === 'absent',
@@ -57,40 +54,39 @@ interface TrainSource {
   label: string;
   train: SplitData;
   held: SplitData | null;
-  vocab?: NegationVocab;
+  /** The builders' settings for the source, as data.js builds it. */
+  domain: Domain;
 }
 
-/** Basename of a path in a JSONL ("imgs/cat.png" -> "cat.png"), how picked images are matched. */
-const baseName = (p: string) => p.slice(Math.max(p.lastIndexOf('/'), p.lastIndexOf('\\')) + 1);
+/** The user's data as read from the panel: the file or typed text, and the picked images. */
+interface UserPick {
+  text: string;
+  fileName: string | null;
+  images: PickedImage<File>[];
+}
 
 /**
- * The user's JSONL (data.js build --from jsonl's format) and images: studies with their facts,
- * `held` of them (drawn with `seed`) kept out of training for the held-out evaluation.
+ * The user's data (user-data.ts) and images: studies with their facts, `held` of them (drawn
+ * with `seed`) kept out of training for the held-out evaluation.
  */
-async function userSource(jsonl: File, images: readonly File[], held: number, batch: number, seed: number): Promise<TrainSource> {
-  const { studies, skipped } = ingestJsonl(await jsonl.text());
-  if (studies.length === 0) {
-    throw new Error(`${jsonl.name}: no usable line${skipped.length ? ` (line ${skipped[0].row}: ${skipped[0].reason})` : ''}`);
-  }
-  const files = new Map(images.map((f) => [f.name, f]));
-  const missing = studies.filter((s) => !files.has(baseName(s.image)));
-  if (missing.length) {
-    throw new Error(`${jsonl.name}: ${missing.length} image${missing.length === 1 ? '' : 's'} not among the picked images: ${missing.slice(0, 4).map((s) => s.image).join(', ')}${missing.length > 4 ? ', ...' : ''}`);
-  }
+async function userSource(pick: UserPick, held: number, batch: number, seed: number): Promise<TrainSource> {
+  const data = readUserData(pick.text, pick.fileName);
+  const { studies, skipped, name } = data;
+  const files = matchImages(studies, pick.images, name);
   if (studies.length - held < batch) {
-    throw new Error(`${jsonl.name} has ${studies.length} images: with ${held} held out, fewer than the batch of ${batch} are left to train on; lower the held-out count or the batch`);
+    throw new Error(`${name} has ${studies.length} images: with ${held} held out, fewer than the batch of ${batch} are left to train on; lower the held-out count or the batch`);
   }
-  const raw = new Map<string, Awaited<ReturnType<typeof decodeImageFile>>>();
-  for (const s of studies) {
-    const name = baseName(s.image);
-    if (!raw.has(name)) raw.set(name, await decodeImageFile(files.get(name)!));
-  }
+  const raw = new Map<File, Awaited<ReturnType<typeof decodeImageFile>>>();
+  for (const f of files) if (!raw.has(f)) raw.set(f, await decodeImageFile(f));
+  const fileOf = new Map(studies.map((s, i) => [s, files[i]]));
   const order = shuffle(makeRng(seed), studies);
-  const split = (list: Study[]): SplitData => ({ studies: list, image: (i) => ({ name: list[i].image, raw: raw.get(baseName(list[i].image))! }) });
+  const split = (list: Study[]): SplitData => ({ studies: list, image: (i) => ({ name: list[i].image, raw: raw.get(fileOf.get(list[i])!)! }) });
+  const unit = data.format === 'chexpert' ? 'row' : 'line';
   return {
-    label: `${jsonl.name} (${studies.length} images${skipped.length ? `, ${skipped.length} lines skipped` : ''})`,
+    label: `${name} (${studies.length} images${skipped.length ? `; ${skipped.length} ${unit}${skipped.length === 1 ? '' : 's'} skipped, e.g. ${unit} ${skipped[0].row}: ${skipped[0].reason}` : ''})`,
     train: split(order.slice(held)),
     held: held > 0 ? split(order.slice(0, held)) : null,
+    domain: data.domain,
   };
 }
 
@@ -173,6 +169,46 @@ export function setUpTrainPanel(app: App): void {
   /** The last run's step logs as metrics.jsonl lines (train.js's fields). */
   let metrics: string[] = [];
   let stop = false;
+  const dataSel = form.elements.namedItem('data') as HTMLSelectElement;
+  const userBox = $('[data-testid="train-user-data"]', section) as HTMLFieldSetElement;
+  const dataFile = $('[data-testid="train-jsonl"]', section) as HTMLInputElement;
+  const typedData = $('[data-testid="train-typed"]', section) as HTMLTextAreaElement;
+  const imageFiles = $('[data-testid="train-images"]', section) as HTMLInputElement;
+  const imageFolder = $('[data-testid="train-image-folder"]', section) as HTMLInputElement;
+  const userStatus = $('[data-testid="train-user-status"]', section);
+  /** The picked images: files alone, then a folder's with their paths inside it. */
+  const pickedImages = (): PickedImage<File>[] => [
+    ...[...(imageFiles.files ?? [])].map((file) => ({ path: file.name, file })),
+    ...[...(imageFolder.files ?? [])].filter((f) => f.type.startsWith('image/') || /\.(png|jpe?g|webp|gif|bmp)$/i.test(f.name)).map((file) => ({ path: file.webkitRelativePath || file.name, file })),
+  ];
+  const describeUserData = () => {
+    userBox.hidden = dataSel.value !== 'user';
+    // The scene count is the world's: hidden while the user's data is chosen.
+    (form.elements.namedItem('images') as HTMLInputElement).closest('label')!.hidden = dataSel.value === 'user';
+    const n = pickedImages().length;
+    const file = dataFile.files?.[0];
+    const lines = typedData.value.split(/\r?\n/).filter((l) => l.trim() !== '').length;
+    const data = file ? `data file ${file.name}` : lines ? `${lines} typed line${lines === 1 ? '' : 's'}` : 'no data file or typed lines yet';
+    setStatus(userStatus, `${data}; ${n} image${n === 1 ? '' : 's'} picked.`);
+  };
+  for (const el of [dataSel, dataFile, imageFiles, imageFolder]) el.addEventListener('change', describeUserData);
+  typedData.addEventListener('input', describeUserData);
+  $('[data-testid="train-file-clear"]', section).addEventListener('click', () => {
+    dataFile.value = '';
+    describeUserData();
+  });
+  $('[data-testid="train-template"]', section).addEventListener('click', () => {
+    const picked = pickedImages();
+    if (picked.length === 0) {
+      setStatus(userStatus, 'Pick the images first: a line is added for each picked image not yet named in the box.');
+      return;
+    }
+    const add = templateLines(typedData.value, picked);
+    if (add) typedData.value = `${typedData.value.trimEnd()}${typedData.value.trim() ? '\n' : ''}${add}\n`;
+    describeUserData();
+    if (add) setStatus(userStatus, `${userStatus.textContent} Fill in each new line's caption, positives (what the image shows) and negatives (what it does not).`);
+  });
+  describeUserData();
   const stale = new StaleMark(app, section, status, 'training run');
 
   const refresh = () => {
@@ -204,7 +240,6 @@ export function setUpTrainPanel(app: App): void {
     let trainer: Trainer | null = null;
     let imageTable: Tensor | null = null;
     let restore: (() => void) | null = null;
-    let heldTable: Tensor | null = null;
     try {
       const count = intField(form, 'images', 2, 4096);
       const held = intField(form, 'heldOut', 0, 4096);
@@ -216,14 +251,15 @@ export function setUpTrainPanel(app: App): void {
       // The bound train.js --lr has (checkLr), with its message.
       const lr = checkLr(Number((form.elements.namedItem('lr') as HTMLInputElement).value), 'lr');
       const lambda = numField(form, 'lambda', 0, 1);
-      const dataSel = form.elements.namedItem('data') as HTMLSelectElement;
-      let userData: { jsonl: File; images: File[] } | null = null;
+      let userData: UserPick | null = null;
       if (dataSel.value === 'user') {
-        const jsonl = (form.elements.namedItem('jsonl') as HTMLInputElement).files?.[0];
-        const images = [...((form.elements.namedItem('userImages') as HTMLInputElement).files ?? [])];
-        if (!jsonl) throw new Error('your data: pick a JSONL file (one image per line: image, captions, positives, negatives)');
-        if (images.length === 0) throw new Error(`your data: pick the images ${jsonl.name} names`);
-        userData = { jsonl, images };
+        const file = dataFile.files?.[0] ?? null;
+        const typed = typedData.value;
+        if (file && typed.trim() !== '') throw new Error(`your data: both a file (${file.name}) and typed lines are given; clear one of them`);
+        if (!file && typed.trim() === '') throw new Error('your data: pick a file (.jsonl, CheXpert-style .csv or CAD-Chest-style .json) or type JSONL lines in the box (one image per line: image, caption(s), positives, negatives)');
+        const images = pickedImages();
+        if (images.length === 0) throw new Error(`your data: pick the images ${file ? file.name : 'your lines'} name${file ? 's' : ''} (as files, or their folder)`);
+        userData = { text: file ? await file.text() : typed, fileName: file ? file.name : null, images };
       } else if (batch > count) throw new Error(`batch ${batch} is larger than the ${count} scenes`);
       if (m.lora && !confirm(`Training replaces the current adapter (${m.lora.origin ?? `${m.lora.steps} steps`}): the run starts from the base model. Download the adapter first (model panel) to keep it. Train?`)) {
         setStatus(status, 'Not trained: the current adapter stays.');
@@ -241,9 +277,9 @@ export function setUpTrainPanel(app: App): void {
         setProgress(progress, 0, steps);
         let source: TrainSource;
         if (userData) {
-          setStatus(status, `reading ${userData.jsonl.name} and decoding ${userData.images.length} images…`, true);
+          setStatus(status, `reading ${userData.fileName ?? 'the typed lines'} and decoding ${userData.images.length} images…`, true);
           await yieldToPage();
-          source = await userSource(userData.jsonl, userData.images, held, batch, seed);
+          source = await userSource(userData, held, batch, seed);
         } else {
           setStatus(status, `making ${count} world scenes with claim sets…`, true);
           await yieldToPage();
@@ -257,11 +293,11 @@ export function setUpTrainPanel(app: App): void {
             label: `${count} world scenes`,
             train: { studies: records, image: (i) => worldPageImage(records[i], dataSeed, i) },
             held: held > 0 ? { studies: heldRecords, image: (i) => worldPageImage(heldRecords[i], dataSeed, count + i) } : null,
-            vocab: worldVocab(),
+            domain: worldDomain(null, () => undefined),
           };
         }
         const nTrain = source.train.studies.length;
-        const perImage = studyExamples(source.train.studies, seed, k, source.vocab);
+        const perImage = studyExamples(source.train.studies, seed, k, source.domain);
         const usable = perImage.filter((e) => e.length > 0).length;
         if (usable < batch) throw new Error(`only ${usable} of ${nTrain} training images have a claim set of ${k} claims; lower k or the batch, or add images`);
         // The CLI's batcher and loop (src/nast/nast-run.ts): distinct images per batch, each
@@ -278,18 +314,18 @@ export function setUpTrainPanel(app: App): void {
         setStatus(status, `claim accuracy of the base model on ${allExamples.length} claim sets…`, true);
         await yieldToPage();
         const accBefore = await claimAccuracy(m, imageTable, allExamples);
-        let heldOut: { table: Tensor; examples: Example[]; before: ClaimAccuracy } | null = null;
+        // The held-out split: data.js's records for each study (captions, claim sets, NegBench
+        // MCQs), scored as eval.js scores a split, before and after.
+        let heldOut: { set: HeldOutSet; before: EvalReport } | null = null;
         const heldSplit = source.held;
         if (heldSplit) {
-          setStatus(status, `held-out evaluation: ${heldSplit.studies.length} images never trained on, the base model's accuracy…`, true);
+          setStatus(status, `held-out evaluation: ${heldSplit.studies.length} images never trained on, the base model's scores…`, true);
           await yieldToPage();
-          const heldSets = studyExamples(heldSplit.studies, seed + 1, k, source.vocab);
-          const keep = heldSets.map((sets, i) => (sets.length ? i : -1)).filter((i) => i >= 0);
-          if (keep.length > 0) {
-            const table = embedImages(m, keep.map((i) => ({ id: 0, ...heldSplit.image(i) })));
-            heldTable = table;
-            const examples = keep.flatMap((i, row) => heldSets[i].map((e) => ({ ...e, image: row })));
-            heldOut = { table, examples, before: await claimAccuracy(m, table, examples) };
+          const { records } = heldOutRecords(heldSplit.studies, source.domain, seed + 1, k);
+          if (records.length > 0) {
+            const row = new Map(heldSplit.studies.map((st, i) => [st.image, i]));
+            const set = await prepareHeldOut(m, records, (ref) => heldSplit.image(row.get(ref)!));
+            heldOut = { set, before: await evaluateHeldOut(m, set) };
           }
         }
 
@@ -324,7 +360,7 @@ export function setUpTrainPanel(app: App): void {
         setStatus(status, `claim accuracy after ${done} steps…`, true);
         await yieldToPage();
         const accAfter = await claimAccuracy(m, imageTable, allExamples);
-        const heldAfter = heldOut ? await claimAccuracy(m, heldOut.table, heldOut.examples) : null;
+        const heldAfter = heldOut ? await evaluateHeldOut(m, heldOut.set) : null;
         const norms = await loraUpdateNorms(lora, m.model.config.text.layers);
         m.lora = { set: lora, steps: done, scales: scales ? 'cte' : 'uniform' };
         lora = null;
@@ -332,10 +368,9 @@ export function setUpTrainPanel(app: App): void {
         setFacts(summary, [
           ['steps', `${done}${done < steps ? ` of ${steps} (stopped)` : ''}, batch ${batch}, epoch ${epoch + 1} of ${nTrain} training images from ${source.label} (${usable} with claim sets of ${k})`],
           ['loss', `${formatNumber(losses[0], 4)} → ${formatNumber(losses[done - 1], 4)} (lambda ${lambda}: ${lambda} L_CLIP + ${formatNumber(1 - lambda, 2)} L_claim)`],
-          ['held-out claim accuracy', heldOut && heldAfter
-            ? `${accuracyChange(heldOut.before, heldAfter)} on ${heldOut.examples.length} claim sets of ${heldSplit!.studies.length} images never trained on`
-            : held > 0 ? `none of the ${held} held-out images has a claim set of ${k} claims` : 'not asked for (held-out images 0)'],
-          ['claim accuracy on the training scenes', `${accuracyChange(accBefore, accAfter)} (true claim ranked first among ${k}; not a held-out score)`],
+          ...(heldOut && heldAfter ? heldOutRows(heldOut.before, heldAfter, heldOut.set.images)
+            : [['held-out evaluation', held > 0 ? `none of the ${held} held-out images gives a caption, claim set or MCQ` : 'not asked for (held-out images 0)'] as [string, string]]),
+          ['claim accuracy on the training images', `${accuracyChange(accBefore, accAfter)} (true claim ranked first among ${k}; not a held-out score)`],
           ['learning-rate scales', scales ? `CTE alpha^beta per block: ${scales.map((s) => s.toFixed(3)).join(', ')}` : 'uniform'],
           ['update norm ‖scale·BA‖ per block', norms.map((x) => x.toExponential(2)).join(', ')],
           ['time', `${ms(trainMs)} training (${(done / (trainMs / 1000)).toFixed(2)} steps/s), ${ms(performance.now() - t0)} in all`],
@@ -360,7 +395,6 @@ export function setUpTrainPanel(app: App): void {
       (lora as LoraSet | null)?.dispose();
       (trainer as Trainer | null)?.dispose();
       (imageTable as Tensor | null)?.dispose();
-      (heldTable as Tensor | null)?.dispose();
       stopBtn.hidden = true;
       setProgress(progress, null);
     }

@@ -124,3 +124,17 @@ export function userDataFiles(seed: number, n: number, size: number): { jsonl: s
   })).join('\n') + '\n';
   return { jsonl, images };
 }
+
+/**
+ * A CheXpert-style label CSV over world scenes, as a radiology data set lays itself out: every
+ * image is `view1.png` in its own study folder, so only the folder pick's paths tell them apart.
+ * Each row has some conditions present (1), some absent (0), the rest blank.
+ */
+export function userCsvFiles(seed: number, n: number, size: number): { csv: string; images: { path: string; png: Uint8Array }[] } {
+  const records = generateWorld({ seed, start: 0, count: n, size });
+  const columns = ['No Finding', 'Enlarged Cardiomediastinum', 'Cardiomegaly', 'Lung Opacity', 'Lung Lesion', 'Edema', 'Consolidation', 'Pneumonia',
+    'Atelectasis', 'Pneumothorax', 'Pleural Effusion', 'Pleural Other', 'Fracture', 'Support Devices'];
+  const images = records.map((r, i) => ({ path: `scans/patient${i}/study1/view1.png`, png: encodePng(size, size, r.pixels!.data) }));
+  const rows = images.map((im, i) => [im.path, ...columns.map((c, k) => (k === 0 ? '' : ['1', '0', '', '0', '1', ''][(i + k) % 6]))].join(','));
+  return { csv: `Path,${columns.join(',')}\n${rows.join('\n')}\n`, images };
+}

@@ -128,7 +128,7 @@ async function demoExpected() {
     bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', outfile: out, logLevel: 'warning',
   });
   const mod = await import(pathToFileURL(out).href);
-  return { ...(await mod.demoExpected(DEMO)), exportedChecks: (adapterDir, ctePath) => mod.exportedChecks(DEMO, adapterDir, ctePath), userDataFiles: mod.userDataFiles };
+  return { ...(await mod.demoExpected(DEMO)), exportedChecks: (adapterDir, ctePath) => mod.exportedChecks(DEMO, adapterDir, ctePath), userDataFiles: mod.userDataFiles, userCsvFiles: mod.userCsvFiles };
 }
 
 /** Waits until a panel's job ends; returns its state ('done' or 'error'). */
@@ -401,6 +401,49 @@ async function runDemo(browser, base, opts, problems, expected) {
       const facts = await page.$$eval('[data-testid="train-summary"] dd', (dd) => dd.map((d) => d.textContent));
       if (!/10 training images from photos\.jsonl \(16 images\)/.test(facts[0]) || !/of 6 images never trained on/.test(facts[2])) throw new Error(`your-data run: ${JSON.stringify(facts.slice(0, 3))}`);
       console.log(`  your data: ${facts[0]}; held-out: ${facts[2]} (${lap()})`);
+    });
+    await step('your data typed in the page (a line per picked image, then filled in)', async () => {
+      const data = expected.userDataFiles(4242, 16, 32);
+      const dir = join(OUT, 'user-data');
+      await page.click('[data-testid="train-file-clear"]');
+      await page.click('[data-testid="train-template"]');
+      const template = (await page.inputValue('[data-testid="train-typed"]')).trim().split('\n');
+      if (template.length !== 16 || !template.every((l) => JSON.parse(l).caption === '')) throw new Error(`template lines: ${JSON.stringify(template.slice(0, 2))} (${template.length})`);
+      // Left unfilled, the lines are refused, saying why.
+      page.once('dialog', (d) => void d.accept());
+      await page.click('[data-testid="train-form"] button[type="submit"]');
+      const refused = await panelError('train');
+      if (!/typed JSONL: no usable line \(line 1: "caption"\[0\] must be a non-empty string/.test(refused)) throw new Error(`unfilled lines gave ${JSON.stringify(refused)}`);
+      await page.fill('[data-testid="train-typed"]', data.jsonl);
+      page.once('dialog', (d) => void d.accept());
+      await page.click('[data-testid="train-form"] button[type="submit"]');
+      if (await panelDone(page, 'train', 240_000) !== 'done') throw new Error(await page.textContent('[data-testid="train-status"]'));
+      const rows = await page.$$eval('[data-testid="train-summary"] dt', (dt) => dt.map((d) => d.textContent));
+      const facts = await page.$$eval('[data-testid="train-summary"] dd', (dd) => dd.map((d) => d.textContent));
+      const mcq = facts[rows.indexOf('held-out NegBench MCQ')] ?? '';
+      if (!/from typed JSONL \(16 images\)/.test(facts[0]) || !/by correct template: Affirmation .*Negation .*Hybrid /.test(mcq)) throw new Error(`typed run: ${JSON.stringify(facts.slice(0, 4))}`);
+      await rm(dir, { recursive: true, force: true });
+      console.log(`  typed lines: ${facts[0]}; held-out MCQ: ${mcq} (${lap()})`);
+    });
+    await step('a CheXpert-style CSV with its images picked as a folder', async () => {
+      const dir = join(OUT, 'user-csv');
+      await rm(dir, { recursive: true, force: true });
+      const data = expected.userCsvFiles(4343, 16, 32);
+      for (const im of data.images) {
+        await mkdir(dirname(join(dir, im.path)), { recursive: true });
+        await writeFile(join(dir, im.path), im.png);
+      }
+      await writeFile(join(dir, 'labels.csv'), data.csv);
+      await page.fill('[data-testid="train-typed"]', '');
+      await page.setInputFiles('[data-testid="train-images"]', []);
+      await page.setInputFiles('[data-testid="train-jsonl"]', join(dir, 'labels.csv'));
+      await page.setInputFiles('[data-testid="train-image-folder"]', join(dir, 'scans'));
+      page.once('dialog', (d) => void d.accept());
+      await page.click('[data-testid="train-form"] button[type="submit"]');
+      if (await panelDone(page, 'train', 240_000) !== 'done') throw new Error(await page.textContent('[data-testid="train-status"]'));
+      const facts = await page.$$eval('[data-testid="train-summary"] dd', (dd) => dd.map((d) => d.textContent));
+      if (!/from labels\.csv \(16 images\)/.test(facts[0]) || !/of 6 images never trained on/.test(facts[2])) throw new Error(`CSV run: ${JSON.stringify(facts.slice(0, 3))}`);
+      console.log(`  CheXpert-style CSV + folder: ${facts[0]}; held-out: ${facts[2]} (${lap()})`);
     });
     await step('a folder without tokenizer files (the bundled vocabulary, as the CLI)', async () => {
       // Last: it replaces the model (and, after asking, drops the adapter).
