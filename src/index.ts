@@ -1,7 +1,8 @@
 /**
  * The package's main entry, `negclip-webgpu`: the browser-safe library (engine and ops, CLIP
  * models and their loaders from bytes, tokenizers, image preprocessing, LoRA / PEFT adapters,
- * causal tracing, CTE, the losses and the training loop, the miniature world's data builders).
+ * causal tracing, CTE, the losses and the training loop, evaluation, the data builders and
+ * ingesters of data.js's source formats, the miniature world).
  * Nothing reachable from here imports a Node built-in or the `webgpu` package: the device comes
  * from `navigator.gpu` (`GpuContext.create(navigator.gpu)`) or, in Node, from `nodeContext()` in
  * `negclip-webgpu/node` (src/node.ts), which also holds the file and folder loaders.
@@ -37,7 +38,8 @@ export { escapeXml, formatNumber } from './io/report.js';
 export {
   DEFAULT_SPEC, generateWorld, renderScene, worldConditions, type WorldImage, type WorldRecord, type WorldOptions,
 } from './data/world/index.js';
-export { buildProbePairs, type ProbePair } from './data/probe.js';
+export { buildProbePairs, type ProbePair, type ProbeOptions } from './data/probe.js';
+export { isPairsText, parsePairLines, type PairLine } from './nast/pairs-file.js';
 export { ingestJsonl } from './data/ingest-jsonl.js';
 export { matchImages, readUserData, templateLines, type PickedImage, type UserData } from './data/user-data.js';
 export { SOURCE_FORMATS, guessSourceFormat, ingestText, sourceFormatOf, type SourceFormat } from './data/ingest-text.js';

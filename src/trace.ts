@@ -5,6 +5,7 @@
  * (version 2: CTE_l and alpha over the encoder's layers 1..L) and an SVG heat map of CTE(l, p)
  * with the per-layer bars beside it.
  */
+import { parsePairLines, type PairLine as ParsedPairLine } from './nast/pairs-file.js';
 import { lockOutput } from './cli/run-lock-node.js';
 import { MAX_TEXT_BYTES, readFailure, readRegularTextSync } from './io/read-file-node.js';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
@@ -46,15 +47,9 @@ const FLAGS: FlagTable = {
   limit: { kind: 'int', min: 1, help: 'trace only the first N pairs' },
 };
 
-interface PairLine {
-  /** "pairs.jsonl:3", for messages and skipped pairs. */
-  source: string;
-  /** As written in the file (reported); `path` is where it is read from. */
-  image: string;
+interface PairLine extends ParsedPairLine {
+  /** Where the image is read from (`image` resolved against the pairs file's folder). */
   path: string;
-  caption: string;
-  foil: string;
-  polarity?: Polarity;
 }
 
 /** Parses the pairs file, naming the line of anything malformed. */
@@ -65,25 +60,7 @@ export function readPairs(file: string): PairLine[] {
   } catch (e) {
     throw new Error(`${file}: ${readFailure(e)}`);
   }
-  const out: PairLine[] = [];
-  text.split('\n').forEach((line, i) => {
-    if (line.trim() === '') return;
-    let j: Record<string, unknown>;
-    try {
-      j = JSON.parse(line) as Record<string, unknown>;
-    } catch (e) {
-      throw new Error(`${file}:${i + 1}: invalid JSON (${(e as Error).message})`);
-    }
-    for (const k of ['image', 'caption', 'foil']) {
-      if (typeof j[k] !== 'string' || (j[k] as string).trim() === '') throw new Error(`${file}:${i + 1}: "${k}" must be a non-empty string`);
-    }
-    const image = j.image as string;
-    const pol = j.polarity;
-    if (pol !== undefined && pol !== 'caption' && pol !== 'foil') throw new Error(`${file}:${i + 1}: "polarity" must be "caption" or "foil"`);
-    out.push({ source: `${file}:${i + 1}`, image, path: isAbsolute(image) ? image : resolve(dirname(file), image), caption: j.caption as string, foil: j.foil as string, polarity: pol as Polarity | undefined });
-  });
-  if (out.length === 0) throw new Error(`${file}: no pairs`);
-  return out;
+  return parsePairLines(text, file).map((p) => ({ ...p, path: isAbsolute(p.image) ? p.image : resolve(dirname(file), p.image) }));
 }
 
 /**

@@ -6,11 +6,11 @@
  */
 import {
   DEFAULT_BETA, DEFAULT_MIN_DELTA, DEFAULT_POSITION_RULE, TraceInputError, buildCteReport, buildProbePairs, type TracedPair, computeCte, cteLayerScales, cteUpgradeNote, formatNumber,
-  heatmapSvg, layerScales, parseCteReport, tracePair, type CteReport, type Tokenizer,
+  heatmapSvg, isPairsText, layerScales, matchImages, parseCteReport, parsePairLines, readUserData, tracePair, type CteReport, type PickedImage, type RawImage, type Tokenizer,
 } from './lib-entry.js';
-import type { App } from './app.js';
+import type { App, ModelState, PageImage } from './app.js';
 import { embedImages, tokenizeFor, unknownWords } from './clip-panel.js';
-import { worldPageImage, worldRecords, worldRenderSize } from './images.js';
+import { decodeImageFile, worldPageImage, worldRecords, worldRenderSize } from './images.js';
 import { $, StaleMark, download, ms, setFacts, setState, setStatus, showError, yieldToPage } from './ui.js';
 
 /** A token's label on the heat map's axis. */
@@ -45,8 +45,12 @@ export function setUpTracePanel(app: App): void {
   const cteExport = $('[data-testid="cte-export"]', section) as HTMLButtonElement;
   const heatmapExport = $('[data-testid="heatmap-export"]', section) as HTMLButtonElement;
   const cteImport = $('[data-testid="cte-import"]', section) as HTMLInputElement;
-  const traceMany = $('[data-testid="trace-many"]', section) as HTMLButtonElement;
+  const traceManyBtn = $('[data-testid="trace-many"]', section) as HTMLButtonElement;
   const probeCount = $('[data-testid="probe-count"]', section) as HTMLInputElement;
+  const pairsFile = $('[data-testid="trace-pairs-file"]', section) as HTMLInputElement;
+  const pairsImages = $('[data-testid="trace-pairs-images"]', section) as HTMLInputElement;
+  const pairsFolder = $('[data-testid="trace-pairs-folder"]', section) as HTMLInputElement;
+  const pairsButton = $('[data-testid="trace-pairs"]', section) as HTMLButtonElement;
   /** The last trace's cte.json (as trace.js writes it) and heat map, for the downloads. */
   let last: { report: CteReport; svg: string } | null = null;
   const field = (name: string) => form.elements.namedItem(name) as HTMLInputElement;
@@ -61,8 +65,10 @@ export function setUpTracePanel(app: App): void {
     cteExport.disabled = !last;
     heatmapExport.disabled = !last;
     cteImport.disabled = app.busy !== null || !app.model;
-    traceMany.disabled = app.busy !== null || !app.model;
-    traceMany.title = app.model ? '' : 'load a model first';
+    for (const b of [traceManyBtn, pairsButton]) {
+      b.disabled = app.busy !== null || !app.model;
+      b.title = app.model ? '' : 'load a model first';
+    }
     const want = app.images.map((img, k) => `${img.id}:#${k + 1} ${img.name}`).join('|');
     if (imageSel.dataset.options !== want) {
       const keep = imageSel.value;
@@ -161,65 +167,80 @@ export function setUpTracePanel(app: App): void {
     }
   })());
 
+  /** One pair to trace among many: its sentences and how to get its image. */
+  interface ManyPair {
+    caption: string;
+    foil: string;
+    /** Which sentence carries the negation, when known. */
+    polarity?: 'caption' | 'foil';
+    /** The image's name in cte.json and messages. */
+    name: string;
+    image: () => Promise<Omit<PageImage, 'id'>> | Omit<PageImage, 'id'>;
+  }
+
   /**
-   * CTE over many pairs, as trace.js computes it: the miniature world's probe pairs ("There is
-   * severe X." against "There is no X.", both polarities), each on its own scene, averaged with
-   * bootstrap intervals over pairs; pairs with |d| < min |d| are skipped and counted.
+   * CTE over many pairs, as trace.js computes it: each pair traced on its own image, averaged with
+   * bootstrap intervals over pairs; pairs with |d| < min |d| are skipped and counted, and so are
+   * pairs whose caption and foil do not tokenise to the same length (nothing to patch position by
+   * position). `what` names the pairs ("world probe pairs", "pairs from probe.jsonl").
    */
-  traceMany.addEventListener('click', () => void (async () => {
+  async function traceMany(what: string, getPairs: (m: ModelState) => Promise<ManyPair[]>): Promise<void> {
     const m = app.model;
     if (!m) return;
     clearResult();
     setState(section, 'running');
     delete section.dataset.result;
     try {
-      const n = Number(probeCount.value);
-      if (!Number.isInteger(n) || n < 2 || n > 400) throw new Error(`world probe pairs: expected an integer in [2, 400], got ${JSON.stringify(probeCount.value)}`);
       const minDelta = positiveNumber(field('minDelta').value, 'min |d|', true);
       const beta = positiveNumber(field('beta').value, 'beta', false);
       await app.exclusive('causal tracing', async () => {
         const t0 = performance.now();
-        // Scenes from a seed of their own, so probe scenes are neither the similarity panel's nor training's.
-        const seed = 5000;
-        const size = worldRenderSize(m.model.config.vision.imageSize);
-        const records = worldRecords(seed, 0, n, size);
-        const pairs = buildProbePairs(records, { maxPairs: n, seed });
-        if (pairs.length === 0) throw new Error(`the ${n} world scenes gave no probe pair`);
+        const pairs = await getPairs(m);
         const tok = m.tokenizer;
         const traced: TracedPair[] = [];
+        const untraceable: string[] = [];
         for (let i = 0; i < pairs.length; i++) {
           const p = pairs[i];
-          setStatus(status, `tracing probe pair ${i + 1} of ${pairs.length}: "${p.caption}" vs "${p.foil}"…`, true);
+          setStatus(status, `tracing pair ${i + 1} of ${pairs.length}: "${p.caption}" vs "${p.foil}"…`, true);
           await yieldToPage();
-          const index = records.findIndex((r) => r.id === p.studyId);
-          const image = embedImages(m, [{ id: 0, ...worldPageImage(records[index], seed, index) }]);
           const [capIds, foilIds] = [tokenizeFor(m, [p.caption]), tokenizeFor(m, [p.foil])];
+          const [a, b] = [throughEot(capIds, tok.eotId), throughEot(foilIds, tok.eotId)];
+          if (a.length !== b.length || a.every((id, k) => id === b[k])) {
+            untraceable.push(`"${p.caption}" vs "${p.foil}": ${a.length !== b.length ? `${a.length} and ${b.length} tokens` : 'the same tokens'}`);
+            continue;
+          }
+          const image = embedImages(m, [{ id: 0, ...(await p.image()) }]);
           let r;
           try {
             r = await tracePair(m.model, image, capIds, foilIds);
           } finally {
             image.dispose();
           }
-          traced.push({ image: p.image || `world ${seed}:${index}`, caption: p.caption, foil: p.foil, polarity: p.polarity === 'negated' ? 'caption' : 'foil',
-            idsCaption: throughEot(capIds, tok.eotId), idsFoil: throughEot(foilIds, tok.eotId), sCorr: r.sCorr, sFoil: r.sFoil, sLp: r.patched });
+          traced.push({ image: p.name, caption: p.caption, foil: p.foil, ...(p.polarity ? { polarity: p.polarity } : {}),
+            idsCaption: a, idsFoil: b, sCorr: r.sCorr, sFoil: r.sFoil, sLp: r.patched });
+        }
+        const wall = performance.now() - t0;
+        const notTraced = untraceable.length ? `; ${untraceable.length} not traceable (caption and foil must tokenise to the same length and differ), e.g. ${untraceable[0]}` : '';
+        if (traced.length === 0) {
+          setFacts(scores, [['pairs', `none of the ${pairs.length} ${what} could be traced${notTraced}`]]);
+          return notice(`No pair could be traced: no scales.${notTraced}`);
         }
         const report = buildCteReport(traced, { layers: m.model.config.text.layers, beta, minDelta, eotId: tok.eotId, positions: DEFAULT_POSITION_RULE });
-        const wall = performance.now() - t0;
         const kept = report.pairs.length;
         const negD = traced.filter((t) => t.sCorr - t.sFoil < 0).length;
         setFacts(scores, [
-          ['pairs', `${kept} traced of ${pairs.length} world probe pairs (${report.skipped.length} skipped: |d| below min |d|)`],
+          ['pairs', `${kept} traced of ${pairs.length} ${what} (${report.skipped.length} skipped: |d| below min |d|${notTraced})`],
           ['pairs the model gets wrong (d < 0)', `${negD}`],
           ['time', ms(wall)],
         ]);
         stale.fresh();
         if (kept === 0) return notice(`Every pair was skipped (|d| below min |d| = ${minDelta}): no scales. Lower min |d|, or trace more pairs.`);
         const svg = heatmapSvg(report.cte_mean, null, { embeddings: report.cte_embeddings, layers: report.cte_layer, ci95: report.cte_layer_ci95, alpha: report.alpha },
-          { title: `CTE(l, p): mean over ${kept} world probe pairs (bars: CTE_l with 95% bootstrap intervals)` });
+          { title: `CTE(l, p): mean over ${kept} ${what} (bars: CTE_l with 95% bootstrap intervals)` });
         const scalesPerBlock = showResult(report, svg, beta);
         section.dataset.result = 'heatmap';
         if (scalesPerBlock.every((x) => x === 0)) return notice('alpha is 0 for every layer: no block would train, so no scales are offered.');
-        app.cte = { scales: scalesPerBlock, caption: `${kept} world probe pairs`, foil: '', model: m.model, pairs: kept };
+        app.cte = { scales: scalesPerBlock, caption: `${kept} ${what}`, foil: '', model: m.model, pairs: kept };
         app.changed();
         const few = kept < 20 ? ` Only ${kept} pairs: the scales are noisy (trace more).` : '';
         setStatus(status, `Traced ${kept} pairs in ${ms(wall)}; CTE_l with 95% bootstrap intervals over pairs; the fine-tuning panel can use the scales.${few}`);
@@ -228,9 +249,71 @@ export function setUpTracePanel(app: App): void {
     } catch (e) {
       setState(section, 'error');
       setStatus(status, 'Tracing failed (see the error below).');
-      showError('Causal tracing (probe pairs)', e, section);
+      showError(`Causal tracing (${what})`, e, section);
     }
-  })());
+  }
+
+  const pairCount = () => {
+    const n = Number(probeCount.value);
+    if (!Number.isInteger(n) || n < 2 || n > 400) throw new Error(`pairs: expected an integer in [2, 400], got ${JSON.stringify(probeCount.value)}`);
+    return n;
+  };
+
+  /** The miniature world's probe pairs ("There is severe X." against "There is no X.", both polarities), each on its own scene. */
+  traceManyBtn.addEventListener('click', () => void traceMany('world probe pairs', async (m) => {
+    const n = pairCount();
+    // Scenes from a seed of their own, so probe scenes are neither the similarity panel's nor training's.
+    const seed = 5000;
+    const size = worldRenderSize(m.model.config.vision.imageSize);
+    const records = worldRecords(seed, 0, n, size);
+    const pairs = buildProbePairs(records, { maxPairs: n, seed });
+    if (pairs.length === 0) throw new Error(`the ${n} world scenes gave no probe pair`);
+    return pairs.map((p) => {
+      const index = records.findIndex((r) => r.id === p.studyId);
+      return { caption: p.caption, foil: p.foil, polarity: p.polarity === 'negated' ? 'caption' : 'foil', name: p.image || `world ${seed}:${index}`, image: () => worldPageImage(records[index], seed, index) };
+    });
+  }));
+
+  /**
+   * The user's pairs: a pairs file as trace.js reads it (data.js's probe.jsonl), or a data file
+   * in a format data.js reads, whose probe pairs are built as data.js builds them; at most the
+   * pair count, with the images picked as files or their folder.
+   */
+  const pickedPairImages = (): PickedImage<File>[] => [
+    ...[...(pairsImages.files ?? [])].map((file) => ({ path: file.name, file })),
+    ...[...(pairsFolder.files ?? [])].filter((f) => f.type.startsWith('image/') || /\.(png|jpe?g|webp|gif|bmp)$/i.test(f.name)).map((file) => ({ path: file.webkitRelativePath || file.name, file })),
+  ];
+  pairsButton.addEventListener('click', () => {
+    const file = pairsFile.files?.[0];
+    if (!file) {
+      showError('Causal tracing (your pairs)', new Error('pick a pairs file (trace.js --pairs lines: image, caption, foil; data.js writes probe.jsonl) or a data file to build pairs from'), section);
+      return;
+    }
+    void traceMany(`pairs from ${file.name}`, async () => {
+      const n = pairCount();
+      const text = await file.text();
+      let lines: { image: string; caption: string; foil: string; polarity?: 'caption' | 'foil' }[];
+      if (isPairsText(text)) {
+        lines = parsePairLines(text, file.name).slice(0, n);
+      } else {
+        const data = readUserData(text, file.name);
+        const built = buildProbePairs(data.studies, { maxPairs: n, seed: 0, ...(data.domain.probeSeverity ? { presentSeverity: data.domain.probeSeverity } : {}) });
+        if (built.length === 0) throw new Error(`${file.name}: its ${data.studies.length} images give no probe pair (a pair needs a condition stated only present, or only absent)`);
+        lines = built.map((p) => ({ image: p.image, caption: p.caption, foil: p.foil, polarity: p.polarity === 'negated' ? 'caption' : 'foil' }));
+      }
+      const picked = pickedPairImages();
+      if (picked.length === 0) throw new Error(`pick the images ${file.name} names (as files, or their folder)`);
+      const files = matchImages(lines, picked, file.name);
+      const decoded = new Map<File, Promise<RawImage>>();
+      return lines.map((p, i) => ({
+        caption: p.caption, foil: p.foil, ...(p.polarity ? { polarity: p.polarity } : {}), name: p.image,
+        image: async () => {
+          if (!decoded.has(files[i])) decoded.set(files[i], decodeImageFile(files[i]));
+          return { name: p.image, raw: await decoded.get(files[i])! };
+        },
+      }));
+    });
+  });
 
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();

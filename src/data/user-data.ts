@@ -54,7 +54,7 @@ const segments = (p: string) => p.replace(/\\/g, '/').split('/').filter((s) => s
  * of the same name in different folders). An image with no match, a tie between files, and one
  * file standing for two different paths are errors naming them.
  */
-export function matchImages<F>(studies: readonly Study[], picked: readonly PickedImage<F>[], where: string): F[] {
+export function matchImages<F>(studies: readonly { image: string }[], picked: readonly PickedImage<F>[], where: string): F[] {
   const byName = new Map<string, { parts: string[]; file: PickedImage<F> }[]>();
   for (const p of picked) {
     const parts = segments(p.path);

@@ -445,6 +445,29 @@ async function runDemo(browser, base, opts, problems, expected) {
       if (!/from labels\.csv \(16 images\)/.test(facts[0]) || !/of 6 images never trained on/.test(facts[2])) throw new Error(`CSV run: ${JSON.stringify(facts.slice(0, 3))}`);
       console.log(`  CheXpert-style CSV + folder: ${facts[0]}; held-out: ${facts[2]} (${lap()})`);
     });
+    await step('trace your pairs: a data file\'s probe pairs, and a pairs file', async () => {
+      const dir = join(OUT, 'user-csv');
+      await page.fill('[data-testid="probe-count"]', '6');
+      await page.setInputFiles('[data-testid="trace-pairs-file"]', join(dir, 'labels.csv'));
+      await page.setInputFiles('[data-testid="trace-pairs-folder"]', join(dir, 'scans'));
+      await page.click('[data-testid="trace-pairs"]');
+      if (await panelDone(page, 'trace', 120_000) !== 'done') throw new Error(await page.textContent('[data-testid="trace-status"]'));
+      const fromCsv = await page.textContent('[data-testid="trace-scores"]');
+      if (!/of 6 pairs from labels\.csv/.test(fromCsv)) throw new Error(`pairs from the CSV: ${fromCsv}`);
+      // trace.js's pairs format, with one pair whose caption and foil differ in length.
+      const lines = [
+        { image: 'scans/patient0/study1/view1.png', caption: 'There is no red square.', foil: 'There is a red square.', polarity: 'caption' },
+        { image: 'scans/patient1/study1/view1.png', caption: 'There is a blue circle.', foil: 'There is no blue circle.', polarity: 'foil' },
+        { image: 'scans/patient2/study1/view1.png', caption: 'There is no green square at all.', foil: 'There is a green square.' },
+      ];
+      await writeFile(join(dir, 'pairs.jsonl'), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+      await page.setInputFiles('[data-testid="trace-pairs-file"]', join(dir, 'pairs.jsonl'));
+      await page.click('[data-testid="trace-pairs"]');
+      if (await panelDone(page, 'trace', 120_000) !== 'done') throw new Error(await page.textContent('[data-testid="trace-status"]'));
+      const fromPairs = await page.textContent('[data-testid="trace-scores"]');
+      if (!/of 3 pairs from pairs\.jsonl/.test(fromPairs) || !/1 not traceable/.test(fromPairs)) throw new Error(`pairs file: ${fromPairs}`);
+      console.log(`  your pairs: ${fromCsv.replace(/\s+/g, ' ').trim().slice(0, 90)}; ${fromPairs.replace(/\s+/g, ' ').trim().slice(0, 140)} (${lap()})`);
+    });
     await step('a folder without tokenizer files (the bundled vocabulary, as the CLI)', async () => {
       // Last: it replaces the model (and, after asking, drops the adapter).
       page.once('dialog', (d) => void d.accept());
