@@ -48,6 +48,31 @@ export function embedImages(m: ModelState, images: readonly PageImage[]): Tensor
   return embedPixels(m, pixelsFor(images, m.imageConfig, m.model.config.vision.imageSize), images.length);
 }
 
+/**
+ * Projected image embeddings [n, E] of images got (decoded, rendered) one chunk at a time, so
+ * that only one chunk's pixels are ever held: a user's photos decode to full-size RGBA, tens of
+ * MB each, while the frozen vision tower needs each one once.
+ */
+export async function embedImagesInChunks(
+  m: ModelState, n: number, imageAt: (i: number) => Promise<Omit<PageImage, 'id'>> | Omit<PageImage, 'id'>,
+  onChunk?: (done: number, total: number) => void,
+): Promise<Tensor> {
+  const parts: Tensor[] = [];
+  try {
+    for (let i = 0; i < n; i += IMAGE_CHUNK) {
+      const chunk: PageImage[] = [];
+      for (let j = i; j < Math.min(n, i + IMAGE_CHUNK); j++) chunk.push({ id: 0, ...(await imageAt(j)) });
+      parts.push(embedImages(m, chunk));
+      onChunk?.(Math.min(n, i + IMAGE_CHUNK), n);
+      await yieldToPage();
+    }
+    if (parts.length === 1) return parts.pop()!;
+    return inference(m.model.ctx, () => concat(parts, 0));
+  } finally {
+    for (const p of parts) p.dispose();
+  }
+}
+
 export interface SimilarityResult {
   /** [images, captions], row-major. */
   logits: Float32Array;

@@ -9,11 +9,7 @@ import {
   buildStudy, evaluateClip, inference, l2Normalize, planEvaluation, type Domain, type EvalRecord, type EvalReport, type Study,
 } from './lib-entry.js';
 import type { ModelState, PageImage } from './app.js';
-import { embedImages } from './clip-panel.js';
-import { yieldToPage } from './ui.js';
-
-/** Images per forward pass of the vision tower. */
-const IMAGE_CHUNK = 32;
+import { embedImagesInChunks } from './clip-panel.js';
 
 /**
  * Every study's evaluation records, with the builders' settings of its source (`domain`) and the
@@ -34,19 +30,15 @@ export interface HeldOutSet {
 }
 
 /** Embeds the images the records name (in the plan's order), `imageOf` giving each one's pixels. */
-export async function prepareHeldOut(m: ModelState, records: EvalRecord[], imageOf: (ref: string) => Omit<PageImage, 'id'>): Promise<HeldOutSet> {
+export async function prepareHeldOut(
+  m: ModelState, records: EvalRecord[], imageOf: (ref: string) => Promise<Omit<PageImage, 'id'>> | Omit<PageImage, 'id'>,
+): Promise<HeldOutSet> {
   const refs = planEvaluation(records).images;
-  const dim = m.model.config.projectionDim;
-  const imageEmbeds = new Float32Array(refs.length * dim);
-  for (let s = 0; s < refs.length; s += IMAGE_CHUNK) {
-    const part = refs.slice(s, s + IMAGE_CHUNK).map((ref) => ({ id: 0, ...imageOf(ref) }));
-    const raw = embedImages(m, part);
-    const unit = inference(m.model.ctx, () => l2Normalize(raw, -1));
-    raw.dispose();
-    imageEmbeds.set(await unit.toArray() as Float32Array, s * dim);
-    unit.dispose();
-    await yieldToPage();
-  }
+  const raw = await embedImagesInChunks(m, refs.length, (i) => imageOf(refs[i]));
+  const unit = inference(m.model.ctx, () => l2Normalize(raw, -1));
+  raw.dispose();
+  const imageEmbeds = await unit.toArray() as Float32Array;
+  unit.dispose();
   return { records, imageEmbeds, images: refs.length };
 }
 

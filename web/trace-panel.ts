@@ -304,12 +304,14 @@ export function setUpTracePanel(app: App): void {
       const picked = pickedPairImages();
       if (picked.length === 0) throw new Error(`pick the images ${file.name} names (as files, or their folder)`);
       const files = matchImages(lines, picked, file.name);
-      const decoded = new Map<File, Promise<RawImage>>();
+      // Only the last decoded image is kept: pairs of one image come together (data.js writes
+      // them so), and a user's photos decode to tens of MB each.
+      let last: { file: File; raw: Promise<RawImage> } | null = null;
       return lines.map((p, i) => ({
         caption: p.caption, foil: p.foil, ...(p.polarity ? { polarity: p.polarity } : {}), name: p.image,
         image: async () => {
-          if (!decoded.has(files[i])) decoded.set(files[i], decodeImageFile(files[i]));
-          return { name: p.image, raw: await decoded.get(files[i])! };
+          if (last?.file !== files[i]) last = { file: files[i], raw: decodeImageFile(files[i]) };
+          return { name: p.image, raw: await last.raw };
         },
       }));
     });

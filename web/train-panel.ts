@@ -11,7 +11,7 @@ import {
   inference, l2Normalize, loraUpdateNorms, makeRng, matchImages, matmul, readUserData, shuffle, templateLines, worldDomain, type PickedImage, type Domain, type EvalReport, type LoraSet, type Study, type Tensor,
 } from './lib-entry.js';
 import type { App, ModelState, PageImage } from './app.js';
-import { embedImages } from './clip-panel.js';
+import { embedImagesInChunks } from './clip-panel.js';
 import { evaluateHeldOut, heldOutRecords, heldOutRows, prepareHeldOut, type HeldOutSet } from './held-out.js';
 import { decodeImageFile, worldPageImage, worldRecords, worldRenderSize } from './images.js';
 import { lossChartSvg } from './loss-chart.js';
@@ -43,10 +43,10 @@ export function studyExamples(studies: readonly Study[], seed: number, k: number
   });
 }
 
-/** Studies of one split and how to get each one's image. */
+/** Studies of one split and how to get each one's image (decoded when asked: photos are large). */
 interface SplitData {
   studies: Study[];
-  image: (i: number) => Omit<PageImage, 'id'>;
+  image: (i: number) => Promise<Omit<PageImage, 'id'>> | Omit<PageImage, 'id'>;
 }
 
 interface TrainSource {
@@ -76,11 +76,11 @@ async function userSource(pick: UserPick, held: number, batch: number, seed: num
   if (studies.length - held < batch) {
     throw new Error(`${name} has ${studies.length} images: with ${held} held out, fewer than the batch of ${batch} are left to train on; lower the held-out count or the batch`);
   }
-  const raw = new Map<File, Awaited<ReturnType<typeof decodeImageFile>>>();
-  for (const f of files) if (!raw.has(f)) raw.set(f, await decodeImageFile(f));
+  // Each image is decoded when its embedding is computed (the vision tower is frozen: once), so
+  // only one chunk of full-size photos is held at a time.
   const fileOf = new Map(studies.map((s, i) => [s, files[i]]));
   const order = shuffle(makeRng(seed), studies);
-  const split = (list: Study[]): SplitData => ({ studies: list, image: (i) => ({ name: list[i].image, raw: raw.get(fileOf.get(list[i])!)! }) });
+  const split = (list: Study[]): SplitData => ({ studies: list, image: async (i) => ({ name: list[i].image, raw: await decodeImageFile(fileOf.get(list[i])!) }) });
   const unit = data.format === 'chexpert' ? 'row' : 'line';
   return {
     label: `${name} (${studies.length} images${skipped.length ? `; ${skipped.length} ${unit}${skipped.length === 1 ? '' : 's'} skipped, e.g. ${unit} ${skipped[0].row}: ${skipped[0].reason}` : ''})`,
@@ -277,7 +277,7 @@ export function setUpTrainPanel(app: App): void {
         setProgress(progress, 0, steps);
         let source: TrainSource;
         if (userData) {
-          setStatus(status, `reading ${userData.fileName ?? 'the typed lines'} and decoding ${userData.images.length} images…`, true);
+          setStatus(status, `reading ${userData.fileName ?? 'the typed lines'} and matching its images…`, true);
           await yieldToPage();
           source = await userSource(userData, held, batch, seed);
         } else {
@@ -310,7 +310,8 @@ export function setUpTrainPanel(app: App): void {
         const allExamples = perImage.flat().map((e) => ({ ...e, image: batcher.row(String(e.image)) }));
         setStatus(status, `embedding ${batcher.images.length} images (the vision tower is frozen: once)…`, true);
         await yieldToPage();
-        imageTable = embedImages(m, batcher.images.map((id) => ({ id: 0, ...source.train.image(Number(id)) })));
+        imageTable = await embedImagesInChunks(m, batcher.images.length, (i) => source.train.image(Number(batcher.images[i])),
+          (done, total) => setStatus(status, `embedding images: ${done} of ${total} (the vision tower is frozen: once)…`, true));
         setStatus(status, `claim accuracy of the base model on ${allExamples.length} claim sets…`, true);
         await yieldToPage();
         const accBefore = await claimAccuracy(m, imageTable, allExamples);
