@@ -415,6 +415,17 @@ async function runDemo(browser, base, opts, problems, expected) {
       const refused = await panelError('train');
       if (!/typed JSONL: no usable line \(line 1: "caption"\[0\] must be a non-empty string/.test(refused)) throw new Error(`unfilled lines gave ${JSON.stringify(refused)}`);
       await page.fill('[data-testid="train-typed"]', data.jsonl);
+      // An image the browser cannot decode (images are decoded as they are embedded) is named.
+      const bad = join(OUT, 'user-data-bad');
+      await rm(bad, { recursive: true, force: true });
+      await mkdir(bad, { recursive: true });
+      for (const f of data.images) await writeFile(join(bad, f.name), f.name === 'photo-3.png' ? new TextEncoder().encode('not a png') : f.png);
+      await page.setInputFiles('[data-testid="train-images"]', data.images.map((f) => join(bad, f.name)));
+      page.once('dialog', (d) => void d.accept());
+      await page.click('[data-testid="train-form"] button[type="submit"]');
+      const undecodable = await panelError('train');
+      if (!/photo-3\.png: the browser cannot decode it as an image/.test(undecodable)) throw new Error(`an undecodable image gave ${JSON.stringify(undecodable)}`);
+      await page.setInputFiles('[data-testid="train-images"]', data.images.map((f) => join(dir, f.name)));
       page.once('dialog', (d) => void d.accept());
       await page.click('[data-testid="train-form"] button[type="submit"]');
       if (await panelDone(page, 'train', 240_000) !== 'done') throw new Error(await page.textContent('[data-testid="train-status"]'));
@@ -423,6 +434,7 @@ async function runDemo(browser, base, opts, problems, expected) {
       const mcq = facts[rows.indexOf('held-out NegBench MCQ')] ?? '';
       if (!/from typed JSONL \(16 images\)/.test(facts[0]) || !/by correct template: Affirmation .*Negation .*Hybrid /.test(mcq)) throw new Error(`typed run: ${JSON.stringify(facts.slice(0, 4))}`);
       await rm(dir, { recursive: true, force: true });
+      await rm(bad, { recursive: true, force: true });
       console.log(`  typed lines: ${facts[0]}; held-out MCQ: ${mcq} (${lap()})`);
     });
     await step('a CheXpert-style CSV with its images picked as a folder', async () => {
