@@ -5,15 +5,14 @@
  *
  * A folder is: `config.json` (optional for an OpenAI-layout checkpoint, whose config is inferred
  * from the tensor shapes), the weights (model.safetensors or pytorch_model.bin, either sharded by
- * its index, or the folder's one .safetensors or PyTorch file: weights-bytes.ts), an optional `preprocessor_config.json`, and tokenizer files, searched in load-node's order in the
- * folder and then its `tokenizer/` subfolder: `word_tokenizer.json`, `vocab.json` + `merges.txt`,
+ * its index, or the folder's one .safetensors or PyTorch file: weights-bytes.ts), an optional
+ * `preprocessor_config.json`, and tokenizer files, searched in load-node's order in the folder and then its `tokenizer/` subfolder: `word_tokenizer.json`, `vocab.json` + `merges.txt`,
  * `tokenizer.json`, `bpe_simple_vocab_16e6.txt.gz`.
  */
 import type { GpuContext } from '../engine/index.js';
 import { ClipModel, type LoadOptions } from './clip.js';
 import { ConfigError, inferOpenAiConfig, parseHfConfig, type ClipConfig } from './clip-config.js';
-import { hfWeights, isOpenAiLayout } from './clip-weights.js';
-import type { WeightSource } from './clip-weights.js';
+import { hfWeights, isOpenAiLayout, type WeightSource } from './clip-weights.js';
 import { SafetensorsBuffer } from './safetensors.js';
 import { isWeightsFileName, openWeightsBytes, openWeightsFromFiles } from './weights-bytes.js';
 import { ClipTokenizer, type Tokenizer } from './tokenizer/bpe.js';
@@ -60,9 +59,13 @@ function parseJsonText(text: string, source: string): unknown {
 
 /** The checkpoint's config: parsed from the config when given, else inferred from an OpenAI-layout file. */
 export function clipConfigFromBytes(src: ClipBytes, weights: WeightSource = new SafetensorsBuffer(src.weights, src.weightsName ?? WEIGHTS_FILE)): ClipConfig {
-  const configName = src.configName ?? CONFIG_FILE;
-  if (src.config !== undefined) {
-    return parseHfConfig(typeof src.config === 'string' ? parseJsonText(src.config, configName) : src.config, configName);
+  return configOf(src.config, src.configName ?? CONFIG_FILE, weights);
+}
+
+/** The config text or object when there is one, else the one an OpenAI-layout checkpoint's shapes imply. */
+function configOf(config: string | object | undefined, configName: string, weights: WeightSource): ClipConfig {
+  if (config !== undefined) {
+    return parseHfConfig(typeof config === 'string' ? parseJsonText(config, configName) : config, configName);
   }
   const shapes = new Map(weights.keys().map((k) => [k, [...weights.shape(k)]]));
   if (!isOpenAiLayout([...shapes.keys()])) {
@@ -204,12 +207,7 @@ export interface FolderLoadOptions extends LoadOptions {
 export async function loadClipFromFiles(ctx: GpuContext, files: ModelFiles, opts: FolderLoadOptions = {}): Promise<LoadedClip> {
   const { source = 'model folder', fallbackTokenizer, ...load } = opts;
   const { name: weightsName, weights } = await openWeightsFromFiles(files, source);
-  const src: ClipBytes = { weights: new Uint8Array(0), weightsName: weights.source };
-  if (files.has(CONFIG_FILE)) {
-    src.config = text(files, CONFIG_FILE);
-    src.configName = `${source}/${CONFIG_FILE}`;
-  }
-  const config = clipConfigFromBytes(src, weights);
+  const config = configOf(files.has(CONFIG_FILE) ? text(files, CONFIG_FILE) : undefined, `${source}/${CONFIG_FILE}`, weights);
   let tokenizer: Tokenizer;
   let fellBack = false;
   try {
@@ -227,7 +225,7 @@ export async function loadClipFromFiles(ctx: GpuContext, files: ModelFiles, opts
   return {
     model, tokenizer, imageConfig, config,
     used: {
-      config: src.config !== undefined ? CONFIG_FILE : null, weights: weightsName, preprocessor: files.has(PREPROCESSOR_FILE) ? PREPROCESSOR_FILE : null,
+      config: files.has(CONFIG_FILE) ? CONFIG_FILE : null, weights: weightsName, preprocessor: files.has(PREPROCESSOR_FILE) ? PREPROCESSOR_FILE : null,
       fallbackTokenizer: fellBack,
     },
   };
