@@ -1,8 +1,9 @@
 /**
  * Causal tracing of one (image, caption, foil) triple: the foil's residual state patched into
  * the caption's run at every (layer, position), CTE(l, p) = (S_corr - S_lp) / (S_corr - S_foil),
- * shown as the heat map with the per-layer CTE_l bars; the resulting per-block scales
- * alpha^beta are offered to the fine-tuning panel.
+ * shown as the heat map with the per-layer CTE_l bars; and of many pairs (the world's probe
+ * pairs, or the user's pairs file or data file), averaged with bootstrap intervals as trace.js
+ * does. The resulting per-block scales alpha^beta are offered to the fine-tuning panel.
  */
 import {
   DEFAULT_BETA, DEFAULT_MIN_DELTA, DEFAULT_POSITION_RULE, TraceInputError, buildCteReport, buildProbePairs, type TracedPair, computeCte, cteLayerScales, cteUpgradeNote, formatNumber,
@@ -29,6 +30,17 @@ function positiveNumber(v: string, what: string, allowZero: boolean): number {
   const x = Number(v);
   if (!Number.isFinite(x) || x < 0 || (!allowZero && x === 0)) throw new Error(`${what} must be a ${allowZero ? 'non-negative' : 'positive'} number, got ${JSON.stringify(v)}`);
   return x;
+}
+
+/** One pair to trace among many: its sentences and how to get its image. */
+interface ManyPair {
+  caption: string;
+  foil: string;
+  /** Which sentence carries the negation, when known. */
+  polarity?: 'caption' | 'foil';
+  /** The image's name in cte.json and messages. */
+  name: string;
+  image: () => Promise<Omit<PageImage, 'id'>> | Omit<PageImage, 'id'>;
 }
 
 export function setUpTracePanel(app: App): void {
@@ -166,17 +178,6 @@ export function setUpTracePanel(app: App): void {
       showError('Loading a cte.json', e, section);
     }
   })());
-
-  /** One pair to trace among many: its sentences and how to get its image. */
-  interface ManyPair {
-    caption: string;
-    foil: string;
-    /** Which sentence carries the negation, when known. */
-    polarity?: 'caption' | 'foil';
-    /** The image's name in cte.json and messages. */
-    name: string;
-    image: () => Promise<Omit<PageImage, 'id'>> | Omit<PageImage, 'id'>;
-  }
 
   /**
    * CTE over many pairs, as trace.js computes it: each pair traced on its own image, averaged with
