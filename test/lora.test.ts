@@ -8,7 +8,7 @@ import { gpu } from './helpers/gpu.js';
 import { assertClose, assertRel, gradCheck } from './helpers/check.js';
 import { nd, randNd, type Nd } from './helpers/ref.js';
 import { AdamW, backward, noGrad, scope, type GpuContext, type Tensor } from '../src/engine/index.js';
-import { Linear } from '../src/models/layers.js';
+import { Linear, foldsLora } from '../src/models/layers.js';
 import { loadClip } from '../src/models/load-node.js';
 import type { ClipModel } from '../src/models/clip.js';
 import {
@@ -216,8 +216,12 @@ test('detach takes the adapters off, attach puts them back', async () => {
 // ---------------------------------------------------------------------------------------------
 // PyTorch reference
 
-test('the PyTorch-written PEFT adapter loads; embeddings, CLIP loss and LoRA gradients match float64', async () => {
+for (const loraMerge of ['never', 'always'] as const) test(`the PyTorch-written PEFT adapter loads; embeddings, CLIP loss and LoRA gradients match float64 (branch ${loraMerge === 'always' ? 'folded into the weight' : 'kept'})`, async () => {
   const ctx = await gpu();
+  await ctx.withTuning({ loraMerge }, () => peftMatchesFloat64(ctx));
+});
+
+async function peftMatchesFloat64(ctx: GpuContext): Promise<void> {
   const live = ctx.pool.liveBytes;
   const model = await loadClip(ctx, MODEL);
   const set = await loadLora(model, PEFT_DIR);
@@ -242,6 +246,45 @@ test('the PyTorch-written PEFT adapter loads; embeddings, CLIP loss and LoRA gra
   set.dispose();
   model.dispose();
   assert.is(ctx.pool.liveBytes, live, 'nothing leaked');
+}
+
+test('folding the branch into the weight: the rule, and the same outputs and LoRA gradients as the branch in fewer dispatches', async () => {
+  const ctx = await gpu();
+  const t = (shape: number[], dtype: 'f32' | 'f16' = 'f32') => ({ shape, dtype }) as unknown as Tensor;
+  const branch = (r: number, inF: number) => ({ a: t([r, inF]), b: t([1, r]), scale: 1 });
+  // out * in < 6 r (in + out): tiny-world's 64-wide projections fold at r 8, ViT-B's 512-wide ones keep the branch.
+  assert.ok(foldsLora('auto', t([64, 64]), branch(8, 64)));
+  assert.ok(foldsLora('auto', t([256, 64]), branch(16, 64)));
+  assert.not.ok(foldsLora('auto', t([512, 512]), branch(16, 512)));
+  assert.not.ok(foldsLora('auto', t([2048, 512]), branch(16, 512)));
+  assert.not.ok(foldsLora('always', t([64, 64], 'f16'), branch(8, 64)), 'an f16 weight is never folded');
+  assert.not.ok(foldsLora('never', t([64, 64]), branch(8, 64)));
+  // A LoRA step's outputs and gradients with PEFT's trained (non-zero) B, both ways.
+  const model = await loadClip(ctx, MODEL);
+  const set = await loadLora(model, PEFT_DIR);
+  const run = async (loraMerge: 'never' | 'always') => ctx.withTuning({ loraMerge }, async () => {
+    const d0 = ctx.dispatches;
+    const { loss, text } = scope(ctx, () => {
+      const tx = model.encodeText(IDS, N_TEXT);
+      const im = model.encodeImage(PIXELS, N_IMG);
+      return { loss: clipLoss(im.embeds, tx.embeds, model.param('logit_scale')), text: tx.embeds };
+    });
+    backward(loss);
+    const dispatches = ctx.dispatches - d0;
+    const out = { text: await text.toArray(), loss: await loss.item(), grads: await Promise.all(set.modules.flatMap((m) => [m.branch.a, m.branch.b]).map((p) => p.grad!.toArray())), dispatches };
+    for (const p of set.modules.flatMap((m) => [m.branch.a, m.branch.b])) { p.grad!.dispose(); p.grad = null; }
+    loss.dispose();
+    text.dispose();
+    return out;
+  });
+  const kept = await run('never');
+  const folded = await run('always');
+  assertRel('text embeds', folded.text, kept.text, 1e-5);
+  assertClose('loss', [folded.loss], [kept.loss], 1e-5, 1e-6);
+  kept.grads.forEach((g, i) => assertRel(`LoRA gradient ${i}`, folded.grads[i], g, 1e-4));
+  assert.ok(folded.dispatches < kept.dispatches, `folded ${folded.dispatches} dispatches, branch ${kept.dispatches}`);
+  set.dispose();
+  model.dispose();
 });
 
 test('the adapter-name key variant (.lora_A.default.weight) loads the same adapter', async () => {

@@ -1,6 +1,6 @@
 /** The engine's browser-safe entry: nothing here imports Node built-ins or the `webgpu` package. */
 export { GpuContext, type BufferRange, type ContextOptions } from './context.js';
-export { describeTuning, type Tuning, type TuningOverride, type MatmulTuning } from './tuning.js';
+export { describeTuning, type Tuning, type TuningOverride, type MatmulTuning, type LoraMerge } from './tuning.js';
 export { requestGpuDevice, NO_ADAPTER_HELP, type AdapterSummary } from './adapter.js';
 export { Tensor, Storage, empty, tensor, viewTensor, scope, scopeAsync, sizeOf } from './tensor.js';
 export { noGrad, enableGrad, inference, isGradEnabled, record, freeGraph, GradNode } from './autograd.js';

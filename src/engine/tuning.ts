@@ -81,7 +81,20 @@ export interface Tuning {
    * 0.36x of f32.
    */
   readonly weights: 'f32' | 'f16';
+  /**
+   * LoRA on a Linear: 'auto' folds the branch into the weight (W + scale B A, then one product)
+   * where out * in < 6 r (in + out): the folded weight's gradient is one [out, in] product over
+   * the rows, the branch three thin ones of r (in + out) that run at about half the rate; it keeps
+   * the branch otherwise (ViT-B's 512-wide projections at r 16) or when the weight is stored f16.
+   * Tiny-world NAST step on lavapipe (width 64, r 8): 235 -> 206 dispatches (12 blocks: 619 ->
+   * 526); step time, median of 15 steps, interleaved runs: 147-154 ms kept, 135-146 folded; in
+   * bench:compare's 8-step rows the difference stayed inside the machine's drift (207 / 157 ms
+   * kept, 212 / 156 folded). 'always' / 'never' force it (tests run both).
+   */
+  readonly loraMerge: LoraMerge;
 }
+
+export type LoraMerge = 'auto' | 'always' | 'never';
 
 /** What a user, a test or a benchmark may force; unset fields keep the adapter's choice. */
 export interface TuningOverride {
@@ -94,6 +107,7 @@ export interface TuningOverride {
   attention?: AttnImpl;
   attentionSubgroups?: boolean;
   copyChunk?: number;
+  loraMerge?: LoraMerge;
 }
 
 const MATMUL_VARIANTS: readonly MatmulVariant[] = ['naive', 'tiled', 'regblock'];
@@ -127,11 +141,12 @@ export function decideTuning(info: AdapterSummary, override: TuningOverride = {}
     paramGradInvocations: cpu ? 256 : 16384,
     sumParts: cpu ? 1024 : 65536,
     weights: override.weights ?? (!cpu && f16 ? 'f16' : 'f32'),
+    loraMerge: override.loraMerge ?? 'auto',
   };
 }
 
 function checkOverride(o: TuningOverride, source: string): void {
-  const known = ['adapterClass', 'matmul', 'matmulSubgroups', 'regblock', 'rows', 'attention', 'attentionSubgroups', 'copyChunk', 'weights'];
+  const known = ['adapterClass', 'matmul', 'matmulSubgroups', 'regblock', 'rows', 'attention', 'attentionSubgroups', 'copyChunk', 'weights', 'loraMerge'];
   for (const k of Object.keys(o)) {
     if (!known.includes(k)) throw new Error(`${source}: unknown field "${k}" (known: ${known.join(', ')})`);
   }
@@ -143,6 +158,7 @@ function checkOverride(o: TuningOverride, source: string): void {
   oneOf('rows', o.rows, ROW_VARIANTS);
   oneOf('attention', o.attention, ATTN_IMPLS);
   oneOf('weights', o.weights, ['f32', 'f16']);
+  oneOf('loraMerge', o.loraMerge, ['auto', 'always', 'never']);
   for (const k of ['matmulSubgroups', 'attentionSubgroups'] as const) {
     if (o[k] !== undefined && typeof o[k] !== 'boolean') throw new Error(`${source}: ${k} must be true or false, got ${JSON.stringify(o[k])}`);
   }
