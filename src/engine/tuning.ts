@@ -87,7 +87,8 @@ export interface Tuning {
    * the rows, the branch three thin ones of r (in + out) that run at about half the rate; it keeps
    * the branch otherwise (ViT-B's 512-wide projections at r 16) or when the weight is stored f16.
    * Tiny-world NAST step on lavapipe (width 64, r 8): 235 -> 206 dispatches (12 blocks: 619 ->
-   * 526); step time, median of 15 steps, interleaved runs: 147-154 ms kept, 135-146 folded; in
+   * 526); step time, median of 15 steps, interleaved runs: 147-154 ms kept, 135-146 folded (two
+   * folded rounds 165 and 201 in a slow spell); in
    * bench:compare's 8-step rows the difference stayed inside the machine's drift (207 / 157 ms
    * kept, 212 / 156 folded). 'always' / 'never' force it (tests run both).
    */
