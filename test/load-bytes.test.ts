@@ -160,7 +160,11 @@ test('bad folders fail naming the file and the problem, before any upload', asyn
     }
   }
   // A PyTorch-named file that is neither torch.save's zip nor safetensors says so.
-  for (const [bytesOf, msg] of [[new Uint8Array(0), /x\/epoch_5.pt: is empty/], [enc.encode('hello world, not a checkpoint'), /x\/epoch_5.pt: not a PyTorch checkpoint: it starts with bytes 68 65/]] as const) {
+  for (const [bytesOf, msg] of [
+    [new Uint8Array(0), /x\/epoch_5.pt: is empty/],
+    [enc.encode('hello world, not a checkpoint'), /x\/epoch_5.pt: not a PyTorch checkpoint: it starts with bytes 68 65/],
+    [new Uint8Array(4096), /x\/epoch_5.pt: not a PyTorch checkpoint: its first 16 bytes are all 0/],
+  ] as const) {
     try {
       await openWeightsFromFiles(new Map([['epoch_5.pt', bytesOf]]), 'x');
       assert.unreachable('opened junk');

@@ -3,7 +3,8 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { guessSourceFormat, ingestText, sourceFormatOf } from '../src/data/ingest-text.js';
+import { guessSourceFormat, sourceFormatOf } from '../src/data/ingest-text.js';
+import { ingestCadJson } from '../src/data/ingest-cad.js';
 import { ingestChexpertCsv } from '../src/data/ingest-chexpert.js';
 import { ingestJsonl } from '../src/data/ingest-jsonl.js';
 import { matchImages, readUserData, templateLines } from '../src/data/user-data.js';
@@ -52,7 +53,9 @@ test('readUserData: each format gives what data.js ingests from it, and the buil
     assert.not.ok(got.domain.article, 'radiology sentences take none');
   }
   const cad = readUserData(fixture('cad-small.json'), 'cad.json');
-  assert.equal(cad.studies, ingestText(fixture('cad-small.json'), 'cad', 'cad.json').studies);
+  assert.is(cad.format, 'cad');
+  assert.equal(cad.studies, ingestCadJson(fixture('cad-small.json'), { file: 'cad.json' }).studies);
+  assert.ok(cad.studies.length > 0);
   throwsMatching(() => readUserData(jsonl, 'notes.txt'), /notes\.txt: cannot tell the format from its name/);
   throwsMatching(() => readUserData('  \n', null), /the text box is empty/);
   throwsMatching(() => readUserData('{"image": "a.png", "caption": ""}', null), /typed JSONL: no usable line \(line 1: "caption"\[0\] must be a non-empty string\)/);

@@ -7,7 +7,7 @@ import {
   GpuTimer, WordTokenizer, concat, cutAtPool, inference, type Tensor,
 } from './lib-entry.js';
 import type { App, ModelState, PageImage } from './app.js';
-import { decodeImageFile, pixelsFor, thumbnail, worldPageImage, worldRecords, worldRenderSize } from './images.js';
+import { decodeImageFile, isImageFile, pixelsFor, thumbnail, worldPageImage, worldRecords, worldRenderSize } from './images.js';
 import { $, StaleMark, ms, setProgress, setState, setStatus, showError, yieldToPage } from './ui.js';
 
 /** Images per vision-tower batch: bounds the activations of a large model. */
@@ -211,7 +211,7 @@ export function setUpClipPanel(app: App): void {
   refresh();
 
   async function addFiles(files: readonly File[]): Promise<void> {
-    const images = files.filter((f) => f.type.startsWith('image/') || /\.(png|jpe?g|webp|gif|bmp|avif)$/i.test(f.name));
+    const images = files.filter(isImageFile);
     if (images.length < files.length) showError('Images', `${files.length - images.length} of the dropped files are not images and were left out: ${files.filter((f) => !images.includes(f)).map((f) => f.name).slice(0, 5).join(', ')}`, section);
     let added = 0;
     for (const [k, f] of images.entries()) {

@@ -13,13 +13,12 @@ import { embedImagesInChunks } from './clip-panel.js';
 
 /**
  * Every study's evaluation records, with the builders' settings of its source (`domain`) and the
- * given seed and claims per set; `problems` counts the builder failures (a study too sparse for
- * an MCQ is not one: it just has none).
+ * given seed and claims per set (a study a builder fails on, or too sparse for an MCQ, just has
+ * fewer records).
  */
-export function heldOutRecords(studies: readonly Study[], domain: Domain, seed: number, k: number): { records: EvalRecord[]; problems: number } {
+export function heldOutRecords(studies: readonly Study[], domain: Domain, seed: number, k: number): EvalRecord[] {
   const ctx = { kinds: ['captions', 'claims', 'mcq'] as ('captions' | 'claims' | 'mcq')[], seed, k, captions: 1, mcqs: 3, domain, problems: [], none: {} };
-  const records = studies.flatMap((s) => buildStudy(ctx, s));
-  return { records, problems: ctx.problems.length };
+  return studies.flatMap((s) => buildStudy(ctx, s));
 }
 
 export interface HeldOutSet {

@@ -4,7 +4,7 @@
  * their preprocessing for the loaded model with the project's own CLIP pipeline.
  */
 import {
-  generateWorld, normalizeToCHW, preprocessImage, type ClipImageConfig, type RawImage, type WorldRecord,
+  generateWorld, normalizeToCHW, preprocessImage, type ClipImageConfig, type PickedImage, type RawImage, type WorldRecord,
 } from './lib-entry.js';
 import type { PageImage } from './app.js';
 
@@ -17,6 +17,23 @@ function canvas2d(width: number, height: number): { canvas: OffscreenCanvas | HT
   const g = canvas.getContext('2d', { willReadFrequently: true }) as OffscreenCanvasRenderingContext2D | CanvasRenderingContext2D | null;
   if (!g) throw new Error('this browser gives no 2D canvas context to read image pixels with');
   return { canvas, g };
+}
+
+/** Whether a picked or dropped file is an image, by its type or its name (folder picks hold other files too). */
+export function isImageFile(f: File): boolean {
+  return f.type.startsWith('image/') || /\.(png|jpe?g|webp|gif|bmp|avif)$/i.test(f.name);
+}
+
+/**
+ * The images of a files input and a folder input, each with the path it was picked under (a
+ * file alone by its name, a folder's by its path inside the folder), for matching against a
+ * data file's paths.
+ */
+export function pickedImageFiles(files: HTMLInputElement, folder: HTMLInputElement): PickedImage<File>[] {
+  return [
+    ...[...(files.files ?? [])].map((file) => ({ path: file.name, file })),
+    ...[...(folder.files ?? [])].filter(isImageFile).map((file) => ({ path: file.webkitRelativePath || file.name, file })),
+  ];
 }
 
 /** Decodes an image file to 8-bit RGBA with the browser's decoders (PNG, JPEG, WebP, GIF, ...). */

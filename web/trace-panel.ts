@@ -7,11 +7,11 @@
  */
 import {
   DEFAULT_BETA, DEFAULT_MIN_DELTA, DEFAULT_POSITION_RULE, TraceInputError, buildCteReport, buildProbePairs, type TracedPair, computeCte, cteLayerScales, cteUpgradeNote, formatNumber,
-  heatmapSvg, isPairsText, layerScales, matchImages, parseCteReport, parsePairLines, readUserData, tracePair, type CteReport, type PickedImage, type RawImage, type Tokenizer,
+  heatmapSvg, isPairsText, layerScales, matchImages, parseCteReport, parsePairLines, readUserData, tracePair, type CteReport, type RawImage, type Tokenizer,
 } from './lib-entry.js';
 import type { App, ModelState, PageImage } from './app.js';
 import { embedImages, tokenizeFor, unknownWords } from './clip-panel.js';
-import { decodeImageFile, worldPageImage, worldRecords, worldRenderSize } from './images.js';
+import { decodeImageFile, pickedImageFiles, worldPageImage, worldRecords, worldRenderSize } from './images.js';
 import { $, StaleMark, download, ms, setFacts, setState, setStatus, showError, yieldToPage } from './ui.js';
 
 /** A token's label on the heat map's axis. */
@@ -280,10 +280,6 @@ export function setUpTracePanel(app: App): void {
    * in a format data.js reads, whose probe pairs are built as data.js builds them; at most the
    * pair count, with the images picked as files or their folder.
    */
-  const pickedPairImages = (): PickedImage<File>[] => [
-    ...[...(pairsImages.files ?? [])].map((file) => ({ path: file.name, file })),
-    ...[...(pairsFolder.files ?? [])].filter((f) => f.type.startsWith('image/') || /\.(png|jpe?g|webp|gif|bmp)$/i.test(f.name)).map((file) => ({ path: file.webkitRelativePath || file.name, file })),
-  ];
   pairsButton.addEventListener('click', () => {
     const file = pairsFile.files?.[0];
     if (!file) {
@@ -302,7 +298,7 @@ export function setUpTracePanel(app: App): void {
         if (built.length === 0) throw new Error(`${file.name}: its ${data.studies.length} images give no probe pair (a pair needs a condition stated only present, or only absent)`);
         lines = built.map((p) => ({ image: p.image, caption: p.caption, foil: p.foil, polarity: p.polarity === 'negated' ? 'caption' : 'foil' }));
       }
-      const picked = pickedPairImages();
+      const picked = pickedImageFiles(pairsImages, pairsFolder);
       if (picked.length === 0) throw new Error(`pick the images ${file.name} names (as files, or their folder)`);
       const files = matchImages(lines, picked, file.name);
       // Only the last decoded image is kept: pairs of one image come together (data.js writes

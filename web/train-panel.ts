@@ -13,7 +13,7 @@ import {
 import type { App, ModelState, PageImage } from './app.js';
 import { embedImagesInChunks } from './clip-panel.js';
 import { evaluateHeldOut, heldOutRecords, heldOutRows, prepareHeldOut, type HeldOutSet } from './held-out.js';
-import { decodeImageFile, worldPageImage, worldRecords, worldRenderSize } from './images.js';
+import { decodeImageFile, pickedImageFiles, worldPageImage, worldRecords, worldRenderSize } from './images.js';
 import { lossChartSvg } from './loss-chart.js';
 import { $, StaleMark, download, ms, setFacts, setProgress, setState, setStatus, showError, yieldToPage } from './ui.js';
 
@@ -176,11 +176,7 @@ export function setUpTrainPanel(app: App): void {
   const imageFiles = $('[data-testid="train-images"]', section) as HTMLInputElement;
   const imageFolder = $('[data-testid="train-image-folder"]', section) as HTMLInputElement;
   const userStatus = $('[data-testid="train-user-status"]', section);
-  /** The picked images: files alone, then a folder's with their paths inside it. */
-  const pickedImages = (): PickedImage<File>[] => [
-    ...[...(imageFiles.files ?? [])].map((file) => ({ path: file.name, file })),
-    ...[...(imageFolder.files ?? [])].filter((f) => f.type.startsWith('image/') || /\.(png|jpe?g|webp|gif|bmp)$/i.test(f.name)).map((file) => ({ path: file.webkitRelativePath || file.name, file })),
-  ];
+  const pickedImages = () => pickedImageFiles(imageFiles, imageFolder);
   const describeUserData = () => {
     userBox.hidden = dataSel.value !== 'user';
     // The scene count is the world's: hidden while the user's data is chosen.
@@ -322,7 +318,7 @@ export function setUpTrainPanel(app: App): void {
         if (heldSplit) {
           setStatus(status, `held-out evaluation: ${heldSplit.studies.length} images never trained on, the base model's scores…`, true);
           await yieldToPage();
-          const { records } = heldOutRecords(heldSplit.studies, source.domain, seed + 1, k);
+          const records = heldOutRecords(heldSplit.studies, source.domain, seed + 1, k);
           if (records.length > 0) {
             const row = new Map(heldSplit.studies.map((st, i) => [st.image, i]));
             const set = await prepareHeldOut(m, records, (ref) => heldSplit.image(row.get(ref)!));

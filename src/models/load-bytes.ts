@@ -14,7 +14,7 @@ import { ClipModel, type LoadOptions } from './clip.js';
 import { ConfigError, inferOpenAiConfig, parseHfConfig, type ClipConfig } from './clip-config.js';
 import { hfWeights, isOpenAiLayout, type WeightSource } from './clip-weights.js';
 import { SafetensorsBuffer } from './safetensors.js';
-import { isWeightsFileName, openWeightsBytes, openWeightsFromFiles } from './weights-bytes.js';
+import { fileNames, isWeightsFileName, openWeightsBytes, openWeightsFromFiles } from './weights-bytes.js';
 import { ClipTokenizer, type Tokenizer } from './tokenizer/bpe.js';
 import { TokenizerFileError } from './tokenizer/vocab-files.js';
 import { WordTokenizer } from './tokenizer/word.js';
@@ -121,11 +121,6 @@ function text(files: ModelFiles, name: string): string {
   return utf8.decode(files.get(name)!);
 }
 
-function names(files: ReadonlyMap<string, unknown>): string {
-  const all = [...files.keys()];
-  return all.length === 0 ? 'no files' : `${all.slice(0, 12).join(', ')}${all.length > 12 ? `, ... (${all.length} files)` : ''}`;
-}
-
 /**
  * The tokenizer among a folder's files, in load-node's search order (the folder, then its
  * `tokenizer/` subfolder): word_tokenizer.json, vocab.json + merges.txt, tokenizer.json,
@@ -155,7 +150,7 @@ export function tokenizerFromFiles(files: ModelFiles, source = 'model folder'): 
       throw new TokenizerFileError(`${source}/${dir}${have}`, `a ${have} needs ${miss} beside it; ${dir}${miss} was not given`);
     }
   }
-  throw new TokenizerFileError(source, `no tokenizer files among ${names(files)}; looked for ${looked.join(', ')}`);
+  throw new TokenizerFileError(source, `no tokenizer files among ${fileNames(files)}; looked for ${looked.join(', ')}`);
 }
 
 /**

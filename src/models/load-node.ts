@@ -15,6 +15,7 @@ import { ConfigError, inferOpenAiConfig, parseHfConfig, type ClipConfig } from '
 import { hfWeights, isOpenAiLayout } from './clip-weights.js';
 import { openSafetensors } from './safetensors-node.js';
 import { openShardedTorch, openTorchFile, type OpenWeights } from './torch-node.js';
+import { isTorchName, looksLikeSafetensors, looksLikeTorch, notTorchError } from './weights-bytes.js';
 import { loadTokenizer, shippedVocabPath } from './tokenizer/load-node.js';
 import { TokenizerFileError } from './tokenizer/vocab-files.js';
 import type { Tokenizer } from './tokenizer/index.js';
@@ -61,19 +62,6 @@ function fileHead(path: string, n: number): Buffer {
   }
 }
 
-/** Whether bytes start like a zip (torch.save) or a pickle (legacy torch.save), not safetensors. */
-function looksLikeTorch(head: Buffer): boolean {
-  return (head[0] === 0x50 && head[1] === 0x4b) || (head[0] === 0x80 && head[1] >= 2 && head[1] <= 5);
-}
-
-/** Whether bytes start like safetensors: a little-endian header length, then the JSON header's "{". */
-function looksLikeSafetensors(head: Buffer): boolean {
-  return head.length >= 9 && head.readBigUInt64LE(0) > 1n && head[8] === 0x7b;
-}
-
-/** Extensions PyTorch checkpoints go by; such a file is judged as one first. */
-const TORCH_EXTENSIONS = ['.pt', '.pth', '.bin', '.ckpt', '.tar'];
-
 /**
  * A single weights file by its content. A file named like a PyTorch checkpoint that is neither
  * torch nor safetensors (empty, zeros, text) is reported as what it failed to be, not as a broken
@@ -92,12 +80,7 @@ function openWeightsFile(path: string): Promise<OpenWeights> {
   if (size === 0) throw new Error(`${path}: is empty (0 bytes), not a model checkpoint`);
   const head = fileHead(path, 16);
   if (looksLikeTorch(head)) return openTorchFile(path);
-  const torchName = TORCH_EXTENSIONS.some((x) => path.toLowerCase().endsWith(x));
-  if (torchName && !looksLikeSafetensors(head)) {
-    const hex = [...head.subarray(0, 8)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
-    const what = head.every((b) => b === 0) ? `its first ${head.length} bytes are all 0` : `it starts with bytes ${hex}`;
-    throw new Error(`${path}: not a PyTorch checkpoint: ${what}, neither a zip archive (torch.save) nor a pickle; the file is damaged or not a checkpoint`);
-  }
+  if (isTorchName(path) && !looksLikeSafetensors(head)) throw notTorchError(path, head);
   return openSafetensors(path);
 }
 

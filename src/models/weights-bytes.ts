@@ -17,13 +17,36 @@ export const SAFETENSORS_FILE = 'model.safetensors';
 export const SAFETENSORS_INDEX = 'model.safetensors.index.json';
 export const TORCH_FILE = 'pytorch_model.bin';
 export const TORCH_INDEX = 'pytorch_model.bin.index.json';
-/** Extensions a PyTorch checkpoint goes by. */
-export const TORCH_EXTENSIONS = ['.pt', '.pth', '.bin', '.ckpt'] as const;
+/** Extensions a PyTorch checkpoint goes by; a file so named is judged as one first. */
+export const TORCH_EXTENSIONS = ['.pt', '.pth', '.bin', '.ckpt', '.tar'] as const;
 
-const isTorchName = (p: string) => TORCH_EXTENSIONS.some((x) => p.toLowerCase().endsWith(x));
+export const isTorchName = (p: string): boolean => TORCH_EXTENSIONS.some((x) => p.toLowerCase().endsWith(x));
 const topLevel = (p: string) => !p.includes('/');
 
-function names(files: ReadonlyMap<string, unknown>): string {
+/** Whether bytes start like torch.save's output: a zip archive or a (legacy) pickle. */
+export function looksLikeTorch(head: Uint8Array): boolean {
+  return (head[0] === 0x50 && head[1] === 0x4b) || (head[0] === 0x80 && head[1] >= 2 && head[1] <= 5);
+}
+
+/** Whether bytes start like safetensors: a little-endian header length, then the JSON header's "{". */
+export function looksLikeSafetensors(head: Uint8Array): boolean {
+  return head.length >= 9 && new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true) > 1n && head[8] === 0x7b;
+}
+
+/**
+ * The error for a file named like a PyTorch checkpoint whose first bytes (`head`) are neither
+ * torch.save's nor safetensors': reported as what it failed to be, not as a broken safetensors
+ * header.
+ */
+export function notTorchError(where: string, head: Uint8Array): Error {
+  const first = head.subarray(0, 16);
+  const hex = [...first.subarray(0, 8)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
+  const what = first.every((b) => b === 0) ? `its first ${first.length} bytes are all 0` : `it starts with bytes ${hex}`;
+  return new Error(`${where}: not a PyTorch checkpoint: ${what}, neither a zip archive (torch.save) nor a pickle; the file is damaged or not a checkpoint`);
+}
+
+/** A folder's file names for messages: the first 12, then the count. */
+export function fileNames(files: ReadonlyMap<string, unknown>): string {
   const all = [...files.keys()];
   return all.length === 0 ? 'no files' : `${all.slice(0, 12).join(', ')}${all.length > 12 ? `, ... (${all.length} files)` : ''}`;
 }
@@ -45,7 +68,7 @@ export function weightsFileOf(files: ReadonlyMap<string, unknown>, source = 'mod
   const torch = [...files.keys()].filter((k) => topLevel(k) && isTorchName(k));
   if (torch.length === 1) return torch[0];
   if (torch.length > 1) throw new Error(`${source}: several PyTorch files (${torch.join(', ')}) and no ${TORCH_FILE}: pick only the checkpoint's`);
-  throw new Error(`${source}: no weights among ${names(files)}; looked for ${SAFETENSORS_FILE}, ${SAFETENSORS_INDEX}, ${TORCH_FILE}, ${TORCH_INDEX}, one .safetensors file or one ${TORCH_EXTENSIONS.join('/')} file`);
+  throw new Error(`${source}: no weights among ${fileNames(files)}; looked for ${SAFETENSORS_FILE}, ${SAFETENSORS_INDEX}, ${TORCH_FILE}, ${TORCH_INDEX}, one .safetensors file or one ${TORCH_EXTENSIONS.join('/')} file`);
 }
 
 /** Key -> shard file of an index's "weight_map", each shard a file name beside the index. */
@@ -94,17 +117,11 @@ function memoryAccess(bytes: Uint8Array, source: string): RandomAccess {
   };
 }
 
-/** Whether bytes start like torch.save's output: a zip archive or a (legacy) pickle. */
-const looksLikeTorch = (b: Uint8Array) => (b[0] === 0x50 && b[1] === 0x4b) || (b[0] === 0x80 && b[1] >= 2 && b[1] <= 5);
-
 /** A single weights file held in memory, safetensors or PyTorch, told apart by its bytes. */
 export async function openWeightsBytes(bytes: Uint8Array, where: string): Promise<WeightSource> {
   if (bytes.byteLength === 0) throw new Error(`${where}: is empty (0 bytes), not a model checkpoint`);
   if (looksLikeTorch(bytes)) return TorchCheckpoint.open(memoryAccess(bytes, where), where);
-  if (isTorchName(where) && !(bytes.byteLength >= 9 && bytes[8] === 0x7b)) {
-    const hex = [...bytes.subarray(0, 8)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
-    throw new Error(`${where}: not a PyTorch checkpoint: it starts with bytes ${hex}, neither a zip archive (torch.save) nor a pickle; the file is damaged or not a checkpoint`);
-  }
+  if (isTorchName(where) && !looksLikeSafetensors(bytes)) throw notTorchError(where, bytes);
   return new SafetensorsBuffer(bytes, where);
 }
 
