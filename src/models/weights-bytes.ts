@@ -3,7 +3,7 @@
  * those files held in memory, so a page loads what the Node loader (load-node.ts) loads:
  *   - model.safetensors, or model.safetensors.index.json with its shards;
  *   - pytorch_model.bin, or pytorch_model.bin.index.json with its shards;
- *   - a single .safetensors file, or a single PyTorch file (.pt, .pth, .bin, .ckpt): a state
+ *   - a single .safetensors file, or a single PyTorch file (.pt, .pth, .bin, .ckpt, .tar): a state
  *     dict or an open_clip / NegBench training checkpoint.
  * In that order, as load-node picks in a folder. A single file is judged by its bytes (a .bin
  * that is really safetensors loads as such), so the name only decides which file is the weights.
