@@ -45,7 +45,7 @@ export function inference<T>(ctx: GpuContext, fn: () => T): T {
  * A node's gradient rule. It runs inside a `scope`: every tensor it makes and does not return
  * is freed when it returns, so rules never dispose their temporaries.
  */
-const NO_PENDING: PendingGrads = { take: () => null };
+const NO_PENDING: PendingGrads = { take: () => null, activation: () => null, activationApplied: false };
 
 export type BackwardFn = (gradOut: Tensor, saved: readonly Tensor[], pending: PendingGrads) => (Tensor | null)[];
 
@@ -58,6 +58,28 @@ export type BackwardFn = (gradOut: Tensor, saved: readonly Tensor[], pending: Pe
 export interface PendingGrads {
   /** Input i's gathered gradient, handed over (the rule's result for i must include it), or null. */
   take(i: number): Tensor | null;
+  /**
+   * Where input i came out of an activation its producer applied (a matmul's fused one, see
+   * `record`'s `activationOut`) and this node is its only consumer: the activation and its saved
+   * pre-activation, which the rule must multiply its gradient for input i by (act'(pre), in a
+   * matmul epilogue); the producer then skips that step. Null otherwise (the rule computes the
+   * plain gradient). Asking commits the rule to it.
+   */
+  activation(i: number): FusedActivationGrad | null;
+  /** This node's incoming gradient already carries its output activation's derivative (a consumer applied it). */
+  readonly activationApplied: boolean;
+}
+
+/** An activation whose derivative a consumer's gradient rule applies for the producer. */
+export interface FusedActivationGrad {
+  activation: string;
+  pre: Tensor;
+}
+
+/** Which of a node's saved tensors is the pre-activation of the activation ending its op. */
+export interface ActivationOut {
+  activation: string;
+  savedIndex: number;
 }
 
 /**
@@ -77,6 +99,7 @@ export class GradNode {
     readonly inputs: readonly Tensor[],
     saved: readonly Tensor[],
     readonly backwardFn: BackwardFn,
+    readonly activationOut: ActivationOut | null = null,
   ) {
     // Saved tensors are aliases: they keep the memory alive after the caller disposes its handle.
     this.savedTensors = saved.map((t) => t.alias().keep());
@@ -85,6 +108,12 @@ export class GradNode {
 
   get released(): boolean {
     return this.savedTensors === null;
+  }
+
+  /** The saved pre-activation a consumer may differentiate through for this node, or null. */
+  fusableActivation(): FusedActivationGrad | null {
+    if (!this.activationOut || !this.savedTensors) return null;
+    return { activation: this.activationOut.activation, pre: this.savedTensors[this.activationOut.savedIndex] };
   }
 
   backward(gradOut: Tensor, pending: PendingGrads = NO_PENDING): (Tensor | null)[] {
@@ -124,11 +153,18 @@ export class GradNode {
 /**
  * Records `out` as produced by `op` from `inputs` when grad mode is on and an input requires a
  * gradient. `saved` are the tensors backward needs (inputs or outputs or internals).
+ * `activationOut`: the op ends in an elementwise activation whose pre-activation is saved at that
+ * index, and its rule honours `pending.activationApplied` (see PendingGrads.activation).
  */
-export function record(op: string, out: Tensor, inputs: readonly Tensor[], saved: readonly Tensor[], backward: BackwardFn): Tensor {
+export function record(
+  op: string, out: Tensor, inputs: readonly Tensor[], saved: readonly Tensor[], backward: BackwardFn, activationOut?: ActivationOut,
+): Tensor {
   if (!gradEnabled || !inputs.some((t) => t.requiresGrad)) return out;
+  if (activationOut && !(Number.isInteger(activationOut.savedIndex) && activationOut.savedIndex >= 0 && activationOut.savedIndex < saved.length)) {
+    throw new OpError(op, `activationOut.savedIndex ${activationOut.savedIndex} is not one of the ${saved.length} saved tensors`);
+  }
   out.requiresGrad = true;
-  out.node = new GradNode(op, inputs, saved, backward);
+  out.node = new GradNode(op, inputs, saved, backward, activationOut ?? null);
   return out;
 }
 
@@ -180,6 +216,8 @@ export function backward(root: Tensor, ones: (ctx: GpuContext, shape: readonly n
   noGrad(() => {
     const order = topoOrder(root);
     const grads = new Map<Tensor, Tensor>();
+    // Tensors whose gathered gradient is already dL/dpre of their producer's activation.
+    const activationApplied = new Set<Tensor>();
     grads.set(root, opts.grad ? opts.grad.alias().keep() : ones(ctx, root.shape).keep());
     for (const t of order) {
       const g = grads.get(t);
@@ -201,14 +239,25 @@ export function backward(root: Tensor, ones: (ctx: GpuContext, shape: readonly n
       // Gathered gradients a rule may fold into its own (an input used once by this node only:
       // a repeated input would get the gathered sum twice).
       const taken = new Set<number>();
+      const fused = new Set<number>();
+      const once = (inp: Tensor | undefined): inp is Tensor => !!inp && inp.requiresGrad && node.inputs.indexOf(inp) === node.inputs.lastIndexOf(inp);
       const pending: PendingGrads = {
         take: (i) => {
           const inp = node.inputs[i];
-          const prev = inp && inp.requiresGrad && node.inputs.indexOf(inp) === node.inputs.lastIndexOf(inp) ? grads.get(inp) : undefined;
+          const prev = once(inp) && !fused.has(i) ? grads.get(inp) : undefined;
           if (!prev) return null;
           taken.add(i);
           return prev;
         },
+        activation: (i) => {
+          const inp = node.inputs[i];
+          // Only this node consumes it (so no other gradient is added to what the rule returns).
+          if (!once(inp) || inp.graphUses !== 1 || grads.has(inp) || taken.has(i)) return null;
+          const f = inp.node?.fusableActivation() ?? null;
+          if (f) fused.add(i);
+          return f;
+        },
+        activationApplied: activationApplied.delete(t),
       };
       const gin = ctx.withOp(`${node.op}.backward`, () => node.backward(g, pending));
       g.dispose();
@@ -225,6 +274,7 @@ export function backward(root: Tensor, ones: (ctx: GpuContext, shape: readonly n
           throw new OpError(`${node.op}.backward`, `gradient ${shapeStr(gi.shape)} for input ${i} ${shapeStr(inp.shape)}`);
         }
         const prev = grads.get(inp);
+        if (fused.has(i)) activationApplied.add(inp);
         if (taken.has(i)) {
           // gi already holds prev (the rule added it in): replace, do not add again.
           grads.set(inp, gi);

@@ -49,7 +49,7 @@ export const UNARY = {
 
 export type UnaryOp = keyof typeof UNARY;
 
-const GELU_TANH_GRAD = `
+export const GELU_TANH_GRAD = `
 fn gelu_tanh_grad(x: f32) -> f32 {
   let k = 0.7978845608028654;
   let inner = k * (x + 0.044715 * x * x * x);

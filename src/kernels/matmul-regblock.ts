@@ -5,7 +5,7 @@
  */
 import { makeKernel, type UniformType, memoKernel } from './kernel.js';
 import {
-  ACT_WGSL, matmulBindings, MATMUL_FIELDS, operandEnables, operandLoad, RB_LANES, regblockShape, specName, type MatmulKernelFields,
+  ACT_WGSL, matmulBindings, MATMUL_FIELDS, operandEnables, operandLoad, PRE_READ_GRAD, RB_LANES, regblockShape, specName, type MatmulKernelFields,
 } from './matmul-spec.js';
 
 /**
@@ -153,6 +153,7 @@ function rowEpilogue(vec4: boolean): string {
   let i = (rowBase + n0) / 4u;
   var v = u.alpha * acc + bias4;
   if (u.addend != 0u) { v += D[i]; }
+  if (u.pre == ${PRE_READ_GRAD}u) { C[i] = v * activateGrad4(P[i]); return; }
   if (u.pre != 0u) { P[i] = v; }
   C[i] = activate4(v);
 }
@@ -166,6 +167,7 @@ fn loadBias(n0: u32) -> vec4<f32> {
     if (n0 + c < u.N) {
       var x = v[c];
       if (u.addend != 0u) { x += D[rowBase + n0 + c]; }
+      if (u.pre == ${PRE_READ_GRAD}u) { C[rowBase + n0 + c] = x * activateGrad(P[rowBase + n0 + c]); continue; }
       if (u.pre != 0u) { P[rowBase + n0 + c] = x; }
       C[rowBase + n0 + c] = activate(x);
     }
@@ -197,6 +199,7 @@ function transposedEpilogue(vec4: boolean): string {
     ? `fn putT(i: u32, m0: u32, bias4: vec4<f32>, acc: vec4<f32>) {
   var v = u.alpha * acc + bias4;
   if (u.addend != 0u) { v += D[i / 4u]; }
+  if (u.pre == ${PRE_READ_GRAD}u) { C[i / 4u] = v * activateGrad4(P[i / 4u]); return; }
   if (u.pre != 0u) { P[i / 4u] = v; }
   C[i / 4u] = activate4(v);
 }
@@ -210,6 +213,7 @@ fn loadBias(m0: u32) -> vec4<f32> {
     if (m0 + c < u.M) {
       var x = v[c];
       if (u.addend != 0u) { x += D[i + c]; }
+      if (u.pre == ${PRE_READ_GRAD}u) { C[i + c] = x * activateGrad(P[i + c]); continue; }
       if (u.pre != 0u) { P[i + c] = x; }
       C[i + c] = activate(x);
     }
@@ -270,8 +274,12 @@ function splitReduceKernelBuild(vec4: boolean) {
   s *= u.alpha;
   if (u.bias != 0u) { s += Bias[e % u.cols]; }
   if (u.addend != 0u) { s += D[i]; }
-  if (u.pre != 0u) { P[i] = s; }
-  C[i] = ${vec4 ? 'activate4' : 'activate'}(s);`,
+  if (u.pre == ${PRE_READ_GRAD}u) {
+    C[i] = s * ${vec4 ? 'activateGrad4' : 'activateGrad'}(P[i]);
+  } else {
+    if (u.pre != 0u) { P[i] = s; }
+    C[i] = ${vec4 ? 'activate4' : 'activate'}(s);
+  }`,
   });
 }
 

@@ -5,7 +5,7 @@
  * each other.
  */
 import type { StorageBinding, UniformType } from './kernel.js';
-import { UNARY, UNARY_MATH_WGSL } from './elementwise.js';
+import { GELU_TANH_GRAD, UNARY, UNARY_MATH_WGSL } from './elementwise.js';
 
 const FUSED = ['gelu_tanh', 'gelu_erf', 'quick_gelu', 'relu'] as const;
 export const ACTIVATIONS = ['none', ...FUSED] as const;
@@ -145,9 +145,18 @@ export function vec4Ok(transA: boolean, M: number, N: number, K: number): boolea
   return N % 4 === 0 && K % 4 === 0 && (!transA || M % 4 === 0);
 }
 
-// The unary ops' own erf_approx / tanh_safe / sigmoid, so the fused forward agrees with the
-// backward kernels that differentiate the activation.
-export const ACT_WGSL = `${UNARY_MATH_WGSL}fn activate(x: f32) -> f32 {
+/**
+ * `u.pre` in the matmul uniforms: write the pre-activation to P (forward, for backward), or read
+ * P as the saved pre-activation of u.act and store (alpha * acc + bias + addend) * act'(P)
+ * instead of applying the activation: the gradient product of a layer whose input came out of
+ * an activation yields dL/dpre in its own epilogue, with no separate derivative pass.
+ */
+export const PRE_WRITE = 1;
+export const PRE_READ_GRAD = 2;
+
+// The unary ops' own erf_approx / tanh_safe / sigmoid and derivative formulas, so the fused
+// forward and backward agree with the elementwise kernels that differentiate the activation.
+export const ACT_WGSL = `${UNARY_MATH_WGSL}${GELU_TANH_GRAD}fn activate(x: f32) -> f32 {
   switch u.act {
 ${FUSED.map((a, i) => `    case ${i + 1}u: { return ${UNARY[a].fwd}; }`).join('\n')}
     default: { return x; }
@@ -156,6 +165,15 @@ ${FUSED.map((a, i) => `    case ${i + 1}u: { return ${UNARY[a].fwd}; }`).join('\
 fn activate4(v: vec4<f32>) -> vec4<f32> {
   if (u.act == 0u) { return v; }
   return vec4<f32>(activate(v.x), activate(v.y), activate(v.z), activate(v.w));
+}
+fn activateGrad(x: f32) -> f32 {
+  switch u.act {
+${FUSED.map((a, i) => `    case ${i + 1}u: { return ${UNARY[a].bwd.replace(/\bg\b/g, '1.0')}; }`).join('\n')}
+    default: { return 1.0; }
+  }
+}
+fn activateGrad4(v: vec4<f32>) -> vec4<f32> {
+  return vec4<f32>(activateGrad(v.x), activateGrad(v.y), activateGrad(v.z), activateGrad(v.w));
 }
 `;
 

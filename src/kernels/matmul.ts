@@ -23,7 +23,7 @@
  */
 import { makeKernel, type Kernel, memoKernel } from './kernel.js';
 import {
-  ACT_WGSL, kernelFields, MATMUL_FIELDS, matmulBindings, operandEnables, operandLoad, RB_LANES, regblockShape, specName,
+  ACT_WGSL, kernelFields, MATMUL_FIELDS, matmulBindings, operandEnables, operandLoad, PRE_READ_GRAD, RB_LANES, regblockShape, specName,
   type MatmulField, type MatmulKernelFields, type MatmulPlan, type MatmulVariant,
 } from './matmul-spec.js';
 import { regblockKernel } from './matmul-regblock.js';
@@ -40,6 +40,7 @@ fn finish(idx: u32, n: u32, acc: f32) {
   var v = u.alpha * acc;
   if (u.bias != 0u) { v += Bias[n]; }
   if (u.addend != 0u) { v += D[idx]; }
+  if (u.pre == ${PRE_READ_GRAD}u) { C[idx] = v * activateGrad(P[idx]); return; }
   if (u.pre != 0u) { P[idx] = v; }
   C[idx] = activate(v);
 }

@@ -1,9 +1,9 @@
-import { isGradEnabled, record } from '../autograd.js';
+import { isGradEnabled, record, type FusedActivationGrad, type PendingGrads } from '../autograd.js';
 import type { GpuContext, BufferRange } from '../context.js';
 import { OpError, shapeStr } from '../errors.js';
 import { empty, scope, sizeOf, type Tensor } from '../tensor.js';
 import {
-  ACTIVATIONS, matmulKernel, matmulWorkgroups, splitReduceKernel, vec4Ok, type Activation, type MatmulPlan, type MatmulProblem,
+  ACTIVATIONS, matmulKernel, matmulWorkgroups, PRE_READ_GRAD, PRE_WRITE, splitReduceKernel, vec4Ok, type Activation, type MatmulPlan, type MatmulProblem,
 } from '../../kernels/matmul.js';
 import { matmulSubgroup, regblockKnobs } from '../tuning.js';
 import { unaryKernel } from '../../kernels/elementwise.js';
@@ -79,11 +79,12 @@ function dummyRanges(ctx: GpuContext): { read: BufferRange; write: BufferRange }
 
 /**
  * Encodes one batched product into `out` (and `pre`). Shapes are already validated; `a` and `b`
- * are only read through their storage.
+ * are only read through their storage. With `preMode` 'read-grad', `pre` is the saved
+ * pre-activation of `act` and the product is multiplied by act'(pre) instead of activated.
  */
 function encode(
   op: string, a: Tensor, b: Tensor, p: MatmulProblem, out: Tensor, bias: Tensor | null, act: Activation, pre: Tensor | null,
-  alpha = 1, addend: Tensor | null = null,
+  alpha = 1, addend: Tensor | null = null, preMode: 'write' | 'read-grad' = 'write',
 ): void {
   const ctx = out.ctx;
   if (p.M === 0 || p.N === 0 || p.batch === 0) return;
@@ -100,9 +101,10 @@ function encode(
   const strides = { strideA: xBatched ? M * p.K : 0, strideB: yBatched ? p.K * N : 0, strideC: p.M * p.N };
   const biasRange = bias ? bias.range(op) : d.read;
   const preRange = pre ? pre.range(op) : d.write;
+  const preFlag = pre ? (preMode === 'read-grad' ? PRE_READ_GRAD : PRE_WRITE) : 0;
   const addRange = addend ? addend.range(op) : d.read;
   if (splits === 1) {
-    const uniforms = { M, N, K: p.K, ...strides, act: actIndex, bias: bias ? 1 : 0, pre: pre ? 1 : 0, splits: 1, kChunk: plan.kChunk, alpha, addend: addend ? 1 : 0 };
+    const uniforms = { M, N, K: p.K, ...strides, act: actIndex, bias: bias ? 1 : 0, pre: preFlag, splits: 1, kChunk: plan.kChunk, alpha, addend: addend ? 1 : 0 };
     const ranges = [x.range(op), y.range(op), biasRange, out.range(op), preRange, addRange];
     ctx.dispatch(matmulKernel(plan), uniforms, ranges, matmulWorkgroups(plan, M, N, p.batch));
     return;
@@ -115,15 +117,23 @@ function encode(
   const w = v4 ? 4 : 1;
   const total = (p.batch * p.M * p.N) / w;
   run1d(ctx, splitReduceKernel(v4), total,
-    { slab: (p.M * p.N) / w, total, cols: p.N / w, splits, act: actIndex, bias: bias ? 1 : 0, pre: pre ? 1 : 0, alpha, addend: addend ? 1 : 0 },
+    { slab: (p.M * p.N) / w, total, cols: p.N / w, splits, act: actIndex, bias: bias ? 1 : 0, pre: preFlag, alpha, addend: addend ? 1 : 0 },
     [part.range(op), d.read, biasRange, out.range(op), preRange, addRange]);
   part.dispose();
 }
 
-/** Raw product for backward (times alpha): no bias, no activation, never recorded. */
-function product(a: Tensor, b: Tensor, p: MatmulProblem, outShape: readonly number[], alpha = 1, addend: Tensor | null = null): Tensor {
+/**
+ * Raw product for backward (times alpha, plus `addend`): no bias, never recorded. With `dact`,
+ * multiplied by the derivative of an activation at its saved pre-activation (same layout as
+ * the product): the gradient for an input that came out of that activation, at its input.
+ */
+function product(
+  a: Tensor, b: Tensor, p: MatmulProblem, outShape: readonly number[], alpha = 1, addend: Tensor | null = null,
+  dact: FusedActivationGrad | null = null,
+): Tensor {
   const out = empty(a.ctx, outShape);
-  encode('matmul', a, b, p, out, null, 'none', null, alpha, addend);
+  if (dact) encode('matmul', a, b, p, out, null, dact.activation as Activation, dact.pre, alpha, addend, 'read-grad');
+  else encode('matmul', a, b, p, out, null, 'none', null, alpha, addend);
   return out;
 }
 
@@ -200,15 +210,16 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const inputs = [a, b, ...(bias ? [bias] : []), ...(addend ? [addend] : [])];
   const saved = pre ? [a, b, pre] : [a, b];
   const y = record(op, out, inputs, saved, (g, [as, bs, ps], pending) => {
-    const gz = ps ? activationGrad(activation, ps, g) : g;
+    // A consumer whose gradient product took our activation into its epilogue handed in dL/dpre.
+    const gz = ps && !pending.activationApplied ? activationGrad(activation, ps, g) : g;
     const grads: (Tensor | null)[] = [
-      a.requiresGrad ? gradA(as, bs, gz, p, alpha, () => pending.take(0)) : null,
+      a.requiresGrad ? gradA(as, bs, gz, p, alpha, pending) : null,
       b.requiresGrad ? gradB(as, bs, gz, p, alpha) : null,
     ];
     if (bias) grads.push(bias.requiresGrad ? sumTo(gz, [N]) : null);
     if (addend) grads.push(addend.requiresGrad ? gz.alias() : null);
     return grads;
-  });
+  }, pre ? { activation, savedIndex: 2 } : undefined);
   pre?.dispose();
   return y;
 }
@@ -226,15 +237,17 @@ function activationGrad(act: Activation, z: Tensor, g: Tensor): Tensor {
  * dA from dZ [batch, M, N]: !transA: dA = dZ @ op(B)^T; transA: dA = op(B) @ dZ^T. A gradient
  * for an operand shared across a batch is the sum over the batch.
  */
-function gradA(a: Tensor, b: Tensor, gz: Tensor, p: MatmulProblem, alpha: number, pending: () => Tensor | null): Tensor {
+function gradA(a: Tensor, b: Tensor, gz: Tensor, p: MatmulProblem, alpha: number, pending: PendingGrads): Tensor {
   const { M, N, K, batch, transA, transB } = p;
   const q: MatmulProblem = transA
     ? { transA: transB, transB: true, M: K, N: M, K: N, batch, aBatched: p.bBatched, bBatched: true }
     : { transA: false, transB: !transB, M, N: K, K: N, batch, aBatched: true, bBatched: p.bBatched };
   const direct = p.aBatched || batch === 1;
-  // dA laid out as A: the gradient A's other consumers gave rides in the epilogue (no add).
-  const acc = direct ? pending() : null;
-  const t = transA ? product(b, gz, q, [batch, K, M], alpha, acc) : product(gz, b, q, [batch, M, K], alpha, acc);
+  // dA laid out as A: the gradient A's other consumers gave rides in the epilogue (no add), and
+  // where A came out of an activation that only this product consumes, so does its derivative.
+  const dact = direct ? pending.activation(0) : null;
+  const acc = direct && !dact ? pending.take(0) : null;
+  const t = transA ? product(b, gz, q, [batch, K, M], alpha, acc, dact) : product(gz, b, q, [batch, M, K], alpha, acc, dact);
   return direct ? t.alias(a.shape) : sumTo(t, a.shape);
 }
 
