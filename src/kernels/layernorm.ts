@@ -52,9 +52,15 @@ function layerNormKernelBuild(spec: RowSpec) {
   }`);
 }
 
+/**
+ * dX of layer norm, plus D where `addend` is 1: the gradient x gathered from its other consumers
+ * (the residual stream's), added in the store instead of by a separate pass.
+ */
 function layerNormBackwardKernelBuild(spec: RowSpec) {
   const d = spec.vec4 ? 'f32(u.len * 4u)' : 'f32(u.len)';
-  return rowKernel('layernorm.backward', spec, [], [['X', 'read', 'Word'], ['G', 'read', 'Word'], ['GAMMA', 'read', 'Word'], ['MEAN', 'read', 'f32'], ['RSTD', 'read', 'f32'], ['DX', 'rw', 'Word']], '', [SUM2], `
+  return rowKernel('layernorm.backward', spec, [['addend', 'u32']], [
+    ['X', 'read', 'Word'], ['G', 'read', 'Word'], ['GAMMA', 'read', 'Word'], ['MEAN', 'read', 'f32'], ['RSTD', 'read', 'f32'], ['D', 'read', 'Word'], ['DX', 'rw', 'Word'],
+  ], '', [SUM2], `
   let mean = MEAN[row];
   let rstd = RSTD[row];
   var acc = vec2<f32>(0.0);
@@ -68,7 +74,9 @@ function layerNormBackwardKernelBuild(spec: RowSpec) {
   for (var j = lane; j < u.len; j += STEP) {
     let k = at(base, j);
     let xh = (X[k] - Word(mean)) * Word(rstd);
-    DX[k] = Word(rstd) * (G[k] * GAMMA[j] - Word(acc.x) - xh * Word(acc.y));
+    var dx = Word(rstd) * (G[k] * GAMMA[j] - Word(acc.x) - xh * Word(acc.y));
+    if (u.addend != 0u) { dx += D[k]; }
+    DX[k] = dx;
   }`);
 }
 

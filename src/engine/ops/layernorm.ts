@@ -60,13 +60,15 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-5): T
     ctx.withOp(op, () => runRows(ctx, layerNormKernel(spec), spec.variant, { rows, len }, { eps },
       [x.range(op), gamma.range(op), beta.range(op), y.range(op), mean.range(op), rstd.range(op)]));
   }
-  record(op, y, [x, gamma, beta], [x, gamma, mean, rstd], (g, [xs, gs, ms, rs]) => {
+  record(op, y, [x, gamma, beta], [x, gamma, mean, rstd], (g, [xs, gs, ms, rs], pending) => {
     const out: (Tensor | null)[] = [null, null, null];
     if (x.requiresGrad) {
+      // The gradient x's other consumers gave (the residual stream's) rides in the store.
+      const acc = rows > 0 ? pending.take(0) : null;
       const dx = empty(ctx, x.shape);
       if (rows > 0) {
-        runRows(ctx, layerNormBackwardKernel(spec), spec.variant, { rows, len }, {},
-          [xs.range(op), g.range(op), gs.range(op), ms.range(op), rs.range(op), dx.range(op)]);
+        runRows(ctx, layerNormBackwardKernel(spec), spec.variant, { rows, len }, { addend: acc ? 1 : 0 },
+          [xs.range(op), g.range(op), gs.range(op), ms.range(op), rs.range(op), (acc ?? g).range(op), dx.range(op)]);
       }
       out[0] = dx;
     }
