@@ -1,8 +1,10 @@
 /**
- * Where a NAST step's time goes (`node build/bench/compare/profile-step.js [tiny|tiny12|vit] [STEPS] [--by-kernel]`):
- * host time encoding it, device time after the submission, and dispatches by kernel. `--by-kernel`
- * then times one more step with each dispatch in its own timestamped submission (slower as a whole,
- * since nothing overlaps, but it says which kernels the device time goes to).
+ * Where a NAST step's time goes (`node build/bench/compare/profile-step.js [tiny|tiny12|vit] [STEPS]
+ * [--by-kernel [--dispatches]]`): host time encoding it, device time after the submission, and
+ * dispatches by kernel. `--by-kernel` then times one more step with each dispatch in its own
+ * timestamped submission (slower as a whole, since nothing overlaps, but it says which kernels
+ * the device time goes to); `--dispatches` also lists every dispatch with its time and, for
+ * products, M x N x K.
  */
 import { GpuTimer } from '../../src/engine/gpu-timer.js';
 import { nodeContext } from '../../src/engine/node-gpu.js';
