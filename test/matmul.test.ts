@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpu } from './helpers/gpu.js';
-import { assertClose, gradCheck, toGpu } from './helpers/check.js';
+import { assertClose, dispatchedKernels, gradCheck, toGpu } from './helpers/check.js';
 import { f32, nd, randNd, type Nd } from './helpers/ref.js';
 import * as ops from '../src/engine/ops/index.js';
 import { noGrad } from '../src/engine/autograd.js';
@@ -342,43 +342,30 @@ test('matmul: an activation\'s derivative rides in its only consumer\'s gradient
   cases.push({ v: { label: 'regblock split-K', variant: 'regblock', subgroups: true, tuning: { splits: 3 } }, act: 'quick_gelu', rows: 5, inner: 16, hidden: 12, out: 40 });
   for (const c of cases) {
     await withVariant(c.v, async (ctx) => {
-      const kernels: string[] = [];
-      const orig = ctx.dispatch.bind(ctx);
-      (ctx as unknown as { dispatch: typeof orig }).dispatch = (k, u, s, w) => { kernels.push(k.name); orig(k, u, s, w); };
-      try {
-        await gradCheck(ctx, `${c.v.label} ${c.act} MLP ${c.rows}x${c.inner}x${c.hidden}x${c.out}`,
-          (x, w1, b1, w2, b2) => scope(ctx, () => ops.matmul(ops.matmul(x, w1, { transB: true, bias: b1, activation: c.act }), w2, { transB: true, bias: b2 })),
-          mlpRef(c.act),
-          [randNd([c.rows, c.inner], 51, -1, 1), randNd([c.hidden, c.inner], 52, -0.8, 0.8), randNd([c.hidden], 53, -0.5, 0.5),
-            randNd([c.out, c.hidden], 54, -0.8, 0.8), randNd([c.out], 55, -0.5, 0.5)],
-          { rtol: 1e-5, atol: 2e-5, gradRtol: 2e-3, gradAtol: 2e-4 });
-      } finally {
-        (ctx as unknown as { dispatch: typeof orig }).dispatch = orig;
-      }
+      const { kernels } = await dispatchedKernels(ctx, () => gradCheck(ctx, `${c.v.label} ${c.act} MLP ${c.rows}x${c.inner}x${c.hidden}x${c.out}`,
+        (x, w1, b1, w2, b2) => scope(ctx, () => ops.matmul(ops.matmul(x, w1, { transB: true, bias: b1, activation: c.act }), w2, { transB: true, bias: b2 })),
+        mlpRef(c.act),
+        [randNd([c.rows, c.inner], 51, -1, 1), randNd([c.hidden, c.inner], 52, -0.8, 0.8), randNd([c.hidden], 53, -0.5, 0.5),
+          randNd([c.out, c.hidden], 54, -0.8, 0.8), randNd([c.out], 55, -0.5, 0.5)],
+        { rtol: 1e-5, atol: 2e-5, gradRtol: 2e-3, gradAtol: 2e-4 }));
+      assert.ok(kernels.some((k) => k.startsWith('matmul')), 'the spy saw the products');
       assert.not.ok(kernels.some((k) => k.startsWith(`unary.${c.act}`)), `${c.v.label} ${c.act}: no separate derivative pass (${kernels.join(', ')})`);
     });
   }
   // The hidden layer feeds two products: its gradient is their sum, so the derivative is applied after the add.
   await withVariant(VARIANTS[0], async (ctx) => {
-    const kernels: string[] = [];
-    const orig = ctx.dispatch.bind(ctx);
-    (ctx as unknown as { dispatch: typeof orig }).dispatch = (k, u, s, w) => { kernels.push(k.name); orig(k, u, s, w); };
-    try {
-      await gradCheck(ctx, 'MLP with a hidden layer read twice',
-        (x, w1, w2, w3) => scope(ctx, () => {
-          const h = ops.matmul(x, w1, { transB: true, activation: 'quick_gelu' });
-          return ops.add(ops.matmul(h, w2, { transB: true }), ops.matmul(h, w3, { transB: true }));
-        }),
-        (x, w1, w2, w3) => {
-          const h = refMatmul(x, w1, { transB: true, activation: 'quick_gelu' });
-          const [p, q] = [refMatmul(h, w2, { transB: true }), refMatmul(h, w3, { transB: true })];
-          return nd(p.shape, p.data.map((v, i) => v + q.data[i]));
-        },
-        [randNd([6, 8], 61, -1, 1), randNd([12, 8], 62, -1, 1), randNd([4, 12], 63, -1, 1), randNd([4, 12], 64, -1, 1)],
-        { rtol: 1e-5, atol: 2e-5, gradRtol: 2e-3, gradAtol: 2e-4 });
-    } finally {
-      (ctx as unknown as { dispatch: typeof orig }).dispatch = orig;
-    }
+    const { kernels } = await dispatchedKernels(ctx, () => gradCheck(ctx, 'MLP with a hidden layer read twice',
+      (x, w1, w2, w3) => scope(ctx, () => {
+        const h = ops.matmul(x, w1, { transB: true, activation: 'quick_gelu' });
+        return ops.add(ops.matmul(h, w2, { transB: true }), ops.matmul(h, w3, { transB: true }));
+      }),
+      (x, w1, w2, w3) => {
+        const h = refMatmul(x, w1, { transB: true, activation: 'quick_gelu' });
+        const [p, q] = [refMatmul(h, w2, { transB: true }), refMatmul(h, w3, { transB: true })];
+        return nd(p.shape, p.data.map((v, i) => v + q.data[i]));
+      },
+      [randNd([6, 8], 61, -1, 1), randNd([12, 8], 62, -1, 1), randNd([4, 12], 63, -1, 1), randNd([4, 12], 64, -1, 1)],
+      { rtol: 1e-5, atol: 2e-5, gradRtol: 2e-3, gradAtol: 2e-4 }));
     assert.ok(kernels.some((k) => k.startsWith('unary.quick_gelu')), `two consumers: the derivative runs on the summed gradient (${kernels.join(', ')})`);
   });
 });

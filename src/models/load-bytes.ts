@@ -6,7 +6,8 @@
  * A folder is: `config.json` (optional for an OpenAI-layout checkpoint, whose config is inferred
  * from the tensor shapes), the weights (model.safetensors or pytorch_model.bin, either sharded by
  * its index, or the folder's one .safetensors or PyTorch file: weights-bytes.ts), an optional
- * `preprocessor_config.json`, and tokenizer files, searched in load-node's order in the folder and then its `tokenizer/` subfolder: `word_tokenizer.json`, `vocab.json` + `merges.txt`,
+ * `preprocessor_config.json`, and tokenizer files, searched in load-node's order in the folder
+ * and then its `tokenizer/` subfolder: `word_tokenizer.json`, `vocab.json` + `merges.txt`,
  * `tokenizer.json`, `bpe_simple_vocab_16e6.txt.gz`.
  */
 import type { GpuContext } from '../engine/index.js';

@@ -4,6 +4,26 @@ import { scope, tensor, type Tensor } from '../../src/engine/tensor.js';
 import { backward, mul, sum as sumAll } from '../../src/engine/ops/index.js';
 import { compare, f32, nd, randNd, type Nd } from './ref.js';
 
+/** What `fn` returned, with the names of the kernels it dispatched on `ctx`, in order. */
+export async function dispatchedKernels<T>(ctx: GpuContext, fn: () => Promise<T>): Promise<{ value: T; kernels: string[] }> {
+  const kernels: string[] = [];
+  type Dispatch = GpuContext['dispatch'];
+  const self = ctx as unknown as { dispatch: Dispatch };
+  const own = Object.prototype.hasOwnProperty.call(ctx, 'dispatch');
+  const prev = self.dispatch;
+  const inner = prev.bind(ctx);
+  self.dispatch = ((k, u, s, w) => {
+    kernels.push(k.name);
+    inner(k, u, s, w);
+  }) as Dispatch;
+  try {
+    return { value: await fn(), kernels };
+  } finally {
+    if (own) self.dispatch = prev;
+    else delete (self as { dispatch?: Dispatch }).dispatch;
+  }
+}
+
 /** Asserts closeness with a message that names what was compared and where it failed. */
 export function assertClose(what: string, actual: ArrayLike<number>, expected: ArrayLike<number>, rtol: number, atol: number): void {
   const r = compare(actual, expected, rtol, atol);
