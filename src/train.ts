@@ -77,6 +77,7 @@ async function embeddedDefault(f: ParsedFlags): Promise<void> {
       throw new UsageError((e as Error).message);
     }
     for (const k of ['lr', 'lambda']) if (given(k)) throw new UsageError(`--${k}: --select chooses it per arm; list its values in --select instead`);
+    if (grid.beta && given('beta')) throw new UsageError('--beta: --select beta=... chooses NAST\'s beta; give one of them');
     await selectRun({ ...common, out: given('out') ? (f.out as string) : 'select-run', grid, fixed: { ...DEFAULT_ARM_SETTING }, command: `node dist/train.js ${process.argv.slice(2).join(' ')}` });
     return;
   }

@@ -8,11 +8,13 @@ import { parseFlags } from '../src/cli/args.js';
 
 const FIXED: ArmSetting = { lr: 2e-3, lambda: 0.5 };
 
-test('parseSelectionGrid: lr and lambda lists; a setting left out keeps the fixed value; bad words are named', () => {
+test('parseSelectionGrid: lr, lambda and beta lists; a setting left out keeps the fixed value; bad words are named', () => {
   assert.equal(parseSelectionGrid('lr=1e-3,2e-3,4e-3 lambda=0.3,0.5,0.7', FIXED), { lr: [1e-3, 2e-3, 4e-3], lambda: [0.3, 0.5, 0.7] });
   assert.equal(parseSelectionGrid('lambda=0.2;lr=5e-4', FIXED), { lr: [5e-4], lambda: [0.2] });
   assert.equal(parseSelectionGrid('lr=1e-3', FIXED), { lr: [1e-3], lambda: [0.5] });
-  assert.throws(() => parseSelectionGrid('beta=1,2', FIXED), /expected lr=.*got "beta=1,2"/);
+  assert.equal(parseSelectionGrid('lr=1e-3 beta=1,4', FIXED), { lr: [1e-3], lambda: [0.5], beta: [1, 4] });
+  assert.throws(() => parseSelectionGrid('gamma=1,2', FIXED), /expected lr=.*beta=.*got "gamma=1,2"/);
+  assert.throws(() => parseSelectionGrid('beta=-1', FIXED), /beta must be >= 0/);
   assert.throws(() => parseSelectionGrid('lr=1e-3,,2e-3', FIXED), /lr: "" is not a number/);
   assert.throws(() => parseSelectionGrid('lr=0', FIXED), /lr must be positive/);
   assert.throws(() => parseSelectionGrid('lambda=1.5', FIXED), /lambda must be in \[0, 1\]/);
@@ -28,11 +30,16 @@ test('--select takes the words after it up to the next flag', () => {
   assert.throws(() => parseFlags(['--steps', '5', 'lambda=0.3'], { steps: { kind: 'int', help: '' } }), /unexpected argument/);
 });
 
-test('armPoints: NegBench searches its rate only, the NAST-recipe arms rate x lambda', () => {
+test('armPoints: NegBench searches its rate only, the NAST-recipe arms rate x lambda, NAST also beta where the grid has it', () => {
   const grid = { lr: [1e-3, 4e-3], lambda: [0.3, 0.7] };
   assert.equal(armPoints('NegBench', grid, FIXED), [{ lr: 1e-3, lambda: 0.5 }, { lr: 4e-3, lambda: 0.5 }]);
   assert.is(armPoints('NAST', grid, FIXED).length, 4);
   assert.equal(armPoints('uniform', grid, FIXED)[3], { lr: 4e-3, lambda: 0.7 });
+  const withBeta = { ...grid, beta: [1, 8] };
+  assert.equal(armPoints('NAST', withBeta, FIXED).slice(0, 3), [{ lr: 1e-3, lambda: 0.3, beta: 1 }, { lr: 1e-3, lambda: 0.3, beta: 8 }, { lr: 1e-3, lambda: 0.7, beta: 1 }]);
+  assert.is(armPoints('NAST', withBeta, FIXED).length, 8);
+  assert.equal(armPoints('uniform', withBeta, FIXED), armPoints('uniform', grid, FIXED), 'uniform has no layer scales to sharpen');
+  assert.equal(armPoints('NegBench', withBeta, FIXED), armPoints('NegBench', grid, FIXED));
 });
 
 const scores = (arm: TunedArm, lr: number, lambda: number, objective: number[], r5: number[]): ValidationScores =>
@@ -56,6 +63,12 @@ test('pickArmSettings: best mean objective among points that keep affirmative R@
   const tie = pickArmSettings([scores('NAST', 2e-3, 0.3, [0.6], [0.95]), scores('NAST', 1e-3, 0.3, [0.6], [0.95]), scores('NAST', 1e-3, 0.7, [0.6], [0.95])], 1.0);
   assert.equal(tie[0].setting, { lr: 1e-3, lambda: 0.7 });
   assert.is(tie[0].guardMet, true);
+  // Then the lower beta (the smoother scaling).
+  const betaTie = pickArmSettings([
+    { ...scores('NAST', 1e-3, 0.5, [0.6], [0.95]), setting: { lr: 1e-3, lambda: 0.5, beta: 8 } },
+    { ...scores('NAST', 1e-3, 0.5, [0.6], [0.95]), setting: { lr: 1e-3, lambda: 0.5, beta: 2 } },
+  ], 1.0);
+  assert.equal(betaTie[0].setting, { lr: 1e-3, lambda: 0.5, beta: 2 });
   assert.throws(() => pickArmSettings([scores('NAST', 1e-3, 0.3, [NaN], [1])], 1), /no finite validation objective/);
 });
 
@@ -102,6 +115,23 @@ test('selection.json round trip and its errors name the file and key', () => {
   assert.throws(() => readArmSettings(bad({ NAST: { lr: -1, lambda: 0.5 } }), 'sel.json'), /sel\.json: chosen\.NAST\.lr must be a positive number/);
   assert.throws(() => readArmSettings(bad({ NAST: { lr: 1, lambda: 2 } }), 'sel.json'), /chosen\.NAST\.lambda must be a number in \[0, 1\]/);
   assert.throws(() => readArmSettings(bad({ CLIP: { lr: 1, lambda: 0.5 } }), 'sel.json'), /chosen\.CLIP: not an arm/);
+  assert.throws(() => readArmSettings(bad({ NAST: { lr: 1, lambda: 0.5, beta: -2 } }), 'sel.json'), /chosen\.NAST\.beta must be a number >= 0/);
+  assert.throws(() => readArmSettings(bad({ uniform: { lr: 1, lambda: 0.5, beta: 2 } }), 'sel.json'), /chosen\.uniform\.beta: uniform has no layer scales/);
+});
+
+test('selection with NAST\'s beta: chosen.NAST carries it, selection.md gains beta and claim-gap columns', () => {
+  const nast = (beta: number, objective: number, gap: number): ValidationScores =>
+    ({ ...scores('NAST', 1e-3, 0.5, [objective], [0.99]), setting: { lr: 1e-3, lambda: 0.5, beta }, claimGap: [gap] });
+  const points = [nast(1, 0.5, 0.3), nast(4, 0.6, 0.1), { ...scores('uniform', 1e-3, 0.5, [0.55], [0.99]), claimGap: [0.2] }];
+  const picked = pickArmSettings(points, 1.0);
+  const file = selectionFile({ command: 'c', model: 'm', steps: 10, seeds: [1], grid: { lr: [1e-3], lambda: [0.5], beta: [1, 4] }, base_affirmative_r5: 1, points }, picked);
+  assert.equal(file.chosen.NAST.beta, 4);
+  assert.equal(readArmSettings(JSON.stringify(file), 'sel.json'), { uniform: { lr: 1e-3, lambda: 0.5 }, NAST: { lr: 1e-3, lambda: 0.5, beta: 4 } });
+  const md = selectionMarkdown(file);
+  assert.match(md, /\| Arm \| lr \| lambda \| beta \| Objective \| Objective \(val\) \| Claim acc \(val\) \| Claim gap \(val\) \|/);
+  assert.match(md, /\| NAST \| 0\.001 \| 0\.5 \| 4 \| Claim acc \| 60\.0 \| 60\.0 \| 10\.0 \|.*\*\*chosen\*\*/);
+  assert.match(md, /\| NAST \| 0\.001 \| 0\.5 \| 1 \| Claim acc \| 50\.0 \| 50\.0 \| 30\.0 \|.*\|\s*\|$/m);
+  assert.match(md, /\| uniform \| 0\.001 \| 0\.5 \| - \| Claim acc \| 55\.0 \| 55\.0 \| 20\.0 \|/);
 });
 
 test.run();

@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { meanCurve, pairedDifference, pool, settingFlags, validationCurve } from '../src/nast/default-run-node.js';
+import { ARM_CLIP_CAPTIONS, armTrainFlags, meanCurve, pairedDifference, pool, settingFlags, validationCurve } from '../src/nast/default-run-node.js';
+import { DEFAULT_RUN_TRAIN } from '../src/cli/train-flags.js';
 import { lineChartSvg } from '../src/io/report.js';
 
 test('pool: results in task order, at most n running at once', async () => {
@@ -38,6 +39,16 @@ test('settingFlags: an arm\'s lr and lambda unless the run\'s flags already set 
   assert.equal(settingFlags({ lr: 1e-3, lambda: 0.3 }, ['--batch-size', '16']), ['--lr', '0.001', '--lambda', '0.3']);
   assert.equal(settingFlags({ lr: 1e-3, lambda: 0.3 }, ['--lr', '5e-4']), ['--lambda', '0.3']);
   assert.equal(settingFlags(undefined, []), []);
+});
+
+test('armTrainFlags: NegBench keeps its NegCap-style CLIP captions, NAST\'s recipe trains on affirmative ones, a user\'s --clip-captions wins', () => {
+  assert.equal(armTrainFlags('NegBench', ['--lr', '0.001']), ['--lr', '0.001', '--clip-captions', 'retrieval-neg']);
+  assert.equal(armTrainFlags('uniform', []), ['--clip-captions', 'affirmative']);
+  assert.equal(armTrainFlags('NAST', []), ['--clip-captions', 'affirmative']);
+  assert.equal(armTrainFlags('NAST', ['--clip-captions', 'negated']), ['--clip-captions', 'negated']);
+  assert.equal(ARM_CLIP_CAPTIONS.uniform, ARM_CLIP_CAPTIONS.NAST, 'the two NAST-recipe arms differ only in their layer scales');
+  assert.ok(!DEFAULT_RUN_TRAIN.some(([k]) => k === 'clip-captions'), 'the run-wide defaults leave the captions to each arm');
+  assert.equal(DEFAULT_RUN_TRAIN.find(([k]) => k === 'clip-batch'), ['clip-batch', '32']);
 });
 
 test('lineChartSvg: a polyline per series, broken at missing values, markers titled with values', () => {

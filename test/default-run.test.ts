@@ -42,8 +42,11 @@ test('node train.js --short: the whole default run completes and writes every ou
   const extra = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { arm_settings: Record<string, { lr: number; lambda: number }>; arm_settings_source: string | null; validation_curves: Record<string, { runs: number; mean: [number, number][] }> };
   const selection = join(ROOT, 'models', 'tiny-world', 'selection.json');
   if (existsSync(selection)) {
-    const chosen = (JSON.parse(readFileSync(selection, 'utf8')) as { chosen: Record<string, { lr: number; lambda: number }> }).chosen;
-    for (const arm of ['NegBench', 'uniform', 'NAST']) assert.equal(extra.arm_settings[arm], { lr: chosen[arm].lr, lambda: chosen[arm].lambda }, `${arm}'s setting`);
+    const chosen = (JSON.parse(readFileSync(selection, 'utf8')) as { chosen: Record<string, { lr: number; lambda: number; beta?: number }> }).chosen;
+    for (const arm of ['NegBench', 'uniform', 'NAST']) {
+      const want = { lr: chosen[arm].lr, lambda: chosen[arm].lambda, ...(arm === 'NAST' ? { beta: chosen[arm].beta ?? null } : {}) };
+      assert.equal(extra.arm_settings[arm], want, `${arm}'s setting`);
+    }
     assert.is(extra.arm_settings_source, selection);
   }
   for (const arm of ['NegBench', 'uniform', 'NAST']) {
@@ -70,21 +73,28 @@ test('node train.js --short: the whole default run completes and writes every ou
 
 test('node train.js --select: every arm at every grid point, scored on validation only, chosen; the same command again reuses every run', () => {
   const out = join(mkdtempSync(join(tmpdir(), 'select-run-')), 'sel');
-  const args = [CLI, '--select', 'lr=1e-3,2e-3', 'lambda=0.4', '--short', '--steps', '2', '--out', out, '--quiet'];
+  const args = [CLI, '--select', 'lr=1e-3,2e-3', 'lambda=0.4', 'beta=1,3', '--short', '--steps', '2', '--out', out, '--quiet'];
   const first = spawnSync('node', args, { encoding: 'utf8' });
   assert.is(first.status, 0, first.stderr);
-  const sel = JSON.parse(readFileSync(join(out, 'selection.json'), 'utf8')) as { split: string; points: { arm: string; setting: { lr: number; lambda: number } }[]; chosen: Record<string, { lr: number; lambda: number }> };
+  const sel = JSON.parse(readFileSync(join(out, 'selection.json'), 'utf8')) as {
+    split: string; points: { arm: string; setting: { lr: number; lambda: number; beta?: number }; claimGap?: number[] }[]; chosen: Record<string, { lr: number; lambda: number; beta?: number }>;
+  };
   assert.is(sel.split, 'validation');
-  // NegBench searches its rate (lambda fixed at 0.5), the NAST-recipe arms rate x lambda.
-  assert.equal(sel.points.map((p) => `${p.arm} ${p.setting.lr} ${p.setting.lambda}`),
-    ['NegBench 0.001 0.5', 'NegBench 0.002 0.5', 'uniform 0.001 0.4', 'uniform 0.002 0.4', 'NAST 0.001 0.4', 'NAST 0.002 0.4']);
+  // NegBench searches its rate (lambda fixed at 0.5), uniform rate x lambda, NAST rate x lambda x beta.
+  assert.equal(sel.points.map((p) => `${p.arm} ${p.setting.lr} ${p.setting.lambda}${p.setting.beta !== undefined ? ` ${p.setting.beta}` : ''}`),
+    ['NegBench 0.001 0.5', 'NegBench 0.002 0.5', 'uniform 0.001 0.4', 'uniform 0.002 0.4', 'NAST 0.001 0.4 1', 'NAST 0.001 0.4 3', 'NAST 0.002 0.4 1', 'NAST 0.002 0.4 3']);
   assert.equal(Object.keys(sel.chosen), ['NegBench', 'uniform', 'NAST']);
-  assert.ok(existsSync(join(out, 'seed-0', 'NAST-lr0.001-lambda0.4', 'eval-validation.json')));
-  assert.not.ok(existsSync(join(out, 'seed-0', 'NAST-lr0.001-lambda0.4', 'eval.json')), 'no test-split evaluation');
-  assert.equal((first.stderr.match(/== train: /g) ?? []).length, 6);
+  assert.ok([1, 3].includes(sel.chosen.NAST.beta!), 'NAST\'s choice names its beta');
+  for (const p of sel.points) assert.ok(p.claimGap?.length === 1 && Number.isFinite(p.claimGap[0]), `${p.arm}: the validation claim gap is recorded`);
+  assert.ok(existsSync(join(out, 'seed-0', 'NAST-lr0.001-lambda0.4-beta3', 'eval-validation.json')));
+  assert.not.ok(existsSync(join(out, 'seed-0', 'NAST-lr0.001-lambda0.4-beta3', 'eval.json')), 'no test-split evaluation');
+  // The two betas trained the NAST arm apart: their runs record different layer scales.
+  const scales = (b: number) => JSON.parse(readFileSync(join(out, 'seed-0', `NAST-lr0.001-lambda0.4-beta${b}`, 'report.json'), 'utf8')).layer_scales as number[];
+  assert.not.equal(scales(1), scales(3));
+  assert.equal((first.stderr.match(/== train: /g) ?? []).length, 8);
   const again = spawnSync('node', args, { encoding: 'utf8' });
   assert.is(again.status, 0, again.stderr);
-  assert.equal([(again.stderr.match(/== train: /g) ?? []).length, (again.stderr.match(/== reused: /g) ?? []).length], [0, 6]);
+  assert.equal([(again.stderr.match(/== train: /g) ?? []).length, (again.stderr.match(/== reused: /g) ?? []).length], [0, 8]);
   assert.equal(JSON.parse(readFileSync(join(out, 'selection.json'), 'utf8')).chosen, sel.chosen);
 });
 

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { gpu } from './helpers/gpu.js';
-import { noGrad, type GpuContext, type Tensor } from '../src/engine/index.js';
+import { concat, noGrad, tensor, type GpuContext, type Tensor } from '../src/engine/index.js';
 import { loadClip } from '../src/models/load-node.js';
 import { attachLora, type LoraSet } from '../src/models/lora.js';
 import type { ClipModel } from '../src/models/clip.js';
@@ -125,6 +125,33 @@ test('bad options name what is wrong', async () => {
   const w = await setup(ctx);
   assert.throws(() => new TrainingLoop(w.trainer, w.batcher, w.images, w.tokenize, { steps: 0 }), /steps must be a positive integer, got 0/);
   assert.throws(() => new TrainingLoop(w.trainer, w.batcher, w.images, w.tokenize, { steps: 2, accumulate: 3 }), /accumulate 3 must be a positive divisor of the batch size 2/);
+  release(w);
+});
+
+test('a CLIP batch larger than the batch: each micro-batch gets its share of the items and of the caption-only pairs', async () => {
+  const ctx = await gpu();
+  const w = await setup(ctx);
+  const dim = w.images.shape[1];
+  const table = noGrad(() => concat([w.images, tensor(ctx, Float32Array.from({ length: 2 * dim }, (_, i) => Math.sin(0.3 * i)), [2, dim])], 0));
+  const four: Example[] = [...EXAMPLES, { image: 'img2', caption: 'a', choices: ['a', 'b'], answer: 0 }, { image: 'img3', caption: 'b', choices: ['b', 'c'], answer: 1 }];
+  const batcher = new ExampleBatcher(four, 2, { step: 0, epoch: 0, cursor: 0, seed: 5 }, 4);
+  const calls: { items: number[]; extra: number[]; weight: number }[] = [];
+  const real = w.trainer.accumulate.bind(w.trainer);
+  w.trainer.accumulate = (t, items, weight = 1, extra = []) => {
+    calls.push({ items: items.map((i) => i.image), extra: extra.map((e) => e.image), weight });
+    return real(t, items, weight, extra);
+  };
+  assert.throws(() => new TrainingLoop(w.trainer, new ExampleBatcher(four, 2, { step: 0, epoch: 0, cursor: 0, seed: 5 }, 3), table, w.tokenize, { steps: 1, accumulate: 2 }), /must divide the CLIP batch 3/);
+  const r = await new TrainingLoop(w.trainer, batcher, table, w.tokenize, { steps: 3, accumulate: 2 }).run();
+  assert.is(r.ended, 'done');
+  assert.ok(Number.isFinite(r.lastLoss));
+  assert.is(calls.length, 6, 'two micro-batches a step');
+  for (let s = 0; s < 3; s++) {
+    const [m0, m1] = [calls[2 * s], calls[2 * s + 1]];
+    for (const m of [m0, m1]) assert.equal([m.items.length, m.extra.length, m.weight], [1, 1, 0.5], `step ${s}: ${JSON.stringify(m)}`);
+    assert.is(new Set([...m0.items, ...m0.extra, ...m1.items, ...m1.extra]).size, 4, `step ${s}: four distinct images`);
+  }
+  table.dispose();
   release(w);
 });
 

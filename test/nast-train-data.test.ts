@@ -64,6 +64,38 @@ test('ExampleBatcher: distinct images per batch, every example in turn, rows tha
   assert.throws(() => new ExampleBatcher(examples.slice(0, 3), 6, saved), /distinct images, fewer than the batch size 6/);
 });
 
+test('ExampleBatcher with a larger CLIP batch: clipBatch distinct images a step, the first batchSize with their choice sets; clipBatch = batchSize draws as before', () => {
+  const { records } = worldData(20);
+  const examples = readExamples(records, 'nast', 'test');
+  const plain = new ExampleBatcher(examples, 4, { step: 0, epoch: 0, cursor: 0, seed: 3 });
+  const same = new ExampleBatcher(examples, 4, { step: 0, epoch: 0, cursor: 0, seed: 3 }, 4);
+  for (let i = 0; i < 12; i++) {
+    const d = same.draw();
+    assert.is(d.captionsOnly.length, 0);
+    assert.equal(d.examples.map((x) => x.example), plain.next().map((x) => x.example), `step ${i}`);
+  }
+  const wide = new ExampleBatcher(examples, 4, { step: 0, epoch: 0, cursor: 0, seed: 3 }, 10);
+  assert.is(wide.perEpoch, 2, 'an epoch is counted in CLIP batches');
+  const seen = new Set<string>();
+  for (let i = 0; i < 2; i++) {
+    const { examples: ex, captionsOnly } = wide.draw();
+    assert.is(ex.length, 4);
+    assert.is(captionsOnly.length, 6);
+    const all = [...ex, ...captionsOnly];
+    assert.is(new Set(all.map((x) => x.image)).size, 10, 'distinct images across both parts');
+    for (const { image, example } of all) {
+      assert.is(wide.images[image], example.image);
+      seen.add(example.image);
+    }
+  }
+  assert.is(seen.size, 20, 'an epoch of CLIP batches visits every image');
+  assert.is(wide.state.epoch, 0);
+  wide.draw();
+  assert.is(wide.state.epoch, 1);
+  assert.throws(() => new ExampleBatcher(examples, 4, { step: 0, epoch: 0, cursor: 0, seed: 3 }, 3), /CLIP batch must be an integer >= the batch size 4/);
+  assert.throws(() => new ExampleBatcher(examples, 4, { step: 0, epoch: 0, cursor: 0, seed: 3 }, 21), /20 distinct images, fewer than the CLIP batch 21/);
+});
+
 /** The rows of the image table train.js builds: each distinct image embedded once, in batcher order. */
 async function imageTable(model: Awaited<ReturnType<typeof loadClip>>, world: ReturnType<typeof generateWorld>, order: readonly string[]): Promise<Tensor> {
   const byId = new Map(world.map((r) => [r.id, r]));

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { gpu } from './helpers/gpu.js';
-import { noGrad, tensor, type GpuContext, type Tensor } from '../src/engine/index.js';
+import { concat, noGrad, tensor, type GpuContext, type Tensor } from '../src/engine/index.js';
 import { loadClip } from '../src/models/load-node.js';
 import { attachLora, type LoraSet } from '../src/models/lora.js';
 import type { ClipModel } from '../src/models/clip.js';
@@ -173,6 +173,48 @@ test('gradient accumulation of two halves equals one full batch', async () => {
   const full = await grads(false);
   const acc = await grads(true);
   full.forEach((g, i) => g.forEach((v, k) => assert.ok(Math.abs(v - acc[i][k]) <= 1e-5 + 1e-4 * Math.abs(v), `grad ${i}[${k}]`)));
+});
+
+test('a CLIP batch larger than the choice batch: caption-only pairs join L_CLIP, not L_claim', async () => {
+  const ctx = await gpu();
+  const it = items();
+  const [a, , c] = ref.ids.map((r) => r.filter((x, i) => i === 0 || x !== 0));
+  const extra = [{ image: 2, caption: row(c) }, { image: 3, caption: row(a) }];
+  /** Gradients and loss of one accumulate call on a 4-image table (the fixture's 2 images + 2 made-up rows). */
+  const run = async (lambda: number, call: (t: Trainer, table: Tensor) => Tensor): Promise<{ loss: number; grads: Float32Array[] }> => {
+    const { model, lora, images } = await setup(ctx);
+    const dim = images.shape[1];
+    const more = tensor(ctx, Float32Array.from({ length: 2 * dim }, (_, i) => Math.cos(1.7 * i)), [2, dim]);
+    const table = noGrad(() => concat([images, more], 0));
+    const trainer = new Trainer(model, lora, { ...OPTS, lambda });
+    const l = call(trainer, table);
+    const loss = await l.item();
+    l.dispose();
+    const grads = await Promise.all(lora.parameters().map((p) => p.grad!.toArray() as Promise<Float32Array>));
+    for (const t of [trainer, images, more, table, lora, model]) t.dispose();
+    return { loss, grads };
+  };
+  const close = (x: Float32Array[], y: Float32Array[], what: string) =>
+    x.forEach((g, i) => g.forEach((v, k) => assert.ok(Math.abs(v - y[i][k]) <= 1e-5 + 1e-4 * Math.abs(v), `${what}: grad ${i}[${k}] ${v} vs ${y[i][k]}`)));
+  // lambda = 1: only L_CLIP, so two items + two caption-only pairs are four pairs.
+  const split = await run(1, (t, table) => t.accumulate(table, it, 1, extra));
+  const four = await run(1, (t, table) => t.accumulate(table, [...it, ...extra.map((e) => ({ ...e, choices: it[1].choices, choiceCount: 2, answer: 0 }))]));
+  const two = await run(1, (t, table) => t.accumulate(table, it));
+  assert.ok(Math.abs(split.loss - four.loss) < 1e-5, `L_CLIP over four pairs: ${split.loss} vs ${four.loss}`);
+  assert.ok(Math.abs(split.loss - two.loss) > 1e-3, 'the caption-only pairs change L_CLIP');
+  close(split.grads, four.grads, 'lambda 1');
+  // lambda = 0.5: half the four-pair L_CLIP plus half the two items' L_claim.
+  const mixed = await run(0.5, (t, table) => t.accumulate(table, it, 1, extra));
+  const claim = await run(0, (t, table) => t.accumulate(table, it));
+  assert.ok(Math.abs(mixed.loss - (0.5 * four.loss + 0.5 * claim.loss)) < 1e-5, `${mixed.loss} vs 0.5 * ${four.loss} + 0.5 * ${claim.loss}`);
+  close(mixed.grads, four.grads.map((g, i) => g.map((v, k) => 0.5 * v + 0.5 * claim.grads[i][k])), 'lambda 0.5');
+  // A caption-only pair of an image the items already hold would be its own negative.
+  const { model, lora, images } = await setup(ctx);
+  const trainer = new Trainer(model, lora, OPTS);
+  assert.throws(() => trainer.accumulate(images, it, 1, [{ image: 1, caption: row(c) }]), /repeats an image/);
+  const off = new Trainer(model, lora, { ...OPTS, lambda: 0 });
+  assert.throws(() => off.accumulate(images, it, 1, extra), /lambda = 0/);
+  for (const t of [trainer, off, images, lora, model]) t.dispose();
 });
 
 test.run();

@@ -77,6 +77,7 @@ test('trains, writes a PEFT adapter, metrics, report; stop + --resume equals one
   };
   resumeFails(['--out', join(data, 'never')], /--resume: no checkpoint in \S+never\/checkpoint/);
   resumeFails(['--out', split, '--rank', '4'], /--resume: --rank 4 differs from the checkpoint's 8/);
+  resumeFails(['--out', split, '--clip-batch', '6'], /--resume: --clip-batch 6 differs from the checkpoint's 3/);
   const stateFile = join(split, 'checkpoint', readFileSync(join(split, 'checkpoint', 'current'), 'utf8').trim(), 'trainer_state.json');
   const state = readFileSync(stateFile, 'utf8');
   writeFileSync(stateFile, JSON.stringify({ ...JSON.parse(state), step: -1 }));
@@ -92,6 +93,23 @@ test('trains, writes a PEFT adapter, metrics, report; stop + --resume equals one
     const y = b.read(k) as Float32Array;
     x.forEach((v, i) => assert.ok(Math.abs(v - y[i]) <= 1e-6 * Math.max(1, Math.abs(v)), `${k}[${i}]: ${v} vs ${y[i]}`));
   }
+});
+
+test('--clip-batch: a larger L_CLIP batch trains; one smaller than the batch, one past the images or with lambda 0 is refused by name', async () => {
+  const data = await dataset();
+  const out = join(data, 'wide');
+  train(['--data', data, '--uniform', '--steps', '2', '--log-every', '1', '--clip-batch', '6', '--out', out, '--lr', '1e-2']);
+  const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => 'loss' in m);
+  assert.equal(metrics.map((m) => m.step), [1, 2]);
+  for (const m of metrics) assert.ok(Number.isFinite(m.loss) && m.loss > 0, JSON.stringify(m));
+  const fails = (args: string[], msg: RegExp) => {
+    const r = spawnSync('node', [CLI, '--model', MODEL, '--tokenizer', VOCAB, '--batch-size', '3', '--quiet', '--data', data, '--uniform', '--steps', '1', '--out', join(data, `x${args.join('')}`), ...args], { encoding: 'utf8' });
+    assert.is.not(r.status, 0, args.join(' '));
+    assert.match(r.stderr, msg);
+  };
+  fails(['--clip-batch', '2'], /--clip-batch 2 is smaller than --batch-size 3/);
+  fails(['--clip-batch', '7'], /6 distinct images, fewer than the CLIP batch 7 \(--batch-size 3, --clip-batch 7\)/);
+  fails(['--clip-batch', '6', '--lambda', '0'], /--clip-batch 6 sizes the L_CLIP term, which --lambda 0 switches off/);
 });
 
 test('claim accuracy on the training split and the validation split in metrics.jsonl and report.json', async () => {

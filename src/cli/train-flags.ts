@@ -8,7 +8,7 @@ import { MAX_LR } from '../engine/optim/adamw.js';
 /** The default run's fine-tuning settings where the user gives none (the tiny model's). */
 export const DEFAULT_RUN_TRAIN: [string, string][] = [
   ['batch-size', '8'], ['schedule', 'constant'], ['targets', 'q_proj,k_proj,v_proj,out_proj,fc1,fc2'], ['rank', '16'], ['alpha', '32'],
-  ['clip-captions', 'retrieval-neg'], ['log-every', '20'], ['check-sets', '150'], ['train-checks', 'last'],
+  ['clip-batch', '32'], ['log-every', '20'], ['check-sets', '150'], ['train-checks', 'last'],
 ];
 /** An arm's lr and lambda where the model folder has no selection.json (and the user gives none). */
 export const DEFAULT_ARM_SETTING = { lr: 2e-3, lambda: 0.5 } as const;
@@ -35,6 +35,7 @@ export const TRAIN_FLAGS: FlagTable = {
   warmup: { kind: 'int', min: 0, default: 10, help: 'linear warm-up steps' },
   schedule: { kind: 'string', default: 'cosine', help: 'after the warm-up: cosine (decay to zero at the last step) or constant (the full rate throughout)' },
   'batch-size': { kind: 'int', min: 1, default: 32, help: 'images per optimizer step' },
+  'clip-batch': { kind: 'int', min: 2, help: 'image-caption pairs in the L_CLIP term per step (default: the batch size); more than --batch-size adds caption-only pairs of other images, so the contrastive term ranks among more images while the choice term still scores --batch-size sets' },
   accumulate: { kind: 'int', min: 1, default: 1, help: 'micro-batches per step (batch-size must divide by it)' },
   steps: { kind: 'int', min: 1, help: 'optimizer steps (default: one epoch)' },
   epochs: { kind: 'number', above: 0, help: 'train this many epochs instead of --steps' },
@@ -57,7 +58,7 @@ export const TRAIN_FLAGS: FlagTable = {
   'no-recompute': { kind: 'boolean', help: 'keep every block\'s activations for backward (faster where memory allows)' },
   quiet: { kind: 'boolean', help: 'no progress bar' },
   seeds: { kind: 'string', default: '0,1,2,3,4', help: 'default run only: comma-separated seeds, one NegBench, one uniform and one NAST run each (with --select: the selection\'s seeds, default 100,101)' },
-  select: { kind: 'string', words: true, meta: 'lr=V1,V2,... lambda=V1,V2,...', help: 'default run only: instead of the table, train each arm at every grid point (NegBench: lr; uniform and NAST: lr x lambda), score on the validation split, and write the per-arm choice to --out (default select-run)/selection.json; copied to models/tiny-world/selection.json it becomes the default run\'s settings' },
+  select: { kind: 'string', words: true, meta: 'lr=V1,V2,... lambda=V1,V2,... [beta=V1,V2,...]', help: 'default run only: instead of the table, train each arm at every grid point (NegBench: lr; uniform: lr x lambda; NAST: lr x lambda, x beta where given), score on the validation split, and write the per-arm choice to --out (default select-run)/selection.json; copied to models/tiny-world/selection.json it becomes the default run\'s settings' },
   'world-count': { kind: 'int', min: 1, default: 1500, help: 'default run only: miniature-world images to build' },
   'trace-pairs': { kind: 'int', min: 1, default: 200, help: 'default run only: probe pairs to trace' },
   short: { kind: 'boolean', help: 'default run only: a quick check (1 seed, few images and steps) for CI' },
@@ -66,7 +67,7 @@ export const TRAIN_FLAGS: FlagTable = {
 };
 
 /** Flags of the fine-tuning runs that the default run passes through when the user gives them. */
-export const PASS_THROUGH = ['clip-captions', 'schedule', 'lambda', 'rank', 'alpha', 'targets', 'lr', 'weight-decay', 'warmup', 'batch-size', 'accumulate', 'max-grad-norm', 'log-every', 'val-every', 'check-sets', 'train-checks', 'recompute', 'no-recompute', 'quiet'];
+export const PASS_THROUGH = ['clip-captions', 'schedule', 'lambda', 'rank', 'alpha', 'targets', 'lr', 'weight-decay', 'warmup', 'batch-size', 'clip-batch', 'accumulate', 'max-grad-norm', 'log-every', 'val-every', 'check-sets', 'train-checks', 'recompute', 'no-recompute', 'quiet'];
 /** ... and those that only the NAST arm takes. */
 export const NAST_ONLY = ['beta', 'scale-mode'];
 export const SWEEPABLE = ['beta', 'lambda', 'lr'] as const;

@@ -15,32 +15,48 @@ export type TunedArm = (typeof TUNED_ARMS)[number];
 export interface ArmSetting {
   lr: number;
   lambda: number;
+  /** NAST's sharpness (layer scale alpha_l^beta); absent: the cte.json's beta. */
+  beta?: number;
 }
 
-/** Which settings each arm searches: every arm its rate, the NAST-recipe arms also lambda (NegBench keeps its alpha). */
+/**
+ * Which settings each arm searches: every arm its rate, the NAST-recipe arms also lambda
+ * (NegBench keeps its alpha), NAST also its sharpness beta when the grid lists it (uniform has
+ * no layer scales to sharpen).
+ */
 export const ARM_SEARCHES: Readonly<Record<TunedArm, readonly (keyof ArmSetting)[]>> = {
   NegBench: ['lr'],
   uniform: ['lr', 'lambda'],
-  NAST: ['lr', 'lambda'],
+  NAST: ['lr', 'lambda', 'beta'],
 };
 
 export interface SelectionGrid {
   lr: number[];
   lambda: number[];
+  /** NAST's beta values; absent: NAST runs at the cte.json's beta. */
+  beta?: number[];
 }
 
+/** `lr 0.002, lambda 0.5` (and `, beta 4` where the setting has one): a setting in messages and labels. */
+export function settingLabel(s: ArmSetting): string {
+  return `lr ${s.lr}, lambda ${s.lambda}${s.beta !== undefined ? `, beta ${s.beta}` : ''}`;
+}
+
+const sameSetting = (a: ArmSetting, b: ArmSetting) => a.lr === b.lr && a.lambda === b.lambda && a.beta === b.beta;
+
 /**
- * `lr=1e-3,2e-3,4e-3 lambda=0.3,0.5,0.7` (words separated by spaces or semicolons). A setting
- * left out keeps `fallback`'s single value. Throws a RangeError naming the bad word.
+ * `lr=1e-3,2e-3,4e-3 lambda=0.3,0.5,0.7 beta=1,4` (words separated by spaces or semicolons). A
+ * setting left out keeps `fallback`'s single value (beta: the cte.json's). Throws a RangeError
+ * naming the bad word.
  */
 export function parseSelectionGrid(raw: string, fallback: ArmSetting): SelectionGrid {
   const grid: SelectionGrid = { lr: [fallback.lr], lambda: [fallback.lambda] };
   const seen = new Set<string>();
   const words = raw.split(/[\s;]+/).filter(Boolean);
-  if (!words.length) throw new RangeError('--select: expected lr=V1,V2,... and/or lambda=V1,V2,...');
+  if (!words.length) throw new RangeError('--select: expected lr=V1,V2,... lambda=V1,V2,... and/or beta=V1,V2,...');
   for (const w of words) {
     const m = /^([a-z]+)=(.+)$/.exec(w);
-    if (!m || (m[1] !== 'lr' && m[1] !== 'lambda')) throw new RangeError(`--select: expected lr=V1,V2,... or lambda=V1,V2,..., got ${JSON.stringify(w)}`);
+    if (!m || (m[1] !== 'lr' && m[1] !== 'lambda' && m[1] !== 'beta')) throw new RangeError(`--select: expected lr=V1,V2,..., lambda=V1,V2,... or beta=V1,V2,..., got ${JSON.stringify(w)}`);
     const key = m[1] as keyof SelectionGrid;
     if (seen.has(key)) throw new RangeError(`--select: ${key} is given twice`);
     seen.add(key);
@@ -49,6 +65,7 @@ export function parseSelectionGrid(raw: string, fallback: ArmSetting): Selection
       if (x.trim() === '' || !Number.isFinite(v)) throw new RangeError(`--select: ${key}: ${JSON.stringify(x)} is not a number`);
       if (key === 'lr' && !(v > 0)) throw new RangeError(`--select: lr must be positive, got ${x}`);
       if (key === 'lambda' && !(v >= 0 && v <= 1)) throw new RangeError(`--select: lambda must be in [0, 1], got ${x}`);
+      if (key === 'beta' && !(v >= 0)) throw new RangeError(`--select: beta must be >= 0, got ${x}`);
       return v;
     });
     if (new Set(values).size !== values.length) throw new RangeError(`--select: ${key} lists a value twice`);
@@ -62,7 +79,8 @@ export function armPoints(arm: TunedArm, grid: SelectionGrid, fixed: ArmSetting)
   const searches = ARM_SEARCHES[arm];
   const lrs = searches.includes('lr') ? grid.lr : [fixed.lr];
   const lambdas = searches.includes('lambda') ? grid.lambda : [fixed.lambda];
-  return lrs.flatMap((lr) => lambdas.map((lambda) => ({ lr, lambda })));
+  const betas = searches.includes('beta') && grid.beta ? grid.beta : [undefined];
+  return lrs.flatMap((lr) => lambdas.flatMap((lambda) => betas.map((beta) => (beta === undefined ? { lr, lambda } : { lr, lambda, beta }))));
 }
 
 /** What one (arm, setting) scored on the validation split, one entry per seed (fractions). */
@@ -75,6 +93,8 @@ export interface ValidationScores {
   claim: number[];
   mcq: number[];
   affirmativeR5: number[];
+  /** Affirmative minus negated claim accuracy (NAST Table 3); absent in files written before it was recorded. */
+  claimGap?: number[];
 }
 
 /** The objective each arm is selected on (a validation column name of the eval report). */
@@ -109,10 +129,11 @@ export function pickArmSettings(scores: readonly ValidationScores[], baseAffirma
   return TUNED_ARMS.filter((arm) => scores.some((s) => s.arm === arm)).map((arm) => {
     const mine = scores.filter((s) => s.arm === arm).map((s) => ({ s, objective: mean(s.objective), r5: mean(s.affirmativeR5) }));
     for (const m of mine) {
-      if (!Number.isFinite(m.objective)) throw new RangeError(`selection: ${arm} at lr ${m.s.setting.lr}, lambda ${m.s.setting.lambda} has no finite validation objective`);
+      if (!Number.isFinite(m.objective)) throw new RangeError(`selection: ${arm} at ${settingLabel(m.s.setting)} has no finite validation objective`);
     }
     const kept = mine.filter((m) => m.r5 >= baseAffirmativeR5 - guard - 1e-12);
-    const byObjective = (a: typeof mine[number], b: typeof mine[number]) => b.objective - a.objective || a.s.setting.lr - b.s.setting.lr || b.s.setting.lambda - a.s.setting.lambda;
+    const byObjective = (a: typeof mine[number], b: typeof mine[number]) => b.objective - a.objective || a.s.setting.lr - b.s.setting.lr || b.s.setting.lambda - a.s.setting.lambda
+      || (a.s.setting.beta ?? 0) - (b.s.setting.beta ?? 0);
     // Where no point keeps alignment, the one that keeps it best: every arm is held to the same
     // rule, so an arm that cannot meet the guard does not win on the objective the guard trades.
     const best = kept.length ? kept.sort(byObjective)[0] : mine.sort((a, b) => b.r5 - a.r5 || byObjective(a, b))[0];
@@ -163,7 +184,9 @@ export function readArmSettings(text: string, file: string): Partial<Record<Tune
     const s = v as Partial<ArmSetting>;
     if (typeof s.lr !== 'number' || !(s.lr > 0) || !Number.isFinite(s.lr)) throw new RangeError(`${file}: chosen.${arm}.lr must be a positive number`);
     if (typeof s.lambda !== 'number' || !(s.lambda >= 0 && s.lambda <= 1)) throw new RangeError(`${file}: chosen.${arm}.lambda must be a number in [0, 1]`);
-    out[arm as TunedArm] = { lr: s.lr, lambda: s.lambda };
+    if (s.beta !== undefined && (typeof s.beta !== 'number' || !(s.beta >= 0) || !Number.isFinite(s.beta))) throw new RangeError(`${file}: chosen.${arm}.beta must be a number >= 0`);
+    if (s.beta !== undefined && !ARM_SEARCHES[arm as TunedArm].includes('beta')) throw new RangeError(`${file}: chosen.${arm}.beta: ${arm} has no layer scales to sharpen`);
+    out[arm as TunedArm] = s.beta === undefined ? { lr: s.lr, lambda: s.lambda } : { lr: s.lr, lambda: s.lambda, beta: s.beta };
   }
   return out;
 }
@@ -178,20 +201,25 @@ const pm = (xs: readonly number[]) => {
 
 /** selection.md: every point's validation scores, the chosen ones marked. */
 export function selectionMarkdown(f: SelectionFile): string {
+  const betas = f.points.some((p) => p.setting.beta !== undefined);
+  const gaps = f.points.some((p) => p.claimGap?.length);
   const rows = f.points.map((p) => {
     const c = f.chosen[p.arm];
-    const chosen = c && c.lr === p.setting.lr && c.lambda === p.setting.lambda;
+    const chosen = c && sameSetting(c, p.setting);
     const r5 = mean(p.affirmativeR5);
     return [
-      p.arm, String(p.setting.lr), String(p.setting.lambda), ARM_OBJECTIVE[p.arm], pm(p.objective), pm(p.claim), pm(p.mcq), pm(p.affirmativeR5),
+      p.arm, String(p.setting.lr), String(p.setting.lambda), ...(betas ? [p.setting.beta === undefined ? '-' : String(p.setting.beta)] : []),
+      ARM_OBJECTIVE[p.arm], pm(p.objective), pm(p.claim), ...(gaps ? [p.claimGap?.length ? pm(p.claimGap) : '-'] : []), pm(p.mcq), pm(p.affirmativeR5),
       r5 >= f.base_affirmative_r5 - f.r5_guard - 1e-12 ? 'yes' : 'no', chosen ? '**chosen**' : '',
     ];
   });
+  const headers = ['Arm', 'lr', 'lambda', ...(betas ? ['beta'] : []), 'Objective', 'Objective (val)', 'Claim acc (val)', ...(gaps ? ['Claim gap (val)'] : []),
+    'MCQ acc (val)', 'R@5 affirmative (val)', 'R@5 kept', ''];
   return `# Per-arm settings chosen on the validation split\n\n` +
     `${f.seeds.length} seed(s) (${f.seeds.join(', ')}), ${f.steps} steps per run, model ${f.model}. Each arm keeps the point with the highest mean validation objective ` +
     `among those whose affirmative R@5 stays within ${pct(f.r5_guard)} points of base (${pct(f.base_affirmative_r5)} on validation); an arm with no such point keeps the one with the highest affirmative R@5. The test split is not read. ` +
     `Percentages, mean ± std over seeds.\n\n` +
-    markdownTable(['Arm', 'lr', 'lambda', 'Objective', 'Objective (val)', 'Claim acc (val)', 'MCQ acc (val)', 'R@5 affirmative (val)', 'R@5 kept', ''], rows) +
+    markdownTable(headers, rows) +
     `\nCommand: \`${f.command}\`\n`;
 }
 
@@ -200,7 +228,7 @@ export interface SelectionRunner {
   /** Trains `arm` at `setting` with `seed`; resolves to something `validate` takes (an adapter folder). */
   train(arm: TunedArm, setting: ArmSetting, seed: number): Promise<string>;
   /** Scores a trained run (or base, for null) on the validation split: fractions by eval column. */
-  validate(trained: string | null, label: string): Promise<Record<'Claim acc' | 'MCQ acc' | 'R@5 (affirmative)', number>>;
+  validate(trained: string | null, label: string): Promise<Record<'Claim acc' | 'MCQ acc' | 'R@5 (affirmative)', number> & { 'Claim gap'?: number }>;
 }
 
 export interface SelectionPlan {
@@ -221,7 +249,7 @@ export async function selectSettings(plan: SelectionPlan, runner: SelectionRunne
   if (!plan.seeds.length) throw new RangeError('selection: no seeds');
   const base = await runner.validate(null, 'base');
   const points: ValidationScores[] = plan.arms.flatMap((arm) => armPoints(arm, plan.grid, plan.fixed).map((setting) => ({
-    arm, setting, seeds: [...plan.seeds], objective: [], claim: [], mcq: [], affirmativeR5: [],
+    arm, setting, seeds: [...plan.seeds], objective: [], claim: [], mcq: [], affirmativeR5: [], claimGap: [],
   })));
   const tasks = points.flatMap((p) => plan.seeds.map((seed, k) => ({ p, seed, k })));
   let next = 0;
@@ -229,14 +257,16 @@ export async function selectSettings(plan: SelectionPlan, runner: SelectionRunne
     while (next < tasks.length) {
       const { p, seed, k } = tasks[next++];
       const trained = await runner.train(p.arm, p.setting, seed);
-      const v = await runner.validate(trained, `${p.arm} lr ${p.setting.lr} lambda ${p.setting.lambda} seed ${seed}`);
+      const v = await runner.validate(trained, `${p.arm} ${settingLabel(p.setting)}, seed ${seed}`);
       p.objective[k] = v[ARM_OBJECTIVE[p.arm]];
       p.claim[k] = v['Claim acc'];
       p.mcq[k] = v['MCQ acc'];
       p.affirmativeR5[k] = v['R@5 (affirmative)'];
+      if (v['Claim gap'] !== undefined) p.claimGap![k] = v['Claim gap'];
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(plan.jobs, tasks.length)) }, worker));
+  for (const p of points) if (p.claimGap!.length !== p.seeds.length) delete p.claimGap;
   const baseAffirmativeR5 = base['R@5 (affirmative)'];
   return { points, baseAffirmativeR5, choices: pickArmSettings(points, baseAffirmativeR5) };
 }

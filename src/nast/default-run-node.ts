@@ -17,6 +17,7 @@ import { makeFolderSync } from '../io/fs-errors-node.js';
 import { updateShares } from './update-shares.js';
 import { NAST_RECIPE, NEGBENCH_RECIPE } from './recipe.js';
 import type { ArmSetting, TunedArm } from './arm-selection.js';
+import type { CaptionKind } from './train-data.js';
 import type { EvalReport } from './evaluate.js';
 import type { ProbeReport } from '../world/linear-probe.js';
 import { COLUMNS, PROBE_COLUMN, defaultRunMarkdown, defaultRunSummary, defaultRunSvg, validationCurveSvg, type CteSummary, type DefaultRunReport, type Summary } from './default-run-report.js';
@@ -116,6 +117,21 @@ export const ARM_RUN: Record<TunedArm, { dir: string; flags: (cte: string) => st
   NAST: { dir: 'nast', flags: (cte) => ['--recipe', NAST_RECIPE.name, '--cte', cte] },
 };
 
+/**
+ * The L_CLIP captions of each arm where the user gives no --clip-captions. NegBench keeps its
+ * recipe's NegCap-style captions (an image's caption with "There is no X in the image.").
+ * NAST's recipe pairs images with their affirmative captions: the issue-20 measurements found
+ * that negated CLIP captions, with the claim loss beside them, cost affirmative retrieval at
+ * every rate that narrowed the Table-3 gap, and that affirmative captions in a 32-pair CLIP
+ * batch keep it (README, "Why the NAST-recipe arms lost affirmative R@5").
+ */
+export const ARM_CLIP_CAPTIONS: Record<TunedArm, CaptionKind> = { NegBench: 'retrieval-neg', uniform: 'affirmative', NAST: 'affirmative' };
+
+/** An arm's fine-tuning flags: `flags`, with the arm's CLIP captions where they name none. */
+export function armTrainFlags(arm: TunedArm, flags: readonly string[]): string[] {
+  return flags.includes('--clip-captions') ? [...flags] : [...flags, '--clip-captions', ARM_CLIP_CAPTIONS[arm]];
+}
+
 /** A JSON file a step of the run wrote: configuration-sized, a regular file. */
 export const readJson = (file: string) => readRegularTextSync(file, MAX_CONFIG_BYTES, 'a JSON report');
 
@@ -173,19 +189,20 @@ export class Miniature {
     return readEval(file);
   }
 
-  /** Fine-tunes one arm for one seed into `dir` (replaced), with `flags` after the arm's own. */
+  /** Fine-tunes one arm for one seed into `dir` (replaced), with `flags` (armTrainFlags applied) after the arm's own. */
   async train(arm: TunedArm, seed: number, dir: string, steps: number, flags: readonly string[], label: string): Promise<void> {
-    const args = ['--model', this.model, '--data', this.data, '--steps', String(steps), '--seed', String(seed), '--out', dir, '--overwrite', ...ARM_RUN[arm].flags(this.cte), ...flags];
+    const args = ['--model', this.model, '--data', this.data, '--steps', String(steps), '--seed', String(seed), '--out', dir, '--overwrite', ...ARM_RUN[arm].flags(this.cte), ...armTrainFlags(arm, flags)];
     await run('train.js', args, `train: ${label}, seed ${seed}`);
   }
 }
 
-/** `--lr` and `--lambda` of an arm's setting, each unless `flags` already has it (a user's flag applies to every arm). */
+/** `--lr`, `--lambda` (and `--beta`, where the setting has one) of an arm's setting, each unless `flags` already has it (a user's flag applies to every arm). */
 export function settingFlags(setting: ArmSetting | undefined, flags: readonly string[]): string[] {
   if (!setting) return [];
   const out: string[] = [];
   if (!flags.includes('--lr')) out.push('--lr', String(setting.lr));
   if (!flags.includes('--lambda')) out.push('--lambda', String(setting.lambda));
+  if (setting.beta !== undefined && !flags.includes('--beta')) out.push('--beta', String(setting.beta));
   return out;
 }
 
@@ -210,7 +227,9 @@ export async function defaultRun(o: DefaultRunOptions): Promise<void> {
   push(row('base'), base.report);
   const probe = base.probe;
   const probeMean = probe && probe.attributes.length ? probe.attributes.reduce((s, a) => s + a.balanced, 0) / probe.attributes.length : NaN;
-  const armFlags = (arm: TunedArm) => [...o.trainFlags, ...settingFlags(o.armSettings?.[arm], o.trainFlags)];
+  // The user's flags win over the selection's: theirs for every arm, and NAST's own (--beta).
+  const userFlags = (arm: TunedArm) => [...o.trainFlags, ...(arm === 'NAST' ? o.nastFlags ?? [] : [])];
+  const armFlags = (arm: TunedArm) => [...o.trainFlags, ...settingFlags(o.armSettings?.[arm], userFlags(arm))];
   const curves: Partial<Record<TunedArm, [number, number][][]>> = {};
 
   /** Trains one arm for one seed and evaluates it: that run's column values. */
@@ -260,12 +279,12 @@ export async function defaultRun(o: DefaultRunOptions): Promise<void> {
 
   const armSettings: DefaultRunReport['armSettings'] = {};
   for (const arm of ['NegBench', 'uniform', 'NAST'] as const) {
-    const f = armFlags(arm);
+    const f = [...armFlags(arm), ...(arm === 'NAST' ? o.nastFlags ?? [] : [])];
     const val = (flag: string) => {
       const i = f.lastIndexOf(flag);
       return i >= 0 ? Number(f[i + 1]) : null;
     };
-    armSettings[arm] = { lr: val('--lr'), lambda: val('--lambda') };
+    armSettings[arm] = { lr: val('--lr'), lambda: val('--lambda'), ...(arm === 'NAST' ? { beta: val('--beta') } : {}) };
   }
   const validationCurves: DefaultRunReport['validationCurves'] = {};
   for (const [arm, list] of Object.entries(curves)) validationCurves[arm as TunedArm] = { runs: list.length, mean: meanCurve(list) };

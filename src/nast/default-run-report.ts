@@ -171,7 +171,7 @@ function tableOf(list: Summary[]): string {
 function armSettingsLine(rep: DefaultRunReport): string {
   const a = rep.armSettings;
   if (!a || !Object.keys(a).length) return '';
-  const list = Object.entries(a).map(([arm, v]) => `${arm} lr ${v.lr ?? 'default'}, lambda ${v.lambda ?? 'default'}`).join('; ');
+  const list = Object.entries(a).map(([arm, v]) => `${arm} lr ${v.lr ?? 'default'}, lambda ${v.lambda ?? 'default'}${v.beta != null ? `, beta ${v.beta}` : ''}`).join('; ');
   return `Per-arm settings: ${list}${rep.armSettingsSource ? ` (chosen on the validation split: ${rep.armSettingsSource})` : ''}.\n\n`;
 }
 

@@ -8,7 +8,7 @@ export type RunSettings = Record<string, string | number | boolean>;
 /** The adapter's shape comes from the checkpoint: these matter only when given. */
 const ADAPTER_SHAPE = ['rank', 'alpha', 'targets'];
 /** The batches drawn depend on these, given or defaulted. */
-const DATA_ORDER = ['recipe', 'full-text', 'seed', 'batch-size'];
+const DATA_ORDER = ['recipe', 'full-text', 'seed', 'batch-size', 'clip-batch'];
 /**
  * What the run trains and on what: a change would continue someone else's run. Each with the
  * flags that set it, for the message.

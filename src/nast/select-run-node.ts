@@ -11,8 +11,8 @@ import type { EvalReport } from './evaluate.js';
 import { writeFileAtomic } from '../io/atomic-write-node.js';
 import { makeFolderSync } from '../io/fs-errors-node.js';
 import { COLUMNS } from './default-run-report.js';
-import { Miniature, settingFlags, tinyWorldModelPath, type MiniatureRunOptions } from './default-run-node.js';
-import { TUNED_ARMS, selectSettings, selectionFile, selectionMarkdown, type ArmSetting, type SelectionGrid, type SelectionFile } from './arm-selection.js';
+import { armTrainFlags, Miniature, settingFlags, tinyWorldModelPath, type MiniatureRunOptions } from './default-run-node.js';
+import { TUNED_ARMS, selectSettings, settingLabel, selectionFile, selectionMarkdown, type ArmSetting, type SelectionGrid, type SelectionFile } from './arm-selection.js';
 
 export interface SelectRunOptions extends MiniatureRunOptions {
   grid: SelectionGrid;
@@ -37,26 +37,27 @@ export async function selectRun(o: SelectRunOptions): Promise<SelectionFile> {
   const out = resolve(o.out);
   makeFolderSync(out);
   const mini = new Miniature(model, out);
-  process.stderr.write(`selection: tiny CLIP ${model}, lr ${o.grid.lr.join(',')}, lambda ${o.grid.lambda.join(',')}, seeds ${o.seeds.join(',')}, ${o.steps} steps per run -> ${out}\n`);
+  process.stderr.write(`selection: tiny CLIP ${model}, lr ${o.grid.lr.join(',')}, lambda ${o.grid.lambda.join(',')}${o.grid.beta ? `, NAST beta ${o.grid.beta.join(',')}` : ''}, seeds ${o.seeds.join(',')}, ${o.steps} steps per run -> ${out}\n`);
   await mini.build(o.worldCount);
   await mini.trace(o.tracePairs);
-  const runDir = (arm: string, s: ArmSetting, seed: number) => join(out, `seed-${seed}`, `${arm}-lr${s.lr}-lambda${s.lambda}`);
+  const runDir = (arm: string, s: ArmSetting, seed: number) => join(out, `seed-${seed}`, `${arm}-lr${s.lr}-lambda${s.lambda}${s.beta !== undefined ? `-beta${s.beta}` : ''}`);
   const jobs = o.jobs ?? 2;
   const quiet = jobs > 1 && !o.trainFlags.includes('--quiet') ? ['--quiet'] : [];
   const result = await selectSettings({ arms: TUNED_ARMS, grid: o.grid, fixed: o.fixed, seeds: o.seeds, jobs }, {
     train: async (arm, setting, seed) => {
       const dir = runDir(arm, setting, seed);
       const flags = [...o.trainFlags, ...settingFlags(setting, []), ...(arm === 'NAST' ? o.nastFlags ?? [] : []), ...quiet];
+      const label = `${arm} ${settingLabel(setting)}`;
       // The same command run again (after an interruption, or with a grid grown by a value)
       // reuses every run it finished with exactly these settings.
       const record = join(dir, RUN_RECORD);
-      const identity = JSON.stringify({ model, steps: o.steps, seed, arm, flags: flags.filter((x) => x !== '--quiet') });
+      const identity = JSON.stringify({ model, steps: o.steps, seed, arm, flags: armTrainFlags(arm, flags.filter((x) => x !== '--quiet')) });
       if (existsSync(record) && existsSync(join(dir, EVAL_FILE)) && readJson(record) === identity) {
-        process.stderr.write(`\n== reused: ${arm} lr ${setting.lr} lambda ${setting.lambda}, seed ${seed} (${dir})\n`);
+        process.stderr.write(`\n== reused: ${label}, seed ${seed} (${dir})\n`);
         return dir;
       }
       rmSync(record, { force: true });
-      await mini.train(arm, seed, dir, o.steps, flags, `${arm} lr ${setting.lr} lambda ${setting.lambda}`);
+      await mini.train(arm, seed, dir, o.steps, flags, label);
       await writeFileAtomic(join(dir, PENDING_RECORD), identity);
       return dir;
     },
@@ -67,7 +68,10 @@ export async function selectRun(o: SelectRunOptions): Promise<SelectionFile> {
       const { report } = fresh ? await mini.evaluate(dir && join(dir, 'adapter'), file, label, 'validation') : readEvalFile(file);
       // Trained and scored: the run may be reused from now on.
       if (dir && fresh) renameSync(join(dir, PENDING_RECORD), join(dir, RUN_RECORD));
-      return { 'Claim acc': column('Claim acc')(report), 'MCQ acc': column('MCQ acc')(report), 'R@5 (affirmative)': column('R@5 (affirmative)')(report) };
+      return {
+        'Claim acc': column('Claim acc')(report), 'MCQ acc': column('MCQ acc')(report), 'R@5 (affirmative)': column('R@5 (affirmative)')(report),
+        'Claim gap': column('Claim gap (affirmative - negated)')(report),
+      };
     },
   });
   const file = selectionFile({

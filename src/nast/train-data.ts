@@ -86,19 +86,33 @@ export interface BatchState {
  * every image on to its next example (images have one claim set per fact, several MCQs), so a
  * batch never holds two examples of one image (CLIP's loss needs distinct images) and every
  * example is seen in turn. The state is plain data: a checkpoint stores it, resume restores it.
+ *
+ * `clipBatch` (>= batchSize) lets the L_CLIP term contrast more pairs than the choice term
+ * scores: each step draws clipBatch distinct images, the first batchSize with their choice sets
+ * and captions, the rest with captions only. The papers count the two batches apart (NAST: N
+ * caption pairs, M claim sets); a contrastive term over 8 images only learns to tell 8 apart,
+ * while retrieval ranks among hundreds. clipBatch = batchSize draws exactly what it always did.
  */
+export interface DrawnExample {
+  /** Row of the image in `images` (the image-embedding table). */
+  image: number;
+  example: Example;
+}
+
 export class ExampleBatcher {
   readonly images: string[];
   private readonly byImage = new Map<string, Example[]>();
   private readonly index = new Map<string, number>();
   private perm: string[];
 
-  constructor(readonly examples: readonly Example[], readonly batchSize: number, public state: BatchState) {
+  constructor(readonly examples: readonly Example[], readonly batchSize: number, public state: BatchState, readonly clipBatch = batchSize) {
     for (const e of examples) this.byImage.set(e.image, [...(this.byImage.get(e.image) ?? []), e]);
     this.images = [...this.byImage.keys()];
     this.images.forEach((im, i) => this.index.set(im, i));
     if (!Number.isInteger(batchSize) || batchSize < 2) throw new RangeError(`batch size must be an integer >= 2, got ${batchSize}`);
+    if (!Number.isInteger(clipBatch) || clipBatch < batchSize) throw new RangeError(`the CLIP batch must be an integer >= the batch size ${batchSize}, got ${clipBatch}`);
     if (this.images.length < batchSize) throw new RangeError(`${this.images.length} distinct images, fewer than the batch size ${batchSize}`);
+    if (this.images.length < clipBatch) throw new RangeError(`${this.images.length} distinct images, fewer than the CLIP batch ${clipBatch}`);
     this.perm = this.order(state.epoch);
   }
 
@@ -113,22 +127,30 @@ export class ExampleBatcher {
 
   /** Batches per epoch. */
   get perEpoch(): number {
-    return Math.floor(this.images.length / this.batchSize);
+    return Math.floor(this.images.length / this.clipBatch);
   }
 
-  next(): { image: number; example: Example }[] {
+  /** The next step's examples (their choice sets and captions); a CLIP batch's caption-only draws are dropped. */
+  next(): DrawnExample[] {
+    return this.draw().examples;
+  }
+
+  /** The next step: `examples` (batchSize, choices and captions) and `captionsOnly` (clipBatch - batchSize more images). */
+  draw(): { examples: DrawnExample[]; captionsOnly: DrawnExample[] } {
     const s = this.state;
-    if (s.cursor + this.batchSize > this.perm.length) {
+    const size = this.clipBatch;
+    if (s.cursor + size > this.perm.length) {
       s.epoch++;
       s.cursor = 0;
       this.perm = this.order(s.epoch);
     }
-    const pick = this.perm.slice(s.cursor, s.cursor + this.batchSize);
-    s.cursor += this.batchSize;
-    return pick.map((img) => {
+    const pick = this.perm.slice(s.cursor, s.cursor + size);
+    s.cursor += size;
+    const drawn = pick.map((img) => {
       const opts = this.byImage.get(img)!;
       const at = this.row(img);
       return { image: at, example: opts[(s.epoch + at) % opts.length] };
     });
+    return { examples: drawn.slice(0, this.batchSize), captionsOnly: drawn.slice(this.batchSize) };
   }
 }

@@ -108,6 +108,10 @@ export async function setUpTraining(f: ParsedFlags, given: (name: string) => boo
   const batch = f['batch-size'] as number;
   const acc = f.accumulate as number;
   if (batch < 2 || batch % acc !== 0) throw new UsageError(`--batch-size ${batch} must be >= 2 and divisible by --accumulate ${acc}`);
+  const clipBatch = (f['clip-batch'] as number | undefined) ?? batch;
+  if (clipBatch < batch) throw new UsageError(`--clip-batch ${clipBatch} is smaller than --batch-size ${batch}: every image of a step's choice sets is in its CLIP batch`);
+  if (clipBatch % acc !== 0) throw new UsageError(`--clip-batch ${clipBatch} must be divisible by --accumulate ${acc}`);
+  if (clipBatch > batch && !((f.lambda as number) > 0)) throw new UsageError(`--clip-batch ${clipBatch} sizes the L_CLIP term, which --lambda ${f.lambda} switches off`);
   if (f.recompute && f['no-recompute']) throw new UsageError('--recompute and --no-recompute contradict each other: give one');
   requireInputFiles('cte', f.cte as string | undefined);
   requireInputFiles('config', f.config as string | undefined);
@@ -132,7 +136,7 @@ export async function setUpTraining(f: ParsedFlags, given: (name: string) => boo
   const beta = cte ? (f.beta as number | undefined) ?? cte.beta : null;
   // What a checkpoint records of the run, compared on --resume.
   const hparams: Record<string, string | number | boolean> = {
-    recipe: recipe.name, 'batch-size': batch, lambda: f.lambda as number, lr: f.lr as number, rank: f.rank as number, alpha: f.alpha as number,
+    recipe: recipe.name, 'batch-size': batch, 'clip-batch': clipBatch, lambda: f.lambda as number, lr: f.lr as number, rank: f.rank as number, alpha: f.alpha as number,
     targets: f.targets as string, 'full-text': fullText, seed: f.seed as number,
     model: modelIdentity(modelPath, f.config as string | undefined), model_path: resolve(modelPath),
     data: dataIdentity(folder), data_path: resolve(folder),
@@ -147,9 +151,9 @@ export async function setUpTraining(f: ParsedFlags, given: (name: string) => boo
   const loopInit: BatchState = checkpoint ? checkpoint.loop : { step: 0, epoch: 0, cursor: 0, seed: f.seed as number };
   let batcher: ExampleBatcher;
   try {
-    batcher = new ExampleBatcher(examples, batch, loopInit);
+    batcher = new ExampleBatcher(examples, batch, loopInit, clipBatch);
   } catch (e) {
-    throw new Error(`${folder}: ${(e as Error).message} (--batch-size ${batch})`);
+    throw new Error(`${folder}: ${(e as Error).message} (--batch-size ${batch}${clipBatch !== batch ? `, --clip-batch ${clipBatch}` : ''})`);
   }
   const images = batcher.images;
   if (checkpoint && checkpoint.loop.cursor > images.length) {

@@ -36,6 +36,13 @@ export interface TrainItem {
   answer: number;
 }
 
+/** A CLIP-term-only pair: an image row and its caption (a CLIP batch larger than the choice batch). */
+export interface CaptionItem {
+  image: number;
+  /** Caption token ids, one row of the model's context length. */
+  caption: Int32Array;
+}
+
 export interface TrainerOptions {
   lambda: number;
   lr: number;
@@ -77,20 +84,29 @@ export class Trainer {
 
   /**
    * Forward + backward of one micro-batch, accumulating gradients scaled by `weight` (1 / number
-   * of micro-batches). Returns the unweighted loss (a [] tensor the caller disposes).
+   * of micro-batches). `captionsOnly` join the L_CLIP term's batch after the items' own pairs
+   * (their images must differ from the items'). Returns the unweighted loss (a [] tensor the
+   * caller disposes).
    */
-  accumulate(imageEmbeds: Tensor, items: readonly TrainItem[], weight = 1): Tensor {
+  accumulate(imageEmbeds: Tensor, items: readonly TrainItem[], weight = 1, captionsOnly: readonly CaptionItem[] = []): Tensor {
     const m = this.model;
     const b = items.length;
     const t = m.config.text.maxPositions;
     const eos = m.config.text.eosTokenId;
     const claimRows = items.reduce((s, it) => s + it.choiceCount, 0);
     const lam = this.opts.lambda;
+    const pairs: readonly CaptionItem[] = captionsOnly.length > 0 ? [...items, ...captionsOnly] : items;
+    const nPairs = pairs.length;
+    if (captionsOnly.length > 0) {
+      if (lam === 0) throw new RangeError('captionsOnly pairs are for the L_CLIP term, which lambda = 0 switches off');
+      // A repeated image would be its own negative in the contrastive softmax.
+      if (new Set(pairs.map((p) => p.image)).size !== nPairs) throw new RangeError('the L_CLIP batch repeats an image: captionsOnly must add images the items do not have');
+    }
     // Captions (often several sentences) and choices (one sentence each) are cut at their own
     // longest text, so the choices' compute is not spent on the captions' padding, and go
     // through the encoder together as one packed batch: one pass of every block, not two.
-    const captions = new Int32Array(b * t);
-    items.forEach((it, i) => captions.set(it.caption, i * t));
+    const captions = new Int32Array(nPairs * t);
+    pairs.forEach((it, i) => captions.set(it.caption, i * t));
     const choices = new Int32Array(claimRows * t);
     let at = 0;
     for (const it of items) {
@@ -98,14 +114,15 @@ export class Trainer {
       at += it.choiceCount * t;
     }
     const batches = [
-      ...(lam > 0 ? [{ ids: cutAtPool(captions, b, eos).ids, n: b }] : []),
+      ...(lam > 0 ? [{ ids: cutAtPool(captions, nPairs, eos).ids, n: nPairs }] : []),
       ...(lam < 1 ? [{ ids: cutAtPool(choices, claimRows, eos).ids, n: claimRows }] : []),
     ];
     const logitScale = m.param('logit_scale');
     return scope(this.ctx, () => {
-      const img = indexSelect(imageEmbeds, 0, tensor(this.ctx, Int32Array.from(items, (it) => it.image), [b], 'i32'));
+      const rows = (its: readonly CaptionItem[]) => indexSelect(imageEmbeds, 0, tensor(this.ctx, Int32Array.from(its, (it) => it.image), [its.length], 'i32'));
+      const img = rows(items);
       const embeds = m.encodeTextPacked(batches).map((o) => o.embeds);
-      const lClip = lam > 0 ? clipLoss(img, embeds[0], logitScale) : null;
+      const lClip = lam > 0 ? clipLoss(nPairs > b ? rows(pairs) : img, embeds[0], logitScale) : null;
       const lClaim = lam < 1 ? choiceLoss(img, embeds[embeds.length - 1], items.map((it) => it.choiceCount), items.map((it) => it.answer), logitScale) : null;
       const loss = nastLoss(lam, lClip, lClaim);
       backward(weight === 1 ? loss : mulScalar(loss, weight));

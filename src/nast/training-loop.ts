@@ -7,7 +7,7 @@
  */
 import type { Tensor } from '../engine/index.js';
 import type { ExampleBatcher, Example } from './train-data.js';
-import type { Trainer, TrainItem } from './trainer.js';
+import type { CaptionItem, Trainer, TrainItem } from './trainer.js';
 
 export interface StepLog {
   step: number;
@@ -86,6 +86,9 @@ export class TrainingLoop {
     if (!Number.isInteger(acc) || acc < 1 || batcher.batchSize % acc !== 0) {
       throw new RangeError(`accumulate ${acc} must be a positive divisor of the batch size ${batcher.batchSize}`);
     }
+    if (batcher.clipBatch % acc !== 0) {
+      throw new RangeError(`accumulate ${acc} must divide the CLIP batch ${batcher.clipBatch} too (each micro-batch takes its share of both)`);
+    }
     if (imageTable.shape[0] !== batcher.images.length) {
       throw new RangeError(`the image table has ${imageTable.shape[0]} rows for ${batcher.images.length} images`);
     }
@@ -96,16 +99,30 @@ export class TrainingLoop {
     return this.batcher.state.step;
   }
 
+  private tokens(example: Example): { caption: Int32Array; choices: Int32Array } {
+    let t = this.tokenized.get(example);
+    if (!t) {
+      t = { caption: this.tokenize([example.caption]), choices: this.tokenize(example.choices) };
+      this.tokenized.set(example, t);
+    }
+    return t;
+  }
+
   /** The next batch as trainer items; each example is tokenised the first time a batch uses it. */
   nextBatch(): TrainItem[] {
-    return this.batcher.next().map(({ image, example }) => {
-      let t = this.tokenized.get(example);
-      if (!t) {
-        t = { caption: this.tokenize([example.caption]), choices: this.tokenize(example.choices) };
-        this.tokenized.set(example, t);
-      }
-      return { image, caption: t.caption, choices: t.choices, choiceCount: example.choices.length, answer: example.answer };
-    });
+    return this.nextStep().items;
+  }
+
+  /** The next step: its trainer items and the CLIP batch's caption-only pairs (none unless clipBatch > batchSize). */
+  nextStep(): { items: TrainItem[]; captionsOnly: CaptionItem[] } {
+    const { examples, captionsOnly } = this.batcher.draw();
+    return {
+      items: examples.map(({ image, example }) => {
+        const t = this.tokens(example);
+        return { image, caption: t.caption, choices: t.choices, choiceCount: example.choices.length, answer: example.answer };
+      }),
+      captionsOnly: captionsOnly.map(({ image, example }) => ({ image, caption: this.tokens(example).caption })),
+    };
   }
 
   /** Runs steps until `opts.steps`, a stop or `stopAfter`. Throws NonFiniteLossError before any later hook. */
@@ -117,6 +134,7 @@ export class TrainingLoop {
     const valEvery = o.valEvery ?? 0;
     const loop = this.batcher.state;
     const micro = this.batcher.batchSize / acc;
+    const microExtra = (this.batcher.clipBatch - this.batcher.batchSize) / acc;
     const ctx = this.imageTable.ctx;
     const t0 = performance.now();
     const startStep = loop.step;
@@ -125,10 +143,12 @@ export class TrainingLoop {
     while (loop.step < o.steps) {
       if (hooks.shouldStop?.()) return { lastLoss, ended: 'stopped', lastSaved: this.lastSaved };
       if (o.stopAfter !== undefined && loop.step >= o.stopAfter) return { lastLoss, ended: 'stop-after', lastSaved: this.lastSaved };
-      const items = this.nextBatch();
+      const { items, captionsOnly } = this.nextStep();
       const losses: Tensor[] = [];
       try {
-        for (let m = 0; m < acc; m++) losses.push(this.trainer.accumulate(this.imageTable, items.slice(m * micro, (m + 1) * micro), 1 / acc));
+        for (let m = 0; m < acc; m++) {
+          losses.push(this.trainer.accumulate(this.imageTable, items.slice(m * micro, (m + 1) * micro), 1 / acc, captionsOnly.slice(m * microExtra, (m + 1) * microExtra)));
+        }
         this.trainer.apply();
         loop.step++;
         const logNow = loop.step % logEvery === 0 || loop.step === o.steps;
