@@ -55,7 +55,12 @@ async function embeddedDefault(f: ParsedFlags): Promise<void> {
   const seeds = seedList(short && !given('seeds') ? '0' : select && !given('seeds') ? '100,101' : (f.seeds as string));
   const steps = given('steps') ? (f.steps as number) : short ? 6 : DEFAULT_RUN_STEPS;
   const trainFlags = passed(f, PASS_THROUGH);
-  for (const [k, v] of DEFAULT_RUN_TRAIN) if (!given(k)) trainFlags.push(`--${k}`, v);
+  for (const [k, v] of DEFAULT_RUN_TRAIN) {
+    if (given(k)) continue;
+    // The CLIP batch holds at least the step's own images: a larger --batch-size raises it.
+    const value = k === 'clip-batch' && given('batch-size') ? String(Math.max(Number(v), f['batch-size'] as number)) : v;
+    trainFlags.push(`--${k}`, value);
+  }
   // The validation curves: a few checks over the run (the last step always checks).
   // A selection scores each run once, on the whole validation split, after it.
   if (!given('val-every')) trainFlags.push('--val-every', select ? '0' : String(Math.max(1, Math.ceil(steps / (short ? 2 : DEFAULT_RUN_VAL_CHECKS)))));

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ARM_CLIP_CAPTIONS, armTrainFlags, meanCurve, pairedDifference, pool, settingFlags, validationCurve } from '../src/nast/default-run-node.js';
+import { ARM_CLIP_CAPTIONS, armTrainFlags, clipTermOf, meanCurve, pairedDifference, pool, settingFlags, validationCurve } from '../src/nast/default-run-node.js';
 import { DEFAULT_RUN_TRAIN } from '../src/cli/train-flags.js';
 import { lineChartSvg } from '../src/io/report.js';
 
@@ -49,6 +49,13 @@ test('armTrainFlags: NegBench keeps its NegCap-style CLIP captions, NAST\'s reci
   assert.equal(ARM_CLIP_CAPTIONS.uniform, ARM_CLIP_CAPTIONS.NAST, 'the two NAST-recipe arms differ only in their layer scales');
   assert.ok(!DEFAULT_RUN_TRAIN.some(([k]) => k === 'clip-captions'), 'the run-wide defaults leave the captions to each arm');
   assert.equal(DEFAULT_RUN_TRAIN.find(([k]) => k === 'clip-batch'), ['clip-batch', '32']);
+});
+
+test('clipTermOf: each arm\'s L_CLIP captions and the CLIP batch (else the batch size) for the report', () => {
+  const t = clipTermOf(['--batch-size', '8', '--clip-batch', '32'], (arm) => armTrainFlags(arm, []));
+  assert.equal(t, { captions: { NegBench: 'retrieval-neg', uniform: 'affirmative', NAST: 'affirmative' }, batch: 32 });
+  assert.equal(clipTermOf(['--batch-size', '16'], () => ['--clip-captions', 'all']).batch, 16);
+  assert.equal(clipTermOf([], () => []), { captions: { NegBench: 'negated', uniform: 'negated', NAST: 'negated' }, batch: null });
 });
 
 test('lineChartSvg: a polyline per series, broken at missing values, markers titled with values', () => {

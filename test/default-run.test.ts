@@ -49,6 +49,10 @@ test('node train.js --short: the whole default run completes and writes every ou
     }
     assert.is(extra.arm_settings_source, selection);
   }
+  // NegBench's L_CLIP on its NegCap-style captions, NAST's recipe on affirmative ones, 32 pairs a step; results.md says so.
+  const clip = (JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { clip_term: { captions: Record<string, string>; batch: number } }).clip_term;
+  assert.equal(clip, { captions: { NegBench: 'retrieval-neg', uniform: 'affirmative', NAST: 'affirmative' }, batch: 32 });
+  assert.match(readFileSync(join(out, 'results.md'), 'utf8'), /NAST's recipe \(claim sets \+ L_CLIP on affirmative captions\).*L_CLIP over 32 image-caption pairs a step/);
   for (const arm of ['NegBench', 'uniform', 'NAST']) {
     const c = extra.validation_curves[arm];
     assert.ok(c && c.runs === 1 && c.mean.length >= 2 && c.mean[c.mean.length - 1][0] === 6, `${arm}: validation curve up to the last step`);

@@ -279,7 +279,8 @@ test('bad arguments fail with one line naming the flag', () => {
   assert.is(seeds.status, 2, seeds.stderr);
   assert.match(seeds.stderr, /--seeds: "" is not a non-negative integer/);
   for (const [args, msg] of [
-    [['--select', 'beta=1,2'], /--select: expected lr=V1,V2,\.\.\. or lambda=V1,V2,\.\.\., got "beta=1,2"/],
+    [['--select', 'gamma=1,2'], /--select: expected lr=V1,V2,\.\.\., lambda=V1,V2,\.\.\. or beta=V1,V2,\.\.\., got "gamma=1,2"/],
+    [['--select', 'beta=1,2', '--beta', '4'], /--beta: --select beta=\.\.\. chooses NAST's beta; give one of them/],
     [['--select', 'lr=1e-3', 'lambda=0.3,x'], /--select: lambda: "x" is not a number/],
     [['--select', 'lr=1e-3', '--lr', '1e-3'], /--lr: --select chooses it per arm/],
     [['--select', 'lr=1e-3', '--sweep', 'beta=1'], /--select and --sweep: give one of them/],

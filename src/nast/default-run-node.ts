@@ -132,6 +132,20 @@ export function armTrainFlags(arm: TunedArm, flags: readonly string[]): string[]
   return flags.includes('--clip-captions') ? [...flags] : [...flags, '--clip-captions', ARM_CLIP_CAPTIONS[arm]];
 }
 
+/** The last value of `flag` in `flags`, or null. */
+function flagValue(flags: readonly string[], flag: string): string | null {
+  const i = flags.lastIndexOf(flag);
+  return i >= 0 && i + 1 < flags.length ? flags[i + 1] : null;
+}
+
+/** What the runs' L_CLIP terms were: each arm's captions and the pairs per batch (--clip-batch, else the batch size). */
+export function clipTermOf(trainFlags: readonly string[], armFlagsOf: (arm: TunedArm) => string[]): NonNullable<DefaultRunReport['clipTerm']> {
+  const captions: Partial<Record<TunedArm, string>> = {};
+  for (const arm of ['NegBench', 'uniform', 'NAST'] as const) captions[arm] = flagValue(armFlagsOf(arm), '--clip-captions') ?? 'negated';
+  const batch = flagValue(trainFlags, '--clip-batch') ?? flagValue(trainFlags, '--batch-size');
+  return { captions, batch: batch === null ? null : Number(batch) };
+}
+
 /** A JSON file a step of the run wrote: configuration-sized, a regular file. */
 export const readJson = (file: string) => readRegularTextSync(file, MAX_CONFIG_BYTES, 'a JSON report');
 
@@ -230,14 +244,14 @@ export async function defaultRun(o: DefaultRunOptions): Promise<void> {
   // The user's flags win over the selection's: theirs for every arm, and NAST's own (--beta).
   const userFlags = (arm: TunedArm) => [...o.trainFlags, ...(arm === 'NAST' ? o.nastFlags ?? [] : [])];
   const armFlags = (arm: TunedArm) => [...o.trainFlags, ...settingFlags(o.armSettings?.[arm], userFlags(arm))];
+  /** What an arm's runs are given: its flags, then NAST's own. */
+  const runFlags = (arm: TunedArm) => [...armFlags(arm), ...(arm === 'NAST' ? o.nastFlags ?? [] : [])];
   const curves: Partial<Record<TunedArm, [number, number][][]>> = {};
 
   /** Trains one arm for one seed and evaluates it: that run's column values. */
   const trainArm = async (arm: TunedArm, seed: number, label: string, extra: string[] = [], dirName = ARM_RUN[arm].dir): Promise<Record<string, number>> => {
     const dir = join(out, `seed-${seed}`, dirName);
-    const flags = [...armFlags(arm)];
-    if (arm === 'NAST') flags.push(...(o.nastFlags ?? []));
-    flags.push(...extra);
+    const flags = [...runFlags(arm), ...extra];
     // Runs side by side would interleave their progress bars.
     if (jobs > 1 && !flags.includes('--quiet')) flags.push('--quiet');
     await mini.train(arm, seed, dir, o.steps, flags, label);
@@ -279,7 +293,7 @@ export async function defaultRun(o: DefaultRunOptions): Promise<void> {
 
   const armSettings: DefaultRunReport['armSettings'] = {};
   for (const arm of ['NegBench', 'uniform', 'NAST'] as const) {
-    const f = [...armFlags(arm), ...(arm === 'NAST' ? o.nastFlags ?? [] : [])];
+    const f = runFlags(arm);
     const val = (flag: string) => {
       const i = f.lastIndexOf(flag);
       return i >= 0 ? Number(f[i + 1]) : null;
@@ -290,7 +304,7 @@ export async function defaultRun(o: DefaultRunOptions): Promise<void> {
   for (const [arm, list] of Object.entries(curves)) validationCurves[arm as TunedArm] = { runs: list.length, mean: meanCurve(list) };
   const report: DefaultRunReport = {
     model, worldCount: o.worldCount, seeds: o.seeds, steps: o.steps, trainFlags: o.trainFlags, nastFlags: o.nastFlags ?? [], seconds,
-    armSettings, armSettingsSource: o.armSettingsSource ?? null, validationCurves,
+    armSettings, armSettingsSource: o.armSettingsSource ?? null, validationCurves, clipTerm: clipTermOf(o.trainFlags, (arm) => armTrainFlags(arm, runFlags(arm))),
     cte: cteJson, rows, probe, ...(o.sweep ? { sweep: { param: o.sweep.param, values: o.sweep.values, rows: sweepRows } } : {}),
   };
   const md = defaultRunMarkdown(report);

@@ -148,6 +148,8 @@ export interface DefaultRunReport {
   armSettings?: Partial<Record<TunedArm, { [K in keyof ArmSetting]: number | null }>>;
   /** The selection.json they came from, or null where the run had none. */
   armSettingsSource?: string | null;
+  /** Each fine-tuned arm's L_CLIP captions (train.js --clip-captions) and the pairs per L_CLIP batch. */
+  clipTerm?: { captions: Partial<Record<TunedArm, string>>; batch: number | null };
   /** Each arm's validation claim accuracy over training, mean over its seeds. */
   validationCurves?: Partial<Record<TunedArm, { runs: number; mean: [number, number][] }>>;
   cte: CteSummary;
@@ -188,6 +190,19 @@ export function validationCurveSvg(rep: DefaultRunReport): string | null {
   });
 }
 
+const CAPTION_WORDS: Record<string, string> = {
+  negated: 'negated captions',
+  'retrieval-neg': 'NegCap-style captions (the image\'s caption + "There is no X in the image.")',
+  affirmative: 'affirmative captions',
+  all: 'each of an image\'s captions in turn',
+};
+
+/** What an arm's L_CLIP term paired images with, in words. */
+function captionWords(rep: DefaultRunReport, arm: TunedArm): string {
+  const kind = rep.clipTerm?.captions[arm];
+  return kind ? `L_CLIP on ${CAPTION_WORDS[kind] ?? kind}` : 'negated captions';
+}
+
 /** results.md. */
 export function defaultRunMarkdown(rep: DefaultRunReport): string {
   const vs = nastVsUniform(rep);
@@ -197,7 +212,8 @@ export function defaultRunMarkdown(rep: DefaultRunReport): string {
   return `# Negation fine-tuning on the miniature world: base vs NegBench vs uniform vs NAST\n\n` +
     `Tiny affirmation-only CLIP (${rep.model}), ${rep.worldCount} world images (held-out test split), ` +
     `${rep.seeds.length} seed(s) (${rep.seeds.join(', ')}), ${rep.steps} steps per arm; mean ± std over seeds, percentages. ` +
-    `NegBench: its recipe (NegBench MCQs + negated captions), LoRA; uniform and NAST: NAST's recipe (claim sets + negated captions), LoRA at uniform or CTE-scaled rates. ` +
+    `NegBench: its recipe (NegBench MCQs + ${captionWords(rep, 'NegBench')}), LoRA; uniform and NAST: NAST's recipe (claim sets + ${captionWords(rep, 'NAST')}), LoRA at uniform or CTE-scaled rates` +
+    `${rep.clipTerm?.batch ? `; L_CLIP over ${rep.clipTerm.batch} image-caption pairs a step` : ''}. ` +
     `Claim gap = Claim acc (affirmative) - Claim acc (negated), per seed; Paired gap = affirmative - negated (smaller is better). Train claim acc: a fixed sample of training claim sets at the last step. ` +
     `Top-k share: fraction of the total update norm in the k layers with the highest CTE. ` +
     `Probe ceiling: mean held-out balanced accuracy of linear probes of the frozen image embeddings over every tested attribute (chance 50).\n\n${tableOf(rep.rows)}\n` +
@@ -224,6 +240,7 @@ export function defaultRunSummary(rep: DefaultRunReport) {
     format: 'negclip-default-run', version: 2, model: rep.model, world_count: rep.worldCount, seeds: rep.seeds, steps: rep.steps,
     train_flags: rep.trainFlags, nast_flags: rep.nastFlags, seconds: rep.seconds,
     arm_settings: rep.armSettings ?? null, arm_settings_source: rep.armSettingsSource ?? null,
+    clip_term: rep.clipTerm ?? null,
     validation_curves: rep.validationCurves ?? null,
     cte_positions: cte.positions, cte_layer: cte.cte_layer, cte_embeddings: cte.cte_embeddings, alpha: cte.alpha,
     rows: rep.rows.map(summaryRow),
