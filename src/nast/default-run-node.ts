@@ -295,8 +295,8 @@ export async function defaultRun(o: DefaultRunOptions): Promise<void> {
   for (const arm of ['NegBench', 'uniform', 'NAST'] as const) {
     const f = runFlags(arm);
     const val = (flag: string) => {
-      const i = f.lastIndexOf(flag);
-      return i >= 0 ? Number(f[i + 1]) : null;
+      const v = flagValue(f, flag);
+      return v === null ? null : Number(v);
     };
     armSettings[arm] = { lr: val('--lr'), lambda: val('--lambda'), ...(arm === 'NAST' ? { beta: val('--beta') } : {}) };
   }

@@ -81,6 +81,12 @@ export interface BatchState {
   seed: number;
 }
 
+export interface DrawnExample {
+  /** Row of the image in `images` (the image-embedding table). */
+  image: number;
+  example: Example;
+}
+
 /**
  * Batches of distinct images: each epoch visits every image once in a seeded order, and moves
  * every image on to its next example (images have one claim set per fact, several MCQs), so a
@@ -93,12 +99,6 @@ export interface BatchState {
  * caption pairs, M claim sets); a contrastive term over 8 images only learns to tell 8 apart,
  * while retrieval ranks among hundreds. clipBatch = batchSize draws exactly what it always did.
  */
-export interface DrawnExample {
-  /** Row of the image in `images` (the image-embedding table). */
-  image: number;
-  example: Example;
-}
-
 export class ExampleBatcher {
   readonly images: string[];
   private readonly byImage = new Map<string, Example[]>();
@@ -111,8 +111,10 @@ export class ExampleBatcher {
     this.images.forEach((im, i) => this.index.set(im, i));
     if (!Number.isInteger(batchSize) || batchSize < 2) throw new RangeError(`batch size must be an integer >= 2, got ${batchSize}`);
     if (!Number.isInteger(clipBatch) || clipBatch < batchSize) throw new RangeError(`the CLIP batch must be an integer >= the batch size ${batchSize}, got ${clipBatch}`);
-    if (this.images.length < batchSize) throw new RangeError(`${this.images.length} distinct images, fewer than the batch size ${batchSize}`);
-    if (this.images.length < clipBatch) throw new RangeError(`${this.images.length} distinct images, fewer than the CLIP batch ${clipBatch}`);
+    // A step draws clipBatch distinct images (batchSize of them when the two are equal).
+    if (this.images.length < clipBatch) {
+      throw new RangeError(`${this.images.length} distinct images, fewer than the ${clipBatch === batchSize ? 'batch size' : 'CLIP batch'} ${clipBatch}`);
+    }
     this.perm = this.order(state.epoch);
   }
 
