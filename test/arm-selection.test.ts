@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  armPoints, parseSelectionGrid, pickArmSettings, readArmSettings, selectSettings, selectionFile, selectionMarkdown,
+  armPoints, parseSelectionGrid, pickArmSettings, pooledR5Sd, readArmSettings, selectSettings, selectionFile, selectionMarkdown,
   type ArmSetting, type TunedArm, type ValidationScores,
 } from '../src/nast/arm-selection.js';
 import { parseFlags } from '../src/cli/args.js';
@@ -70,6 +70,33 @@ test('pickArmSettings: best mean objective among points that keep affirmative R@
   ], 1.0);
   assert.equal(betaTie[0].setting, { lr: 1e-3, lambda: 0.5, beta: 2 });
   assert.throws(() => pickArmSettings([scores('NAST', 1e-3, 0.3, [NaN], [1])], 1), /no finite validation objective/);
+});
+
+test('pooledR5Sd: every point\'s variance about its own mean, weighted by its degrees of freedom; single-seed points add nothing', () => {
+  // ss 0.005 (df 1) + 0.06 (df 2): sqrt(0.065 / 3).
+  const sd = pooledR5Sd([scores('NAST', 1e-3, 0.5, [0, 0], [0.9, 1.0]), scores('NAST', 2e-3, 0.5, [0, 0, 0], [0.8, 0.8, 1.1]), scores('NAST', 4e-3, 0.5, [0], [0.2])]);
+  assert.ok(Math.abs(sd - Math.sqrt(0.065 / 3)) < 1e-12, String(sd));
+  assert.is(pooledR5Sd([scores('NAST', 1e-3, 0.5, [0], [0.9])]), 0);
+});
+
+test('pickArmSettings: the guard holds at a lower bound, so a point whose seeds agreed just above the line by luck is not kept', () => {
+  // A: mean 0.96 with no spread of its own; B: mean 0.98. Pooled spread sqrt(0.0024 / 4), margin
+  // 1.645 x 0.0245 / sqrt(3) = 0.023: A's bound 0.937 falls under 0.95, B's 0.957 stays.
+  const a = scores('NAST', 2e-3, 0.5, [0.7, 0.7, 0.7], [0.96, 0.96, 0.96]);
+  const b = scores('NAST', 1e-3, 0.5, [0.6, 0.6, 0.6], [1.0, 0.94, 1.0]);
+  // A collapsed point far below the line does not widen the spread the guard uses.
+  const collapsed = scores('NAST', 8e-3, 0.5, [0.9, 0.9, 0.9], [0.2, 0.9, 0.5]);
+  const [pick] = pickArmSettings([a, b, collapsed], 1.0);
+  assert.equal([pick.setting, pick.guardMet], [{ lr: 1e-3, lambda: 0.5 }, true]);
+  assert.ok(Math.abs(pick.r5Margin - (1.645 * Math.sqrt(0.0024 / 4)) / Math.sqrt(3)) < 1e-12, String(pick.r5Margin));
+  // At z 0 the guard is the mean's: A passes and wins on its objective.
+  assert.equal(pickArmSettings([a, b, collapsed], 1.0, 0.05, 0)[0].setting, { lr: 2e-3, lambda: 0.5 });
+  const file = selectionFile({ command: 'c', model: 'm', steps: 10, seeds: [1, 2, 3], grid: { lr: [1e-3, 2e-3, 8e-3], lambda: [0.5] }, base_affirmative_r5: 1, points: [a, b, collapsed] }, [pick]);
+  assert.is(file.r5_guard_z, 1.645);
+  const md = selectionMarkdown(file);
+  assert.match(md, /R@5 lower bound/);
+  assert.match(md, /\| NAST \| 0\.002 \| 0\.5 \|.*\| 96\.0 ± 0\.0 \| 93\.7 \| no \|  \|/);
+  assert.match(md, /\| NAST \| 0\.001 \| 0\.5 \|.*\| 95\.7 \| yes \| \*\*chosen\*\* \|/);
 });
 
 test('selectSettings: chooses on validation scores when the test split would choose otherwise', async () => {

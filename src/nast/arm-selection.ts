@@ -107,6 +107,14 @@ export const ARM_OBJECTIVE: Readonly<Record<TunedArm, 'Claim acc' | 'MCQ acc'>> 
 /** How far below base an arm's validation affirmative R@5 may fall and still be chosen (NAST Table 2: alignment kept). */
 export const R5_GUARD = 0.05;
 
+/**
+ * The guard holds at a one-sided 95 % lower bound of a point's mean R@5, not at the mean itself.
+ * Why: the selection keeps the best objective among the points that pass, and the objective
+ * rises as R@5 falls, so a mean-only guard keeps the point whose few seeds happened to land just
+ * above the line; over other seeds (the default run's, a user's) it falls below about half the time.
+ */
+export const R5_GUARD_Z = 1.645;
+
 export interface ArmChoice {
   arm: TunedArm;
   setting: ArmSetting;
@@ -114,30 +122,67 @@ export interface ArmChoice {
   affirmativeR5: number;
   /** Whether the chosen point kept affirmative R@5 within the guard; false where no point did. */
   guardMet: boolean;
+  /** What the guard took off the chosen point's mean R@5: R5_GUARD_Z x the arm's pooled seed spread / sqrt(seeds). */
+  r5Margin: number;
 }
 
 const mean = (xs: readonly number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
 
 /**
- * The point each arm trains at: the highest mean validation objective among its points whose
- * mean validation affirmative R@5 is at least base's minus R5_GUARD; where none is, the point
- * with the highest affirmative R@5 (then objective), marked guardMet: false. Ties go to the lower
- * rate, then the higher lambda (more CLIP term). Only validation scores exist here: test scores
- * never reach the choice.
+ * The seeds' standard deviation of affirmative R@5, pooled over `points` (each point's variance
+ * about its own mean, weighted by its degrees of freedom); 0 where no point has two seeds. Pooled
+ * because three seeds' own spread is itself a guess: a point whose seeds agreed by luck would
+ * otherwise pass on that luck.
  */
-export function pickArmSettings(scores: readonly ValidationScores[], baseAffirmativeR5: number, guard = R5_GUARD): ArmChoice[] {
+export function pooledR5Sd(points: readonly ValidationScores[]): number {
+  let ss = 0;
+  let df = 0;
+  for (const p of points) {
+    if (p.affirmativeR5.length < 2) continue;
+    const m = mean(p.affirmativeR5);
+    ss += p.affirmativeR5.reduce((s, x) => s + (x - m) ** 2, 0);
+    df += p.affirmativeR5.length - 1;
+  }
+  return df ? Math.sqrt(ss / df) : 0;
+}
+
+/**
+ * The guard over one arm's points: a point keeps alignment where its mean affirmative R@5 minus
+ * z x s / sqrt(its seeds) is at least base's minus `guard`, s the seed spread pooled over the
+ * arm's points whose mean alone passes (the spread near the line, not that of runs that
+ * collapsed far below it).
+ */
+export function r5Guard(points: readonly ValidationScores[], baseAffirmativeR5: number, guard = R5_GUARD, z = R5_GUARD_Z): (p: ValidationScores) => { margin: number; kept: boolean } {
+  const line = baseAffirmativeR5 - guard - 1e-12;
+  const sd = pooledR5Sd(points.filter((p) => mean(p.affirmativeR5) >= line));
+  return (p) => {
+    const margin = (z * sd) / Math.sqrt(p.affirmativeR5.length);
+    return { margin, kept: mean(p.affirmativeR5) - margin >= line };
+  };
+}
+
+/**
+ * The point each arm trains at: the highest mean validation objective among its points that keep
+ * alignment by r5Guard (a one-sided 95 % lower bound of mean R@5 within R5_GUARD of base); where
+ * none does, the point with the highest mean affirmative R@5 (then objective), marked guardMet:
+ * false. Ties go to the lower rate, then the higher lambda (more CLIP term). Only validation
+ * scores exist here: test scores never reach the choice.
+ */
+export function pickArmSettings(scores: readonly ValidationScores[], baseAffirmativeR5: number, guard = R5_GUARD, z = R5_GUARD_Z): ArmChoice[] {
   return TUNED_ARMS.filter((arm) => scores.some((s) => s.arm === arm)).map((arm) => {
-    const mine = scores.filter((s) => s.arm === arm).map((s) => ({ s, objective: mean(s.objective), r5: mean(s.affirmativeR5) }));
+    const points = scores.filter((s) => s.arm === arm);
+    const check = r5Guard(points, baseAffirmativeR5, guard, z);
+    const mine = points.map((s) => ({ s, objective: mean(s.objective), r5: mean(s.affirmativeR5), ...check(s) }));
     for (const m of mine) {
       if (!Number.isFinite(m.objective)) throw new RangeError(`selection: ${arm} at ${settingLabel(m.s.setting)} has no finite validation objective`);
     }
-    const kept = mine.filter((m) => m.r5 >= baseAffirmativeR5 - guard - 1e-12);
+    const kept = mine.filter((m) => m.kept);
     const byObjective = (a: typeof mine[number], b: typeof mine[number]) => b.objective - a.objective || a.s.setting.lr - b.s.setting.lr || b.s.setting.lambda - a.s.setting.lambda
       || (a.s.setting.beta ?? 0) - (b.s.setting.beta ?? 0);
     // Where no point keeps alignment, the one that keeps it best: every arm is held to the same
     // rule, so an arm that cannot meet the guard does not win on the objective the guard trades.
     const best = kept.length ? kept.sort(byObjective)[0] : mine.sort((a, b) => b.r5 - a.r5 || byObjective(a, b))[0];
-    return { arm, setting: best.s.setting, objective: best.objective, affirmativeR5: best.r5, guardMet: kept.length > 0 };
+    return { arm, setting: best.s.setting, objective: best.objective, affirmativeR5: best.r5, guardMet: kept.length > 0, r5Margin: best.margin };
   });
 }
 
@@ -152,15 +197,17 @@ export interface SelectionFile {
   grid: SelectionGrid;
   split: 'validation';
   r5_guard: number;
+  /** The lower bound's z (absent in files written before the guard had a margin: 0). */
+  r5_guard_z?: number;
   base_affirmative_r5: number;
   points: ValidationScores[];
-  chosen: Record<TunedArm, ArmSetting & { objective: number; affirmative_r5: number; guard_met: boolean }>;
+  chosen: Record<TunedArm, ArmSetting & { objective: number; affirmative_r5: number; guard_met: boolean; r5_margin?: number }>;
 }
 
-export function selectionFile(o: Omit<SelectionFile, 'format' | 'version' | 'split' | 'chosen' | 'r5_guard'>, choices: readonly ArmChoice[]): SelectionFile {
+export function selectionFile(o: Omit<SelectionFile, 'format' | 'version' | 'split' | 'chosen' | 'r5_guard' | 'r5_guard_z'>, choices: readonly ArmChoice[]): SelectionFile {
   const chosen = {} as SelectionFile['chosen'];
-  for (const c of choices) chosen[c.arm] = { ...c.setting, objective: c.objective, affirmative_r5: c.affirmativeR5, guard_met: c.guardMet };
-  return { format: 'negclip-arm-selection', version: 1, ...o, split: 'validation', r5_guard: R5_GUARD, chosen };
+  for (const c of choices) chosen[c.arm] = { ...c.setting, objective: c.objective, affirmative_r5: c.affirmativeR5, guard_met: c.guardMet, r5_margin: c.r5Margin };
+  return { format: 'negclip-arm-selection', version: 1, ...o, split: 'validation', r5_guard: R5_GUARD, r5_guard_z: R5_GUARD_Z, chosen };
 }
 
 /**
@@ -203,21 +250,23 @@ const pm = (xs: readonly number[]) => {
 export function selectionMarkdown(f: SelectionFile): string {
   const betas = f.points.some((p) => p.setting.beta !== undefined);
   const gaps = f.points.some((p) => p.claimGap?.length);
+  const z = f.r5_guard_z ?? 0;
+  const guards = new Map(TUNED_ARMS.map((arm) => [arm, r5Guard(f.points.filter((p) => p.arm === arm), f.base_affirmative_r5, f.r5_guard, z)]));
   const rows = f.points.map((p) => {
     const c = f.chosen[p.arm];
     const chosen = c && sameSetting(c, p.setting);
-    const r5 = mean(p.affirmativeR5);
+    const g = guards.get(p.arm)!(p);
     return [
       p.arm, String(p.setting.lr), String(p.setting.lambda), ...(betas ? [p.setting.beta === undefined ? '-' : String(p.setting.beta)] : []),
       ARM_OBJECTIVE[p.arm], pm(p.objective), pm(p.claim), ...(gaps ? [p.claimGap?.length ? pm(p.claimGap) : '-'] : []), pm(p.mcq), pm(p.affirmativeR5),
-      r5 >= f.base_affirmative_r5 - f.r5_guard - 1e-12 ? 'yes' : 'no', chosen ? '**chosen**' : '',
+      ...(z ? [pct(mean(p.affirmativeR5) - g.margin)] : []), g.kept ? 'yes' : 'no', chosen ? '**chosen**' : '',
     ];
   });
   const headers = ['Arm', 'lr', 'lambda', ...(betas ? ['beta'] : []), 'Objective', 'Objective (val)', 'Claim acc (val)', ...(gaps ? ['Claim gap (val)'] : []),
-    'MCQ acc (val)', 'R@5 affirmative (val)', 'R@5 kept', ''];
+    'MCQ acc (val)', 'R@5 affirmative (val)', ...(z ? ['R@5 lower bound'] : []), 'R@5 kept', ''];
   return `# Per-arm settings chosen on the validation split\n\n` +
     `${f.seeds.length} seed(s) (${f.seeds.join(', ')}), ${f.steps} steps per run, model ${f.model}. Each arm keeps the point with the highest mean validation objective ` +
-    `among those whose affirmative R@5 stays within ${pct(f.r5_guard)} points of base (${pct(f.base_affirmative_r5)} on validation); an arm with no such point keeps the one with the highest affirmative R@5. The test split is not read. ` +
+    `among those whose affirmative R@5 stays within ${pct(f.r5_guard)} points of base (${pct(f.base_affirmative_r5)} on validation)${z ? ` at a one-sided lower bound (mean - ${z} x the arm's seed spread near the line, pooled, / sqrt(seeds))` : ''}; an arm with no such point keeps the one with the highest affirmative R@5. The test split is not read. ` +
     `Percentages, mean ± std over seeds.\n\n` +
     markdownTable(headers, rows) +
     `\nCommand: \`${f.command}\`\n`;
