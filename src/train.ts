@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { DEFAULT_ARM_SETTING, DEFAULT_RUN_STEPS, DEFAULT_RUN_TRAIN, DEFAULT_RUN_VAL_CHECKS, given, NAST_ONLY, PASS_THROUGH, passed, SWEEPABLE, TRAIN_FLAGS } from './cli/train-flags.js';
 import { defaultRun, tinyWorldModelPath, type SweepSpec } from './nast/default-run-node.js';
 import { selectRun } from './nast/select-run-node.js';
-import { parseSelectionGrid, readArmSettings, TUNED_ARMS, type ArmSetting, type TunedArm } from './nast/arm-selection.js';
+import { parseSelectionGrid, readArmSettings, selectionSteps, TUNED_ARMS, type ArmSetting, type TunedArm } from './nast/arm-selection.js';
 import { MAX_CONFIG_BYTES, readRegularTextSync } from './io/read-file-node.js';
 import { setUpTraining } from './nast/train-setup-node.js';
 import { runTraining } from './nast/train-run-node.js';
@@ -41,12 +41,13 @@ function seedList(raw: string): number[] {
 }
 
 /** The model folder's selection.json (what `--select` chose), or null where it has none. */
-function armSettingsOf(model: string): { settings: Record<TunedArm, ArmSetting>; source: string | null } {
+function armSettingsOf(model: string): { settings: Record<TunedArm, ArmSetting>; source: string | null; steps: number | null } {
   const file = join(model, 'selection.json');
   const settings = Object.fromEntries(TUNED_ARMS.map((a) => [a, { ...DEFAULT_ARM_SETTING }])) as Record<TunedArm, ArmSetting>;
-  if (!existsSync(file)) return { settings, source: null };
-  Object.assign(settings, readArmSettings(readRegularTextSync(file, MAX_CONFIG_BYTES, 'a selection file'), file));
-  return { settings, source: file };
+  if (!existsSync(file)) return { settings, source: null, steps: null };
+  const text = readRegularTextSync(file, MAX_CONFIG_BYTES, 'a selection file');
+  Object.assign(settings, readArmSettings(text, file));
+  return { settings, source: file, steps: selectionSteps(text) };
 }
 
 async function embeddedDefault(f: ParsedFlags): Promise<void> {
@@ -86,7 +87,10 @@ async function embeddedDefault(f: ParsedFlags): Promise<void> {
     await selectRun({ ...common, out: given('out') ? (f.out as string) : 'select-run', grid, fixed: { ...DEFAULT_ARM_SETTING }, command: `node dist/train.js ${process.argv.slice(2).join(' ')}` });
     return;
   }
-  const { settings, source } = armSettingsOf(tinyWorldModelPath());
+  const { settings, source, steps: chosenAt } = armSettingsOf(tinyWorldModelPath());
+  if (source && !short && chosenAt !== null && chosenAt !== steps) {
+    process.stderr.write(`note: ${source} chose each arm's lr and lambda for ${chosenAt} steps a run; this run trains ${steps} (rerun --select with --steps ${steps} to choose for it)\n`);
+  }
   await defaultRun({
     ...common,
     out: given('out') ? (f.out as string) : 'default-run',

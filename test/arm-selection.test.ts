@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  armPoints, parseSelectionGrid, pickArmSettings, pooledR5Sd, readArmSettings, selectSettings, selectionFile, selectionMarkdown,
+  armPoints, parseSelectionGrid, pickArmSettings, pooledR5Sd, readArmSettings, selectSettings, selectionFile, selectionMarkdown, selectionSteps,
   type ArmSetting, type TunedArm, type ValidationScores,
 } from '../src/nast/arm-selection.js';
 import { parseFlags } from '../src/cli/args.js';
@@ -70,6 +70,14 @@ test('pickArmSettings: best mean objective among points that keep affirmative R@
   ], 1.0);
   assert.equal(betaTie[0].setting, { lr: 1e-3, lambda: 0.5, beta: 2 });
   assert.throws(() => pickArmSettings([scores('NAST', 1e-3, 0.3, [NaN], [1])], 1), /no finite validation objective/);
+});
+
+test('selectionSteps: the steps a selection was made at, or null where the file does not say', () => {
+  const file = selectionFile({ command: 'c', model: 'm', steps: 160, seeds: [1], grid: { lr: [1e-3], lambda: [0.5] }, base_affirmative_r5: 1, points: [] }, []);
+  assert.is(selectionSteps(JSON.stringify(file)), 160);
+  assert.is(selectionSteps(JSON.stringify({ ...file, steps: undefined })), null);
+  assert.is(selectionSteps(JSON.stringify({ ...file, steps: 2.5 })), null);
+  assert.is(selectionSteps('not json'), null);
 });
 
 test('pooledR5Sd: every point\'s variance about its own mean, weighted by its degrees of freedom; single-seed points add nothing', () => {

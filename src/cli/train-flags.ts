@@ -7,14 +7,14 @@ import { MAX_LR } from '../engine/optim/adamw.js';
 
 /** The default run's fine-tuning settings where the user gives none (the tiny model's). */
 export const DEFAULT_RUN_TRAIN: [string, string][] = [
-  ['batch-size', '8'], ['schedule', 'constant'], ['targets', 'q_proj,k_proj,v_proj,out_proj,fc1,fc2'], ['rank', '16'], ['alpha', '32'],
+  ['batch-size', '8'], ['schedule', 'cosine'], ['targets', 'q_proj,k_proj,v_proj,out_proj,fc1,fc2'], ['rank', '16'], ['alpha', '32'],
   ['clip-batch', '32'], ['log-every', '20'], ['check-sets', '150'], ['train-checks', 'last'],
 ];
 /** An arm's lr and lambda where the model folder has no selection.json (and the user gives none). */
 export const DEFAULT_ARM_SETTING = { lr: 2e-3, lambda: 0.5 } as const;
 /** Validation checks per default-run training (the validation curves' points). */
 export const DEFAULT_RUN_VAL_CHECKS = 5;
-export const DEFAULT_RUN_STEPS = 96;
+export const DEFAULT_RUN_STEPS = 160;
 
 export const TRAIN_FLAGS: FlagTable = {
   model: { kind: 'string', meta: 'DIR|FILE', help: 'base CLIP checkpoint (frozen): Hugging Face folder (safetensors or pytorch_model.bin), OpenAI-layout .safetensors, or a PyTorch / open_clip / NegBench .pt (with --config)' },

@@ -238,6 +238,19 @@ export function readArmSettings(text: string, file: string): Partial<Record<Tune
   return out;
 }
 
+/**
+ * The steps per run a selection.json's choice was made at (its `steps`), or null where the file
+ * does not say: settings chosen at one length of training need not suit another.
+ */
+export function selectionSteps(text: string): number | null {
+  try {
+    const steps = (JSON.parse(text) as Partial<SelectionFile>).steps;
+    return typeof steps === 'number' && Number.isInteger(steps) && steps > 0 ? steps : null;
+  } catch {
+    return null;
+  }
+}
+
 const pct = (x: number) => formatNumber(100 * x, 1);
 const pm = (xs: readonly number[]) => {
   const m = mean(xs);
