@@ -25,6 +25,7 @@ import { checkImagesExist, openDatasetSplit, parseSplitName } from './data/datas
 import type { SplitName } from './data/splits.js';
 import { writeFileAtomic } from './io/atomic-write-node.js';
 import { evaluateClip, planEvaluation, planIsEmpty, reportMarkdown, type EvalReport } from './nast/evaluate.js';
+import { evalFileJson, evalMarkdownPath } from './nast/eval-file.js';
 import { probeImageTower } from './world/probe-node.js';
 import { probeMarkdown, type ProbeReport } from './world/linear-probe.js';
 import { benchmarkMarkdown, readBenchmarkFiles, runBenchmarks, type BenchmarkResults, type BenchmarkSet } from './nast/benchmark-files-node.js';
@@ -228,16 +229,12 @@ await runCli('eval', 'usage: node dist/eval.js --model DIR [--adapter DIR] (--da
     process.stdout.write(md);
     const out = f.out as string | undefined;
     if (out) {
-      const json = {
-        format: 'negclip-eval',
-        version: 1,
-        data: ds ? { dir: ds.dir, split: ds.split ?? null, records: records.length, kinds: plan.kinds } : null,
-        models: rows,
+      const json = evalFileJson(ds ? { dir: ds.dir, split: ds.split ?? null, records: records.length, kinds: plan.kinds } : null, rows, {
         ...(probeReport ? { probe: { model: rows[0]!.name, ...probeReport } } : {}),
         // The first model's benchmark results at the top level (each model's are in models[]).
         ...(bench ? { negbench: rows[0]!.benchmarks!.negbench, ...(rows[0]!.benchmarks!.nast_mcq ? { nast_mcq: rows[0]!.benchmarks!.nast_mcq } : {}), skipped_rows: bench.skipped } : {}),
-      };
-      const mdPath = extname(out).toLowerCase() === '.json' ? out.slice(0, -5) + '.md' : `${out}.md`;
+      });
+      const mdPath = evalMarkdownPath(out);
       mkdirSync(dirname(resolve(out)), { recursive: true });
       await writeFileAtomic(out, JSON.stringify(json, null, 2) + '\n');
       await writeFileAtomic(mdPath, md);

@@ -45,6 +45,7 @@ const FLAGS: FlagTable = {
   // resamples of a 24-layer encoder are 200 MB, 10^8 would not fit in V8's heap.
   bootstrap: { kind: 'int', default: 1000, min: 0, max: MAX_BOOTSTRAP, help: `bootstrap resamples of the pairs for the 95% interval of each CTE_l (0: none; at most ${MAX_BOOTSTRAP}, held in memory)` },
   limit: { kind: 'int', min: 1, help: 'trace only the first N pairs' },
+  quiet: { kind: 'boolean', help: 'no progress line (the default run traces beside its first fine-tunes)' },
 };
 
 interface PairLine extends ParsedPairLine {
@@ -157,11 +158,13 @@ await runCli('trace', 'usage: node dist/trace.js --model DIR --pairs FILE.jsonl 
         if (!(err instanceof TraceInputError)) throw err;
         skip(p, err.message);
       }
-      const rate = (i + 1) / ((Date.now() - t0) / 1000);
-      process.stderr.write(`\rtrace: ${i + 1}/${usable.length} pairs (${rate.toFixed(1)}/s)`);
-      midLine = true;
+      if (!f.quiet) {
+        const rate = (i + 1) / ((Date.now() - t0) / 1000);
+        process.stderr.write(`\rtrace: ${i + 1}/${usable.length} pairs (${rate.toFixed(1)}/s)`);
+        midLine = true;
+      }
     }
-    process.stderr.write('\n');
+    if (midLine) process.stderr.write('\n');
     for (const e of embeds.values()) e.dispose();
     if (traced.length === 0) throw new Error(noneLeft('no pair could be traced'));
     const report = buildCteReport(traced, {

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ARM_CLIP_CAPTIONS, armTrainFlags, clipTermOf, meanCurve, pairedDifference, pool, settingFlags, validationCurve } from '../src/nast/default-run-node.js';
+import { ARM_CLIP_CAPTIONS, armTrainFlags, clipTermOf, lavapipeThreadsEnv, meanCurve, pairedDifference, pool, settingFlags, threadsPerJob, validationCurve } from '../src/nast/default-run-node.js';
 import { DEFAULT_RUN_TRAIN } from '../src/cli/train-flags.js';
 import { lineChartSvg } from '../src/io/report.js';
 
@@ -17,6 +17,17 @@ test('pool: results in task order, at most n running at once', async () => {
   assert.equal(await pool(2, tasks), [0, 1, 2, 3, 4]);
   assert.is(most, 2);
   assert.equal(await pool(8, tasks.slice(0, 2)), [0, 1]);
+});
+
+test('lavapipe threads: a share of the cores per side-by-side run, at least one; a user\'s LP_NUM_THREADS kept; none set for a run alone', () => {
+  assert.is(threadsPerJob(2, 2), 1);
+  assert.is(threadsPerJob(2, 8), 4);
+  assert.is(threadsPerJob(3, 8), 2);
+  assert.is(threadsPerJob(4, 2), 1);
+  const env = { PATH: '/bin' };
+  assert.equal(lavapipeThreadsEnv(1, env), { PATH: '/bin', LP_NUM_THREADS: '1' });
+  assert.is(lavapipeThreadsEnv(undefined, env), env);
+  assert.equal(lavapipeThreadsEnv(1, { LP_NUM_THREADS: '6' }), { LP_NUM_THREADS: '6' });
 });
 
 test('pairedDifference: per-seed NAST - uniform, wins, ties and losses', () => {

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +11,7 @@ import { worldVocabulary } from '../src/data/world/index.js';
 import { loadClip, loadClipTokenizer } from '../src/models/load-node.js';
 import { imageConfigFor, loadPixels } from '../src/cli/images-node.js';
 import { openDatasetSplit } from '../src/data/dataset-node.js';
+import { writeShards } from '../src/data/shards-node.js';
 import { l2Normalize, noGrad, scope, type Tensor } from '../src/engine/index.js';
 import {
   EvalInputError, evaluateClip, planEvaluation, reportFromScores, reportMarkdown, scoresFromEmbeddings,
@@ -21,6 +22,7 @@ import type { EvalRecord } from '../src/data/records.js';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DATA_CLI = join(ROOT, 'build', 'src', 'data.js');
 const EVAL_CLI = join(ROOT, 'build', 'src', 'eval.js');
+const TRAIN_CLI = join(ROOT, 'build', 'src', 'train.js');
 const MODEL = join(ROOT, 'test', 'fixtures', 'clip', 'tiny-hf');
 const ADAPTER = join(ROOT, 'test', 'fixtures', 'lora', 'peft-adapter');
 const VOCAB = join(ROOT, 'models', 'openai-bpe', 'bpe_simple_vocab_16e6.txt.gz');
@@ -222,6 +224,44 @@ test('eval CLI: base and base + adapter side by side, JSON and Markdown written,
   assert.match(md, /\| tiny-hf \| /);
   assert.match(md, /\| tiny-hf \+ peft-adapter \| /);
   assert.match(r.stderr, /eval: tiny-hf: options \d+\/\d+/, 'progress on stderr');
+});
+
+test('train.js --eval-split writes the report eval.js writes for the saved adapter; bad splits are refused before training', async () => {
+  const run1 = join(TMP, 'run-eval');
+  const t = await run(TRAIN_CLI, ['--model', MODEL, '--tokenizer', VOCAB, '--data', DATA, '--uniform', '--steps', '3', '--batch-size', '3', '--lr', '5e-2', '--quiet', '--val-every', '0', '--eval-split', 'test', '--out', run1]);
+  assert.is(t.status, 0, t.stderr);
+  const inTrain = JSON.parse(readFileSync(join(run1, 'eval.json'), 'utf8'));
+  const e = await run(EVAL_CLI, ['--model', MODEL, '--tokenizer', VOCAB, '--data', DATA, '--split', 'test', '--adapter', join(run1, 'adapter'), '--out', join(TMP, 'eval-of-run.json')]);
+  assert.is(e.status, 0, e.stderr);
+  const separate = JSON.parse(readFileSync(join(TMP, 'eval-of-run.json'), 'utf8'));
+  assert.is(inTrain.format, 'negclip-eval');
+  assert.equal(inTrain.data, separate.data);
+  assert.equal(inTrain.models.map((m: { name: string; model: string; adapter: string }) => [m.name, m.model, m.adapter]), [['tiny-hf + adapter', MODEL, join(run1, 'adapter')]]);
+  assert.equal(inTrain.models[0].report, separate.models[0].report, 'the same numbers as eval.js on the saved adapter');
+  assert.not.equal(inTrain.models[0].report, JSON.parse(JSON.stringify(inProcess)), 'the adapter moved the scores off the base model\'s');
+  assert.ok(readFileSync(join(run1, 'eval.md'), 'utf8').includes('| tiny-hf + adapter |'));
+  assert.ok(t.stdout.includes('| tiny-hf + adapter |'), 'the table is printed');
+
+  // A stale eval.json is one of the run's outputs: --overwrite replaces it, a fresh run without it is refused.
+  const again = await run(TRAIN_CLI, ['--model', MODEL, '--tokenizer', VOCAB, '--data', DATA, '--uniform', '--steps', '1', '--batch-size', '3', '--quiet', '--val-every', '0', '--out', run1]);
+  assert.is(again.status, 2, again.stderr);
+  assert.match(again.stderr, /already holds a run \(.*eval\.json, eval\.md\)/);
+
+  const bare = join(TMP, 'bare-shards');
+  const ds = await openDatasetSplit(DATA, 'train');
+  await writeShards(bare, await ds.readRecords(), { recordsPerShard: 50 });
+  const m = ['--model', MODEL, '--tokenizer', VOCAB, '--uniform', '--steps', '1', '--batch-size', '3', '--quiet'];
+  const cases: [string[], RegExp][] = [
+    [['--data', DATA, '--eval-split', 'dev'], /--eval-split: unknown split "dev"/],
+    [['--data', bare, '--eval-split', 'test'], /--eval-split needs a data folder built by node dist\/data\.js build \(with dataset\.json\)/],
+  ];
+  for (const [args, msg] of cases) {
+    const out = join(TMP, `refused-${cases.findIndex((c) => c[0] === args)}`);
+    const r = await run(TRAIN_CLI, [...m, ...args, '--out', out]);
+    assert.is.not(r.status, 0, args.join(' '));
+    assert.match(r.stderr, msg);
+    assert.not.ok(existsSync(join(out, 'adapter')), 'refused before training');
+  }
 });
 
 test('eval CLI: clear one-line errors and exit codes', async () => {

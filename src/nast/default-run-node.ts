@@ -8,6 +8,7 @@
  * process, so the default run exercises exactly what users run.
  */
 import { spawn } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -73,10 +74,27 @@ export function tinyWorldModelPath(): string {
   return join(packageRoot(), 'models', 'tiny-world');
 }
 
-function run(script: string, args: string[], phase: string): Promise<string> {
+/**
+ * Mesa's lavapipe (the software Vulkan driver of GPU-less machines) starts a worker thread per
+ * core in every process, so runs side by side oversubscribe the cores: measured on a 2-core
+ * machine, two fine-tunes side by side took 74 s a pair with one worker each against 85 s with
+ * the default (interleaved, 4 pairs each), while one fine-tune alone needs its two (66-68 s with
+ * one, 44-52 s with two). Other drivers ignore the variable; a user's own setting is kept.
+ */
+export function lavapipeThreadsEnv(threads: number | undefined, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  if (threads === undefined || env.LP_NUM_THREADS !== undefined) return env;
+  return { ...env, LP_NUM_THREADS: String(threads) };
+}
+
+/** Lavapipe workers per process when `jobs` processes share the machine's cores (at least 1). */
+export function threadsPerJob(jobs: number, cores = availableParallelism()): number {
+  return Math.max(1, Math.floor(cores / jobs));
+}
+
+function run(script: string, args: string[], phase: string, threads?: number): Promise<string> {
   return new Promise((ok, fail) => {
     process.stderr.write(`\n== ${phase}\n`);
-    const child = spawn(process.execPath, [join(DIST, script), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [join(DIST, script), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: lavapipeThreadsEnv(threads) });
     let out = '';
     child.stdout.on('data', (b: Buffer) => { out += b.toString(); });
     child.stderr.on('data', (b: Buffer) => {
@@ -189,24 +207,29 @@ export class Miniature {
     await run('data.js', ['build', '--from', 'world', '--world-count', String(worldCount), '--world-size', '32', '--seed', '0', '--out', this.data], 'data: miniature world -> claim sets, captions, MCQs, probe pairs');
   }
 
-  async trace(pairs: number): Promise<CteSummary> {
-    await run('trace.js', ['--model', this.model, '--pairs', join(this.data, 'train', 'probe.jsonl'), '--limit', String(pairs), '--out', join(this.out, 'trace')], 'trace: causal tracing of the text encoder');
+  /** Traces the text encoder over the first `pairs` probe pairs; `quiet`: no progress line (a run beside it prints its own). */
+  async trace(pairs: number, quiet = false, threads?: number): Promise<CteSummary> {
+    const args = ['--model', this.model, '--pairs', join(this.data, 'train', 'probe.jsonl'), '--limit', String(pairs), '--out', join(this.out, 'trace')];
+    if (quiet) args.push('--quiet');
+    const said = await run('trace.js', args, 'trace: causal tracing of the text encoder', threads);
+    // Quiet beside other runs: its summary line says when it finished.
+    if (quiet) process.stderr.write(`trace: ${said.trim().split('\n')[0]}\n`);
     return JSON.parse(readJson(this.cte)) as CteSummary;
   }
 
   /** Evaluates the base model (adapter null) or an adapter on a split of the data; the report is also written to `file`. */
-  async evaluate(adapter: string | null, file: string, label: string, split: 'validation' | 'test', probe = false): Promise<{ report: EvalReport; probe: ProbeReport | null }> {
+  async evaluate(adapter: string | null, file: string, label: string, split: 'validation' | 'test', probe = false, threads?: number): Promise<{ report: EvalReport; probe: ProbeReport | null }> {
     const args = ['--model', this.model, '--data', this.data, '--split', split, '--out', file];
     if (adapter) args.push('--adapter', adapter);
     if (probe) args.push('--probe');
-    await run('eval.js', args, `eval (${split}): ${label}`);
+    await run('eval.js', args, `eval (${split}): ${label}`, threads);
     return readEval(file);
   }
 
   /** Fine-tunes one arm for one seed into `dir` (replaced), with `flags` (armTrainFlags applied) after the arm's own. */
-  async train(arm: TunedArm, seed: number, dir: string, steps: number, flags: readonly string[], label: string): Promise<void> {
+  async train(arm: TunedArm, seed: number, dir: string, steps: number, flags: readonly string[], label: string, threads?: number): Promise<void> {
     const args = ['--model', this.model, '--data', this.data, '--steps', String(steps), '--seed', String(seed), '--out', dir, '--overwrite', ...ARM_RUN[arm].flags(this.cte), ...armTrainFlags(arm, flags)];
-    await run('train.js', args, `train: ${label}, seed ${seed}`);
+    await run('train.js', args, `train: ${label}, seed ${seed}`, threads);
   }
 }
 
@@ -230,17 +253,24 @@ export async function defaultRun(o: DefaultRunOptions): Promise<void> {
   process.stderr.write(`default run: tiny CLIP ${model}, ${o.worldCount} world images, seeds ${o.seeds.join(',')}, ${o.steps} steps per arm -> ${out}\n`);
   const mini = new Miniature(model, out);
   await mini.build(o.worldCount);
-  const cteJson = await mini.trace(o.tracePairs);
+  // The trace and the base model's evaluation share the pool with the fine-tunes: only NAST's
+  // runs need the trace's scales (the others need its CTE only for their update shares, after
+  // they train), so the first fine-tunes run beside the trace instead of after it, and no phase
+  // leaves a core idle while it runs alone.
+  let traced: Promise<CteSummary> | undefined;
+  const trace = (threads?: number) => (traced ??= mini.trace(o.tracePairs, jobs > 1, threads));
 
   const rows: Summary[] = ARMS.map((name) => ({ name, values: {} }));
   const row = (name: string) => rows.find((r) => r.name === name)!;
   const push = (s: Summary, r: EvalReport) => {
     for (const [k, f] of COLUMNS) (s.values[k] ??= []).push(f(r));
   };
-  const base = await mini.evaluate(null, join(out, 'eval-base.json'), 'base model (and the linear probe of its frozen image tower)', 'test', true);
-  push(row('base'), base.report);
-  const probe = base.probe;
-  const probeMean = probe && probe.attributes.length ? probe.attributes.reduce((s, a) => s + a.balanced, 0) / probe.attributes.length : NaN;
+  let probe: ProbeReport | null = null;
+  const evaluateBase = async (threads?: number) => {
+    const base = await mini.evaluate(null, join(out, 'eval-base.json'), 'base model (and the linear probe of its frozen image tower)', 'test', true, threads);
+    push(row('base'), base.report);
+    probe = base.probe;
+  };
   // The user's flags win over the selection's: theirs for every arm, and NAST's own (--beta).
   const userFlags = (arm: TunedArm) => [...o.trainFlags, ...(arm === 'NAST' ? o.nastFlags ?? [] : [])];
   const armFlags = (arm: TunedArm) => [...o.trainFlags, ...settingFlags(o.armSettings?.[arm], userFlags(arm))];
@@ -249,19 +279,22 @@ export async function defaultRun(o: DefaultRunOptions): Promise<void> {
   const curves: Partial<Record<TunedArm, [number, number][][]>> = {};
 
   /** Trains one arm for one seed and evaluates it: that run's column values. */
-  const trainArm = async (arm: TunedArm, seed: number, label: string, extra: string[] = [], dirName = ARM_RUN[arm].dir): Promise<Record<string, number>> => {
+  const trainArm = async (arm: TunedArm, seed: number, label: string, extra: string[] = [], dirName = ARM_RUN[arm].dir, threads?: number): Promise<Record<string, number>> => {
     const dir = join(out, `seed-${seed}`, dirName);
     const flags = [...runFlags(arm), ...extra];
     // Runs side by side would interleave their progress bars.
     if (jobs > 1 && !flags.includes('--quiet')) flags.push('--quiet');
-    await mini.train(arm, seed, dir, o.steps, flags, label);
+    if (arm === 'NAST') await trace();
+    // Scored on the test split by the training process itself (eval.js's report, in dir/eval.json):
+    // no second process loading the model and adapter again.
+    await mini.train(arm, seed, dir, o.steps, [...flags, '--eval-split', 'test'], label, threads);
     const values: Record<string, number> = {};
-    const report = (await mini.evaluate(join(dir, 'adapter'), join(dir, 'eval.json'), `${label}, seed ${seed}`, 'test')).report;
+    const report = readEval(join(dir, 'eval.json')).report;
     for (const [k, f] of COLUMNS) values[k] = f(report);
     const rep = JSON.parse(readJson(join(dir, 'report.json'))) as { update_norms: number[]; train_claim_accuracy: number | null };
     values['Train claim acc'] = rep.train_claim_accuracy ?? NaN;
     // Shares of the update held by the top-1/3/5 layers ranked by the trace's CTE, for every arm.
-    const shares = updateShares(rep.update_norms, cteJson.cte_layer);
+    const shares = updateShares(rep.update_norms, (await trace()).cte_layer);
     values['Top-1 share'] = shares.topK[0];
     values['Top-3 share'] = shares.top3;
     values['Top-5 share'] = shares.top5;
@@ -271,15 +304,24 @@ export async function defaultRun(o: DefaultRunOptions): Promise<void> {
     }
     return values;
   };
-  /** Every (arm, seed) run, `jobs` at a time; each row's values are kept in seed order. */
-  const runAll = async (list: { into: Summary; arm: TunedArm; extra?: string[]; dir?: string }[]) => {
+  /**
+   * Every (arm, seed) run after the `first` tasks, `jobs` at a time; each row's values are kept in
+   * seed order. Each task's lavapipe gets its share of the cores, except the last one's, which
+   * runs alone once the others finish.
+   */
+  const runAll = async (list: { into: Summary; arm: TunedArm; extra?: string[]; dir?: string }[], first: ((threads?: number) => Promise<unknown>)[] = []) => {
     const tasks = list.flatMap((a) => o.seeds.map((seed) => ({ ...a, seed })));
-    const results = await pool(jobs, tasks.map((t) => () => trainArm(t.arm, t.seed, t.into.name, t.extra, t.dir)));
+    const all = [...first, ...tasks.map((t) => (threads?: number) => trainArm(t.arm, t.seed, t.into.name, t.extra, t.dir, threads))];
+    const share = threadsPerJob(jobs);
+    const results = await pool<unknown>(jobs, all.map((task, i) => () => task(jobs > 1 && i < all.length - 1 ? share : undefined)));
     tasks.forEach((t, i) => {
-      for (const [k, v] of Object.entries(results[i])) (t.into.values[k] ??= []).push(v);
+      for (const [k, v] of Object.entries(results[first.length + i] as Record<string, number>)) (t.into.values[k] ??= []).push(v);
     });
   };
-  await runAll((['NegBench', 'uniform', 'NAST'] as const).map((arm) => ({ into: row(arm), arm })));
+  await runAll((['NegBench', 'uniform', 'NAST'] as const).map((arm) => ({ into: row(arm), arm })), [trace, evaluateBase]);
+  const cteJson = await traced!;
+  const probeReport = probe as ProbeReport | null;
+  const probeMean = probeReport && probeReport.attributes.length ? probeReport.attributes.reduce((s, a) => s + a.balanced, 0) / probeReport.attributes.length : NaN;
   for (const r of rows) r.values[PROBE_COLUMN] = [probeMean];
 
   const sweepRows: Summary[] = [];
@@ -305,7 +347,7 @@ export async function defaultRun(o: DefaultRunOptions): Promise<void> {
   const report: DefaultRunReport = {
     model, worldCount: o.worldCount, seeds: o.seeds, steps: o.steps, trainFlags: o.trainFlags, nastFlags: o.nastFlags ?? [], seconds,
     armSettings, armSettingsSource: o.armSettingsSource ?? null, validationCurves, clipTerm: clipTermOf(o.trainFlags, (arm) => armTrainFlags(arm, runFlags(arm))),
-    cte: cteJson, rows, probe, ...(o.sweep ? { sweep: { param: o.sweep.param, values: o.sweep.values, rows: sweepRows } } : {}),
+    cte: cteJson, rows, probe: probeReport, ...(o.sweep ? { sweep: { param: o.sweep.param, values: o.sweep.values, rows: sweepRows } } : {}),
   };
   const md = defaultRunMarkdown(report);
   const summary = defaultRunSummary(report);

@@ -8,8 +8,8 @@ import { UsageError } from '../cli/args.js';
 import { writeFileAtomic } from '../io/atomic-write-node.js';
 import { metricsUpTo } from './resume-check.js';
 
-/** What train.js writes into --out. */
-const RUN_OUTPUTS = ['metrics.jsonl', 'report.json', 'adapter', 'checkpoint', 'model'];
+/** What train.js writes into --out (eval.json and eval.md with --eval-split: a stale one would pass for the new run's). */
+const RUN_OUTPUTS = ['metrics.jsonl', 'report.json', 'adapter', 'checkpoint', 'model', 'eval.json', 'eval.md'];
 
 /**
  * A fresh run into a folder holding a run: refused (its adapter, checkpoint and metrics would be

@@ -6,7 +6,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { appendFile, mkdir } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { loadClip } from '../models/load-node.js';
 import { saveLora } from '../models/peft-node.js';
 import { saveClip } from '../models/save-node.js';
@@ -18,6 +18,8 @@ import { loraUpdateNorms, updateShares } from './update-shares.js';
 import { TrainingLoop, NonFiniteLossError } from './training-loop.js';
 import { saveCheckpoint } from './checkpoint-node.js';
 import { armLabel } from './recipe.js';
+import { evalFileJson, evalMarkdownPath } from './eval-file.js';
+import { reportMarkdown } from './evaluate.js';
 import { layerUpdateNorms, textSnapshot, type Accuracies, type TrainSetup } from './train-setup-node.js';
 
 /** Trains, saves and reports; frees the set-up's GPU memory when done. */
@@ -112,6 +114,7 @@ export async function runTraining(s: TrainSetup, f: ParsedFlags): Promise<void> 
   if (last.train.claim !== null || last.val.claim !== null) console.log(`claim accuracy: train ${pct(last.train.claim)}, validation ${pct(last.val.claim)}`);
   console.log(`per-layer update norms: ${norms.map((x) => x.toExponential(2)).join(' ')}`);
   if (shares) console.log(`top-3 share ${(shares.top3 * 100).toFixed(1)}%, top-5 share ${(shares.top5 * 100).toFixed(1)}%${shares.note ? ` (${shares.note})` : ''}`);
+  if (s.finalEval) await evaluateTrained(s, lora ? join(out, 'adapter') : null);
   if (f['export-merged'] && lora) {
     const dir = f['export-merged'] as string;
     lora.merge();
@@ -120,6 +123,28 @@ export async function runTraining(s: TrainSetup, f: ParsedFlags): Promise<void> 
     console.log(`merged the adapter into the base weights: ${dir}`);
   }
   s.release();
+}
+
+/**
+ * --eval-split: scores the model as trained (the adapter still attached) on the split, and writes
+ * OUT/eval.json and OUT/eval.md as `eval.js --model MODEL --adapter OUT/adapter --split SPLIT
+ * --out OUT/eval.json` would, without a second process loading the model again.
+ */
+async function evaluateTrained(s: TrainSetup, adapter: string | null): Promise<void> {
+  const fe = s.finalEval!;
+  const t0 = Date.now();
+  process.stderr.write(`train: evaluating on ${fe.data.dir}${fe.data.split ? ` (${fe.data.split} split)` : ''}\n`);
+  const result = await fe.run();
+  const model = adapter ? s.modelPath : join(s.out, 'model');
+  const name = basename(model) + (adapter ? ` + ${basename(resolve(adapter))}` : '');
+  const rows = [{ name, model, adapter, seconds: (Date.now() - t0) / 1000, report: result.report }];
+  const json = evalFileJson({ dir: fe.data.dir, split: fe.data.split ?? null, records: fe.records.length, kinds: fe.plan.kinds }, rows);
+  const md = reportMarkdown(rows, `Evaluation on ${fe.data.dir}${fe.data.split ? ` (${fe.data.split} split)` : ''}`);
+  const file = join(s.out, 'eval.json');
+  await writeFileAtomic(file, JSON.stringify(json, null, 2) + '\n');
+  await writeFileAtomic(evalMarkdownPath(file), md);
+  process.stdout.write(md);
+  process.stderr.write(`train: wrote ${file} and ${evalMarkdownPath(file)}\n`);
 }
 
 /**

@@ -4,6 +4,7 @@
  * training images embedded once (the vision tower is frozen) and the accuracy checks prepared.
  * Node-only (files, the Dawn context).
  */
+import { existsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { nodeContext } from '../engine/node-gpu.js';
 import { concat, inference, type GpuContext, type Tensor } from '../engine/index.js';
@@ -21,7 +22,7 @@ import { dataIdentity, modelIdentity, scalesIdentity } from './run-identity-node
 import { compareResume, type RunSettings } from './resume-check.js';
 import { checkRunFolder, keepMetricsUpTo, removeRunOutputs } from './run-folder-node.js';
 import { openShards } from '../data/shards-node.js';
-import { trainingSplits } from '../data/dataset-node.js';
+import { checkImagesExist, DATASET_FILE, openDatasetSplit, parseSplitName, trainingSplits, type DatasetSplit } from '../data/dataset-node.js';
 import { makeRng, shuffle } from '../data/rng.js';
 import type { EvalRecord } from '../data/records.js';
 import { cteLayerScales } from './train-bounds.js';
@@ -30,7 +31,7 @@ import { Trainer } from './trainer.js';
 import { fullTextGroups } from './param-groups.js';
 import { CAPTION_KINDS, ExampleBatcher, readExamples, type BatchState, type CaptionKind } from './train-data.js';
 import { hasCheckpoint, loadCheckpointState } from './checkpoint-node.js';
-import { evaluateClip } from './evaluate.js';
+import { evaluateClip, planEvaluation, planIsEmpty, type EvalPlan, type EvaluateResult } from './evaluate.js';
 import { recipeNamed, type Recipe } from './recipe.js';
 
 export interface Accuracies {
@@ -77,7 +78,17 @@ export interface TrainSetup {
   start: Map<string, Float32Array> | null;
   /** The step a resumed run restarted at (0 for a fresh one). */
   resumedAt: number;
+  /** --eval-split: the split scored after the last step (checked, with its images, before any training). */
+  finalEval: FinalEval | null;
   release(): void;
+}
+
+/** The split `--eval-split` names, read and checked at set-up; `run` scores the model as it is then. */
+export interface FinalEval {
+  data: DatasetSplit;
+  records: EvalRecord[];
+  plan: EvalPlan;
+  run(): Promise<EvaluateResult>;
 }
 
 /**
@@ -128,6 +139,25 @@ export async function setUpTraining(f: ParsedFlags, given: (name: string) => boo
   const examples = readExamples(trainRecords, recipe, folder, clipCaptions as CaptionKind);
   if ((f.resume as boolean) && !hasCheckpoint(ckptDir)) {
     throw new UsageError(`--resume: no checkpoint in ${ckptDir} (no trainer_state.json); run without --resume to start afresh`);
+  }
+  // --eval-split: a missing split, an empty one or a missing image is found now, not after training.
+  let evalData: { data: DatasetSplit; records: EvalRecord[]; plan: EvalPlan } | null = null;
+  if (f['eval-split'] !== undefined) {
+    const split = asUsage(() => {
+      try {
+        return parseSplitName(f['eval-split'] as string);
+      } catch (e) {
+        throw new RangeError(`--eval-split: ${(e as Error).message}`);
+      }
+    });
+    // A bare shard folder would be "evaluated" as whatever split was named: the very records trained on.
+    if (!existsSync(join(f.data as string, DATASET_FILE))) throw new UsageError(`--eval-split needs a data folder built by node dist/data.js build (with ${DATASET_FILE}); ${f.data} has none`);
+    const data = await openDatasetSplit(f.data as string, split);
+    const records = await data.readRecords();
+    const plan = planEvaluation(records);
+    if (planIsEmpty(plan)) throw new Error(`${data.dir}: --eval-split ${split}: nothing to evaluate (${records.length} records, no captions, claim sets or MCQs)`);
+    await checkImagesExist(data, plan.images);
+    evalData = { data, records, plan };
   }
   const resume = f.resume as boolean;
   const checkpoint = resume ? await loadCheckpointState(ckptDir) : null;
@@ -212,16 +242,18 @@ export async function setUpTraining(f: ParsedFlags, given: (name: string) => boo
   const imageTable = inference(ctx, () => concat(chunks, 0));
   for (const c of chunks) c.dispose();
 
-  // Accuracy checks: the validation split's claim sets and MCQs, and a fixed sample of the
-  // training split's (is the model fitting what it trains on, and does that carry over?).
+  // Accuracy checks: the validation split's claim sets (and MCQs, where the recipe reports them),
+  // and a fixed sample of the training split's (is the model fitting what it trains on, and does
+  // that carry over?). A recipe that reports no MCQ accuracy skips scoring them: a quarter of
+  // each check's texts.
   const valEvery = f['val-every'] as number;
   const checkMax = f['check-sets'] as number;
   const checks: AccuracyCheck[] = [];
   if (valEvery > 0) {
     if (valDir) {
-      checks.push({ name: 'val', dir: valDir, records: checkRecords((await (await openShards(valDir)).readAll()) as EvalRecord[], checkMax, 1) });
+      checks.push({ name: 'val', dir: valDir, records: checkRecords((await (await openShards(valDir)).readAll()) as EvalRecord[], checkMax, 1, recipe.reportsMcq) });
     }
-    checks.push({ name: 'train', dir: folder, records: checkRecords(trainRecords, checkMax, 2) });
+    checks.push({ name: 'train', dir: folder, records: checkRecords(trainRecords, checkMax, 2, recipe.reportsMcq) });
   }
   const measure = async (c: AccuracyCheck): Promise<Accuracies> => {
     if (c.records.length === 0) return { claim: null, mcq: null };
@@ -232,6 +264,14 @@ export async function setUpTraining(f: ParsedFlags, given: (name: string) => boo
     c.embeds = r.imageEmbeds;
     const rate = (x: { n: number; accuracy: number }) => (x.n > 0 ? x.accuracy : null);
     return { claim: rate(r.report.claims), mcq: rate(r.report.mcq.overall) };
+  };
+
+  const finalEval: FinalEval | null = evalData && {
+    ...evalData,
+    run: () => evaluateClip(model, evalData.records, {
+      tokenizer: tok,
+      loadPixels: (paths) => loadPixels(paths.map(evalData.data.resolveImage), imgCfg, model.config.vision.imageSize),
+    }),
   };
 
   const trainer = new Trainer(model, groups ?? lora!, {
@@ -251,6 +291,7 @@ export async function setUpTraining(f: ParsedFlags, given: (name: string) => boo
     recipe, uniform, fullText, lambda, modelPath, configPath, out, ckptDir, ctx, model, tok, lora, layers, scales, cteLayer,
     examples: examples.length, batcher, steps, accumulate: acc, imageTable, checks, measure, trainer, hparams, start,
     resumedAt: checkpoint ? checkpoint.loop.step : 0,
+    finalEval,
     release: () => {
       imageTable.dispose();
       trainer.dispose();
@@ -261,13 +302,13 @@ export async function setUpTraining(f: ParsedFlags, given: (name: string) => boo
 }
 
 
-/** Claim sets (and MCQs) of a split for accuracy checks: at most `max`, a seeded sample, their images resolved. */
-function checkRecords(records: EvalRecord[], max: number, seed: number): EvalRecord[] {
+/** Claim sets (and MCQs, with `mcqs`) of a split for accuracy checks: at most `max` of each, a seeded sample. */
+export function checkRecords(records: readonly EvalRecord[], max: number, seed: number, mcqs: boolean): EvalRecord[] {
   const pick = (kind: string) => {
     const all = records.filter((r) => r.kind === kind);
     return all.length <= max ? all : shuffle(makeRng(seed), all).slice(0, max);
   };
-  return [...pick('claim-set'), ...pick('negbench-mcq')];
+  return [...pick('claim-set'), ...(mcqs ? pick('negbench-mcq') : [])];
 }
 
 /** Host copies of the text tower's weights (and the projection), by name; `dispose` frees the model after. */
