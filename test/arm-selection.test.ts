@@ -112,6 +112,7 @@ test('selectSettings: chooses on validation scores when the test split would cho
   const val = (lr: number) => (lr === 1e-3 ? 0.7 : 0.5);
   const testScore = (lr: number) => (lr === 1e-3 ? 0.4 : 0.9);
   const trained: string[] = [];
+  const sharedFlags: boolean[] = [];
   const splitsRead: string[] = [];
   const score = (split: 'validation' | 'test', run: string | null) => {
     splitsRead.push(split);
@@ -120,14 +121,20 @@ test('selectSettings: chooses on validation scores when the test split would cho
     return { 'Claim acc': v, 'MCQ acc': v, 'R@5 (affirmative)': 1 };
   };
   const res = await selectSettings({ arms: ['NegBench', 'uniform', 'NAST'], grid: { lr: [1e-3, 4e-3], lambda: [0.3, 0.7] }, fixed: FIXED, seeds: [7, 8], jobs: 3 }, {
-    train: async (arm, s, seed) => {
+    train: async (arm, s, seed, shared) => {
       await new Promise((r) => setTimeout(r, 0));
       const id = `${arm}:${s.lr}:${s.lambda}:${seed}`;
       trained.push(id);
+      sharedFlags.push(shared);
       return id;
     },
-    validate: async (run) => score('validation', run),
+    validate: async (run, _label, shared) => {
+      if (run === null) assert.is(shared, false, 'base is scored before any run');
+      return score('validation', run);
+    },
   });
+  // Every run but the last (which finishes alone) shares the machine.
+  assert.equal(sharedFlags, [...new Array(19).fill(true), false]);
   // 2 NegBench points + 4 + 4, each for two seeds.
   assert.is(trained.length, 20);
   assert.is(new Set(trained).size, 20);

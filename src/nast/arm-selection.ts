@@ -288,10 +288,13 @@ export function selectionMarkdown(f: SelectionFile): string {
 
 /** What a selection needs done: train an arm at a setting, and score a model on the validation split. */
 export interface SelectionRunner {
-  /** Trains `arm` at `setting` with `seed`; resolves to something `validate` takes (an adapter folder). */
-  train(arm: TunedArm, setting: ArmSetting, seed: number): Promise<string>;
+  /**
+   * Trains `arm` at `setting` with `seed`; resolves to something `validate` takes (an adapter
+   * folder). `shared`: other runs go on beside this one (every run but the last, when jobs > 1).
+   */
+  train(arm: TunedArm, setting: ArmSetting, seed: number, shared: boolean): Promise<string>;
   /** Scores a trained run (or base, for null) on the validation split: fractions by eval column. */
-  validate(trained: string | null, label: string): Promise<Record<'Claim acc' | 'MCQ acc' | 'R@5 (affirmative)', number> & { 'Claim gap'?: number }>;
+  validate(trained: string | null, label: string, shared: boolean): Promise<Record<'Claim acc' | 'MCQ acc' | 'R@5 (affirmative)', number> & { 'Claim gap'?: number }>;
 }
 
 export interface SelectionPlan {
@@ -310,7 +313,7 @@ export interface SelectionPlan {
  */
 export async function selectSettings(plan: SelectionPlan, runner: SelectionRunner): Promise<{ points: ValidationScores[]; baseAffirmativeR5: number; choices: ArmChoice[] }> {
   if (!plan.seeds.length) throw new RangeError('selection: no seeds');
-  const base = await runner.validate(null, 'base');
+  const base = await runner.validate(null, 'base', false);
   const points: ValidationScores[] = plan.arms.flatMap((arm) => armPoints(arm, plan.grid, plan.fixed).map((setting) => ({
     arm, setting, seeds: [...plan.seeds], objective: [], claim: [], mcq: [], affirmativeR5: [], claimGap: [],
   })));
@@ -318,9 +321,11 @@ export async function selectSettings(plan: SelectionPlan, runner: SelectionRunne
   let next = 0;
   const worker = async () => {
     while (next < tasks.length) {
-      const { p, seed, k } = tasks[next++];
-      const trained = await runner.train(p.arm, p.setting, seed);
-      const v = await runner.validate(trained, `${p.arm} ${settingLabel(p.setting)}, seed ${seed}`);
+      const i = next++;
+      const { p, seed, k } = tasks[i];
+      const shared = plan.jobs > 1 && i < tasks.length - 1;
+      const trained = await runner.train(p.arm, p.setting, seed, shared);
+      const v = await runner.validate(trained, `${p.arm} ${settingLabel(p.setting)}, seed ${seed}`, shared);
       p.objective[k] = v[ARM_OBJECTIVE[p.arm]];
       p.claim[k] = v['Claim acc'];
       p.mcq[k] = v['MCQ acc'];

@@ -11,7 +11,7 @@ import type { EvalReport } from './evaluate.js';
 import { writeFileAtomic } from '../io/atomic-write-node.js';
 import { makeFolderSync } from '../io/fs-errors-node.js';
 import { COLUMNS } from './default-run-report.js';
-import { armTrainFlags, Miniature, settingFlags, tinyWorldModelPath, type MiniatureRunOptions } from './default-run-node.js';
+import { armTrainFlags, Miniature, settingFlags, threadsPerJob, tinyWorldModelPath, type MiniatureRunOptions } from './default-run-node.js';
 import { TUNED_ARMS, selectSettings, settingLabel, selectionFile, selectionMarkdown, type ArmSetting, type SelectionGrid, type SelectionFile } from './arm-selection.js';
 
 export interface SelectRunOptions extends MiniatureRunOptions {
@@ -44,7 +44,8 @@ export async function selectRun(o: SelectRunOptions): Promise<SelectionFile> {
   const jobs = o.jobs ?? 2;
   const quiet = jobs > 1 && !o.trainFlags.includes('--quiet') ? ['--quiet'] : [];
   const result = await selectSettings({ arms: TUNED_ARMS, grid: o.grid, fixed: o.fixed, seeds: o.seeds, jobs }, {
-    train: async (arm, setting, seed) => {
+    // Each side-by-side run's lavapipe gets its share of the cores (see lavapipeThreadsEnv).
+    train: async (arm, setting, seed, shared) => {
       const dir = runDir(arm, setting, seed);
       const flags = [...o.trainFlags, ...settingFlags(setting, []), ...(arm === 'NAST' ? o.nastFlags ?? [] : []), ...quiet];
       const label = `${arm} ${settingLabel(setting)}`;
@@ -57,15 +58,15 @@ export async function selectRun(o: SelectRunOptions): Promise<SelectionFile> {
         return dir;
       }
       rmSync(record, { force: true });
-      await mini.train(arm, seed, dir, o.steps, flags, label);
+      await mini.train(arm, seed, dir, o.steps, flags, label, shared ? threadsPerJob(jobs) : undefined);
       await writeFileAtomic(join(dir, PENDING_RECORD), identity);
       return dir;
     },
-    validate: async (dir, label) => {
+    validate: async (dir, label, shared) => {
       const file = dir ? join(dir, EVAL_FILE) : join(out, 'eval-base-validation.json');
       // A reused run (no pending record) keeps its score; a fresh one (and base) is scored now.
       const fresh = dir === null || existsSync(join(dir, PENDING_RECORD));
-      const { report } = fresh ? await mini.evaluate(dir && join(dir, 'adapter'), file, label, 'validation') : readEvalFile(file);
+      const { report } = fresh ? await mini.evaluate(dir && join(dir, 'adapter'), file, label, 'validation', false, shared ? threadsPerJob(jobs) : undefined) : readEvalFile(file);
       // Trained and scored: the run may be reused from now on.
       if (dir && fresh) renameSync(join(dir, PENDING_RECORD), join(dir, RUN_RECORD));
       return {
