@@ -14,7 +14,7 @@ import { openDatasetSplit } from '../src/data/dataset-node.js';
 import { writeShards } from '../src/data/shards-node.js';
 import { l2Normalize, noGrad, scope, type Tensor } from '../src/engine/index.js';
 import {
-  EvalInputError, evaluateClip, planEvaluation, reportFromScores, reportMarkdown, scoresFromEmbeddings,
+  EvalInputError, byTokenCount, evaluateClip, planEvaluation, reportFromScores, reportMarkdown, scoresFromEmbeddings,
   type EvalReport,
 } from '../src/nast/evaluate.js';
 import type { EvalRecord } from '../src/data/records.js';
@@ -132,6 +132,12 @@ test('plan: malformed records are refused, naming the record', () => {
 
 const DATA = join(TMP, 'world');
 let inProcess: EvalReport | undefined;
+
+test('byTokenCount: shortest texts first, ties in their order', () => {
+  const tok = loadClipTokenizer(MODEL, VOCAB);
+  assert.equal(byTokenCount(tok, ['a red square on the left', 'a cat', 'no', 'a dog', 'there is no red square here']), [2, 1, 3, 0, 4]);
+  assert.equal(byTokenCount(tok, []), []);
+});
 
 test('evaluateClip on a built world split agrees with a direct, unbatched computation', async () => {
   const b = await run(DATA_CLI, ['build', '--from', 'world', '--world-count', '24', '--seed', '2', '--fractions', '0.5,0.1,0.4', '--out', DATA]);
