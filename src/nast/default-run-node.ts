@@ -78,7 +78,7 @@ export function tinyWorldModelPath(): string {
  * Mesa's lavapipe (the software Vulkan driver of GPU-less machines) starts a worker thread per
  * core in every process, so runs side by side oversubscribe the cores: measured on a 2-core
  * machine, two fine-tunes side by side took 74 s a pair with one worker each against 85 s with
- * the default (interleaved, 4 pairs each), while one fine-tune alone needs its two (66-68 s with
+ * the default (interleaved, 4 pairs each), while one fine-tune alone needs its two (66-71 s with
  * one, 44-52 s with two). Other drivers ignore the variable; a user's own setting is kept.
  */
 export function lavapipeThreadsEnv(threads: number | undefined, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
