@@ -25,7 +25,7 @@ import { checkImagesExist, openDatasetSplit, parseSplitName } from './data/datas
 import type { SplitName } from './data/splits.js';
 import { writeFileAtomic } from './io/atomic-write-node.js';
 import { evaluateClip, planEvaluation, planIsEmpty, reportMarkdown, type EvalReport } from './nast/evaluate.js';
-import { evalFileJson, evalMarkdownPath } from './nast/eval-file.js';
+import { evalFileJson, evalMarkdownPath, evalTitle } from './nast/eval-file.js';
 import { probeImageTower } from './world/probe-node.js';
 import { probeMarkdown, type ProbeReport } from './world/linear-probe.js';
 import { benchmarkMarkdown, readBenchmarkFiles, runBenchmarks, type BenchmarkResults, type BenchmarkSet } from './nast/benchmark-files-node.js';
@@ -220,7 +220,7 @@ await runCli('eval', 'usage: node dist/eval.js --model DIR [--adapter DIR] (--da
       if (n > 1) r.name = `${r.name} (${n})`;
     }
 
-    const title = (f.title as string | undefined) ?? (ds ? `Evaluation on ${ds.dir}${ds.split ? ` (${ds.split} split)` : ''}` : 'Benchmark evaluation');
+    const title = (f.title as string | undefined) ?? (ds ? evalTitle(ds.dir, ds.split) : 'Benchmark evaluation');
     const probeReport = probe as (ProbeReport & { trainImages: number; testImages: number }) | null;
     const dataRows = rows.filter((r): r is typeof r & { report: EvalReport } => r.report !== null);
     const md = (dataRows.length ? reportMarkdown(dataRows, title) : `## ${title}\n\n`)

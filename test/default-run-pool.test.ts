@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ARM_CLIP_CAPTIONS, armTrainFlags, clipTermOf, lavapipeThreadsEnv, meanCurve, pairedDifference, pool, settingFlags, threadsPerJob, validationCurve } from '../src/nast/default-run-node.js';
+import { ARM_CLIP_CAPTIONS, armTrainFlags, clipTermOf, lavapipeThreadsEnv, meanCurve, pairedDifference, settingFlags, threadsPerJob, validationCurve } from '../src/nast/default-run-node.js';
+import { pool } from '../src/nast/task-pool.js';
 import { DEFAULT_RUN_TRAIN } from '../src/cli/train-flags.js';
 import { lineChartSvg } from '../src/io/report.js';
 
@@ -17,6 +18,21 @@ test('pool: results in task order, at most n running at once', async () => {
   assert.equal(await pool(2, tasks), [0, 1, 2, 3, 4]);
   assert.is(most, 2);
   assert.equal(await pool(8, tasks.slice(0, 2)), [0, 1]);
+  assert.equal(await pool(1, []), []);
+});
+
+test('pool: every task but the last is told others run beside it; with one at a time, none is', async () => {
+  const told = (n: number, count: number) => pool(n, Array.from({ length: count }, () => async (shared: boolean) => shared));
+  assert.equal(await told(2, 4), [true, true, true, false]);
+  assert.equal(await told(1, 3), [false, false, false]);
+  assert.equal(await told(3, 1), [false]);
+  let threw = '';
+  try {
+    await pool(0, []);
+  } catch (e) {
+    threw = (e as Error).message;
+  }
+  assert.match(threw, /n must be a positive integer, got 0/);
 });
 
 test('lavapipe threads: a share of the cores per side-by-side run, at least one; a user\'s LP_NUM_THREADS kept; none set for a run alone', () => {

@@ -14,7 +14,7 @@ import { openDatasetSplit } from '../src/data/dataset-node.js';
 import { writeShards } from '../src/data/shards-node.js';
 import { l2Normalize, noGrad, scope, type Tensor } from '../src/engine/index.js';
 import {
-  EvalInputError, byTokenCount, evaluateClip, planEvaluation, reportFromScores, reportMarkdown, scoresFromEmbeddings,
+  EvalInputError, byTokenCount, evaluateClip, planEvaluation, tokenCounts, reportFromScores, reportMarkdown, scoresFromEmbeddings,
   type EvalReport,
 } from '../src/nast/evaluate.js';
 import type { EvalRecord } from '../src/data/records.js';
@@ -133,10 +133,12 @@ test('plan: malformed records are refused, naming the record', () => {
 const DATA = join(TMP, 'world');
 let inProcess: EvalReport | undefined;
 
-test('byTokenCount: shortest texts first, ties in their order', () => {
+test('tokenCounts and byTokenCount: counts with start and end tokens; shortest texts first, ties in their order', () => {
   const tok = loadClipTokenizer(MODEL, VOCAB);
-  assert.equal(byTokenCount(tok, ['a red square on the left', 'a cat', 'no', 'a dog', 'there is no red square here']), [2, 1, 3, 0, 4]);
-  assert.equal(byTokenCount(tok, []), []);
+  const counts = tokenCounts(tok, ['a red square on the left', 'a cat', 'no', 'a dog', 'there is no red square here']);
+  assert.equal(counts, [8, 4, 3, 4, 8]);
+  assert.equal(byTokenCount(counts), [2, 1, 3, 0, 4]);
+  assert.equal(byTokenCount([]), []);
 });
 
 test('evaluateClip on a built world split agrees with a direct, unbatched computation', async () => {
@@ -194,6 +196,17 @@ test('evaluateClip on a built world split agrees with a direct, unbatched comput
       msg = (e as Error).message;
     }
     assert.match(msg, /non-finite (caption similarities \d+\.\.\d+|image embeddings) \(NaN at element \d+\)/);
+
+    // Texts past the context length are cut and counted: one caption, one claim (77 positions here).
+    const long = `There is ${'a very red square and '.repeat(20)}a cat.`;
+    const img = records.find((r) => r.kind === 'claim-set')!.image;
+    const cut = (await evaluateClip(clip, [
+      { kind: 'caption', studyId: 'x', image: img, caption: long, source: 'original' },
+      { kind: 'caption', studyId: 'y', image: img, caption: 'a cat', source: 'original' },
+      { kind: 'claim-set', studyId: 'x', image: img, factIndex: 0, answer: 0, templates: { presence: 'p', absence: 'a' },
+        claims: [{ text: 'a dog', fact, negation: null, origin: 'true' }, { text: long.replace('cat', 'dog'), fact, negation: 'existence', origin: 'contextual' }] },
+    ] as EvalRecord[], { tokenizer: tok, batchSize: 7, loadPixels: pixels })).report;
+    assert.is(cut.counts.truncatedTexts, 2);
   } finally {
     clip.dispose();
   }
@@ -261,8 +274,8 @@ test('train.js --eval-split writes the report eval.js writes for the saved adapt
     [['--data', DATA, '--eval-split', 'dev'], /--eval-split: unknown split "dev"/],
     [['--data', bare, '--eval-split', 'test'], /--eval-split needs a data folder built by node dist\/data\.js build \(with dataset\.json\)/],
   ];
-  for (const [args, msg] of cases) {
-    const out = join(TMP, `refused-${cases.findIndex((c) => c[0] === args)}`);
+  for (const [k, [args, msg]] of cases.entries()) {
+    const out = join(TMP, `refused-${k}`);
     const r = await run(TRAIN_CLI, [...m, ...args, '--out', out]);
     assert.is.not(r.status, 0, args.join(' '));
     assert.match(r.stderr, msg);

@@ -7,6 +7,7 @@
  * update than uniform; comparing the two at a rate that suits one of them is not a fair test.
  */
 import { formatNumber, markdownTable } from '../io/report.js';
+import { pool } from './task-pool.js';
 
 export const TUNED_ARMS = ['NegBench', 'uniform', 'NAST'] as const;
 export type TunedArm = (typeof TUNED_ARMS)[number];
@@ -303,7 +304,7 @@ export interface SelectionPlan {
   /** The values of the settings an arm does not search. */
   fixed: ArmSetting;
   seeds: readonly number[];
-  /** Trainings side by side. */
+  /** Trainings side by side (at least 1). */
   jobs: number;
 }
 
@@ -318,22 +319,15 @@ export async function selectSettings(plan: SelectionPlan, runner: SelectionRunne
     arm, setting, seeds: [...plan.seeds], objective: [], claim: [], mcq: [], affirmativeR5: [], claimGap: [],
   })));
   const tasks = points.flatMap((p) => plan.seeds.map((seed, k) => ({ p, seed, k })));
-  let next = 0;
-  const worker = async () => {
-    while (next < tasks.length) {
-      const i = next++;
-      const { p, seed, k } = tasks[i];
-      const shared = plan.jobs > 1 && i < tasks.length - 1;
-      const trained = await runner.train(p.arm, p.setting, seed, shared);
-      const v = await runner.validate(trained, `${p.arm} ${settingLabel(p.setting)}, seed ${seed}`, shared);
-      p.objective[k] = v[ARM_OBJECTIVE[p.arm]];
-      p.claim[k] = v['Claim acc'];
-      p.mcq[k] = v['MCQ acc'];
-      p.affirmativeR5[k] = v['R@5 (affirmative)'];
-      if (v['Claim gap'] !== undefined) p.claimGap![k] = v['Claim gap'];
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(plan.jobs, tasks.length)) }, worker));
+  await pool(plan.jobs, tasks.map(({ p, seed, k }) => async (shared: boolean) => {
+    const trained = await runner.train(p.arm, p.setting, seed, shared);
+    const v = await runner.validate(trained, `${p.arm} ${settingLabel(p.setting)}, seed ${seed}`, shared);
+    p.objective[k] = v[ARM_OBJECTIVE[p.arm]];
+    p.claim[k] = v['Claim acc'];
+    p.mcq[k] = v['MCQ acc'];
+    p.affirmativeR5[k] = v['R@5 (affirmative)'];
+    if (v['Claim gap'] !== undefined) p.claimGap![k] = v['Claim gap'];
+  }));
   for (const p of points) if (p.claimGap!.length !== p.seeds.length) delete p.claimGap;
   const baseAffirmativeR5 = base['R@5 (affirmative)'];
   return { points, baseAffirmativeR5, choices: pickArmSettings(points, baseAffirmativeR5) };

@@ -16,6 +16,7 @@ import { writeFileAtomic } from '../io/atomic-write-node.js';
 import { MAX_CONFIG_BYTES, MAX_TEXT_BYTES, readRegularTextSync } from '../io/read-file-node.js';
 import { makeFolderSync } from '../io/fs-errors-node.js';
 import { updateShares } from './update-shares.js';
+import { pool } from './task-pool.js';
 import { NAST_RECIPE, NEGBENCH_RECIPE } from './recipe.js';
 import type { ArmSetting, TunedArm } from './arm-selection.js';
 import type { CaptionKind } from './train-data.js';
@@ -110,19 +111,6 @@ function run(script: string, args: string[], phase: string, threads?: number): P
   });
 }
 
-/** Runs the tasks, at most `n` at a time; results in task order. */
-export async function pool<T>(n: number, tasks: readonly (() => Promise<T>)[]): Promise<T[]> {
-  const out: T[] = new Array(tasks.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < tasks.length) {
-      const i = next++;
-      out[i] = await tasks[i]();
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(n, tasks.length) }, worker));
-  return out;
-}
 
 /** The four arms, in table order; `results.json` rows keep exactly these names. */
 export const ARMS = ['base', 'NegBench', 'uniform', 'NAST'] as const;
@@ -306,14 +294,13 @@ export async function defaultRun(o: DefaultRunOptions): Promise<void> {
   };
   /**
    * Every (arm, seed) run after the `first` tasks, `jobs` at a time; each row's values are kept in
-   * seed order. Each task's lavapipe gets its share of the cores, except the last one's, which
-   * runs alone once the others finish.
+   * seed order. A task with others beside it gets its share of the cores for lavapipe.
    */
   const runAll = async (list: { into: Summary; arm: TunedArm; extra?: string[]; dir?: string }[], first: ((threads?: number) => Promise<unknown>)[] = []) => {
     const tasks = list.flatMap((a) => o.seeds.map((seed) => ({ ...a, seed })));
     const all = [...first, ...tasks.map((t) => (threads?: number) => trainArm(t.arm, t.seed, t.into.name, t.extra, t.dir, threads))];
     const share = threadsPerJob(jobs);
-    const results = await pool<unknown>(jobs, all.map((task, i) => () => task(jobs > 1 && i < all.length - 1 ? share : undefined)));
+    const results = await pool<unknown>(jobs, all.map((task) => (shared) => task(shared ? share : undefined)));
     tasks.forEach((t, i) => {
       for (const [k, v] of Object.entries(results[first.length + i] as Record<string, number>)) (t.into.values[k] ??= []).push(v);
     });

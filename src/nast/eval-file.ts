@@ -30,6 +30,11 @@ export function evalFileJson<R extends EvalFileRow>(data: EvalFileData | null, m
   return { format: EVAL_FILE_FORMAT, version: EVAL_FILE_VERSION, data, models, ...extra };
 }
 
+/** The Markdown report's heading for a data split (eval.js's default --title). */
+export function evalTitle(dir: string, split: string | null | undefined): string {
+  return `Evaluation on ${dir}${split ? ` (${split} split)` : ''}`;
+}
+
 /** Where the Markdown table goes beside a JSON report: FILE.json -> FILE.md, anything else + .md. */
 export function evalMarkdownPath(jsonPath: string): string {
   // As node:path's extname: a bare ".json" file name has no extension.

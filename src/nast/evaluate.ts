@@ -335,25 +335,26 @@ export interface EvaluateResult {
   imageEmbeds: Float32Array;
 }
 
-/** Tokenises texts at the model's context length (cut longer ones) and counts how many were cut. */
-function tokenizeFor(model: ClipModel, tok: Tokenizer, texts: readonly string[]): { ids: Int32Array; truncated: number } {
-  const t = model.config.text.maxPositions;
-  let truncated = 0;
-  for (const s of texts) if (tok.encode(s).length + 2 > t) truncated++;
-  const full = tok.tokenize(texts, { contextLength: t, truncate: true });
+/** Tokenises texts at the model's context length (longer ones cut: `tokenCounts` says which). */
+function tokenizeFor(model: ClipModel, tok: Tokenizer, texts: readonly string[]): Int32Array {
+  const full = tok.tokenize(texts, { contextLength: model.config.text.maxPositions, truncate: true });
   // Positions after the longest end-of-text token cannot reach any pooled output (causal mask).
-  return { ids: cutAtPool(full, texts.length, model.config.text.eosTokenId).ids, truncated };
+  return cutAtPool(full, texts.length, model.config.text.eosTokenId).ids;
+}
+
+/** Each text's token count with its start and end tokens: above the context length it is cut. */
+export function tokenCounts(tok: Tokenizer, texts: readonly string[]): number[] {
+  return texts.map((t) => tok.encode(t).length + 2);
 }
 
 /**
- * Indices of `texts` by token count, shortest first (ties in order): each batch is cut at its own
- * longest text, so batches of like lengths carry little padding (the miniature's test split:
- * 39 % fewer token positions than in record order). A text's embedding does not depend on the
- * others in its batch.
+ * Indices by token count, shortest first (ties in order): each batch is cut at its own longest
+ * text, so batches of like lengths carry little padding (the miniature's test split: 39 % fewer
+ * token positions than in record order). A text's embedding does not depend on the others in
+ * its batch.
  */
-export function byTokenCount(tok: Tokenizer, texts: readonly string[]): number[] {
-  const n = texts.map((t) => tok.encode(t).length);
-  return texts.map((_, i) => i).sort((a, b) => n[a]! - n[b]! || a - b);
+export function byTokenCount(counts: readonly number[]): number[] {
+  return counts.map((_, i) => i).sort((a, b) => counts[a]! - counts[b]! || a - b);
 }
 
 function checkBatchSize(b: number): number {
@@ -398,17 +399,19 @@ export async function evaluateClip(model: ClipModel, records: readonly EvalRecor
     }
   }
 
-  let truncated = 0;
+  const ctxLen = model.config.text.maxPositions;
+  const queryCounts = tokenCounts(opts.tokenizer, plan.queries.map((q) => q.text));
+  const textCounts = tokenCounts(opts.tokenizer, plan.texts);
+  const truncated = [...queryCounts, ...textCounts].filter((n) => n > ctxLen).length;
   const nq = plan.queries.length;
   const ranks: number[] = new Array(nq);
   const imgT: Tensor = tensor(ctx, imageEmbeds, [nImg, dim]);
   try {
-    const order = byTokenCount(opts.tokenizer, plan.queries.map((q) => q.text));
+    const order = byTokenCount(queryCounts);
     for (let s = 0; s < nq; s += batch) {
       const idx = order.slice(s, s + batch);
       const qs = idx.map((k) => plan.queries[k]!);
-      const { ids, truncated: cut } = tokenizeFor(model, opts.tokenizer, qs.map((q) => q.text));
-      truncated += cut;
+      const ids = tokenizeFor(model, opts.tokenizer, qs.map((q) => q.text));
       const sim = inference(ctx, () => matmul(l2Normalize(model.encodeText(ids, qs.length).embeds, -1), imgT, { transB: true }));
       const data = await sim.toArray();
       sim.dispose();
@@ -422,12 +425,11 @@ export async function evaluateClip(model: ClipModel, records: readonly EvalRecor
 
   const nt = plan.texts.length;
   const textEmbeds = new Float32Array(nt * dim);
-  const order = byTokenCount(opts.tokenizer, plan.texts);
+  const order = byTokenCount(textCounts);
   for (let s = 0; s < nt; s += batch) {
     const idx = order.slice(s, s + batch);
     const texts = idx.map((k) => plan.texts[k]!);
-    const { ids, truncated: cut } = tokenizeFor(model, opts.tokenizer, texts);
-    truncated += cut;
+    const ids = tokenizeFor(model, opts.tokenizer, texts);
     const out = inference(ctx, () => l2Normalize(model.encodeText(ids, texts.length).embeds, -1));
     const data = await out.toArray() as Float32Array;
     out.dispose();

@@ -18,7 +18,7 @@ import { loraUpdateNorms, updateShares } from './update-shares.js';
 import { TrainingLoop, NonFiniteLossError } from './training-loop.js';
 import { saveCheckpoint } from './checkpoint-node.js';
 import { armLabel } from './recipe.js';
-import { evalFileJson, evalMarkdownPath } from './eval-file.js';
+import { evalFileJson, evalMarkdownPath, evalTitle } from './eval-file.js';
 import { reportMarkdown } from './evaluate.js';
 import { layerUpdateNorms, textSnapshot, type Accuracies, type TrainSetup } from './train-setup-node.js';
 
@@ -133,18 +133,20 @@ export async function runTraining(s: TrainSetup, f: ParsedFlags): Promise<void> 
 async function evaluateTrained(s: TrainSetup, adapter: string | null): Promise<void> {
   const fe = s.finalEval!;
   const t0 = Date.now();
-  process.stderr.write(`train: evaluating on ${fe.data.dir}${fe.data.split ? ` (${fe.data.split} split)` : ''}\n`);
+  const title = evalTitle(fe.data.dir, fe.data.split);
+  process.stderr.write(`train: ${title}: scoring ${fe.records.length} records\n`);
   const result = await fe.run();
   const model = adapter ? s.modelPath : join(s.out, 'model');
   const name = basename(model) + (adapter ? ` + ${basename(resolve(adapter))}` : '');
   const rows = [{ name, model, adapter, seconds: (Date.now() - t0) / 1000, report: result.report }];
-  const json = evalFileJson({ dir: fe.data.dir, split: fe.data.split ?? null, records: fe.records.length, kinds: fe.plan.kinds }, rows);
-  const md = reportMarkdown(rows, `Evaluation on ${fe.data.dir}${fe.data.split ? ` (${fe.data.split} split)` : ''}`);
+  const json = evalFileJson({ dir: fe.data.dir, split: fe.data.split ?? null, records: fe.records.length, kinds: result.plan.kinds }, rows);
+  const md = reportMarkdown(rows, title);
   const file = join(s.out, 'eval.json');
+  const mdFile = evalMarkdownPath(file);
   await writeFileAtomic(file, JSON.stringify(json, null, 2) + '\n');
-  await writeFileAtomic(evalMarkdownPath(file), md);
+  await writeFileAtomic(mdFile, md);
   process.stdout.write(md);
-  process.stderr.write(`train: wrote ${file} and ${evalMarkdownPath(file)}\n`);
+  process.stderr.write(`train: wrote ${file} and ${mdFile}\n`);
 }
 
 /**

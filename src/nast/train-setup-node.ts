@@ -31,7 +31,8 @@ import { Trainer } from './trainer.js';
 import { fullTextGroups } from './param-groups.js';
 import { CAPTION_KINDS, ExampleBatcher, readExamples, type BatchState, type CaptionKind } from './train-data.js';
 import { hasCheckpoint, loadCheckpointState } from './checkpoint-node.js';
-import { evaluateClip, planEvaluation, planIsEmpty, type EvalPlan, type EvaluateResult } from './evaluate.js';
+import { evaluateClip, planEvaluation, planIsEmpty, type EvaluateResult } from './evaluate.js';
+import type { SplitName } from '../data/splits.js';
 import { recipeNamed, type Recipe } from './recipe.js';
 
 export interface Accuracies {
@@ -87,7 +88,6 @@ export interface TrainSetup {
 export interface FinalEval {
   data: DatasetSplit;
   records: EvalRecord[];
-  plan: EvalPlan;
   run(): Promise<EvaluateResult>;
 }
 
@@ -141,15 +141,14 @@ export async function setUpTraining(f: ParsedFlags, given: (name: string) => boo
     throw new UsageError(`--resume: no checkpoint in ${ckptDir} (no trainer_state.json); run without --resume to start afresh`);
   }
   // --eval-split: a missing split, an empty one or a missing image is found now, not after training.
-  let evalData: { data: DatasetSplit; records: EvalRecord[]; plan: EvalPlan } | null = null;
+  let evalData: { data: DatasetSplit; records: EvalRecord[] } | null = null;
   if (f['eval-split'] !== undefined) {
-    const split = asUsage(() => {
-      try {
-        return parseSplitName(f['eval-split'] as string);
-      } catch (e) {
-        throw new RangeError(`--eval-split: ${(e as Error).message}`);
-      }
-    });
+    let split: SplitName;
+    try {
+      split = parseSplitName(f['eval-split'] as string);
+    } catch (e) {
+      throw new UsageError(`--eval-split: ${(e as Error).message}`);
+    }
     // A bare shard folder would be "evaluated" as whatever split was named: the very records trained on.
     if (!existsSync(join(f.data as string, DATASET_FILE))) throw new UsageError(`--eval-split needs a data folder built by node dist/data.js build (with ${DATASET_FILE}); ${f.data} has none`);
     const data = await openDatasetSplit(f.data as string, split);
@@ -157,7 +156,7 @@ export async function setUpTraining(f: ParsedFlags, given: (name: string) => boo
     const plan = planEvaluation(records);
     if (planIsEmpty(plan)) throw new Error(`${data.dir}: --eval-split ${split}: nothing to evaluate (${records.length} records, no captions, claim sets or MCQs)`);
     await checkImagesExist(data, plan.images);
-    evalData = { data, records, plan };
+    evalData = { data, records };
   }
   const resume = f.resume as boolean;
   const checkpoint = resume ? await loadCheckpointState(ckptDir) : null;
